@@ -23,10 +23,15 @@ def generate(out: Path) -> None:
     files = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO}", f"-I{include}",
-        f"--python_out={out}", f"--mypy_out={out}",
-        f"--grpc_python_out={out}", f"--mypy_grpc_out={out}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{include}",
+        f"--python_out={out}",
+        f"--mypy_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
         *files,
     ]
     bindir = str(Path(sys.executable).parent)
@@ -49,8 +54,10 @@ def main() -> int:
         generate(out)
         fresh, committed = _tree(out / "shequtong"), _tree(TARGET / "shequtong")
         drift = sorted(
-            name for name in fresh.keys() | committed.keys()
-            if name not in fresh or name not in committed
+            name
+            for name in fresh.keys() | committed.keys()
+            if name not in fresh
+            or name not in committed
             or not filecmp.cmp(fresh[name], committed[name], shallow=False)
         )
         if check:

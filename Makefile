@@ -1,0 +1,63 @@
+# Shequtong — the two commands are `make run` and `make test`; each installs what it needs.
+SHELL := /bin/bash
+PY ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+BUF := node_modules/.bin/buf
+
+.PHONY: help env run test test-unit test-integration lint proto proto-check buf-lint fmt clean seed
+
+help:
+	@echo "make run    — the whole system on this machine (SQLite, embedded NATS, grid simulator, demo data)"
+	@echo "make test   — unit, component and integration tests (PostgreSQL when reachable)"
+	@echo "make lint   — ruff, mypy (kit), buf lint, contract drift check"
+	@echo "make proto  — regenerate libs/contracts from proto/"
+
+$(UV):
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/python: $(UV) uv.lock pyproject.toml
+	$(UV) sync --all-packages --all-groups --frozen --quiet --compile-bytecode
+	@touch $(BIN)/python
+
+env: $(BIN)/python
+
+$(BUF): package-lock.json
+	npm ci --no-audit --no-fund --silent
+
+run: env
+	$(BIN)/python tools/run.py
+
+test: env proto-check
+	$(BIN)/pytest -q -p no:randomly $(PYTEST_ARGS)
+
+test-unit: env
+	$(BIN)/pytest -q libs services $(PYTEST_ARGS)
+
+test-integration: env
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+proto: env
+	$(BIN)/python tools/genproto.py
+
+proto-check: env
+	$(BIN)/python tools/genproto.py --check
+
+buf-lint: $(BUF)
+	cd proto && ../$(BUF) lint
+
+lint: env buf-lint proto-check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/kit/src
+
+fmt: env
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""Async SQLAlchemy 2 for PostgreSQL (asyncpg) and SQLite (aiosqlite) from one DATABASE_URL,
+plus the kit's own tables (outbox, inbox, idempotency, region directory) and Alembic helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+)
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+
+def normalize_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
+    name = url_or_engine.dialect.name if isinstance(url_or_engine, AsyncEngine) else normalize_url(url_or_engine)
+    return str(name).startswith("sqlite")
+
+
+def create_engine(url: str, pool_size: int = 10, max_overflow: int = 10, null_pool: bool = False) -> AsyncEngine:
+    url = normalize_url(url)
+    kwargs: dict[str, Any] = {}
+    if null_pool:
+        kwargs["poolclass"] = NullPool
+    elif not url.startswith("sqlite"):
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    engine = create_async_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The kit's tables live in every service's database (created by each service's first migration).
+kit_metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    kit_metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+Index(
+    "ix_outbox_unsent",
+    outbox.c.id,
+    postgresql_where=outbox.c.sent_at.is_(None),
+    sqlite_where=outbox.c.sent_at.is_(None),
+)
+
+inbox = Table(
+    "inbox",
+    kit_metadata,
+    Column("consumer", String(120), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("handled_at", UtcDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    kit_metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+region_directory = Table(
+    "region_directory",
+    kit_metadata,
+    Column("neighbourhood_id", String(36), primary_key=True),
+    Column("subdistrict_id", String(36), nullable=False, index=True),
+    Column("district_id", String(36), nullable=False, index=True),
+    Column("kind", Integer, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+)
+
+
+def create_kit_tables(connection: Connection) -> None:
+    """Called from each service's first Alembic migration: `create_kit_tables(op.get_bind())`."""
+    kit_metadata.create_all(connection)
+
+
+def drop_kit_tables(connection: Connection) -> None:
+    kit_metadata.drop_all(connection)
+
+
+# --- Alembic --------------------------------------------------------------------------------------
+
+
+def run_alembic_env(target_metadata: MetaData | list[MetaData]) -> None:
+    """The whole body of each service's migrations/env.py."""
+    from alembic import context
+
+    config = context.config
+    url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("DATABASE_URL is required to run migrations")
+    metadatas = target_metadata if isinstance(target_metadata, list) else [target_metadata]
+    url = normalize_url(url)
+
+    def run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadatas,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadatas, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    async def online() -> None:
+        engine = create_engine(url, null_pool=True)
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(online())
+
+
+def upgrade_head(alembic_ini: Path, database_url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(alembic_ini))
+    config.set_main_option("script_location", str(alembic_ini.parent / "migrations"))
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    command.upgrade(config, "head")

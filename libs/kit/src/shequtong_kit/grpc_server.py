@@ -1,0 +1,139 @@
+"""The grpc.aio server every service runs: official health and reflection, auth and error interceptors.
+
+Telemetry interceptors come from the OpenTelemetry grpc instrumentation (see telemetry.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from shequtong_kit import auth
+from shequtong_kit.errors import DomainError, Unauthenticated, Unavailable, status_trailer
+
+log = logging.getLogger(__name__)
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary-unary handlers (the only kind our APIs use) with `around`."""
+
+    async def around(
+        self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str
+    ) -> Any:  # pragma: no cover - overridden
+        return await inner(request, context)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await self.around(inner, request, context, method)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class ErrorInterceptor(_UnaryInterceptor):
+    """Domain errors become their status with ErrorInfo; anything else a generic INTERNAL, logged once."""
+
+    async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
+        try:
+            return await inner(request, context)
+        except DomainError as err:
+            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+        except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
+            log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
+            err = Unavailable("a dependency is unavailable, retry later", code="unavailable")
+            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                err = Unavailable("database connection lost, retry later", code="unavailable")
+                await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+            raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error", extra={"method": method})
+            err = DomainError("internal error", code="internal")
+            await context.abort(grpc.StatusCode.INTERNAL, err.message, trailing_metadata=status_trailer(err))
+
+
+class AuthInterceptor(_UnaryInterceptor):
+    """Verifies a bearer token when one is sent and makes the principal current for the handler.
+
+    Handlers decide whether a principal is required (`auth.current()` raises Unauthenticated).
+    """
+
+    def __init__(self, verifier: auth.TokenVerifier) -> None:
+        self._verifier = verifier
+
+    async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
+        principal = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                scheme, _, token = str(value).partition(" ")
+                if scheme.lower() != "bearer" or not token:
+                    raise Unauthenticated("authorization must be a bearer token", code="token_invalid")
+                principal = await self._verifier.verify(token)
+                break
+        reset = auth.set_current(principal)
+        try:
+            return await inner(request, context)
+        finally:
+            auth.reset_current(reset)
+
+
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return str(v)
+    return None
+
+
+def build_server(
+    verifier: auth.TokenVerifier | None,
+    servicers: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
+    port: int,
+    host: str = "0.0.0.0",
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    if verifier is not None:
+        interceptors.append(AuthInterceptor(verifier))
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+    for add, servicer, full_name in servicers:
+        add(servicer, server)
+        names.append(full_name)
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    return server, health_servicer, bound
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, names: Sequence[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *names]:
+        await health_servicer.set(name, status)

@@ -1,0 +1,59 @@
+"""Settings from the environment, one pydantic-settings class per service, failing fast at start."""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Subclass per service and add its own fields."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    service_name: str = Field(default="shequtong", validation_alias="OTEL_SERVICE_NAME")
+    database_url: str
+    nats_url: str
+    grpc_port: int = 50051
+    grpc_host: str = "0.0.0.0"
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    # Where identity answers (keys for token verification, service tokens); empty for identity itself.
+    identity_addr: str = ""
+    service_client_id: str = ""
+    service_client_secret: str = ""
+    shutdown_grace_seconds: float = 20.0
+    relay_batch_size: int = 200
+    relay_poll_interval: float = 0.2
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings or stop the process with a readable list of what is missing or wrong."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigurationError(f"{cls.__name__}: invalid configuration — " + "; ".join(problems)) from None
+
+
+def load_settings_or_exit(cls: type[S]) -> S:
+    try:
+        return load_settings(cls)
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(2) from None

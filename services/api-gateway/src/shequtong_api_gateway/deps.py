@@ -1,0 +1,79 @@
+"""Request-scoped dependencies: who is calling (verified here AND again by every service), the gRPC
+clients, and the metadata each downstream call carries (token, idempotency key, deadline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shequtong_api_gateway.clients import Clients
+from shequtong_api_gateway.problems import ApiProblem
+from shequtong_kit import auth
+from shequtong_kit.errors import Unauthenticated
+from shequtong_kit.idempotency import IDEMPOTENCY_METADATA
+
+bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/login")
+
+
+def clients(request: Request) -> Clients:
+    return request.app.state.clients  # type: ignore[no-any-return]
+
+
+@dataclass
+class Caller:
+    """The caller of one request; `call` forwards their token so each service checks them itself."""
+
+    principal: auth.Principal | None
+    token: str | None
+    idempotency_key: str | None
+    clients: Clients
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        pairs = list(auth.bearer_metadata(self.token))
+        if self.idempotency_key:
+            pairs.append((IDEMPOTENCY_METADATA, self.idempotency_key))
+        return tuple(pairs)
+
+    async def call(self, method: Any, request: Any, deadline: float | None = None) -> Any:
+        return await method(request, metadata=self.metadata, timeout=deadline or self.clients.deadline)
+
+    def require(self) -> auth.Principal:
+        if self.principal is None:
+            raise ApiProblem(401, "unauthenticated", "sign in first")
+        return self.principal
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="Makes a POST safe to retry: the same key returns the first result.",
+        ),
+    ] = None,
+) -> Caller:
+    principal = None
+    token = None
+    if credentials is not None:
+        token = credentials.credentials
+        try:
+            principal = await request.app.state.verifier.verify(token)
+        except Unauthenticated as exc:
+            raise ApiProblem(401, exc.code, exc.message) from None
+    return Caller(principal, token, idempotency_key, clients(request))
+
+
+async def _signed_in(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    caller.require()
+    return caller
+
+
+OptionalCaller = Annotated[Caller, Depends(_caller)]
+SignedIn = Annotated[Caller, Depends(_signed_in)]

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = Field(default="api-gateway", validation_alias="OTEL_SERVICE_NAME")
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    identity_addr: str
+    boards_addr: str
+    issues_addr: str
+    grid_gateway_addr: str
+    volunteers_addr: str
+    insights_addr: str
+    # Public base URL used in links we hand out (join QR codes, media).
+    public_base_url: str = "http://127.0.0.1:8080"
+    grpc_deadline_seconds: float = 5.0
+    max_body_bytes: int = 1_000_000
+    workers: int = 1

@@ -1,0 +1,17 @@
+"""JetStream handlers of grid-gateway: every event it reacts to, idempotent through the kit's inbox."""
+
+from __future__ import annotations
+
+from shequtong_kit import regions
+from shequtong_kit.consumer import ConsumerSpec, route
+
+
+def consumer_specs() -> list[ConsumerSpec]:
+    return [
+        ConsumerSpec(
+            name="grid-gateway-regions",
+            stream="IDENTITY",
+            subjects=[regions.NEIGHBOURHOOD_CREATED],
+            handler=route(dict(regions.ROUTES)),
+        )
+    ]

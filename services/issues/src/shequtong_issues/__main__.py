@@ -1,0 +1,31 @@
+"""Wiring only: `python -m shequtong_issues [serve|migrate]`."""
+
+from __future__ import annotations
+
+from shequtong.issues.v1 import issues_pb2, issues_pb2_grpc
+from shequtong_issues.consumers import consumer_specs
+from shequtong_issues.servicer import IssuesServicer
+from shequtong_issues.settings import IssuesSettings
+from shequtong_kit.service import ServiceApp, run_main
+from shequtong_kit.settings import load_settings_or_exit
+
+
+def build() -> ServiceApp:
+    settings = load_settings_or_exit(IssuesSettings)
+    app = ServiceApp("issues", settings, produces=["ISSUES"])
+    app.add_servicer(
+        issues_pb2_grpc.add_IssuesServiceServicer_to_server,
+        IssuesServicer(app),
+        issues_pb2.DESCRIPTOR.services_by_name["IssuesService"].full_name,
+    )
+    for spec in consumer_specs():
+        app.add_consumer(spec)
+    return app
+
+
+def main() -> None:
+    run_main("shequtong_issues", build)
+
+
+if __name__ == "__main__":
+    main()

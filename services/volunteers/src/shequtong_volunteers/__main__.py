@@ -1,0 +1,31 @@
+"""Wiring only: `python -m shequtong_volunteers [serve|migrate]`."""
+
+from __future__ import annotations
+
+from shequtong.volunteers.v1 import volunteers_pb2, volunteers_pb2_grpc
+from shequtong_kit.service import ServiceApp, run_main
+from shequtong_kit.settings import load_settings_or_exit
+from shequtong_volunteers.consumers import consumer_specs
+from shequtong_volunteers.servicer import VolunteersServicer
+from shequtong_volunteers.settings import VolunteersSettings
+
+
+def build() -> ServiceApp:
+    settings = load_settings_or_exit(VolunteersSettings)
+    app = ServiceApp("volunteers", settings, produces=["VOLUNTEERS"])
+    app.add_servicer(
+        volunteers_pb2_grpc.add_VolunteersServiceServicer_to_server,
+        VolunteersServicer(app),
+        volunteers_pb2.DESCRIPTOR.services_by_name["VolunteersService"].full_name,
+    )
+    for spec in consumer_specs():
+        app.add_consumer(spec)
+    return app
+
+
+def main() -> None:
+    run_main("shequtong_volunteers", build)
+
+
+if __name__ == "__main__":
+    main()

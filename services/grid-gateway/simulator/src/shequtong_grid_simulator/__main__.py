@@ -17,6 +17,7 @@ from .app import create_app
 from .catalogue import CatalogueError
 from .logs import configure_logging
 from .settings import Settings, SettingsError
+from .store import StateFileError
 
 log = logging.getLogger("shequtong_grid_simulator")
 
@@ -37,7 +38,7 @@ def main() -> None:
         settings = Settings.from_env()
         configure_logging(settings.log_level)
         app = create_app(settings)
-    except (SettingsError, CatalogueError) as exc:
+    except (SettingsError, CatalogueError, StateFileError) as exc:
         log.error("cannot start the grid simulator", extra={"error": str(exc)})
         sys.exit(2)
     config = uvicorn.Config(

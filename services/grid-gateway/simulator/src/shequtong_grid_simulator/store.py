@@ -43,6 +43,10 @@ STAT_KEYS = (
 )
 
 
+class StateFileError(ValueError):
+    """The state file exists but cannot be read back."""
+
+
 @dataclass
 class GridRequest:
     service_request_id: str
@@ -133,7 +137,11 @@ class Store:
     def open(cls, path: str | Path | None) -> Store:
         store = cls(path=Path(path) if path else None)
         if store.path and store.path.exists():
-            store._load()
+            try:
+                store._load()
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # Refuse to start rather than silently forget cases the receiver knows about.
+                raise StateFileError(f"cannot read state file {store.path}: {exc!r}") from exc
         return store
 
     # -- identifiers ---------------------------------------------------------------------

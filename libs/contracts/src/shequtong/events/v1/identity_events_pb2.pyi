@@ -48,3 +48,218 @@ class NeighbourhoodCreated(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["code", b"code", "district_id", b"district_id", "kind", b"kind", "name", b"name", "neighbourhood_id", b"neighbourhood_id", "subdistrict_id", b"subdistrict_id"]) -> None: ...
 
 Global___NeighbourhoodCreated: typing_extensions.TypeAlias = NeighbourhoodCreated
+
+@typing.final
+class MemberJoined(google.protobuf.message.Message):
+    """Subject identity.membership.joined — a registration awaiting the committee's review."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    household_id: builtins.str
+    membership_id: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        membership_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["household_id", b"household_id", "membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id"]) -> None: ...
+
+Global___MemberJoined: typing_extensions.TypeAlias = MemberJoined
+
+@typing.final
+class MemberVerified(google.protobuf.message.Message):
+    """Subject identity.membership.verified"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    VERIFIED_BY_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    household_id: builtins.str
+    membership_id: builtins.str
+    display_name: builtins.str
+    """Display name as shown to neighbours (surname + masked given name), never the full legal name."""
+    verified_by: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        membership_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+        verified_by: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "household_id", b"household_id", "membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "verified_by", b"verified_by"]) -> None: ...
+
+Global___MemberVerified: typing_extensions.TypeAlias = MemberVerified
+
+@typing.final
+class MemberRejected(google.protobuf.message.Message):
+    """Subject identity.membership.rejected"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    REJECTED_BY_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    membership_id: builtins.str
+    reason: builtins.str
+    rejected_by: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        membership_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        rejected_by: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "rejected_by", b"rejected_by"]) -> None: ...
+
+Global___MemberRejected: typing_extensions.TypeAlias = MemberRejected
+
+@typing.final
+class MemberLeft(google.protobuf.message.Message):
+    """Subject identity.membership.left"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    membership_id: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        membership_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id"]) -> None: ...
+
+Global___MemberLeft: typing_extensions.TypeAlias = MemberLeft
+
+@typing.final
+class RoleGranted(google.protobuf.message.Message):
+    """Subject identity.role.granted — role and scope as in tokens: "cadre", "n:<neighbourhood id>"."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    ROLE_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    GRANTED_BY_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    role: builtins.str
+    scope: builtins.str
+    granted_by: builtins.str
+    display_name: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        role: builtins.str = ...,
+        scope: builtins.str = ...,
+        granted_by: builtins.str = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "granted_by", b"granted_by", "person_id", b"person_id", "role", b"role", "scope", b"scope"]) -> None: ...
+
+Global___RoleGranted: typing_extensions.TypeAlias = RoleGranted
+
+@typing.final
+class RoleRevoked(google.protobuf.message.Message):
+    """Subject identity.role.revoked"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    ROLE_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    REVOKED_BY_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    role: builtins.str
+    scope: builtins.str
+    revoked_by: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        role: builtins.str = ...,
+        scope: builtins.str = ...,
+        revoked_by: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["person_id", b"person_id", "revoked_by", b"revoked_by", "role", b"role", "scope", b"scope"]) -> None: ...
+
+Global___RoleRevoked: typing_extensions.TypeAlias = RoleRevoked
+
+@typing.final
+class HouseholdCreated(google.protobuf.message.Message):
+    """Subject identity.household.created"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    BUILDING_FIELD_NUMBER: builtins.int
+    UNIT_FIELD_NUMBER: builtins.int
+    ROOM_FIELD_NUMBER: builtins.int
+    household_id: builtins.str
+    neighbourhood_id: builtins.str
+    building: builtins.str
+    unit: builtins.str
+    room: builtins.str
+    def __init__(
+        self,
+        *,
+        household_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        building: builtins.str = ...,
+        unit: builtins.str = ...,
+        room: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["building", b"building", "household_id", b"household_id", "neighbourhood_id", b"neighbourhood_id", "room", b"room", "unit", b"unit"]) -> None: ...
+
+Global___HouseholdCreated: typing_extensions.TypeAlias = HouseholdCreated
+
+@typing.final
+class PersonProfileUpdated(google.protobuf.message.Message):
+    """Subject identity.person.updated"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    display_name: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "person_id", b"person_id"]) -> None: ...
+
+Global___PersonProfileUpdated: typing_extensions.TypeAlias = PersonProfileUpdated

@@ -133,7 +133,12 @@ def build_server(
     return server, health_servicer, bound
 
 
+LIVENESS = "liveness"
+
+
 async def set_serving(health_servicer: health.aio.HealthServicer, names: Sequence[str], serving: bool) -> None:
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *names]:
         await health_servicer.set(name, status)
+    # Liveness says only that the process answers: a database outage must not get pods restarted.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)

@@ -96,7 +96,7 @@ class PeopleRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    def _views(self) -> Select[tuple[Membership, Person, Household]]:
+    def _views(self) -> Select[Membership, Person, Household]:
         return (
             select(Membership, Person, Household)
             .join(Person, Person.id == Membership.person_id)
@@ -105,11 +105,11 @@ class PeopleRepository:
 
     async def view(self, membership_id: str) -> MembershipView | None:
         row = (await self.session.execute(self._views().where(Membership.id == membership_id))).first()
-        return MembershipView(*row) if row else None
+        return MembershipView(row[0], row[1], row[2]) if row else None
 
     async def views_of_person(self, person_id: str) -> list[MembershipView]:
         query = self._views().where(Membership.person_id == person_id).order_by(Membership.id)
-        return [MembershipView(*row) for row in (await self.session.execute(query)).all()]
+        return [MembershipView(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
 
     async def queue(
         self, neighbourhood_id: str, state: int | None, after: str | None, limit: int
@@ -120,7 +120,7 @@ class PeopleRepository:
         if after:
             query = query.where(Membership.id > after)
         query = query.order_by(Membership.id).limit(limit)
-        return [MembershipView(*row) for row in (await self.session.execute(query)).all()]
+        return [MembershipView(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
 
     async def verified_neighbourhoods(self, person_id: str) -> list[str]:
         query = select(Membership.neighbourhood_id).where(Membership.person_id == person_id, Membership.state == 2)

@@ -30,6 +30,12 @@ from chartlib import CHART, ROOT
             {"networkPolicy": {"nats": {"ports": [4222], "to": [{"namespaceSelecter": {}}]}}},
             "namespaceSelecter",
         ),
+        # api-gateway has no database: nothing to migrate, no URL, no client secret.
+        ({"services": {"api-gateway": {"migrations": {"enabled": True}}}}, "migrations"),
+        ({"global": {"secrets": {"databaseUrls": {"api-gateway": "postgresql+asyncpg://x/y"}}}}, "api-gateway"),
+        ({"global": {"secrets": {"serviceClientSecrets": {"api-gateway": "s3cret"}}}}, "api-gateway"),
+        # The services export OTLP over HTTP only.
+        ({"global": {"otel": {"protocol": "grpc"}}}, "protocol"),
     ],
 )
 def test_schema_refuses(values: dict[str, Any], complaint: str) -> None:

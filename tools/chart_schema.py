@@ -197,8 +197,10 @@ def schema() -> dict[str, Any]:
                     "databaseUrls": secrets_of(having("database")),
                     "serviceClientSecrets": secrets_of(having("clientCredentials")),
                     "identitySigningKeys": string(),
-                    "piiHmacKey": string(),
-                    "piiEncryptionKey": string(),
+                    # What identity accepts at start: "" (generated) or >= 16 characters.
+                    "piiHmacKey": string(pattern="^(.{16,})?$"),
+                    # "" (generated) or base64 (URL-safe, or standard) of exactly 32 bytes.
+                    "piiEncryptionKey": string(pattern="^([A-Za-z0-9_+/-]{43}=?)?$"),
                     "gridApiKey": string(),
                     "gridWebhookSecret": string(),
                     "gridWebhookApiKey": string(),

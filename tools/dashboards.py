@@ -61,7 +61,8 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         [
             (
                 "{{http_target}}",
-                "histogram_quantile(0.99, sum by (le, http_target) (rate(http_server_duration_milliseconds_bucket[5m])))",
+                "histogram_quantile(0.99, sum by (le, http_target) "
+                "(rate(http_server_duration_milliseconds_bucket[5m])))",
             ),
         ],
     ),

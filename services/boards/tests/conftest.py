@@ -18,14 +18,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
+from shequtong_boards.consumers import consumer_specs
+from shequtong_boards.service import BoardsService
+from shequtong_boards.servicer import BoardsServicer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shequtong.boards.v1 import boards_pb2, boards_pb2_grpc
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
-from shequtong_boards.consumers import consumer_specs
-from shequtong_boards.service import BoardsService
-from shequtong_boards.servicer import BoardsServicer
 from shequtong_kit import auth
 from shequtong_kit.clock import ManualClock
 from shequtong_kit.consumer import ConsumerRunner, ReceivedEvent
@@ -39,10 +39,10 @@ KID = "boards-test"
 
 
 def _migrate(url: str) -> None:
+    import os
+
     from alembic import command
     from alembic.config import Config
-
-    import os
 
     config = Config()
     config.set_main_option("script_location", "shequtong_boards:migrations")
@@ -144,7 +144,7 @@ class System:
         event = ReceivedEvent(
             id=event_id or str(uuid.uuid4()),
             subject=subject,
-            type=message.DESCRIPTOR.full_name,
+            ce_type=message.DESCRIPTOR.full_name,
             source="/test",
             time=self.clock.now().isoformat(),
             payload=message.SerializeToString(),

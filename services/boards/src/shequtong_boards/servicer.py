@@ -381,7 +381,7 @@ def affair_to_proto(view: AffairView) -> pb.Affair:
             for c in view.candidates
         ],
         result_summary=a.result_summary,
-        completed=a.stage == view.process.keys()[-1],
+        completed=a.stage == view.process.stage_keys()[-1],
         created_by=a.created_by,
         created_at=ts(a.created_at),
         updated_at=ts(a.updated_at),

@@ -23,7 +23,7 @@ class AffairProcess:
     nomination_stage: str
     results_stage: str
 
-    def keys(self) -> tuple[str, ...]:
+    def stage_keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.stages)
 
     def name_of(self, key: str) -> str:
@@ -87,7 +87,7 @@ def validate_affair(title: str, purpose: str, policy_basis: str, procedure: str)
 
 
 def next_stage(process: AffairProcess, current: str, target: str) -> str:
-    keys = process.keys()
+    keys = process.stage_keys()
     if target not in keys:
         raise InvalidArgument("unknown stage for this kind of affair", code="affair_stage_invalid")
     index = keys.index(current)
@@ -102,7 +102,7 @@ def next_stage(process: AffairProcess, current: str, target: str) -> str:
 
 
 def is_complete(process: AffairProcess, stage: str) -> bool:
-    return stage == process.keys()[-1]
+    return stage == process.stage_keys()[-1]
 
 
 def ensure_nominating(process: AffairProcess, stage: str) -> None:

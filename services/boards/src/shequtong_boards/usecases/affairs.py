@@ -47,7 +47,7 @@ class AffairUseCases:
             raise NotFound("the neighbourhood lacks the board for this affair", code="board_not_found")
         now = self.ctx.clock.now()
         affair_id = new_id()
-        first = process.keys()[0]
+        first = process.stage_keys()[0]
         body = "\n\n".join(
             part
             for part in (

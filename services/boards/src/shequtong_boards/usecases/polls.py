@@ -157,8 +157,9 @@ class PollUseCases:
             poll.kind, poll.max_choices, list(option_ids), [o.id for o in await repo.options(poll.id)]
         )
         key, household = await self._voter(session, principal, poll, post)
+        already = self._already(poll)
         if await repo.ballot_of(poll.id, [key]) is not None:
-            raise AlreadyExists(self._already(poll), code="already_voted")
+            raise AlreadyExists(already, code="already_voted")
         try:
             await repo.cast(
                 Ballot(
@@ -173,7 +174,7 @@ class PollUseCases:
             )
         except IntegrityError:
             # A concurrent ballot for the same voter committed first: the constraint decides.
-            raise AlreadyExists(self._already(poll), code="already_voted") from None
+            raise AlreadyExists(already, code="already_voted") from None
         await self.ctx.events.vote_cast(session, poll, principal.subject, household, now)
         return await self.view(session, principal, poll)
 

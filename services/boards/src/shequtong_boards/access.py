@@ -97,6 +97,25 @@ async def board_access(
     return BoardAccess(board, policy, audiences, permissions(policy, audiences), lineage)
 
 
+async def accesses(
+    session: AsyncSession,
+    principal: Principal,
+    boards: list[Board],
+    overrides: dict[str, catalogue.BoardKind],
+) -> list[BoardAccess]:
+    """Access to many boards of one neighbourhood and its district: audiences resolved once per scope."""
+    cache: dict[tuple[str | None, str | None], tuple[frozenset[str], Lineage | None]] = {}
+    found = []
+    for board in boards:
+        scope = (board.neighbourhood_id, None if board.neighbourhood_id else board.district_id)
+        if scope not in cache:
+            cache[scope] = await audiences_for(session, principal, board)
+        audiences, lineage = cache[scope]
+        policy = policy_of(board, overrides)
+        found.append(BoardAccess(board, policy, audiences, permissions(policy, audiences), lineage))
+    return found
+
+
 async def load_board(session: AsyncSession, board_id: str) -> Board:
     board = await BoardRepository(session).get(board_id) if board_id else None
     if board is None:

@@ -432,26 +432,19 @@ class PeopleRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
-    async def roles_of(self, person_ids: Sequence[str], scopes: Sequence[str]) -> list[RoleHolder]:
-        if not person_ids or not scopes:
+    async def holders_of(self, person_ids: Sequence[str]) -> list[RoleHolder]:
+        if not person_ids:
             return []
-        query = select(RoleHolder).where(RoleHolder.person_id.in_(person_ids), RoleHolder.scope.in_(scopes))
+        query = select(RoleHolder).where(RoleHolder.person_id.in_(person_ids))
         return list((await self.session.execute(query)).scalars())
 
-    async def names(self, person_ids: Sequence[str]) -> dict[str, str]:
-        """Display names wherever the projection knows the person (membership first, then roles)."""
+    async def member_names(self, person_ids: Sequence[str]) -> dict[str, str]:
         if not person_ids:
             return {}
-        found: dict[str, str] = {}
-        rows = await self.session.execute(
-            select(RoleHolder.person_id, RoleHolder.display_name).where(RoleHolder.person_id.in_(person_ids))
-        )
-        found.update({row[0]: row[1] for row in rows if row[1]})
         rows = await self.session.execute(
             select(Member.person_id, Member.display_name).where(Member.person_id.in_(person_ids))
         )
-        found.update({row[0]: row[1] for row in rows if row[1]})
-        return found
+        return {row[0]: row[1] for row in rows if row[1]}
 
     async def record_member(self, values: dict[str, Any]) -> None:
         await upsert(

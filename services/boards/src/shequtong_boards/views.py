@@ -22,6 +22,7 @@ from shequtong_boards.models import (
     ContentReport,
     ConventionRow,
     ConventionVersionRow,
+    MentionRow,
     MilestoneRow,
     Poll,
     PollOption,
@@ -146,37 +147,51 @@ def scopes_for(neighbourhood_id: str | None, district_id: str | None) -> list[st
     return scopes
 
 
+@dataclass
+class People:
+    """Names and roles of everyone a page shows, fetched once (two queries), then read per place."""
+
+    names: dict[str, str]
+    roles: dict[str, set[tuple[str, str]]]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, person_ids: Sequence[str]) -> People:
+        ids = sorted({p for p in person_ids if p and p != SYSTEM_AUTHOR})
+        names: dict[str, str] = {}
+        roles: dict[str, set[tuple[str, str]]] = {}
+        for holder in await PeopleRepository(session).holders_of(ids):
+            roles.setdefault(holder.person_id, set()).add((holder.role, holder.scope))
+            if holder.display_name:
+                names.setdefault(holder.person_id, holder.display_name)
+        names.update(await PeopleRepository(session).member_names(ids))
+        return cls(names, roles)
+
+    def author(self, person_id: str, neighbourhood_id: str | None, district_id: str | None) -> AuthorView:
+        if person_id == SYSTEM_AUTHOR:
+            return AuthorView(SYSTEM_AUTHOR, "社区通", ("system",))
+        scopes = set(scopes_for(neighbourhood_id, district_id))
+        held = {role for role, scope in self.roles.get(person_id, set()) if scope in scopes}
+        return AuthorView(person_id, self.names.get(person_id, ""), tuple(r for r in BADGE_ROLES if r in held))
+
+    def mention(self, row: MentionRow) -> MentionView:
+        return MentionView(row.person_id, self.names.get(row.person_id, ""), row.via_handle)
+
+
 async def authors(
     session: AsyncSession, person_ids: Sequence[str], neighbourhood_id: str | None, district_id: str | None
 ) -> dict[str, AuthorView]:
-    people = PeopleRepository(session)
-    ids = sorted({p for p in person_ids if p and p != SYSTEM_AUTHOR})
-    names = await people.names(ids)
-    badges: dict[str, set[str]] = {}
-    for holder in await people.roles_of(ids, scopes_for(neighbourhood_id, district_id)):
-        if holder.role in BADGE_ROLES:
-            badges.setdefault(holder.person_id, set()).add(holder.role)
-    found = {
-        pid: AuthorView(pid, names.get(pid, ""), tuple(r for r in BADGE_ROLES if r in badges.get(pid, set())))
-        for pid in ids
-    }
-    found[SYSTEM_AUTHOR] = AuthorView(SYSTEM_AUTHOR, "社区通", ("system",))
-    return found
+    people = await People.load(session, person_ids)
+    return {pid: people.author(pid, neighbourhood_id, district_id) for pid in {*person_ids, SYSTEM_AUTHOR}}
 
 
 async def post_views(session: AsyncSession, posts: Sequence[Post], viewer: str) -> list[PostView]:
     if not posts:
         return []
     ids = [p.id for p in posts]
-    by_place: dict[tuple[str | None, str], list[str]] = {}
-    for post in posts:
-        by_place.setdefault((post.neighbourhood_id, post.district_id), []).append(post.author_id)
-    people: dict[tuple[str | None, str], dict[str, AuthorView]] = {}
-    for (n, d), author_ids in by_place.items():
-        people[(n, d)] = await authors(session, author_ids, n, d)
     mention_rows = await MentionRepository(session).of_targets(POST, ids)
-    mentioned = sorted({m.person_id for rows in mention_rows.values() for m in rows})
-    names = await PeopleRepository(session).names(mentioned)
+    people = await People.load(
+        session, [p.author_id for p in posts] + [m.person_id for rows in mention_rows.values() for m in rows]
+    )
     liked = await LikeRepository(session).liked(POST, ids, viewer)
     repo = PostRepository(session)
     polls = await repo.poll_ids(ids)
@@ -184,11 +199,8 @@ async def post_views(session: AsyncSession, posts: Sequence[Post], viewer: str) 
     return [
         PostView(
             post=post,
-            author=people[(post.neighbourhood_id, post.district_id)].get(post.author_id, AuthorView(post.author_id)),
-            mentions=tuple(
-                MentionView(m.person_id, names.get(m.person_id, ""), m.via_handle)
-                for m in mention_rows.get(post.id, [])
-            ),
+            author=people.author(post.author_id, post.neighbourhood_id, post.district_id),
+            mentions=tuple(people.mention(m) for m in mention_rows.get(post.id, [])),
             liked_by_me=post.id in liked,
             poll_ids=tuple(polls.get(post.id, [])),
             issue_id=issues.get(post.id, ""),
@@ -203,19 +215,16 @@ async def comment_views(
     if not comments:
         return []
     ids = [c.id for c in comments]
-    neighbourhood_id = comments[0].neighbourhood_id
-    people = await authors(session, [c.author_id for c in comments], neighbourhood_id, district_id)
     mention_rows = await MentionRepository(session).of_targets(COMMENT, ids)
-    mentioned = sorted({m.person_id for rows in mention_rows.values() for m in rows})
-    names = await PeopleRepository(session).names(mentioned)
+    people = await People.load(
+        session, [c.author_id for c in comments] + [m.person_id for rows in mention_rows.values() for m in rows]
+    )
     liked = await LikeRepository(session).liked(COMMENT, ids, viewer)
     return [
         CommentView(
             comment=c,
-            author=people.get(c.author_id, AuthorView(c.author_id)),
-            mentions=tuple(
-                MentionView(m.person_id, names.get(m.person_id, ""), m.via_handle) for m in mention_rows.get(c.id, [])
-            ),
+            author=people.author(c.author_id, c.neighbourhood_id, district_id),
+            mentions=tuple(people.mention(m) for m in mention_rows.get(c.id, [])),
             liked_by_me=c.id in liked,
         )
         for c in comments

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shequtong_boards.access import board_access, district_overrides, load_board, neighbourhood_reader
+from shequtong_boards.access import accesses, board_access, district_overrides, load_board, neighbourhood_reader
 from shequtong_boards.domain import catalogue
 from shequtong_boards.domain.policy import validate_policy
 from shequtong_boards.models import Board
@@ -58,11 +58,11 @@ class BoardUseCases:
             repo = BoardRepository(session)
             overrides = await district_overrides(session, lineage.district_id)
             boards = await repo.of_neighbourhood(neighbourhood_id) + await repo.of_district(lineage.district_id)
-            views = []
-            for board in boards:
-                access = await board_access(session, principal, board, overrides)
-                if access.perms.can_read:
-                    views.append(BoardView(board, access.policy, access.perms))
+            views = [
+                BoardView(a.board, a.policy, a.perms)
+                for a in await accesses(session, principal, boards, overrides)
+                if a.perms.can_read
+            ]
             if not views:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
             return views
@@ -154,7 +154,7 @@ class BoardUseCases:
             repo = BoardRepository(session)
             overrides = await district_overrides(session, lineage.district_id)
             boards = await repo.of_neighbourhood(neighbourhood_id) + await repo.of_district(lineage.district_id)
-            readable = [b for b in boards if (await board_access(session, principal, b, overrides)).perms.can_read]
+            readable = [a.board for a in await accesses(session, principal, boards, overrides) if a.perms.can_read]
             marks = await repo.last_read(person, [b.id for b in readable])
             member = await PeopleRepository(session).member(person, neighbourhood_id)
             start = member.verified_at if member else EPOCH

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.access import (
     BoardAccess,
+    accesses,
     board_access,
     district_overrides,
     load_board,
@@ -126,10 +127,8 @@ class ModerationUseCases:
         lineage = await neighbourhood_reader(session, principal, neighbourhood_id)
         repo = BoardRepository(session)
         overrides = await district_overrides(session, lineage.district_id)
-        ids = []
-        for board in await repo.of_neighbourhood(neighbourhood_id):
-            if (await board_access(session, principal, board, overrides)).perms.can_moderate:
-                ids.append(board.id)
+        boards = await repo.of_neighbourhood(neighbourhood_id)
+        ids = [a.board.id for a in await accesses(session, principal, boards, overrides) if a.perms.can_moderate]
         if not ids:
             raise PermissionDenied("only the board's moderators may do this", code="not_a_moderator")
         return ids

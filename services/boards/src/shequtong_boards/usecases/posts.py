@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shequtong_boards.access import BoardAccess, access_to, board_access, district_overrides, load_board
+from shequtong_boards.access import BoardAccess, access_to, accesses, board_access, district_overrides, load_board
 from shequtong_boards.domain import content
 from shequtong_boards.domain import moderation as rules
 from shequtong_boards.domain.content import (
@@ -336,7 +336,7 @@ class PostUseCases:
             local = await boards.of_neighbourhood(neighbourhood_id)
             district = await boards.of_district(lineage.district_id)
             readable = {
-                b.id for b in local + district if (await board_access(session, principal, b, overrides)).perms.can_read
+                a.board.id for a in await accesses(session, principal, local + district, overrides) if a.perms.can_read
             }
             if not readable:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")

@@ -139,11 +139,11 @@ class PostUseCases:
             created_at=now,
         )
         await PostRepository(session).add(post)
-        await self._record_mentions(session, post, None, mentions.people, author_id, now)
+        await self.record_mentions(session, post, None, mentions.people, author_id, now)
         await self.ctx.events.post_created(session, post, [pid for pid, _ in mentions.people], mentions.handles)
         return post
 
-    async def _record_mentions(
+    async def record_mentions(
         self,
         session: AsyncSession,
         post: Post,
@@ -198,7 +198,7 @@ class PostUseCases:
         post = await self.insert_post(session, access.board, principal.subject, draft)
         return (await post_views(session, [post], principal.subject))[0]
 
-    async def _readable_post(
+    async def readable_post(
         self, session: AsyncSession, principal: Principal, post_id: str, for_update: bool = False
     ) -> tuple[Post, BoardAccess]:
         """The post if the caller may see it: visible to readers; hidden only to its author and moderators."""
@@ -213,7 +213,7 @@ class PostUseCases:
 
     async def get(self, principal: Principal, post_id: str) -> PostView:
         async with self.ctx.sessions() as session:
-            post, _ = await self._readable_post(session, principal, post_id)
+            post, _ = await self.readable_post(session, principal, post_id)
             return (await post_views(session, [post], principal.subject))[0]
 
     async def edit(
@@ -229,7 +229,7 @@ class PostUseCases:
     ) -> PostView:
         draft = content.validate_post(title, body, image_refs, tags, mention_ids)
         async with self.ctx.sessions() as session, session.begin():
-            post, _ = await self._readable_post(session, principal, post_id, for_update=True)
+            post, _ = await self.readable_post(session, principal, post_id, for_update=True)
             if post.author_id != principal.subject:
                 raise PermissionDenied("only the author edits a post", code="not_the_author")
             if post.status != VISIBLE:
@@ -267,13 +267,13 @@ class PostUseCases:
             post.version += 1
             post.edited_at = now
             await session.flush()
-            await self._record_mentions(session, post, None, mentions.people, principal.subject, now)
+            await self.record_mentions(session, post, None, mentions.people, principal.subject, now)
             await self.ctx.events.post_edited(session, post, principal.subject)
             return (await post_views(session, [post], principal.subject))[0]
 
     async def delete(self, principal: Principal, post_id: str, reason: str) -> PostView:
         async with self.ctx.sessions() as session, session.begin():
-            post, access = await self._readable_post(session, principal, post_id, for_update=True)
+            post, access = await self.readable_post(session, principal, post_id, for_update=True)
             own = post.author_id == principal.subject
             if not own:
                 access.require_moderate()
@@ -299,13 +299,13 @@ class PostUseCases:
 
     async def revisions(self, principal: Principal, post_id: str) -> list[Revision]:
         async with self.ctx.sessions() as session:
-            await self._readable_post(session, principal, post_id)
+            await self.readable_post(session, principal, post_id)
             return await PostRepository(session).revisions(POST, post_id)
 
     async def set_like(self, principal: Principal, post_id: str, liked: bool) -> tuple[int, bool]:
         person = principal.person_id
         async with self.ctx.sessions() as session, session.begin():
-            post, _ = await self._readable_post(session, principal, post_id)
+            post, _ = await self.readable_post(session, principal, post_id)
             if post.status != VISIBLE:
                 raise FailedPrecondition("the post is hidden", code="post_hidden")
             likes, posts = LikeRepository(session), PostRepository(session)
@@ -415,7 +415,7 @@ class CommentUseCases:
     ) -> CommentView:
         text = content.validate_comment_body(body)
         direct = content.mention_ids(mention_ids)
-        post, access = await self.posts._readable_post(session, principal, post_id)
+        post, access = await self.posts.readable_post(session, principal, post_id)
         if post.status != VISIBLE:
             raise FailedPrecondition("the post is hidden", code="post_hidden")
         if official:
@@ -459,7 +459,7 @@ class CommentUseCases:
         )
         if top is not None:
             await comments.bump(top.id, reply_count=1)
-        people = await self.posts._record_mentions(session, post, comment, mentions.people, principal.subject, now)
+        people = await self.posts.record_mentions(session, post, comment, mentions.people, principal.subject, now)
         await self.ctx.events.comment_created(session, comment, post.board_kind, people)
         return (await comment_views(session, [comment], principal.subject, post.district_id))[0]
 
@@ -469,7 +469,7 @@ class CommentUseCases:
         comment = await CommentRepository(session).get(comment_id) if comment_id else None
         if comment is None or comment.status == DELETED:
             raise NotFound("no such comment", code="comment_not_found")
-        post, access = await self.posts._readable_post(session, principal, comment.post_id)
+        post, access = await self.posts.readable_post(session, principal, comment.post_id)
         if comment.status == HIDDEN and not (comment.author_id == principal.subject or access.perms.can_moderate):
             raise NotFound("no such comment", code="comment_not_found")
         return comment, post, access
@@ -477,7 +477,7 @@ class CommentUseCases:
     async def list_comments(self, principal: Principal, post_id: str, parent_id: str, page: Page) -> Paged:
         after = time_key(page.cursor)
         async with self.ctx.sessions() as session:
-            post, _ = await self.posts._readable_post(session, principal, post_id)
+            post, _ = await self.posts.readable_post(session, principal, post_id)
             rows = await CommentRepository(session).thread(post.id, parent_id or None, after, page.size + 1)
             shown = rows[: page.size]
             key = time_cursor(shown[-1].created_at, shown[-1].id) if shown else None
@@ -517,7 +517,7 @@ class CommentUseCases:
             )
             comment.body, comment.version, comment.edited_at = text, comment.version + 1, now
             await session.flush()
-            await self.posts._record_mentions(session, post, comment, mentions.people, principal.subject, now)
+            await self.posts.record_mentions(session, post, comment, mentions.people, principal.subject, now)
             return (await comment_views(session, [comment], principal.subject, post.district_id))[0]
 
     async def delete(self, principal: Principal, comment_id: str, reason: str) -> CommentView:

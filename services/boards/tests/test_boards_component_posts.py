@@ -167,6 +167,18 @@ async def test_edits_keep_history_and_only_the_author_edits(system: Any, place: 
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "not_the_author")
     history = await other.call("ListPostRevisions", pb.ListPostRevisionsRequest(post_id=post.id))
     assert [(r.version, r.title, r.body) for r in history.revisions] == [(1, "初稿", "第一版")]
+    for n in range(3):
+        await author.call("EditPost", pb.EditPostRequest(post_id=post.id, title=f"第{n + 3}版", body="再改"))
+    first = await other.call(
+        "ListPostRevisions",
+        pb.ListPostRevisionsRequest(post_id=post.id, page=common_pb2.PageRequest(page_size=2)),
+    )
+    rest = await other.call(
+        "ListPostRevisions",
+        pb.ListPostRevisionsRequest(post_id=post.id, page=common_pb2.PageRequest(cursor=first.page.next_cursor)),
+    )
+    assert [r.version for r in first.revisions] == [1, 2] and first.page.has_more
+    assert [r.version for r in rest.revisions] == [3, 4] and not rest.page.has_more
 
 
 async def test_soft_delete_hides_from_everyone(system: Any, place: Any) -> None:

@@ -258,11 +258,12 @@ class PostRepository:
         self.session.add(revision)
         await self.session.flush()
 
-    async def revisions(self, target_type: str, target_id: str) -> list[Revision]:
+    async def revisions(self, target_type: str, target_id: str, after: int, limit: int) -> list[Revision]:
         query = (
             select(Revision)
-            .where(Revision.target_type == target_type, Revision.target_id == target_id)
+            .where(Revision.target_type == target_type, Revision.target_id == target_id, Revision.version > after)
             .order_by(Revision.version)
+            .limit(limit)
         )
         return list((await self.session.execute(query)).scalars())
 

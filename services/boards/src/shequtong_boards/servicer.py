@@ -507,8 +507,8 @@ class BoardsServicer(boards_pb2_grpc.BoardsServiceServicer):
     async def ListPostRevisions(
         self, request: pb.ListPostRevisionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPostRevisionsResponse:
-        revisions = await self.service.posts.revisions(auth.current(), request.post_id)
-        return pb.ListPostRevisionsResponse(revisions=[revision_to_proto(r) for r in revisions])
+        paged = await self.service.posts.revisions(auth.current(), request.post_id, _page(request.page))
+        return pb.ListPostRevisionsResponse(revisions=[revision_to_proto(r) for r in paged.items], page=_info(paged))
 
     async def ListBoardFeed(
         self, request: pb.ListBoardFeedRequest, context: grpc.aio.ServicerContext

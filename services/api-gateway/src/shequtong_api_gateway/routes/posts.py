@@ -220,12 +220,23 @@ async def delete_post(post_id: str, caller: SignedIn, reason: str = Query(defaul
     return post_out(reply.post)
 
 
-@router.get("/v1/posts/{post_id}/revisions", response_model=list[RevisionOut], summary="Earlier versions of a post")
-async def revisions(post_id: str, caller: SignedIn) -> list[RevisionOut]:
+class RevisionPage(BaseModel):
+    items: list[RevisionOut]
+    next_cursor: str | None
+
+
+@router.get("/v1/posts/{post_id}/revisions", response_model=RevisionPage, summary="Earlier versions of a post")
+async def revisions(
+    post_id: str,
+    caller: SignedIn,
+    cursor: str | None = Query(default=None, max_length=400),
+    page_size: int = Query(default=20, ge=1, le=100),
+) -> RevisionPage:
     reply = await caller.call(
-        caller.clients.boards.ListPostRevisions, boards_pb2.ListPostRevisionsRequest(post_id=post_id)
+        caller.clients.boards.ListPostRevisions,
+        boards_pb2.ListPostRevisionsRequest(post_id=post_id, page=page_request(cursor, page_size)),
     )
-    return [
+    items = [
         RevisionOut(
             version=r.version,
             title=r.title,
@@ -237,6 +248,7 @@ async def revisions(post_id: str, caller: SignedIn) -> list[RevisionOut]:
         )
         for r in reply.revisions
     ]
+    return RevisionPage(items=items, next_cursor=reply.page.next_cursor or None)
 
 
 @router.put("/v1/posts/{post_id}/like", response_model=LikeOut, summary="Like a post (once per person)")

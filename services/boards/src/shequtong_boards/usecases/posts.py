@@ -297,10 +297,17 @@ class PostUseCases:
             await self.ctx.events.post_deleted(session, post, principal.subject)
             return (await post_views(session, [post], principal.subject))[0]
 
-    async def revisions(self, principal: Principal, post_id: str) -> list[Revision]:
+    async def revisions(self, principal: Principal, post_id: str, page: Page) -> Paged:
+        raw = page.cursor
+        if raw is not None and (len(raw) != 1 or not isinstance(raw[0], int)):
+            raise InvalidArgument("cursor is not one we issued", code="cursor_invalid")
+        after = int(raw[0]) if raw else 0
         async with self.ctx.sessions() as session:
             await self.readable_post(session, principal, post_id)
-            return await PostRepository(session).revisions(POST, post_id)
+            rows = await PostRepository(session).revisions(POST, post_id, after, page.size + 1)
+        shown = rows[: page.size]
+        key: list[object] | None = [shown[-1].version] if shown else None
+        return Paged(items=list(shown), next_cursor=next_cursor(list(rows), page.size, key))
 
     async def set_like(self, principal: Principal, post_id: str, liked: bool) -> tuple[int, bool]:
         person = principal.person_id

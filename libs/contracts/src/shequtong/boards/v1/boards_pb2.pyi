@@ -1059,13 +1059,18 @@ class ListPostRevisionsRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     POST_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
     post_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
         post_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["post_id", b"post_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "post_id", b"post_id"]) -> None: ...
 
 Global___ListPostRevisionsRequest: typing_extensions.TypeAlias = ListPostRevisionsRequest
 
@@ -1074,16 +1079,21 @@ class ListPostRevisionsResponse(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REVISIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
     @property
     def revisions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Revision]:
         """Earlier versions, oldest first; the post itself is the current version."""
 
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
     def __init__(
         self,
         *,
         revisions: collections.abc.Iterable[Global___Revision] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["revisions", b"revisions"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "revisions", b"revisions"]) -> None: ...
 
 Global___ListPostRevisionsResponse: typing_extensions.TypeAlias = ListPostRevisionsResponse
 

@@ -69,3 +69,56 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
         }
     )
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
+
+
+def publish_event(nats_url: str, subject: str, payload: bytes, event_id: str, msg_id: str | None = None) -> bool:
+    """Publishes one event as a producer's relay would (CloudEvents headers, `Nats-Msg-Id`); returns whether
+    JetStream dropped it as a duplicate. `msg_id` other than `event_id` plays a relay retry after the window."""
+    import asyncio
+
+    import nats
+
+    async def go() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            headers = {
+                "ce-id": event_id,
+                "ce-type": "test",
+                "ce-source": "/shequtong/tests",
+                "ce-specversion": "1.0",
+                "content-type": "application/protobuf",
+                "Nats-Msg-Id": msg_id or event_id,
+            }
+            ack = await js.publish(subject, payload, headers=headers)
+            return bool(ack.duplicate)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def stream_payloads(nats_url: str, stream: str, subject: str) -> list[bytes]:
+    """Every message stored on `subject` in `stream`, oldest first (reads the stream, consumes nothing)."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def go() -> list[bytes]:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            payloads: list[bytes] = []
+            seq = 1
+            while True:
+                try:
+                    msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+                except NotFoundError:
+                    return payloads
+                payloads.append(bytes(msg.data or b""))
+                seq = int(msg.seq or seq) + 1
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())

@@ -223,7 +223,7 @@ async def test_a_report_starts_clocks_assigns_and_announces(world: World) -> Non
     assert issue.response_due_at == world.clock.now() + timedelta(hours=15)
     assert issue.resolution_due_at == world.clock.now() + timedelta(hours=48)
     assert [e.kind for e in await timeline(world, issue.id)] == ["reported", "assigned"]
-    assert await events_of(world, issue.id) == ["issues.issue.assigned", "issues.issue.reported"]
+    assert await events_of(world, issue.id) == ["issues.record.assigned", "issues.issue.reported"]
 
 
 async def test_the_same_idempotency_key_reports_once(world: World) -> None:
@@ -294,7 +294,7 @@ async def test_identity_down_means_assigned_later_never_lost(world: World) -> No
     assert await world.service.assign_pending_once() >= 1
     item = await world.service.get(world.cadre, issue.id)
     assert item.issue.assignee_id == f"cadre-later-{world.suffix}" and not item.issue.assignment_pending
-    assert "issues.issue.assigned" in await events_of(world, issue.id)
+    assert "issues.record.assigned" in await events_of(world, issue.id)
 
 
 # --- handling ---------------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ from shequtong_kit.proto import ts
 
 PREFIX = "issues.issue."
 REPORTED = PREFIX + "reported"
-ASSIGNED = PREFIX + "assigned"
-NOTED = PREFIX + "noted"
-RECATEGORISED = PREFIX + "recategorised"
+# Facts of the record that are not state changes live under `issues.record.*`: consumers of `issues.issue.>`
+# read every subject there except dispatch_requested, sla_breached and rated as an IssueStateChanged.
+RECORD = "issues.record."
+ASSIGNED = RECORD + "assigned"
+NOTED = RECORD + "noted"
+RECATEGORISED = RECORD + "recategorised"
 DISPATCH_REQUESTED = PREFIX + "dispatch_requested"
 SLA_BREACHED = PREFIX + "sla_breached"
 RATED = PREFIX + "rated"

@@ -95,8 +95,9 @@ Global___IssueReported: typing_extensions.TypeAlias = IssueReported
 
 @typing.final
 class IssueStateChanged(google.protobuf.message.Message):
-    """Subject issues.issue.<transition> for every state change (acknowledged, started, escalated,
-    resolved, closed, rejected, merged, reopened, returned ...).
+    """Subject issues.issue.<transition> for every state change: acknowledged, started, escalated (by a
+    cadre, or by the SLA policy: actor_kind "system"), dispatched, returned_from_grid, dispatch_failed,
+    redispatched, resolved (by staff or by the grid), closed, rejected, merged, reopened.
     """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -332,7 +333,9 @@ Global___IssueRated: typing_extensions.TypeAlias = IssueRated
 
 @typing.final
 class IssueAssigned(google.protobuf.message.Message):
-    """Subject issues.issue.assigned — the issue was given to a person (on-duty cadre, or later by the retrying task)."""
+    """Subject issues.record.assigned (not issues.issue.*: every other subject there carries IssueStateChanged)
+    — the issue was given to a person (on-duty cadre, or later by the retrying task).
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -364,7 +367,7 @@ Global___IssueAssigned: typing_extensions.TypeAlias = IssueAssigned
 
 @typing.final
 class IssueNoteAdded(google.protobuf.message.Message):
-    """Subject issues.issue.noted — a note or photos were added (text stays in the issues service)."""
+    """Subject issues.record.noted — a note or photos were added (text stays in the issues service)."""
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -401,7 +404,7 @@ Global___IssueNoteAdded: typing_extensions.TypeAlias = IssueNoteAdded
 
 @typing.final
 class IssueRecategorised(google.protobuf.message.Message):
-    """Subject issues.issue.recategorised"""
+    """Subject issues.record.recategorised"""
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 

@@ -130,7 +130,11 @@ async def world(database_url: str) -> AsyncIterator[World]:
             await regions.record_neighbourhood(
                 session,
                 identity_ev.NeighbourhoodCreated(
-                    neighbourhood_id=neighbourhood, subdistrict_id=sub, district_id=district, code=neighbourhood
+                    neighbourhood_id=neighbourhood,
+                    subdistrict_id=sub,
+                    district_id=district,
+                    code=neighbourhood,
+                    name="淞南十村",
                 ),
             )
     yield World(service, clock, onduty, n, s, d, other, suffix)
@@ -438,6 +442,27 @@ async def test_other_category_needs_a_grid_code_to_dispatch(world: World) -> Non
     assert refused.value.code == "category_not_dispatchable"
     dispatched = await step(world, world.cadre, issue.id, Transition.DISPATCH, grid_service_code="05-02")
     assert dispatched.grid_service_code == "05-02"
+
+
+async def test_a_dispatch_always_says_where(world: World) -> None:
+    from shequtong.events.v1 import issues_events_pb2 as issues_ev
+
+    post_id = uuid.uuid4().hex
+    async with world.service.sessions() as session, session.begin():
+        await world.service.collect_post(session, post(world, post_id), received("w1"))
+        issue_id = (await session.execute(select(Issue.id).where(Issue.source_post_id == post_id))).scalar_one()
+    await step(world, world.cadre, issue_id, Transition.DISPATCH)
+    second = await report(world)
+    await step(world, world.cadre, second.id, Transition.DISPATCH, address="3号楼东侧")
+    async with world.service.sessions() as session:
+        payloads = (
+            await session.execute(select(outbox.c.payload).where(outbox.c.subject == "issues.issue.dispatch_requested"))
+        ).scalars()
+        requests = {m.issue_id: m for m in (issues_ev.IssueDispatchRequested.FromString(p) for p in payloads)}
+    assert requests[issue_id].address == "淞南十村", "a post without a location goes out with the neighbourhood"
+    assert requests[issue_id].grid_service_code == "01-02"
+    assert requests[second.id].address == "3号楼东侧 3号楼"
+    assert len(requests[issue_id].dispatch_id) <= 64
 
 
 async def test_grid_failure_goes_back_to_the_dispatching_level(world: World) -> None:

@@ -278,6 +278,11 @@ class IssueRepository:
         )
 
     # --- regions --------------------------------------------------------------------------------------
+    async def neighbourhood_name(self, neighbourhood_id: str) -> str:
+        query = select(region_directory.c.name).where(region_directory.c.neighbourhood_id == neighbourhood_id)
+        row = (await self.session.execute(query)).first()
+        return str(row[0]) if row else ""
+
     async def district_of_subdistrict(self, subdistrict_id: str) -> str | None:
         query = (
             select(region_directory.c.district_id).where(region_directory.c.subdistrict_id == subdistrict_id).limit(1)

@@ -105,6 +105,7 @@ class TransitionCommand:
     duplicate_of_id: str = ""
     grid_service_code: str = ""
     expected_version: int = 0
+    address: str = ""
 
 
 @dataclass
@@ -592,6 +593,7 @@ class IssuesService:
         grid_code = cmd.grid_service_code.strip()
         if grid_code and not catalogue.GRID_CODE.match(grid_code):
             raise InvalidArgument("the grid service code is not valid", code="grid_service_code_invalid")
+        address = reports.clean_location(reports.Location(address=cmd.address), required=False).address
 
         async def work(session: AsyncSession) -> R:
             now = self.clock.now()
@@ -638,6 +640,12 @@ class IssuesService:
                 issue.grid_service_code = code
                 issue.grid_return_cause = None
                 issue.grid_last_update_at = None
+                if address and not issue.address:
+                    issue.address = address
+                    data["address"] = address
+                if not (issue.address or issue.building or issue.lat is not None):
+                    # The grid needs somewhere to send people: at least the neighbourhood itself.
+                    issue.address = await IssueRepository(session).neighbourhood_name(issue.neighbourhood_id)
                 data.update({"dispatch_id": dispatch.id, "grid_service_code": code})
             if issue.assignee_id is None and actor.kind == "person" and actor.role == ActorRole.COMMITTEE:
                 await self._assign(session, issue, Duty(actor.id, False), now, actor)

@@ -297,6 +297,7 @@ class IssuesServicer(issues_pb2_grpc.IssuesServiceServicer):
             duplicate_of_id=request.duplicate_of_id,
             grid_service_code=request.grid_service_code,
             expected_version=request.expected_version,
+            address=request.address,
         )
         return await self.service.transition(
             principal,

@@ -133,6 +133,9 @@ class DispatchIn(ActionIn):
     grid_service_code: str | None = Field(
         default=None, max_length=32, examples=["01-02"], description="Overrides the category's grid code"
     )
+    address: str | None = Field(
+        default=None, max_length=200, examples=["淞南十村5号楼门口"], description="Where, if the issue has no location"
+    )
 
 
 class DispatchOut(BaseModel):

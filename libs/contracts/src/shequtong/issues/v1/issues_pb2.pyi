@@ -589,6 +589,7 @@ class TransitionIssueRequest(google.protobuf.message.Message):
     DUPLICATE_OF_ID_FIELD_NUMBER: builtins.int
     GRID_SERVICE_CODE_FIELD_NUMBER: builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
     issue_id: builtins.str
     action: Global___IssueAction.ValueType
     note: builtins.str
@@ -600,6 +601,8 @@ class TransitionIssueRequest(google.protobuf.message.Message):
     """Dispatch only: overrides the category's grid service code."""
     expected_version: builtins.int
     """When set, the transition is refused (ABORTED version_mismatch) unless the issue is at this version."""
+    address: builtins.str
+    """Dispatch only: where, for an issue reported without a location (e.g. from a post); kept on the issue."""
     def __init__(
         self,
         *,
@@ -610,8 +613,9 @@ class TransitionIssueRequest(google.protobuf.message.Message):
         duplicate_of_id: builtins.str = ...,
         grid_service_code: builtins.str = ...,
         expected_version: builtins.int = ...,
+        address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["action", b"action", "duplicate_of_id", b"duplicate_of_id", "expected_version", b"expected_version", "grid_service_code", b"grid_service_code", "issue_id", b"issue_id", "note", b"note", "reason", b"reason"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "address", b"address", "duplicate_of_id", b"duplicate_of_id", "expected_version", b"expected_version", "grid_service_code", b"grid_service_code", "issue_id", b"issue_id", "note", b"note", "reason", b"reason"]) -> None: ...
 
 Global___TransitionIssueRequest: typing_extensions.TypeAlias = TransitionIssueRequest
 

@@ -81,7 +81,17 @@ def test_texts_and_photos() -> None:
     with pytest.raises(InvalidArgument):
         reports.clean_text("bell\x07", 10, "description_invalid", "a description")
     assert reports.clean_photos(["https://media.example/a.jpg"]) == ["https://media.example/a.jpg"]
-    for photos in (["ftp://x/a.jpg"], ["javascript:alert(1)"], ["https://m/x.jpg"] * 10):
+    assert reports.clean_photos(["uploads/2026/lamp.jpg"]) == ["uploads/2026/lamp.jpg"]
+    assert reports.absolute("uploads/a.jpg", "https://cdn.example/") == "https://cdn.example/uploads/a.jpg"
+    assert reports.absolute("https://m/x.jpg", "https://cdn.example") == "https://m/x.jpg"
+    for photos in (
+        ["ftp://x/a.jpg"],
+        ["javascript:alert(1)"],
+        ["https://m/x.jpg"] * 10,
+        ["../etc/passwd"],
+        ["/abs/path.jpg"],
+        ["a b.jpg"],
+    ):
         with pytest.raises(InvalidArgument) as bad:
             reports.clean_photos(photos)
         assert bad.value.code == "photos_invalid"

@@ -210,7 +210,7 @@ def post(w: World, post_id: str, kind: str = "neighbourhood_matters", mentions: 
         title="垃圾没人清",
         body="@居委会 楼下垃圾堆了三天，异味很大",
         mentions_committee=mentions,
-        image_urls=["https://media.example/p.jpg", "not a url"],
+        image_urls=["https://media.example/p.jpg", "uploads/2026/p2.jpg", "not a url"],
     )
 
 
@@ -260,7 +260,7 @@ async def test_one_issue_per_post_however_often_delivered(world: World) -> None:
     async with world.service.sessions() as session:
         issue = (await session.execute(select(Issue).where(Issue.source_post_id == post_id))).scalar_one()
     assert (issue.source, issue.reporter_id, issue.category_code) == ("post", world.alice.subject, "rubbish")
-    assert issue.photo_urls == ["https://media.example/p.jpg"]
+    assert issue.photo_urls == ["https://media.example/p.jpg", "uploads/2026/p2.jpg"]
     assert await count(world, Issue, source_post_id=post_id) == 1
 
 

@@ -108,7 +108,7 @@ async def state_changed(
 
 
 async def dispatch_requested(
-    outbox: Outbox, session: AsyncSession, issue: Issue, dispatch: Dispatch, description: str
+    outbox: Outbox, session: AsyncSession, issue: Issue, dispatch: Dispatch, description: str, media: list[str]
 ) -> None:
     address = " ".join(part for part in (issue.address, issue.building) if part)
     await outbox.add(
@@ -124,7 +124,7 @@ async def dispatch_requested(
             address=address,
             lat=issue.lat or 0.0,
             lon=issue.lon or 0.0,
-            media_urls=list(issue.photo_urls or []),
+            media_urls=media,
             requested_by=dispatch.requested_by,
             requested_at=ts(dispatch.requested_at),
         ),

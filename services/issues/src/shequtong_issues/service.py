@@ -552,7 +552,7 @@ class IssuesService:
         title = post.title.strip()[: reports.MAX_TITLE]
         text = post.body.strip() or title or "（见图片）"
         description = text if len(text) <= reports.MAX_DESCRIPTION else text[: reports.MAX_DESCRIPTION - 1] + "…"
-        photos = [u for u in post.image_urls if reports.URL.match(u)][: reports.MAX_PHOTOS]
+        photos = [u.strip() for u in post.image_urls if reports.is_photo(u)][: reports.MAX_PHOTOS]
         code = catalogue.guess(rules, f"{title} {text}")
         category = catalogue.require_active(rules, code)
         now = self.clock.now()
@@ -652,7 +652,8 @@ class IssuesService:
             await self._apply_step(session, issue, step, actor, now, note=note, reason=reason, data=data)
             if dispatch is not None:
                 description = issue.description if not issue.title else f"{issue.title}\n{issue.description}"
-                await events.dispatch_requested(self.outbox, session, issue, dispatch, description[:4000])
+                media = [reports.absolute(p, self.settings.issues_media_base_url) for p in issue.photo_urls or []]
+                await events.dispatch_requested(self.outbox, session, issue, dispatch, description[:4000], media)
             if target is not None:
                 await self._record(
                     session,

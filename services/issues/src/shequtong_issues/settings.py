@@ -20,3 +20,5 @@ class IssuesSettings(ServiceSettings):
     issues_auto_escalate: EscalationPolicy = EscalationPolicy.RESPONSE
     # How long the reporter may rate a resolved issue; unanswered, it closes after this.
     issues_feedback_window_hours: float = Field(default=72.0, gt=0, le=24 * 90)
+    # Where uploaded media references (e.g. "uploads/2026/x.jpg") are served, to send the grid full links.
+    issues_media_base_url: str = ""

@@ -15,6 +15,20 @@ MAX_NOTE = 2000
 MAX_REASON = 500
 MAX_COMMENT = 500
 URL = re.compile(r"^https?://[^\s<>\"']{1,490}$")
+# A reference to uploaded media (as boards keeps them, e.g. "uploads/2026/lamp.jpg").
+MEDIA_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/-]{0,489}$")
+
+
+def is_photo(value: str) -> bool:
+    value = value.strip()
+    return bool(URL.match(value) or (MEDIA_REF.match(value) and ".." not in value and "//" not in value))
+
+
+def absolute(value: str, media_base_url: str) -> str:
+    """A photo as a link others can follow: media references resolved against the media base."""
+    if URL.match(value) or not media_base_url:
+        return value
+    return media_base_url.rstrip("/") + "/" + value
 
 
 @dataclass(frozen=True)
@@ -46,8 +60,8 @@ def clean_photos(urls: Sequence[str]) -> list[str]:
         raise InvalidArgument(f"at most {MAX_PHOTOS} photos", code="photos_invalid")
     cleaned = []
     for url in urls:
-        if not URL.match(url.strip()):
-            raise InvalidArgument("photos are http(s) links", code="photos_invalid")
+        if not is_photo(url):
+            raise InvalidArgument("photos are http(s) links or uploaded media references", code="photos_invalid")
         cleaned.append(url.strip())
     return cleaned
 

@@ -159,7 +159,7 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     ]
     assert steps == [
         ("reported", "reported", "reporter", reporter.person_id),
-        ("assigned", None, "system", "system:sla-scheduler"),
+        ("assigned", None, "system", "system:duty-roster"),
         ("state_changed", "acknowledged", "committee", c.cadre.person_id),
         ("state_changed", "escalated", "committee", c.cadre.person_id),
         ("state_changed", "dispatched", "subdistrict", c.subdistrict_staff.person_id),

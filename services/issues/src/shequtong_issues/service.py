@@ -51,6 +51,7 @@ R = TypeVar("R", bound=Message)
 
 NEIGHBOURHOOD_MATTERS = "neighbourhood_matters"
 SYSTEM_ACTOR = "system:sla-scheduler"
+ROSTER_ACTOR = "system:duty-roster"
 GRID_ACTOR = "grid-platform"
 
 
@@ -62,6 +63,7 @@ class Actor:
 
 
 SYSTEM = Actor(SYSTEM_ACTOR, ActorRole.SYSTEM, "system")
+ROSTER = Actor(ROSTER_ACTOR, ActorRole.SYSTEM, "system")
 GRID = Actor(GRID_ACTOR, ActorRole.GRID, "grid")
 
 
@@ -530,7 +532,7 @@ class IssuesService:
             data={"source": source, "category_code": category.code, "source_post_id": source_post_id or ""},
         )
         if duty is not None:
-            await self._assign(session, issue, duty, at, SYSTEM)
+            await self._assign(session, issue, duty, at, ROSTER)
         await session.flush()
         await events.reported(self.outbox, session, issue)
         return issue
@@ -1265,7 +1267,7 @@ class IssuesService:
                 if duty is None:
                     issue.assignment_attempts += 1
                     continue
-                await self._assign(session, issue, duty, now, SYSTEM)
+                await self._assign(session, issue, duty, now, ROSTER)
                 assigned += 1
         return assigned
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from shequtong_stack import Stack
 
-from integration.helpers import eventually, publish_event, stream_payloads
+from integration.helpers import eventually, metric_value, publish_event, stream_payloads
 from integration.people import Community, Person, new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import grid_events_pb2 as grid_ev
@@ -78,6 +78,9 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
 ) -> None:
     c = community
     reporter = c.resident
+    port = system.metrics_ports["issues"]
+    opened_before = metric_value(port, "issues_opened_total", neighbourhood_kind="residential", source="post")
+    acks_before = metric_value(port, "issues_time_to_acknowledge_seconds_count", neighbourhood_kind="residential")
     post_id = str(uuid.uuid4())
     payload = post_event(c, reporter, post_id)
     event_id = str(uuid.uuid4())
@@ -106,6 +109,10 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
 
     acknowledged = ok(act(api, c.cadre, issue_id, "acknowledge", note="收到，马上联系保洁"))
     assert acknowledged["state"] == "acknowledged"
+    opened = metric_value(port, "issues_opened_total", neighbourhood_kind="residential", source="post")
+    assert opened == opened_before + 1, "one issue opened for the post"
+    acks = metric_value(port, "issues_time_to_acknowledge_seconds_count", neighbourhood_kind="residential")
+    assert acks == acks_before + 1
     escalated = ok(act(api, c.cadre, issue_id, "escalate", note="保洁公司合同到期，需要街镇协调"))
     assert (escalated["state"], escalated["level"]) == ("escalated", "subdistrict")
     queue = ok(api.get(f"/v1/subdistricts/{c.subdistrict_id}/issues", headers=c.subdistrict_staff.headers))

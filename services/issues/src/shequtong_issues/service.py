@@ -21,6 +21,7 @@ from shequtong_issues.domain import access, catalogue, feedback, grid, reports, 
 from shequtong_issues.domain.access import ActorRole, IssueFacts, View
 from shequtong_issues.domain.catalogue import Category as CategoryRule
 from shequtong_issues.domain.states import TERMINAL, Level, Position, State, Step, Transition, plan
+from shequtong_issues.metrics import IssueMetrics
 from shequtong_issues.models import (
     Category,
     Dispatch,
@@ -176,6 +177,7 @@ class IssuesService:
         self.outbox = outbox
         self.clock = clock
         self.onduty = onduty
+        self.metrics = IssueMetrics()
 
     # --- helpers -------------------------------------------------------------------------------------
     async def _once(
@@ -272,6 +274,10 @@ class IssuesService:
                     outcome = sla.stop_outcome(stop.outcome, c.due_at, at)
                     c.stopped_at = at
                     c.outcome = outcome.value
+                    responded_here = c.clock == sla.Clock.RESPONSE.value and c.level == Level.NEIGHBOURHOOD.value
+                    if responded_here and outcome in (sla.Outcome.MET, sla.Outcome.LATE):
+                        kind = await repo.neighbourhood_kind(issue.neighbourhood_id)
+                        self.metrics.acknowledged(session, kind, (at - c.started_at).total_seconds())
                     if outcome == sla.Outcome.LATE and c.breached_at is None:
                         # Late but not yet seen by the scheduler: the breach is recorded now, not escalated.
                         await self._breach(session, issue, c, at, scheduled=False)
@@ -535,6 +541,7 @@ class IssuesService:
             await self._assign(session, issue, duty, at, ROSTER)
         await session.flush()
         await events.reported(self.outbox, session, issue)
+        self.metrics.opened(session, await IssueRepository(session).neighbourhood_kind(issue.neighbourhood_id), source)
         return issue
 
     async def collect_post(self, session: AsyncSession, post: boards_ev.PostCreated, _event: ReceivedEvent) -> None:

@@ -71,6 +71,33 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
 
 
+def stream_payloads(nats_url: str, stream: str, subject: str, limit: int = 100_000) -> list[bytes]:
+    """Every stored message on `subject` in `stream`, oldest first (reads the stream; consumes nothing)."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def read() -> list[bytes]:
+        nc = await nats.connect(nats_url)
+        found: list[bytes] = []
+        try:
+            js = nc.jetstream()
+            seq = 1
+            while len(found) < limit:
+                try:
+                    msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+                except NotFoundError:
+                    break
+                found.append(msg.data or b"")
+                seq = int(msg.seq or seq) + 1
+        finally:
+            await nc.close()
+        return found
+
+    return asyncio.run(read())
+
+
 def publish_event(nats_url: str, subject: str, payload: bytes, event_id: str, msg_id: str | None = None) -> bool:
     """Publishes one event as a producer's relay would (CloudEvents headers, `Nats-Msg-Id`); returns whether
     JetStream dropped it as a duplicate. `msg_id` other than `event_id` plays a relay retry after the window."""
@@ -92,32 +119,6 @@ def publish_event(nats_url: str, subject: str, payload: bytes, event_id: str, ms
             }
             ack = await js.publish(subject, payload, headers=headers)
             return bool(ack.duplicate)
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
-
-
-def stream_payloads(nats_url: str, stream: str, subject: str) -> list[bytes]:
-    """Every message stored on `subject` in `stream`, oldest first (reads the stream, consumes nothing)."""
-    import asyncio
-
-    import nats
-    from nats.js.errors import NotFoundError
-
-    async def go() -> list[bytes]:
-        nc = await nats.connect(nats_url)
-        try:
-            js = nc.jetstream()
-            payloads: list[bytes] = []
-            seq = 1
-            while True:
-                try:
-                    msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
-                except NotFoundError:
-                    return payloads
-                payloads.append(bytes(msg.data or b""))
-                seq = int(msg.seq or seq) + 1
         finally:
             await nc.close()
 

@@ -58,19 +58,81 @@ def act(api: httpx.Client, person: Person, issue_id: str, action: str, **body: A
     return api.post(f"/v1/issues/{issue_id}/{action}", json=body or None, headers=person.headers)
 
 
-def post_event(c: Community, author: Person, post_id: str) -> bytes:
-    return boards_ev.PostCreated(
-        post_id=post_id,
-        board_id=str(uuid.uuid4()),
-        board_kind="neighbourhood_matters",
-        neighbourhood_id=c.neighbourhood_id,
-        author_id=author.person_id,
-        title="楼下垃圾三天没人清",
-        body="@居委会 3号楼下的垃圾堆了三天，异味很大，请尽快处理",
-        image_urls=["https://media.example/rubbish.jpg"],
-        mentioned_roles=["committee"],
-        mentions_committee=True,
-    ).SerializeToString()
+def matters_board(api: httpx.Client, person: Person, neighbourhood_id: str) -> str:
+    def boards() -> dict[str, str]:
+        reply = api.get(f"/v1/neighbourhoods/{neighbourhood_id}/boards", headers=person.headers)
+        return {b["kind"]: b["id"] for b in reply.json()} if reply.status_code == 200 else {}
+
+    return str(eventually(lambda: boards().get("neighbourhood_matters"), what="the 身边事 board"))
+
+
+def post_on_matters(api: httpx.Client, person: Person, board_id: str) -> dict[str, Any]:
+    """A real 身边事 post @mentioning the committee (boards learns people from identity's events first)."""
+
+    def posted() -> dict[str, Any] | None:
+        reply = api.post(
+            f"/v1/boards/{board_id}/posts",
+            json={
+                "title": "楼下垃圾三天没人清",
+                "body": "3号楼下的垃圾堆了三天，异味很大，请尽快处理 @居委会",
+                "image_refs": ["uploads/2026/rubbish.jpg"],
+            },
+            headers=person.headers,
+        )
+        return reply.json() if reply.status_code == 201 else None
+
+    return eventually(posted, what="a post on 身边事")  # type: ignore[no-any-return]
+
+
+def drained(nats_url: str, stream: str, durable: str) -> bool:
+    """The durable consumer has been handed and has acknowledged everything on its stream."""
+    import asyncio
+
+    import nats
+
+    async def go() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info(stream, durable)
+            return int(info.num_pending or 0) == 0 and int(info.num_ack_pending or 0) == 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def redeliver(nats_url: str, post_id: str) -> tuple[bool, bool]:
+    """The stored boards.post.created of the post, published again three times: as the relay's retry (same
+    message id: JetStream drops it), as a redelivery after the dedupe window (same event id, new message
+    id: the inbox skips it) and as a producer that emitted it twice (a new event id: one issue per post)."""
+    import asyncio
+
+    import nats
+
+    async def go() -> tuple[bool, bool]:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            seq, stored = 1, None
+            while stored is None:
+                msg = await js.get_msg("BOARDS", seq=seq, subject="boards.post.created", next=True)
+                if boards_ev.PostCreated.FromString(msg.data or b"").post_id == post_id:
+                    stored = msg
+                seq = int(msg.seq or seq) + 1
+            headers = dict(stored.headers or {})
+            same = await js.publish("boards.post.created", stored.data, headers=headers)
+            window = await js.publish(
+                "boards.post.created", stored.data, headers={**headers, "Nats-Msg-Id": str(uuid.uuid4())}
+            )
+            fresh_id = str(uuid.uuid4())
+            await js.publish(
+                "boards.post.created", stored.data, headers={**headers, "Nats-Msg-Id": fresh_id, "ce-id": fresh_id}
+            )
+            return bool(same.duplicate), bool(window.duplicate)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
 
 
 def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
@@ -81,15 +143,12 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     port = system.metrics_ports["issues"]
     opened_before = metric_value(port, "issues_opened_total", neighbourhood_kind="residential", source="post")
     acks_before = metric_value(port, "issues_time_to_acknowledge_seconds_count", neighbourhood_kind="residential")
-    post_id = str(uuid.uuid4())
-    payload = post_event(c, reporter, post_id)
-    event_id = str(uuid.uuid4())
-    # Delivered three times: the relay's retry (same message id), a redelivery after JetStream's dedupe
-    # window (same event id, new message id) and a producer that re-emitted it (a new event id).
-    assert publish_event(system.nats_url, "boards.post.created", payload, event_id) is False
-    assert publish_event(system.nats_url, "boards.post.created", payload, event_id) is True
-    publish_event(system.nats_url, "boards.post.created", payload, event_id, msg_id=str(uuid.uuid4()))
-    publish_event(system.nats_url, "boards.post.created", payload, str(uuid.uuid4()))
+    board = matters_board(api, reporter, c.neighbourhood_id)
+    post = post_on_matters(api, reporter, board)
+    post_id = post["id"]
+    assert post["mentioned_handles"] == ["committee"]
+    dropped, passed_window = redeliver(system.nats_url, post_id)
+    assert dropped is True and passed_window is False
 
     def collected() -> list[dict[str, Any]]:
         items = ok(api.get("/v1/me/issues/reported", headers=reporter.headers))["items"]
@@ -99,13 +158,19 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     issue_id = issue["id"]
     assert issue["state"] == "reported" and issue["source"] == "post"
     assert issue["category_code"] == "rubbish", "guessed from the words of the post"
+    assert issue["photo_urls"] == ["uploads/2026/rubbish.jpg"]
     assert issue["assignee_id"] == c.cadre.person_id, "assigned to the on-duty cadre"
     assert issue["response_due_at"] is not None
-    # A moment later every copy has been handled: still exactly one issue for the post.
+    # Once every copy has been handled: still exactly one issue for the post.
+    eventually(lambda: drained(system.nats_url, "BOARDS", "issues-collection"), what="every copy handled")
     queue = ok(api.get(f"/v1/neighbourhoods/{c.neighbourhood_id}/issues", headers=c.cadre.headers))["items"]
     assert [i["id"] for i in queue if i["source_post_id"] == post_id] == [issue_id]
     mine = ok(api.get("/v1/me/issues/assigned", headers=c.cadre.headers))["items"]
     assert issue_id in [i["id"] for i in mine]
+    linked = eventually(
+        lambda: ok(api.get(f"/v1/posts/{post_id}", headers=reporter.headers))["issue_id"], what="the post linked"
+    )
+    assert linked == issue_id
 
     acknowledged = ok(act(api, c.cadre, issue_id, "acknowledge", note="收到，马上联系保洁"))
     assert acknowledged["state"] == "acknowledged"

@@ -64,6 +64,11 @@ class Actor:
 
 
 SYSTEM = Actor(SYSTEM_ACTOR, ActorRole.SYSTEM, "system")
+# Notes the system writes are shown to residents (and in the post's thread): in their language.
+AUTO_ESCALATION_NOTE = {
+    "response": "超过响应时限未响应，已自动上报街镇",
+    "resolution": "超过办结时限未解决，已自动上报街镇",
+}
 ROSTER = Actor(ROSTER_ACTOR, ActorRole.SYSTEM, "system")
 GRID = Actor(GRID_ACTOR, ActorRole.GRID, "grid")
 
@@ -365,9 +370,7 @@ class IssuesService:
         if auto:
             issue.auto_escalated_round = issue.round
             step = plan(position_of(issue), Transition.AUTO_ESCALATE)
-            await self._apply_step(
-                session, issue, step, SYSTEM, at, note=f"no {c.clock} within the target: escalated automatically"
-            )
+            await self._apply_step(session, issue, step, SYSTEM, at, note=AUTO_ESCALATION_NOTE[c.clock])
         return breach
 
     # --- the one way state changes ------------------------------------------------------------------
@@ -808,7 +811,7 @@ class IssuesService:
                 data={"rating": verdict.rating, "fixed": verdict.fixed, "level": row.level},
             )
             step = plan(position_of(issue), Transition.REOPEN if verdict.reopens else Transition.CLOSE)
-            note = "the reporter is not satisfied" if verdict.reopens else "confirmed by the reporter"
+            note = "居民对处理结果不满意，问题重新打开" if verdict.reopens else "居民确认问题已解决"
             await self._apply_step(session, issue, step, actor, now, note=note, data={"rating": verdict.rating})
             await events.rated(self.outbox, session, issue, row)
             await session.flush()
@@ -1255,7 +1258,7 @@ class IssuesService:
                 if not feedback.expired(issue.feedback_due_at, now):
                     continue
                 step = plan(position_of(issue), Transition.CLOSE)
-                await self._apply_step(session, issue, step, SYSTEM, now, note="no verdict within the window")
+                await self._apply_step(session, issue, step, SYSTEM, now, note="评价期内未收到评价，自动办结")
                 closed += 1
         return closed
 

@@ -96,3 +96,30 @@ def stream_payloads(nats_url: str, stream: str, subject: str, limit: int = 100_0
         return found
 
     return asyncio.run(read())
+
+
+def publish_event(nats_url: str, subject: str, payload: bytes, event_id: str, msg_id: str | None = None) -> bool:
+    """Publishes one event as a producer's relay would (CloudEvents headers, `Nats-Msg-Id`); returns whether
+    JetStream dropped it as a duplicate. `msg_id` other than `event_id` plays a relay retry after the window."""
+    import asyncio
+
+    import nats
+
+    async def go() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            headers = {
+                "ce-id": event_id,
+                "ce-type": "test",
+                "ce-source": "/shequtong/tests",
+                "ce-specversion": "1.0",
+                "content-type": "application/protobuf",
+                "Nats-Msg-Id": msg_id or event_id,
+            }
+            ack = await js.publish(subject, payload, headers=headers)
+            return bool(ack.duplicate)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())

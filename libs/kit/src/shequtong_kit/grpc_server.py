@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps unary-unary handlers (the only kind our APIs use) with `around`."""
 
     async def around(
@@ -58,23 +58,25 @@ class ErrorInterceptor(_UnaryInterceptor):
     async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
         try:
             return await inner(request, context)
-        except DomainError as err:
-            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+        except DomainError as domain_error:
+            await _abort(context, domain_error)
         except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
             log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
-            err = Unavailable("a dependency is unavailable, retry later", code="unavailable")
-            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+            await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                err = Unavailable("database connection lost, retry later", code="unavailable")
-                await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+                await _abort(context, Unavailable("database connection lost, retry later", code="unavailable"))
             raise
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error", extra={"method": method})
-            err = DomainError("internal error", code="internal")
-            await context.abort(grpc.StatusCode.INTERNAL, err.message, trailing_metadata=status_trailer(err))
+            internal = DomainError("internal error", code="internal")
+            await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    await context.abort(error.status, error.message, trailing_metadata=status_trailer(error))
 
 
 class AuthInterceptor(_UnaryInterceptor):

@@ -198,6 +198,7 @@ class Open311Platform:
                     updated_at=_optional_datetime(item.get("updated_datetime")),
                     agency=str(item.get("agency_responsible") or "")[:200],
                     expected_at=_optional_datetime(item.get("expected_datetime")),
+                    requested_at=_optional_datetime(item.get("requested_datetime")),
                 )
             )
         return found

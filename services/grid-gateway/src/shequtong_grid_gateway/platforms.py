@@ -43,6 +43,7 @@ class RequestStatus:
     updated_at: datetime | None
     agency: str
     expected_at: datetime | None
+    requested_at: datetime | None = None
 
 
 class GridPlatform(Protocol):

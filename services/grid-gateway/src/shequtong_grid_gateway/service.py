@@ -542,8 +542,10 @@ class GridService:
                     ticket.agency = status.agency
                 if status.expected_at:
                     ticket.expected_at = status.expected_at
-                seen = ticket.last_update_at or ticket.sent_at
-                moved = bool(status.updated_at and seen and status.updated_at > seen)
+                # Inclusive: the grid dates to the second, and a lost update may share the second
+                # of the latest one we have. Fetching a few updates too many costs one request.
+                seen = ticket.last_update_at or status.requested_at or ticket.sent_at
+                moved = status.updated_at is None or seen is None or status.updated_at >= seen
                 closed_there = status.status == "closed" and ticket.state not in rules.SETTLED
                 if moved or closed_there:
                     behind.append(ticket.external_id or "")

@@ -97,7 +97,8 @@ async def test_delivered_once_with_the_platform_id_and_never_sent_again(harness:
     assert (await harness.stats())["posts_received"] == 1
 
 
-async def test_an_outage_backs_off_opens_the_circuit_and_drains_oldest_first_when_it_ends(harness: Any) -> None:
+async def test_an_outage_backs_off_opens_the_circuit_and_drains_oldest_first_when_it_ends(make_harness: Any) -> None:
+    harness = await make_harness(grid_send_concurrency=1)
     await harness.mode(down=True)
     made = [await harness.dispatch(description=f"第{n}件") for n in range(5)]
     w = worker(harness)

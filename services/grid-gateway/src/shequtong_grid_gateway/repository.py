@@ -204,6 +204,16 @@ class TicketRepository:
         )
         return found.first() is not None
 
+    async def known_update_ids(self, platform: str, update_ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(update_ids), 500):
+            chunk = update_ids[start : start + 500]
+            rows = await self.session.execute(
+                select(GridUpdate.update_id).where(GridUpdate.platform == platform, GridUpdate.update_id.in_(chunk))
+            )
+            known.update(row[0] for row in rows)
+        return known
+
     async def orphans(self, platform: str, external_id: str) -> list[GridUpdate]:
         rows = (
             await self.session.execute(

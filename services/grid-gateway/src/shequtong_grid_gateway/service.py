@@ -67,6 +67,7 @@ ORPHAN = "orphan"
 DUPLICATE = "duplicate"
 
 ATTEMPTS_SHOWN = 100
+CATALOGUE_CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ class GridService:
         # One update at a time per process: two paths (webhook, poll) may carry the same one.
         self._apply_lock = asyncio.Lock()
         self._catalogue_next_at: datetime | None = None
+        # District key -> (known codes or None, category mapping), read from the database once
+        # and dropped whenever this replica reloads; other replicas' reloads are seen within
+        # CATALOGUE_CACHE_SECONDS.
+        self._catalogue_cache: dict[str, tuple[datetime, str, set[str] | None, dict[str, str]]] = {}
 
     def _repo(self, session: AsyncSession) -> TicketRepository:
         return TicketRepository(session, self.skip_locked)
@@ -411,6 +416,17 @@ class GridService:
         self.metrics.updates.add(1, {"source": source, "outcome": outcome})
         return outcome
 
+    async def unseen(self, platform: str, updates: list[IncomingUpdate]) -> list[IncomingUpdate]:
+        """The updates not recorded yet (polling re-reads overlapping windows)."""
+        if not updates:
+            return []
+        async with self.sessions() as session:
+            known = await self._repo(session).known_update_ids(platform, [u.update_id for u in updates])
+        skipped = sum(1 for u in updates if u.update_id in known)
+        if skipped:
+            self.metrics.updates.add(skipped, {"source": "poll", "outcome": DUPLICATE})
+        return [u for u in updates if u.update_id not in known]
+
     async def _apply(self, session: AsyncSession, platform: str, update: IncomingUpdate, source: str) -> str:
         repo = self._repo(session)
         if await repo.update_exists(platform, update.update_id):
@@ -555,13 +571,22 @@ class GridService:
     async def _catalogue_for(
         self, repo: TicketRepository, district_id: str | None
     ) -> tuple[set[str] | None, dict[str, str]]:
+        """The district's own catalogue, else the default; (None, {}) when none is loaded."""
+        now = self.clock.now()
+        cached = self._catalogue_cache.get(district_id or DEFAULT_KEY)
+        if cached and (now - cached[0]).total_seconds() < CATALOGUE_CACHE_SECONDS:
+            return cached[2], cached[3]
         key = DEFAULT_KEY
         if district_id and await repo.catalogue_source(district_id) is not None:
             key = district_id
         if await repo.catalogue_source(key) is None:
-            return None, {}
-        known = {e.service_code for e in await repo.catalogue_entries(key)}
-        return known, {m.category_code: m.service_code for m in await repo.category_mappings(key)}
+            known: set[str] | None = None
+            categories: dict[str, str] = {}
+        else:
+            known = {e.service_code for e in await repo.catalogue_entries(key)}
+            categories = {m.category_code: m.service_code for m in await repo.category_mappings(key)}
+        self._catalogue_cache[district_id or DEFAULT_KEY] = (now, key, known, categories)
+        return known, categories
 
     def catalogue_due(self) -> bool:
         return self._catalogue_next_at is None or self.clock.now() >= self._catalogue_next_at
@@ -609,6 +634,7 @@ class GridService:
                     ],
                 )
             loaded.append(key)
+        self._catalogue_cache.clear()
         retry = self.settings.grid_poll_interval_seconds if failed else self.settings.grid_catalogue_refresh_seconds
         self._catalogue_next_at = now + timedelta(seconds=retry)
         if loaded:

@@ -30,6 +30,8 @@ class GridGatewaySettings(ServiceSettings):
     grid_send_rate_per_second: float = Field(default=20.0, ge=0)
     grid_send_burst: int = Field(default=10, ge=1)
     grid_delivery_batch: int = Field(default=50, ge=1, le=1000)
+    # Sends in flight at once (started oldest first); 1 = strictly one after the other.
+    grid_send_concurrency: int = Field(default=4, ge=1, le=64)
     grid_delivery_idle_seconds: float = Field(default=1.0, gt=0)
     grid_claim_lease_seconds: float = Field(default=60.0, ge=5)
     grid_retry_base_seconds: float = Field(default=1.0, gt=0)

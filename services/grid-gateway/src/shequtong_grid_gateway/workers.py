@@ -77,17 +77,24 @@ class DeliveryWorker:
             self.breaker.release_probe()
             return False
         remaining = list(claimed)
+        limit = 1 if probing else self.settings.grid_send_concurrency
+        in_flight: set[asyncio.Task[None]] = set()
         try:
             first = True
             while remaining:
+                while len(in_flight) >= limit:
+                    _done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 if not first and not self.breaker.allow(self.service.clock.now()):
                     break
                 first = False
                 wait = self.bucket.take(self._monotonic())
                 if wait > 0:
                     await asyncio.sleep(wait)  # the send-rate bound, not synchronisation
-                await self.deliver(remaining.pop(0))
+                in_flight.add(asyncio.create_task(self.deliver(remaining.pop(0))))
         finally:
+            for result in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.warning("delivery not recorded", extra={"error": type(result).__name__})
             with contextlib.suppress(Exception):
                 await self.service.release_claims([t.id for t in remaining])
         return True
@@ -193,10 +200,12 @@ class Poller:
                 if newest
                 else now - timedelta(seconds=self.settings.grid_poll_lookback_seconds)
             )
+            fetched = await self.platform.fetch_updates(since)
             for update in sorted(
-                await self.platform.fetch_updates(since), key=lambda u: rules.update_order(u.updated_at, u.update_id)
+                await self.service.unseen(name, fetched), key=lambda u: rules.update_order(u.updated_at, u.update_id)
             ):
                 await self.service.apply_update(name, update, "poll")
+            for update in fetched:
                 newest = update.updated_at if newest is None else max(newest, update.updated_at)
             await self._resolve_tokens()
             if self._monotonic() - self._last_backstop >= self.settings.grid_poll_requests_every_seconds:
@@ -230,6 +239,6 @@ class Poller:
             return
         sent = [t.sent_at for t in checked if t.external_id in behind and t.sent_at]
         since = min(sent) - timedelta(days=1) if sent else None
-        updates = await self.platform.fetch_updates(since, behind)
+        updates = await self.service.unseen(self.platform.name, await self.platform.fetch_updates(since, behind))
         for update in sorted(updates, key=lambda u: rules.update_order(u.updated_at, u.update_id)):
             await self.service.apply_update(self.platform.name, update, "poll")

@@ -430,3 +430,35 @@ def test_the_operators_view_is_for_operators_and_district_staff(
     assert api.post("/v1/grid/catalogue/reload", headers=grid_platform_headers).status_code == 403
     reloaded = api.post("/v1/grid/catalogue/reload", headers=ops_headers)
     assert reloaded.status_code == 200 and reloaded.json()[0]["source"] == "platform"
+
+
+def test_district_staff_see_their_district_and_no_other(
+    api: httpx.Client, system: Stack, ops_headers: dict[str, str], area: dict[str, str]
+) -> None:
+    from integration.people import create_person, grant, new_neighbourhood_with_people, sign_in
+
+    community = new_neighbourhood_with_people(api, ops_headers)
+    outsider = create_person(api, ops_headers)
+    grant(api, ops_headers, outsider, "district_staff", f"d:{area['district']}")
+    sign_in(api, outsider)
+    [ticket] = sent_tickets(api, ops_headers, dispatch(system, community.neighbourhood_id))
+
+    staff = community.district_staff.headers
+    eventually(
+        lambda: ticket["id"] in {t["id"] for t in tickets(api, staff)}, what="the district's ticket in its staff's list"
+    )
+    assert detail(api, staff, ticket["id"])["external_id"] == ticket["external_id"]
+    not_failed = api.post(f"/v1/grid/tickets/{ticket['id']}/retry", headers=staff)
+    assert (not_failed.status_code, not_failed.json()["code"]) == (409, "ticket_not_failed")
+
+    hidden = api.get(f"/v1/grid/tickets/{ticket['id']}", headers=outsider.headers)
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "ticket_not_found")
+    assert ticket["id"] not in {t["id"] for t in tickets(api, outsider.headers)}
+    foreign = api.get("/v1/grid/tickets", params={"district_id": community.district_id}, headers=outsider.headers)
+    assert (foreign.status_code, foreign.json()["code"]) == (403, "not_your_district")
+    refused = api.post(f"/v1/grid/tickets/{ticket['id']}/retry", headers=outsider.headers)
+    assert refused.status_code == 404
+
+    for person in (community.secretary, community.cadre, community.resident, community.subdistrict_staff):
+        reply = api.get(f"/v1/grid/tickets/{ticket['id']}", headers=person.headers)
+        assert (reply.status_code, reply.json()["code"]) == (403, "grid_staff_only")

@@ -122,8 +122,18 @@ class _EmbeddedServer(uvicorn.Server):
         return
 
 
+class _NoColour(logging.Filter):
+    """uvicorn adds an ANSI-coloured copy of some messages; JSON logs want the plain one only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
 class HttpServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        for name in ("uvicorn", "uvicorn.error"):
+            logging.getLogger(name).addFilter(_NoColour())
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off", server_header=False
         )

@@ -253,3 +253,12 @@ async def test_network_errors_and_timeouts_are_retried(harness: Any) -> None:
     harness.clock.advance(seconds=timedelta(minutes=2).total_seconds())
     await drain(harness)
     assert (await harness.ticket(ticket.id)).state == rules.SENT
+
+
+async def test_a_claim_too_short_to_finish_a_send_is_given_back(make_harness: Any) -> None:
+    h = await make_harness(grid_claim_lease_seconds=5, grid_http_timeout_seconds=10)
+    ticket = await h.dispatch()
+    await worker(h).pass_once()
+    untouched = await h.ticket(ticket.id)
+    assert (untouched.state, untouched.attempts, untouched.claimed_by) == (rules.PENDING, 0, None)
+    assert (await h.stats())["posts_received"] == 0

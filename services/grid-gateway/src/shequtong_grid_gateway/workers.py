@@ -84,7 +84,15 @@ class DeliveryWorker:
             while remaining:
                 while len(in_flight) >= limit:
                     _done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                if not first and not self.breaker.allow(self.service.clock.now()):
+                now = self.service.clock.now()
+                lease_left = remaining[0].claimed_until
+                if lease_left and now + timedelta(seconds=self.settings.grid_http_timeout_seconds) >= lease_left:
+                    # Too little of the claim left to finish a send: give the rest back rather
+                    # than race another replica that may take them over.
+                    if first:
+                        self.breaker.release_probe()
+                    break
+                if not first and not self.breaker.allow(now):
                     break
                 first = False
                 wait = self.bucket.take(self._monotonic())
@@ -206,7 +214,9 @@ class Poller:
             ):
                 await self.service.apply_update(name, update, "poll")
             for update in fetched:
-                newest = update.updated_at if newest is None else max(newest, update.updated_at)
+                # Never ahead of our own clock: one mis-dated update must not make us skip later ones.
+                seen = min(update.updated_at, now)
+                newest = seen if newest is None else max(newest, seen)
             await self._resolve_tokens()
             if self._monotonic() - self._last_backstop >= self.settings.grid_poll_requests_every_seconds:
                 self._last_backstop = self._monotonic()

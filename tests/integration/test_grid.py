@@ -197,6 +197,8 @@ def test_two_hundred_dispatches_during_an_outage_arrive_exactly_once(
     area = create_region_tree(api, ops_headers, "O" + uuid.uuid4().hex[:6])
     marker = f"outage-{uuid.uuid4().hex[:8]}"
     since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    port = system.metrics_ports["grid-gateway"]
+    delivered_before = metric_value(port, "grid_deliveries_total")
     sim_modes(down=True)
     dispatch_ids = dispatch(system, area["residential"], 200, description=f"{marker} 暴露垃圾")
 
@@ -214,6 +216,8 @@ def test_two_hundred_dispatches_during_an_outage_arrive_exactly_once(
     )
     assert {t["state"] for t in waiting} == {"pending"}
     assert circuit()["pending_tickets"] >= 200
+    assert metric_value(port, "grid_circuit_state") >= 1  # open, or half-open while probing
+    assert metric_value(port, "grid_delivery_failures_total", kind="transient") >= 1
     assert sim.get("/_sim/stats").json()["answered_down"] > 0
 
     sim_modes(down=False)
@@ -232,6 +236,8 @@ def test_two_hundred_dispatches_during_an_outage_arrive_exactly_once(
     assert len(created) == 200, "the grid holds exactly one case per dispatch"
     assert {r["service_request_id"] for r in created} == external_ids
     assert circuit()["state"] == "closed"
+    assert metric_value(port, "grid_deliveries_total") == delivered_before + 200
+    assert metric_value(port, "grid_circuit_state") == 0
 
 
 def test_duplicate_and_out_of_order_updates_change_each_ticket_once_and_in_order(

@@ -16,10 +16,11 @@ class GridMetrics:
         m = meter("shequtong.grid")
         self._breakers = breakers
         self.deliveries = m.create_counter(
-            "grid_deliveries_total", description="delivery attempts to the grid platform, by outcome"
+            "grid_deliveries_total", description="tickets the grid platform took (sent once each)"
         )
         self.failures = m.create_counter(
-            "grid_delivery_failures_total", description="failed delivery attempts, by kind (transient, rejected ...)"
+            "grid_delivery_failures_total",
+            description="failed delivery attempts, by kind (transient, unauthorized, rejected)",
         )
         self.tickets_failed = m.create_counter("grid_tickets_failed_total", description="tickets that ended failed")
         self.updates = m.create_counter(

@@ -315,7 +315,7 @@ class GridService:
             await events.ticket_sent(self.outbox, session, ticket)
             if ticket.external_id:
                 await self._adopt_orphans(session, ticket)
-        self.metrics.deliveries.add(1, {"platform": ticket.platform, "outcome": "sent"})
+        self.metrics.deliveries.add(1, {"platform": ticket.platform})
         log.info("ticket sent", extra={"ticket_id": ticket_id, "external_id": ticket.external_id or ""})
 
     async def record_failure(self, ticket_id: str, error: PlatformError, started_at: datetime, duration_ms: int) -> str:
@@ -346,7 +346,6 @@ class GridService:
                 )
                 ticket.next_attempt_at = now + timedelta(seconds=delay)
                 ticket.last_error = rules.short_reason(error.reason)
-        self.metrics.deliveries.add(1, {"platform": ticket.platform, "outcome": outcome})
         self.metrics.failures.add(1, {"platform": ticket.platform, "kind": error.verdict.value})
         if rejected:
             self.metrics.tickets_failed.add(1, {"code": rules.PLATFORM_REJECTED})

@@ -262,3 +262,27 @@ async def test_a_claim_too_short_to_finish_a_send_is_given_back(make_harness: An
     untouched = await h.ticket(ticket.id)
     assert (untouched.state, untouched.attempts, untouched.claimed_by) == (rules.PENDING, 0, None)
     assert (await h.stats())["posts_received"] == 0
+
+
+async def test_an_adapter_bug_is_a_transient_failure_not_a_stuck_circuit(make_harness: Any) -> None:
+    h = await make_harness(grid_circuit_failure_threshold=1)
+    ticket = await h.dispatch()
+
+    async def broken(_submission: Any) -> Any:
+        raise RuntimeError("bug")
+
+    real = h.platform.submit
+    h.platform.submit = broken  # type: ignore[method-assign]
+    await drain(h)
+    breaker = h.service.breakers["district"]
+    assert breaker.state == OPEN
+    waiting = await h.ticket(ticket.id)
+    assert (waiting.state, waiting.last_error) == (rules.PENDING, "adapter error: RuntimeError")
+    # the probe after the cooldown fails the same way and the circuit stays usable
+    h.clock.advance(seconds=31)
+    await drain(h)
+    assert breaker.state == OPEN and not breaker.probe_in_flight
+    h.platform.submit = real  # type: ignore[method-assign]
+    h.clock.advance(seconds=31)
+    await drain(h)
+    assert breaker.state == CLOSED and (await h.ticket(ticket.id)).state == rules.SENT

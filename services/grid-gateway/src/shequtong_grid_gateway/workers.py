@@ -127,7 +127,13 @@ class DeliveryWorker:
         started = self.service.clock.now()
         t0 = self._monotonic()
         try:
-            accepted = await self.platform.submit(submission)
+            try:
+                accepted = await self.platform.submit(submission)
+            except PlatformError:
+                raise
+            except Exception as unexpected:  # an adapter bug must not wedge the breaker or lose the ticket
+                log.exception("adapter error", extra={"ticket_id": ticket.id})
+                raise PlatformError(Verdict.TRANSIENT, f"adapter error: {type(unexpected).__name__}") from None
         except PlatformError as exc:
             elapsed = self._monotonic() - t0
             metrics.delivery_seconds.record(elapsed, {"platform": self.platform.name})

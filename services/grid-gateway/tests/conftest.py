@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +62,16 @@ def migrate(url: str) -> None:
             os.environ["DATABASE_URL"] = previous
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("grid-template") / "grid.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> Iterator[str]:
     if os.environ.get("GRID_TEST_POSTGRES") == "1":
         from shequtong_kit.testing import Databases
 
@@ -73,9 +82,8 @@ def database_url(tmp_path: Path) -> Iterator[str]:
             yield url
             dbs.drop_all()
             return
-    url = f"sqlite+aiosqlite:///{tmp_path / 'grid.db'}"
-    migrate(url)
-    yield url
+    shutil.copyfile(migrated_sqlite, tmp_path / "grid.db")
+    yield f"sqlite+aiosqlite:///{tmp_path / 'grid.db'}"
 
 
 def settings_for(url: str, **changes: Any) -> GridGatewaySettings:

@@ -59,7 +59,7 @@ async def test_a_ticket_for_a_neighbourhood_we_learn_later_gets_its_district(har
 async def test_a_dispatch_that_cannot_be_sent_fails_at_once_and_says_why(make_harness: Any) -> None:
     h = await make_harness(catalogue={"": CatalogueSpec(None, {"water_main": "04-02"})})
     assert await h.service.refresh_catalogue() == [""]
-    nowhere = await h.dispatch(address="", lat=0.0, lon=0.0)
+    nowhere = await h.dispatch(address="", lat=0.0, lon=0.0, neighbourhood_id="N-unknown")
     unknown = await h.dispatch(grid_service_code="99-99")
     mapped = await h.dispatch(grid_service_code="", category_code="water_main")
     assert (nowhere.state, nowhere.failure_code) == (rules.FAILED, rules.LOCATION_MISSING)
@@ -286,3 +286,11 @@ async def test_an_adapter_bug_is_a_transient_failure_not_a_stuck_circuit(make_ha
     h.clock.advance(seconds=31)
     await drain(h)
     assert breaker.state == CLOSED and (await h.ticket(ticket.id)).state == rules.SENT
+
+
+async def test_without_an_address_the_neighbourhood_is_the_location(harness: Any) -> None:
+    ticket = await harness.dispatch(address="", lat=0.0, lon=0.0)
+    assert (ticket.state, ticket.address, ticket.lat) == (rules.PENDING, "淞南十村", None)
+    await drain(harness)
+    sent = await harness.ticket(ticket.id)
+    assert harness.sim_app.state.engine.store.requests[sent.external_id].address == "淞南十村"

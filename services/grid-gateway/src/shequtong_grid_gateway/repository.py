@@ -18,6 +18,7 @@ from shequtong_grid_gateway.models import (
     PollCursor,
     Ticket,
 )
+from shequtong_kit.db import region_directory
 
 
 class TicketRepository:
@@ -171,6 +172,14 @@ class TicketRepository:
             )
         ).scalar_one()
         return int(pending[0]), pending[1], int(failed)
+
+    async def neighbourhood_name(self, neighbourhood_id: str) -> str | None:
+        row = (
+            await self.session.execute(
+                select(region_directory.c.name).where(region_directory.c.neighbourhood_id == neighbourhood_id)
+            )
+        ).first()
+        return str(row[0]) if row and row[0] else None
 
     async def fill_lineage(self, neighbourhood_id: str, subdistrict_id: str, district_id: str) -> None:
         await self.session.execute(

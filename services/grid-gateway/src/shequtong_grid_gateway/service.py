@@ -171,7 +171,11 @@ class GridService:
             return existing
         lineage = await regions.find_lineage(session, neighbourhood_id)
         now = self.clock.now()
-        location = rules.location_of(message.address, message.lat, message.lon)
+        address = message.address.strip()
+        if rules.location_of(address, message.lat, message.lon) is None:
+            # No address or point given: the neighbourhood itself is where the grid should go.
+            address = await repo.neighbourhood_name(neighbourhood_id) or ""
+        location = rules.location_of(address, message.lat, message.lon)
         ticket = Ticket(
             id=new_id(),
             dispatch_id=dispatch_id,
@@ -182,7 +186,7 @@ class GridService:
             category_code=message.category_code.strip()[:64],
             service_code="",
             description=message.description,
-            address=message.address.strip()[:500],
+            address=address[:500],
             lat=location.lat if location else None,
             lon=location.long if location else None,
             media_urls=rules.media_links(list(message.media_urls))[:20],

@@ -424,6 +424,7 @@ def test_service_code_resolution() -> None:
     assert resolve_service_code("", "01-02", known, {}) == "01-02"
     # nothing loaded yet: trust what we were given, the platform will judge
     assert resolve_service_code("99-99", "x", None, {}) == "99-99"
-    for requested, category, codes in [("99-99", "x", known), ("", "unmapped", known), ("", "x", None)]:
+    unknown = [("99-99", "x", known), ("", "unmapped", known), ("", "x", None), ("9" * 65, "", None)]
+    for requested, category, codes in unknown:
         with pytest.raises(ValueError, match=rules.SERVICE_CODE_UNKNOWN):
             resolve_service_code(requested, category, codes, {})

@@ -117,6 +117,6 @@ def resolve_service_code(
     code = (requested or "").strip() or categories.get(category, "")
     if not code and known_codes is not None and category in known_codes:
         code = category
-    if not code or (known_codes is not None and code not in known_codes):
+    if not code or len(code) > 64 or (known_codes is not None and code not in known_codes):
         raise ValueError(SERVICE_CODE_UNKNOWN)
     return code

@@ -71,10 +71,15 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
 
 
-def publish_events(nats_url: str, events: list[tuple[str, object]], source: str = "/shequtong/tests") -> list[str]:
+def publish_events(
+    nats_url: str,
+    events: list[tuple[str, object]],
+    source: str = "/shequtong/tests",
+    traceparent: str | None = None,
+) -> list[str]:
     """Publishes protobuf events (subject, message) to JetStream the way the kit's outbox relay
-    does — CloudEvents binary-mode headers, `Nats-Msg-Id` = `ce-id` — and returns their ids.
-    For journeys that stand in for a producer which is not on main yet."""
+    does — CloudEvents binary-mode headers, `Nats-Msg-Id` = `ce-id`, optionally a W3C
+    `traceparent` — and returns their ids. For journeys that stand in for a producer."""
     import asyncio
     import uuid
     from datetime import UTC, datetime
@@ -97,6 +102,8 @@ def publish_events(nats_url: str, events: list[tuple[str, object]], source: str 
                 "content-type": "application/protobuf",
                 "Nats-Msg-Id": event_id,
             }
+            if traceparent:
+                headers["traceparent"] = traceparent
             await js.publish(subject, message.SerializeToString(), headers=headers, timeout=10)  # type: ignore[attr-defined]
             ids.append(event_id)
         await nc.close()

@@ -20,8 +20,10 @@ from shequtong_stack import Stack
 from integration.helpers import create_region_tree, eventually, metric_value, publish_events, stream_messages
 from shequtong.events.v1 import grid_events_pb2 as grid_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong_kit.testing import OtlpCollector
 
 DISPATCH_REQUESTED = "issues.issue.dispatch_requested"
+SPAN_CLIENT, SPAN_CONSUMER = 3, 5
 WEBHOOK = "/v1/grid/servicerequestupdates"
 EVENT_TYPES = {
     "grid.ticket.sent": grid_ev.TicketSent,
@@ -145,7 +147,12 @@ def advance(sim: httpx.Client, external_id: str, to: str) -> list[dict[str, Any]
 
 
 def test_a_dispatch_reaches_the_grid_once_and_its_status_comes_back(
-    api: httpx.Client, system: Stack, ops_headers: dict[str, str], sim: httpx.Client, area: dict[str, str]
+    api: httpx.Client,
+    system: Stack,
+    ops_headers: dict[str, str],
+    sim: httpx.Client,
+    area: dict[str, str],
+    collector: OtlpCollector,
 ) -> None:
     request = issues_ev.IssueDispatchRequested(
         issue_id=str(uuid.uuid4()),
@@ -158,7 +165,9 @@ def test_a_dispatch_reaches_the_grid_once_and_its_status_comes_back(
         media_urls=["https://img.example/rubbish.jpg"],
     )
     # the same request delivered three times (the relay retrying after the dedupe window)
-    publish_events(system.nats_url, [(DISPATCH_REQUESTED, request)] * 3)
+    trace_id = secrets.token_hex(16)
+    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    publish_events(system.nats_url, [(DISPATCH_REQUESTED, request)] * 3, traceparent=traceparent)
     [ticket] = sent_tickets(api, ops_headers, [request.dispatch_id])
     assert ticket["issue_id"] == request.issue_id and ticket["service_code"] == "01-02"
     assert ticket["district_id"] == area["district"]
@@ -185,6 +194,21 @@ def test_a_dispatch_reaches_the_grid_once_and_its_status_comes_back(
     assert found[0][1].external_id == ticket["external_id"] and found[0][1].issue_id == request.issue_id
     assert [m.state for _, m in found[1:]] == ["accepted", "dispatched", "handled", "closed"]
     assert [m.grid_update_id for _, m in found[1:]] == [u["update_id"] for u in pushed]
+
+    # one trace from the producer's message to the POST to the grid platform
+    def post_under_consumer() -> list[dict[str, Any]] | None:
+        spans = [s for s in collector.snapshot() if s["trace_id"] == trace_id]
+        index = {s["span_id"]: s for s in spans}
+        for post in (s for s in spans if s["service"] == "grid-gateway" and s["kind"] == SPAN_CLIENT):
+            chain = [post]
+            while chain[-1]["parent_span_id"] in index:
+                chain.append(index[chain[-1]["parent_span_id"]])
+            if any(s["kind"] == SPAN_CONSUMER and s["service"] == "grid-gateway" for s in chain):
+                return chain
+        return None
+
+    chain = eventually(post_under_consumer, timeout=30, what="the POST to the grid inside the dispatch's trace")
+    assert chain[0]["name"].startswith("POST") and chain[1]["name"] == "grid.ticket deliver"
 
 
 def test_two_hundred_dispatches_during_an_outage_arrive_exactly_once(

@@ -294,3 +294,12 @@ async def test_without_an_address_the_neighbourhood_is_the_location(harness: Any
     await drain(harness)
     sent = await harness.ticket(ticket.id)
     assert harness.sim_app.state.engine.store.requests[sent.external_id].address == "淞南十村"
+
+
+async def test_the_dispatch_trace_is_kept_for_the_send(harness: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    with TracerProvider().get_tracer("test").start_as_current_span("consume") as span:
+        ticket = await harness.dispatch()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert (await harness.ticket(ticket.id)).trace_context["traceparent"].split("-")[1] == trace_id

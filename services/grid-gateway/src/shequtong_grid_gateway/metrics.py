@@ -41,6 +41,15 @@ class GridMetrics:
             "grid_tickets_pending", callbacks=[self._observe_pending], description="tickets waiting for delivery"
         )
 
+    def initialise(self, platforms: list[str]) -> None:
+        """Zero series from the start, so a dashboard's queries find them before the first event."""
+        for platform in platforms:
+            self.deliveries.add(0, {"platform": platform})
+            for kind in ("transient", "unauthorized", "rejected"):
+                self.failures.add(0, {"platform": platform, "kind": kind})
+        for code in ("platform_rejected", "service_code_unknown", "location_missing", "delivery_abandoned"):
+            self.tickets_failed.add(0, {"code": code})
+
     def _observe_circuits(self, _options: Any) -> list[Observation]:
         return [Observation(b.gauge, {"platform": name}) for name, b in self._breakers().items()]
 

@@ -60,6 +60,8 @@ class Ticket(Base):
     agency: Mapped[str] = mapped_column(String(200), default="")
     expected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The trace of the dispatch request (W3C traceparent/tracestate): every send continues it.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # When the ticket was (re)queued for delivery: the give-up window counts from here.
     queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from opentelemetry import propagate
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,6 +69,13 @@ DUPLICATE = "duplicate"
 
 ATTEMPTS_SHOWN = 100
 CATALOGUE_CACHE_SECONDS = 60.0
+
+
+def _current_trace() -> dict[str, str]:
+    """The caller's trace context (the consumer's span), kept so the later send continues it."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,7 @@ class GridService:
             for name in self.platforms
         }
         self.metrics = GridMetrics(lambda: self.breakers)
+        self.metrics.initialise(sorted(self.platforms))
         # Set after a commit that queued work, so the delivery worker starts at once.
         self.work_available = asyncio.Event()
         # One update at a time per process: two paths (webhook, poll) may carry the same one.
@@ -199,6 +208,7 @@ class GridService:
             last_error="",
             failure_code="",
             agency="",
+            trace_context=_current_trace(),
             queued_at=now,
             created_at=now,
             updated_at=now,

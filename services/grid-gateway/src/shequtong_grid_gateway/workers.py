@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+
 from shequtong_grid_gateway.domain import tickets as rules
 from shequtong_grid_gateway.domain.delivery import OPEN, TokenBucket, Verdict
 from shequtong_grid_gateway.models import Ticket
 from shequtong_grid_gateway.platforms import GridPlatform, PlatformError
 from shequtong_grid_gateway.service import GridService
 from shequtong_grid_gateway.settings import GridGatewaySettings
+from shequtong_kit.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ class DeliveryWorker:
         self.bucket = TokenBucket(settings.grid_send_rate_per_second, settings.grid_send_burst)
         self._monotonic = monotonic
         self._stopping = asyncio.Event()
+        self._tracer = tracer("shequtong.grid")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -108,6 +113,20 @@ class DeliveryWorker:
         return True
 
     async def deliver(self, ticket: Ticket) -> None:
+        """One send, inside the trace of the dispatch request that made the ticket."""
+        with self._tracer.start_as_current_span(
+            "grid.ticket deliver",
+            context=propagate.extract(dict(ticket.trace_context or {})),
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "grid.ticket_id": ticket.id,
+                "grid.platform": self.platform.name,
+                "grid.attempt": ticket.attempts + 1,
+            },
+        ):
+            await self._deliver(ticket)
+
+    async def _deliver(self, ticket: Ticket) -> None:
         metrics = self.service.metrics
         try:
             submission = rules.build_submission(

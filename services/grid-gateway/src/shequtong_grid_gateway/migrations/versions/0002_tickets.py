@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("agency", sa.String(200), nullable=False),
         sa.Column("expected_at", UtcDateTime, nullable=True),
         sa.Column("last_checked_at", UtcDateTime, nullable=True),
+        sa.Column("trace_context", sa.JSON, nullable=False),
         sa.Column("queued_at", UtcDateTime, nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),

@@ -71,6 +71,80 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
 
 
+def publish_events(
+    nats_url: str,
+    events: list[tuple[str, object]],
+    source: str = "/shequtong/tests",
+    traceparent: str | None = None,
+) -> list[str]:
+    """Publishes protobuf events (subject, message) to JetStream the way the kit's outbox relay
+    does — CloudEvents binary-mode headers, `Nats-Msg-Id` = `ce-id`, optionally a W3C
+    `traceparent` — and returns their ids. For journeys that stand in for a producer."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    import nats
+
+    async def go() -> list[str]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        ids = []
+        for subject, message in events:
+            event_id = str(uuid.uuid4())
+            headers = {
+                "ce-id": event_id,
+                "ce-type": message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
+                "ce-source": source,
+                "ce-specversion": "1.0",
+                "ce-time": datetime.now(UTC).isoformat(),
+                "ce-subject": subject,
+                "content-type": "application/protobuf",
+                "Nats-Msg-Id": event_id,
+            }
+            if traceparent:
+                headers["traceparent"] = traceparent
+            await js.publish(subject, message.SerializeToString(), headers=headers, timeout=10)  # type: ignore[attr-defined]
+            ids.append(event_id)
+        await nc.close()
+        return ids
+
+    return asyncio.run(go())
+
+
+def stream_messages(nats_url: str, stream: str, subject: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """Every message stored in `stream` on `subject` (wildcards allowed), oldest first, read with
+    an ephemeral consumer that acknowledges nothing: (subject, headers, payload)."""
+    import asyncio
+
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    async def go() -> list[tuple[str, dict[str, str], bytes]]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            subject,
+            stream=stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30),
+        )
+        found: list[tuple[str, dict[str, str], bytes]] = []
+        while True:
+            info = await sub.consumer_info()
+            if not info.num_pending:
+                break
+            try:
+                batch = await sub.fetch(batch=500, timeout=2)
+            except TimeoutError:
+                break
+            found.extend((m.subject, dict(m.headers or {}), m.data) for m in batch)
+        await sub.unsubscribe()
+        await nc.close()
+        return found
+
+    return asyncio.run(go())
+
+
 def stream_payloads(nats_url: str, stream: str, subject: str, limit: int = 100_000) -> list[bytes]:
     """Every stored message on `subject` in `stream`, oldest first (reads the stream; consumes nothing)."""
     import asyncio

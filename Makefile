@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 
-.PHONY: help env run test test-unit test-integration lint proto proto-check buf-lint fmt clean seed
+.PHONY: help env run test test-unit test-integration lint proto proto-check buf-lint fmt clean seed chart-test images
 
 help:
 	@echo "make run    — the whole system on this machine (SQLite, embedded NATS, grid simulator, demo data)"
@@ -33,13 +33,19 @@ run: env
 	$(BIN)/python tools/run.py
 
 test: env proto-check
-	$(BIN)/pytest -q -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-unit: env
 	$(BIN)/pytest -q libs services $(PYTEST_ARGS)
 
 test-integration: env
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+chart-test: env  ## render, lint, validate (Kubernetes 1.30 schemas), cross-check and security-scan the chart
+	$(BIN)/pytest -q tests/chart $(PYTEST_ARGS)
+
+images: env  ## build every service image with one tag (default: the chart's appVersion); needs a Docker engine
+	$(BIN)/python tools/chart_images.py build $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TAG),--tag $(TAG)) $(if $(PUSH),--push)
 
 proto: env
 	$(BIN)/python tools/genproto.py

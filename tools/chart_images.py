@@ -128,9 +128,7 @@ def build(registry: str, repository: str, tag: str, push: bool) -> int:
     for service in SERVICES:
         ref = f"{registry}/{repository}/{service}:{tag}"
         print(f"==> {ref}", flush=True)
-        subprocess.run(
-            [docker, "build", "-f", f"services/{service}/Dockerfile", "-t", ref, "."], cwd=ROOT, check=True
-        )
+        subprocess.run([docker, "build", "-f", f"services/{service}/Dockerfile", "-t", ref, "."], cwd=ROOT, check=True)
         if push:
             subprocess.run([docker, "push", ref], check=True)
             digest = subprocess.run(

@@ -35,9 +35,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def load_values(
-    files: list[Path] | tuple[Path, ...] = (), extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def load_values(files: list[Path] | tuple[Path, ...] = (), extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """User values as `helm -f a -f b --set-json` would combine them."""
     values: dict[str, Any] = {}
     for path in files:
@@ -47,9 +45,7 @@ def load_values(
     return values
 
 
-def render_raw(
-    values: dict[str, Any], *, release: str = RELEASE, namespace: str = NAMESPACE
-) -> dict[str, str]:
+def render_raw(values: dict[str, Any], *, release: str = RELEASE, namespace: str = NAMESPACE) -> dict[str, str]:
     """Template path -> rendered text (NOTES.txt included), as `helm template` renders it."""
     import helm_python as helm
 
@@ -81,9 +77,7 @@ def by_kind(objs: list[dict[str, Any]]) -> dict[str, str]:
         docs = []
         for obj in items:
             clean = {k: v for k, v in obj.items() if k != "__source__"}
-            docs.append(
-                f"# Source: {obj['__source__']}\n" + yaml.safe_dump(clean, sort_keys=False, width=100)
-            )
+            docs.append(f"# Source: {obj['__source__']}\n" + yaml.safe_dump(clean, sort_keys=False, width=100))
         files[f"{kind}.yaml"] = "---\n".join(docs)
     return files
 

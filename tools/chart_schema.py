@@ -61,9 +61,7 @@ DEFS: dict[str, Any] = {
     ),
     "peer": obj(
         {
-            "ipBlock": obj(
-                {"cidr": string(), "except": {"type": "array", "items": string()}}, required=["cidr"]
-            ),
+            "ipBlock": obj({"cidr": string(), "except": {"type": "array", "items": string()}}, required=["cidr"]),
             "namespaceSelector": {"$ref": "#/$defs/labelSelector"},
             "podSelector": {"$ref": "#/$defs/labelSelector"},
         },
@@ -217,9 +215,7 @@ def schema() -> dict[str, Any]:
                         "gridWebhookHost": string(),
                         "tls": {
                             "type": "array",
-                            "items": obj(
-                                {"secretName": string(), "hosts": {"type": "array", "items": string()}}
-                            ),
+                            "items": obj({"secretName": string(), "hosts": {"type": "array", "items": string()}}),
                         },
                     }
                 ),

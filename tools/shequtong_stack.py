@@ -177,7 +177,6 @@ class Stack:
             env.update(
                 {
                     "HTTP_PORT": str(self.http_ports[name]),
-                    "ISSUES_ADDR": self.addr("issues"),
                     "GRID_BASE_URL": self.simulator_url,
                     "GRID_API_KEY": s.grid_api_key,
                     "GRID_WEBHOOK_SECRET": s.grid_webhook_secret,

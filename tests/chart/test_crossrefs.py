@@ -130,9 +130,7 @@ def test_every_service_selects_a_rendered_pod_template_and_only_its_own(case: st
 
 def test_every_addr_points_at_a_rendered_service_port(case: str) -> None:
     objs = render_objects(case)
-    services = {
-        s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in of_kind(objs, "Service")
-    }
+    services = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in of_kind(objs, "Service")}
     seen = 0
     for owner, tpl in pod_templates(objs):
         for c in tpl["spec"]["containers"]:
@@ -140,9 +138,7 @@ def test_every_addr_points_at_a_rendered_service_port(case: str) -> None:
                 if not name.endswith("_ADDR"):
                     continue
                 host, _, port = entry["value"].rpartition(":")
-                assert host in services, (
-                    f"{owner['metadata']['name']} {name}={entry['value']}: no such Service"
-                )
+                assert host in services, f"{owner['metadata']['name']} {name}={entry['value']}: no such Service"
                 assert int(port) in services[host], f"{name}={entry['value']}: Service has {services[host]}"
                 target = name.removesuffix("_ADDR").lower().replace("_", "-")
                 assert host == f"{chart_render.RELEASE}-{target}"
@@ -240,9 +236,7 @@ def test_migration_hook_jobs(case: str) -> None:
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     # What the Jobs need exists before them: their ServiceAccount and (chart-made) Secret.
     weight = {
-        (o["kind"], o["metadata"]["name"]): int(
-            o["metadata"].get("annotations", {}).get("helm.sh/hook-weight", 0)
-        )
+        (o["kind"], o["metadata"]["name"]): int(o["metadata"].get("annotations", {}).get("helm.sh/hook-weight", 0))
         for o in objs
         if "helm.sh/hook" in o["metadata"].get("annotations", {})
     }
@@ -295,9 +289,7 @@ def test_autoscaling_and_disruption_budgets(case: str) -> None:
             assert dep_name not in hpas
             assert deployment["spec"]["replicas"] == values[name]["replicas"]
         matching = [
-            p
-            for p in pdbs
-            if selects(p["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+            p for p in pdbs if selects(p["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
         ]
         assert len(matching) == (1 if values[name]["pdb"]["enabled"] else 0), name
     assert (len(hpas) == 7) == (case == "production-values.yaml")
@@ -305,9 +297,7 @@ def test_autoscaling_and_disruption_budgets(case: str) -> None:
 
 def test_ingress_routes_to_rendered_services() -> None:
     objs = render_objects("production-values.yaml")
-    services = {
-        s["metadata"]["name"]: {p["name"] for p in s["spec"]["ports"]} for s in of_kind(objs, "Service")
-    }
+    services = {s["metadata"]["name"]: {p["name"] for p in s["spec"]["ports"]} for s in of_kind(objs, "Service")}
     (ingress,) = of_kind(objs, "Ingress")
     routes = {}
     for rule in ingress["spec"]["rules"]:

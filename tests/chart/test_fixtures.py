@@ -24,8 +24,7 @@ HEADER = (
 def expected_files() -> dict[str, str]:
     header = HEADER.format(release=chart_render.RELEASE, namespace=chart_render.NAMESPACE)
     return {
-        name: header + text
-        for name, text in chart_render.by_kind(render_objects("production-values.yaml")).items()
+        name: header + text for name, text in chart_render.by_kind(render_objects("production-values.yaml")).items()
     }
 
 
@@ -41,6 +40,4 @@ def test_production_fixtures_match_the_chart() -> None:
     assert sorted(actual) == sorted(expected), "fixture files differ; regenerate (see module docstring)"
     for name, text in expected.items():
         assert actual[name] == text, f"fixtures/production/{name} is stale; regenerate (see module docstring)"
-    assert {"deployment.yaml", "networkpolicy.yaml", "horizontalpodautoscaler.yaml", "ingress.yaml"} <= set(
-        actual
-    )
+    assert {"deployment.yaml", "networkpolicy.yaml", "horizontalpodautoscaler.yaml", "ingress.yaml"} <= set(actual)

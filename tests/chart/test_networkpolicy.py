@@ -75,9 +75,7 @@ def port_matches(rule_ports: list[dict[str, Any]] | None, port: int, proto: str)
     return False
 
 
-def direction_allows(
-    policies: list[dict[str, Any]], pod: Pod, other: Pod, port: int, proto: str, kind: str
-) -> bool:
+def direction_allows(policies: list[dict[str, Any]], pod: Pod, other: Pod, port: int, proto: str, kind: str) -> bool:
     """Whether the policies selecting `pod` let it talk to (Egress) / hear from (Ingress) `other`."""
     key, peers_key = ("egress", "to") if kind == "Egress" else ("ingress", "from")
     applying = [
@@ -92,9 +90,7 @@ def direction_allows(
     for policy in applying:
         for rule in policy["spec"].get(key) or []:
             peers = rule.get(peers_key)
-            if peers is not None and not any(
-                peer_matches(x, policy["metadata"]["namespace"], other) for x in peers
-            ):
+            if peers is not None and not any(peer_matches(x, policy["metadata"]["namespace"], other) for x in peers):
                 continue
             if port_matches(rule.get("ports"), port, proto):
                 return True
@@ -136,9 +132,7 @@ def outside(case: str) -> dict[str, Pod]:
         "prometheus": Pod("prometheus", "monitoring", {"app": "prometheus"}, "10.245.1.2"),
         "dns": Pod("dns", "kube-system", {"k8s-app": "kube-dns"}, "10.245.2.2", [(53, "UDP"), (53, "TCP")]),
         "nats": Pod("nats", "nats", {"app": "nats"}, "10.245.3.2", [(4222, "TCP")]),
-        "postgresql": Pod(
-            "postgresql", "postgresql", {"cnpg.io/cluster": "pg"}, "10.245.4.2", [(5432, "TCP")]
-        ),
+        "postgresql": Pod("postgresql", "postgresql", {"cnpg.io/cluster": "pg"}, "10.245.4.2", [(5432, "TCP")]),
         "otlp": Pod("otlp", "observability", {"app": "otel"}, "10.245.5.2", [(4317, "TCP"), (4318, "TCP")]),
         "grid": Pod("grid", "", {}, grid_ip, [(443, "TCP")]),
         "internet": Pod("internet", "", {}, "8.8.8.8", [(443, "TCP"), (80, "TCP")]),
@@ -173,10 +167,7 @@ def test_with_the_outside_world(case: str) -> None:
 
     # Into the cluster: the ingress controller reaches the gateways' HTTP ports only.
     reach = {
-        (n, port)
-        for n in servers
-        for port, _ in pods[n].ports
-        if allowed(policies, out["ingress"], pods[n], port)
+        (n, port) for n in servers for port, _ in pods[n].ports if allowed(policies, out["ingress"], pods[n], port)
     }
     assert reach == {("api-gateway", 8080), ("grid-gateway", 8081)}
     assert not allowed(policies, out["ingress-other-pod"], pods["api-gateway"], 8080)
@@ -189,9 +180,7 @@ def test_with_the_outside_world(case: str) -> None:
     # Out of the cluster.
     for n, pod in pods.items():
         is_server = n in servers
-        assert allowed(policies, pod, out["dns"], 53, "UDP") and allowed(
-            policies, pod, out["dns"], 53, "TCP"
-        ), n
+        assert allowed(policies, pod, out["dns"], 53, "UDP") and allowed(policies, pod, out["dns"], 53, "TCP"), n
         assert allowed(policies, pod, out["postgresql"], 5432) == (n != "test"), n
         assert allowed(policies, pod, out["nats"], 4222) == is_server, n
         assert allowed(policies, pod, out["otlp"], 4317) == is_server, n

@@ -88,9 +88,7 @@ def test_disabling_identity_alone_is_refused() -> None:
 def test_chart_env_cannot_be_overridden_by_extra_env() -> None:
     with helm.Chart.load(CHART) as chart:
         with pytest.raises(helm.HelmError) as info:
-            chart.render(
-                {"services": {"boards": {"env": {"IDENTITY_ADDR": "elsewhere:1"}}}}, name="shequtong"
-            )
+            chart.render({"services": {"boards": {"env": {"IDENTITY_ADDR": "elsewhere:1"}}}}, name="shequtong")
         assert "set by the chart" in str(info.value)
         rendered = chart.render({"services": {"boards": {"env": {"FEATURE_X": "on"}}}}, name="shequtong")
         assert "FEATURE_X" in rendered["shequtong/templates/deployment.yaml"]

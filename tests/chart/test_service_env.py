@@ -39,9 +39,7 @@ FIELD_VALUES = {
     "spec.nodeName": "node-0",
 }
 # Values an operator would fill; everything else the chart generates.
-TEST_SECRETS = {
-    "global": {"secrets": {"gridApiKey": "grid-api-key", "gridWebhookApiKey": "grid-webhook-api-key"}}
-}
+TEST_SECRETS = {"global": {"secrets": {"gridApiKey": "grid-api-key", "gridWebhookApiKey": "grid-webhook-api-key"}}}
 
 
 def render() -> list[dict[str, Any]]:
@@ -53,9 +51,7 @@ def chart_env(objs: list[dict[str, Any]], service: str) -> dict[str, str]:
     (secret,) = of_kind(objs, "Secret")
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     (deployment,) = [
-        d
-        for d in of_kind(objs, "Deployment")
-        if d["metadata"]["labels"]["app.kubernetes.io/component"] == service
+        d for d in of_kind(objs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == service
     ]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env: dict[str, str] = {}
@@ -120,9 +116,7 @@ def nats_server(tmp: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def wait_serving(
-    service: str, env: dict[str, str], proc: subprocess.Popen[bytes], timeout: float = 60
-) -> None:
+def wait_serving(service: str, env: dict[str, str], proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -134,9 +128,7 @@ def wait_serving(
         try:
             if "GRPC_PORT" in env:
                 with grpc.insecure_channel(f"127.0.0.1:{env['GRPC_PORT']}") as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=2
-                    )
+                    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
                     last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
                     grpc_ok = reply.status == health_pb2.HealthCheckResponse.SERVING
             else:
@@ -188,13 +180,9 @@ def test_each_service_becomes_serving_with_the_chart_environment(tmp_path: Path)
                     env["GRID_BASE_URL"] = f"http://127.0.0.1:{free_port()}/open311/v2"
                 full = {**base, "HOME": str(tmp_path), **env}
                 command = [sys.executable, "-m", PACKAGES[service]]
-                migrate = subprocess.run(
-                    [*command, "migrate"], env=full, capture_output=True, timeout=120, check=False
-                )
+                migrate = subprocess.run([*command, "migrate"], env=full, capture_output=True, timeout=120, check=False)
                 assert migrate.returncode == 0, f"{service} migrate: {migrate.stderr.decode()[-2000:]}"
-                proc = subprocess.Popen(
-                    command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
+                proc = subprocess.Popen(command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(proc)
                 wait_serving(service, env, proc)
         finally:

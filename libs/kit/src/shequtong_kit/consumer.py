@@ -42,7 +42,7 @@ class PoisonMessage(Exception):
 class ReceivedEvent:
     id: str
     subject: str
-    type: str
+    ce_type: str
     source: str
     time: str
     payload: bytes
@@ -53,7 +53,7 @@ class ReceivedEvent:
         try:
             message = cls.FromString(self.payload)
         except DecodeError as exc:
-            raise PoisonMessage(f"cannot decode {self.type} as {cls.DESCRIPTOR.full_name}") from exc
+            raise PoisonMessage(f"cannot decode {self.ce_type} as {cls.DESCRIPTOR.full_name}") from exc
         return message
 
     @property
@@ -179,7 +179,7 @@ class ConsumerRunner:
             or headers.get("Nats-Msg-Id")
             or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}",
             subject=msg.subject,
-            type=headers.get("ce-type", ""),
+            ce_type=headers.get("ce-type", ""),
             source=headers.get("ce-source", ""),
             time=headers.get("ce-time", self._clock.now().isoformat()),
             payload=msg.data,

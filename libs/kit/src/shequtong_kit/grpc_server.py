@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps unary-unary handlers (the only kind our APIs use) with `around`."""
 
     async def around(
@@ -58,23 +58,57 @@ class ErrorInterceptor(_UnaryInterceptor):
     async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
         try:
             return await inner(request, context)
-        except DomainError as err:
-            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+        except DomainError as domain_error:
+            await _abort(context, domain_error)
         except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
             log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
-            err = Unavailable("a dependency is unavailable, retry later", code="unavailable")
-            await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+            await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                err = Unavailable("database connection lost, retry later", code="unavailable")
-                await context.abort(err.status, err.message, trailing_metadata=status_trailer(err))
+                await _abort(context, Unavailable("database connection lost, retry later", code="unavailable"))
             raise
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error", extra={"method": method})
-            err = DomainError("internal error", code="internal")
-            await context.abort(grpc.StatusCode.INTERNAL, err.message, trailing_metadata=status_trailer(err))
+            internal = DomainError("internal error", code="internal")
+            await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
+
+
+class MetricsInterceptor(_UnaryInterceptor):
+    """Request rate, errors and duration per method (the golden signals of every gRPC service)."""
+
+    def __init__(self) -> None:
+        from shequtong_kit.telemetry import meter
+
+        m = meter("shequtong.grpc")
+        self._requests = m.create_counter("rpc_server_requests", description="gRPC calls handled, by method and code")
+        self._duration = m.create_histogram(
+            "rpc_server_duration", unit="s", description="gRPC call duration in seconds, by method"
+        )
+
+    async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
+        import time
+
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except Exception:
+            code = "UNKNOWN"
+            raise
+        finally:
+            attrs = {"rpc_method": method.rsplit("/", 1)[-1], "rpc_service": method.strip("/").split("/")[0]}
+            self._duration.record(time.perf_counter() - started, attrs)
+            self._requests.add(1, {**attrs, "rpc_code": code})
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    await context.abort(error.status, error.message, trailing_metadata=status_trailer(error))
 
 
 class AuthInterceptor(_UnaryInterceptor):
@@ -115,7 +149,7 @@ def build_server(
     port: int,
     host: str = "0.0.0.0",
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(), ErrorInterceptor()]
     if verifier is not None:
         interceptors.append(AuthInterceptor(verifier))
     server = grpc.aio.server(
@@ -133,7 +167,12 @@ def build_server(
     return server, health_servicer, bound
 
 
+LIVENESS = "liveness"
+
+
 async def set_serving(health_servicer: health.aio.HealthServicer, names: Sequence[str], serving: bool) -> None:
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *names]:
         await health_servicer.set(name, status)
+    # Liveness says only that the process answers: a database outage must not get pods restarted.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)

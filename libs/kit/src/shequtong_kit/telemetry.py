@@ -60,8 +60,8 @@ def setup_telemetry(service_name: str, metrics_port: int = 0, instrument_grpc: b
     if instrument_grpc:
         from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
 
-        GrpcAioInstrumentorServer().instrument()
-        GrpcAioInstrumentorClient().instrument()
+        GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
+        GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
     _current = Telemetry(tracer_provider, meter_provider, exporting)
     log.info("telemetry ready", extra={"exporting_traces": exporting, "metrics_port": metrics_port})
     return _current

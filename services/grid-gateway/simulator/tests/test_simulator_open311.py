@@ -116,9 +116,7 @@ async def test_bad_api_key_is_refused(sim: Any, api_key: str | None) -> None:
         ({"service_code": "C-02"}, 400),  # a component without attribute[component_id]
     ],
 )
-async def test_validation_errors_use_open311_error_format(
-    sim: Any, changes: dict[str, str], code: int
-) -> None:
+async def test_validation_errors_use_open311_error_format(sim: Any, changes: dict[str, str], code: int) -> None:
     r = await sim.client.post("/requests.json", data={**BASE, **changes})
     assert r.status_code == code, r.text
     assert is_error_list(r.json(), code)

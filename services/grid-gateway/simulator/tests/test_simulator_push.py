@@ -56,9 +56,7 @@ async def wait_pushed(sim: Any) -> None:
         await sim.engine.pusher.wait_idle()
 
 
-async def test_pushes_are_signed_ordered_and_retried(
-    start_sim: Any, make_settings: Any, start_receiver: Any
-) -> None:
+async def test_pushes_are_signed_ordered_and_retried(start_sim: Any, make_settings: Any, start_receiver: Any) -> None:
     async with (
         start_receiver(fail_first=1) as receiver,
         start_sim(make_settings(webhook_url=receiver.url)) as sim,
@@ -118,14 +116,10 @@ async def test_duplicate_updates_mode_pushes_each_twice(
     ids = [json.loads(d.body)["update_id"] for d in receiver.deliveries]
     assert ids == [a, a, b, b]
     # a duplicate is a separate delivery, signed on its own
-    assert (
-        receiver.deliveries[0].headers["x-grid-delivery"] != receiver.deliveries[1].headers["x-grid-delivery"]
-    )
+    assert receiver.deliveries[0].headers["x-grid-delivery"] != receiver.deliveries[1].headers["x-grid-delivery"]
 
 
-async def test_out_of_order_mode_reverses_a_batch(
-    start_sim: Any, make_settings: Any, start_receiver: Any
-) -> None:
+async def test_out_of_order_mode_reverses_a_batch(start_sim: Any, make_settings: Any, start_receiver: Any) -> None:
     async with start_receiver() as receiver, start_sim(make_settings(webhook_url=receiver.url)) as sim:
         await sim.mode(out_of_order=True)
         rid = await sim.create()
@@ -139,9 +133,7 @@ async def test_push_does_not_block_and_gives_up_on_a_dead_receiver(
     start_sim: Any, make_settings: Any, start_receiver: Any
 ) -> None:
     async with start_receiver(status=503) as receiver:
-        settings = make_settings(
-            webhook_url=receiver.url, webhook_max_attempts=3, webhook_backoff_seconds=0.2
-        )
+        settings = make_settings(webhook_url=receiver.url, webhook_max_attempts=3, webhook_backoff_seconds=0.2)
         async with start_sim(settings) as sim:
             rid = await sim.create()
             r = await sim.client.post(f"/_sim/advance/{rid}")

@@ -161,9 +161,7 @@ async def test_polling_by_date_window(sim: Any, clock: Any) -> None:
     assert await codes(start_date="2025-03-01T03:30:00Z") == ["ACTION_SCHEDULED", "IN_PROGRESS"]
     assert await codes(end_date="2025-03-01T03:59:59Z") == ["INVESTIGATING"]
     # both bounds are inclusive, whatever zone the caller writes them in
-    assert await codes(start_date="2025-03-01T12:00:00+08:00", end_date="2025-03-01T04:00:00Z") == [
-        "ACTION_SCHEDULED"
-    ]
+    assert await codes(start_date="2025-03-01T12:00:00+08:00", end_date="2025-03-01T04:00:00Z") == ["ACTION_SCHEDULED"]
     assert await codes(start_date="2025-03-01T06:00:00Z") == []
     assert await codes(service_request_id="other") == []
     r = await sim.client.get("/servicerequestupdates.json", params={"start_date": "03/01/2025"})

@@ -295,9 +295,7 @@ async def reset(engine: EngineDep) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
     settings = settings or Settings.from_env()
-    engine = Engine(
-        settings, load_catalogue(settings.services_file), Store.open(settings.state_file), clock=clock
-    )
+    engine = Engine(settings, load_catalogue(settings.services_file), Store.open(settings.state_file), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -254,8 +254,7 @@ def _service_from_json(item: Any, index: int) -> Service:
         keywords=tuple(str(k) for k in keywords),
         type=item.get("type", "realtime"),
         attributes=tuple(
-            _attribute_from_json(a, f"{where}.attributes[{j}]")
-            for j, a in enumerate(item.get("attributes", []))
+            _attribute_from_json(a, f"{where}.attributes[{j}]") for j, a in enumerate(item.get("attributes", []))
         ),
         time_limit_hours=time_limit,
         departments=tuple(departments),

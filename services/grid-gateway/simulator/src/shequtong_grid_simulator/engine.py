@@ -172,10 +172,7 @@ class Engine:
             stages = workflow.path_to(request.stage, to)
         else:
             stages = [workflow.apply(request.stage, action)]
-        updates = [
-            self._enter(request, stage, note=note, media_url=media_url, duplicate=duplicate)
-            for stage in stages
-        ]
+        updates = [self._enter(request, stage, note=note, media_url=media_url, duplicate=duplicate) for stage in stages]
         self._publish(updates)
         return updates
 
@@ -323,9 +320,7 @@ class Engine:
         found.sort(key=lambda r: (r.requested_at, r.service_request_id))
         return found[:1000]  # the spec's default cap
 
-    def list_updates(
-        self, *, start: datetime | None, end: datetime | None, ids: list[str] | None
-    ) -> list[Update]:
+    def list_updates(self, *, start: datetime | None, end: datetime | None, ids: list[str] | None) -> list[Update]:
         # Both bounds inclusive: a poller that overlaps windows gets repeats (de-duplicated by
         # update_id), never gaps.
         return [
@@ -340,9 +335,7 @@ class Engine:
         return {
             **self.store.stats,
             "push_pending": self.pusher.pending,
-            "requests_open": sum(
-                1 for r in self.store.requests.values() if STAGE_INFO[r.stage].status == "open"
-            ),
+            "requests_open": sum(1 for r in self.store.requests.values() if STAGE_INFO[r.stage].status == "open"),
             "requests_total": len(self.store.requests),
         }
 

@@ -111,9 +111,7 @@ def _check_attributes(service: Service, attributes: dict[str, str]) -> None:
         value = attributes.get(attr.code, "").strip()
         if not value:
             if attr.required:
-                raise Open311Error(
-                    400, f"attribute[{attr.code}] is required for service {service.service_code}"
-                )
+                raise Open311Error(400, f"attribute[{attr.code}] is required for service {service.service_code}")
             continue
         if attr.datatype == "number":
             try:

@@ -119,9 +119,7 @@ class WebhookPusher:
     def submit(self, url: str, payloads: Sequence[dict[str, Any]]) -> None:
         """Queue deliveries; returns at once. Must be called from the running event loop."""
         for payload in payloads:
-            self._queue.put_nowait(
-                _Delivery(url, dict(payload), "D" + secrets.token_hex(8), self._generation)
-            )
+            self._queue.put_nowait(_Delivery(url, dict(payload), "D" + secrets.token_hex(8), self._generation))
         # Started lazily so an app driven without lifespan events (ASGI test transport) pushes too.
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="webhook-pusher")

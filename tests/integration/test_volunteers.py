@@ -175,7 +175,14 @@ def test_thirty_concurrent_sign_ups_for_twenty_places(api: httpx.Client, communi
 
     detail = ok(cadre.get(path))
     assert (detail["confirmed_count"], detail["waitlist_count"], detail["places_left"]) == (20, 10, 0)
-    assert len(ok(cadre.get(f"{path}/signups", state="confirmed", page_size=100))["items"]) == 20
+
+    def confirmed_with_names() -> bool:
+        items = ok(cadre.get(f"{path}/signups", state="confirmed", page_size=100))["items"]
+        assert len(items) == 20
+        return all(s["display_name"] for s in items)
+
+    # Display names come from identity's membership events (volunteers keeps its own projection).
+    eventually(confirmed_with_names, what="the participants' display names on the organiser's list")
 
     by_person = {p.person_id: As(api, p) for p in people}
     first_waiting = next(s for s in signups if s.get("waitlist_position") == 1)

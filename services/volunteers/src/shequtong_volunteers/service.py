@@ -982,7 +982,7 @@ class VolunteersService:
         return storefront
 
     async def get_storefront(self, session: AsyncSession, principal: Principal, storefront_id: str) -> Storefront:
-        principal.subject  # noqa: B018 - any signed-in caller: storefronts are public service points
+        # Any signed-in caller (the servicer has checked there is one): storefronts are public service points.
         return await Repository(session).storefront(storefront_id)
 
     async def list_storefronts(
@@ -1060,7 +1060,7 @@ class VolunteersService:
     async def list_offerings(
         self, session: AsyncSession, principal: Principal, storefront_id: str, cursor: str, limit: int
     ) -> list[Offering]:
-        principal.subject  # noqa: B018 - any signed-in caller
+        # Any signed-in caller: offerings and slots are what residents browse.
         repo = Repository(session)
         storefront = await repo.storefront(storefront_id)
         return await repo.offerings(storefront.id, cursor, limit)
@@ -1101,7 +1101,7 @@ class VolunteersService:
         cursor: str,
         limit: int,
     ) -> list[Slot]:
-        principal.subject  # noqa: B018 - any signed-in caller
+        # Any signed-in caller: offerings and slots are what residents browse.
         repo = Repository(session)
         offering = await repo.offering(offering_id)
         return await repo.slots(offering.id, starts_after, cursor, limit)

@@ -36,7 +36,8 @@ def ensure_transition(current: str, target: str) -> None:
 
 def choose_neighbourhood(principal: Principal, eligible: list[str], requested: str) -> str:
     """The resident's neighbourhood the booking is made from: it must be one the offering serves."""
-    principal.person_id  # noqa: B018 - a person is required (raises for machine clients)
+    if principal.is_service:
+        raise PermissionDenied("a person is required for this action", code="person_required")
     if requested:
         if requested not in eligible:
             raise PermissionDenied("this storefront does not serve that neighbourhood", code="neighbourhood_not_served")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -143,6 +146,20 @@ def stream_messages(nats_url: str, stream: str, subject: str) -> list[tuple[str,
         return found
 
     return asyncio.run(go())
+@contextmanager
+def move_clock(offset_file: str | Path, by: timedelta) -> Iterator[None]:
+    """Moves every service's clock forward by `by` (the stack's SHEQUTONG_CLOCK_OFFSET_FILE) for the
+    duration of the block, then puts it back as it was."""
+    path = Path(offset_file)
+    previous = path.read_text() if path.exists() else None
+    path.write_text(str(float(previous or 0) + by.total_seconds()))
+    try:
+        yield
+    finally:
+        if previous is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(previous)
 
 
 def stream_payloads(nats_url: str, stream: str, subject: str, limit: int = 100_000) -> list[bytes]:

@@ -75,6 +75,38 @@ class ErrorInterceptor(_UnaryInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
 
 
+class MetricsInterceptor(_UnaryInterceptor):
+    """Request rate, errors and duration per method (the golden signals of every gRPC service)."""
+
+    def __init__(self) -> None:
+        from shequtong_kit.telemetry import meter
+
+        m = meter("shequtong.grpc")
+        self._requests = m.create_counter("rpc_server_requests", description="gRPC calls handled, by method and code")
+        self._duration = m.create_histogram(
+            "rpc_server_duration", unit="s", description="gRPC call duration in seconds, by method"
+        )
+
+    async def around(self, inner: Behaviour, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
+        import time
+
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except Exception:
+            code = "UNKNOWN"
+            raise
+        finally:
+            attrs = {"rpc_method": method.rsplit("/", 1)[-1], "rpc_service": method.strip("/").split("/")[0]}
+            self._duration.record(time.perf_counter() - started, attrs)
+            self._requests.add(1, {**attrs, "rpc_code": code})
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
     await context.abort(error.status, error.message, trailing_metadata=status_trailer(error))
 
@@ -117,7 +149,7 @@ def build_server(
     port: int,
     host: str = "0.0.0.0",
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(), ErrorInterceptor()]
     if verifier is not None:
         interceptors.append(AuthInterceptor(verifier))
     server = grpc.aio.server(

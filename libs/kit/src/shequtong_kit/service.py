@@ -93,9 +93,29 @@ class ServiceApp:
                 await asyncio.sleep(0.5)
         raise RuntimeError("database unreachable")
 
+    def _instrument_database(self, exporting_traces: bool) -> None:
+        from opentelemetry.metrics import Observation
+
+        from shequtong_kit.telemetry import meter
+
+        pool = self.engine.sync_engine.pool
+
+        def checked_out(_options: Any) -> list[Observation]:
+            count = getattr(pool, "checkedout", None)
+            return [Observation(count() if callable(count) else 0, {"service": self.name})]
+
+        meter("shequtong.db").create_observable_gauge(
+            "db_pool_connections_in_use", callbacks=[checked_out], description="database connections checked out"
+        )
+        if exporting_traces:
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine)
+
     async def serve(self) -> None:
         setup_logging(self.name, self.settings.log_level)
         telemetry = setup_telemetry(self.name, self.settings.metrics_port)
+        self._instrument_database(telemetry.exporting_traces)
         if self.verifier is None and self.settings.identity_addr:
             self.verifier = auth.TokenVerifier(await identity_jwks_loader(self.settings.identity_addr))
         server, health, port = build_server(

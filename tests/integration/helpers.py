@@ -69,3 +69,31 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
         }
     )
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
+
+
+def mint_token(system: object, subject: str, roles: list[str], ttl_seconds: int = 3600) -> dict[str, str]:
+    """TEST-ONLY SHORTCUT: an access token signed with the running stack's identity signing key, for
+    roles no real sign-in can give a test yet. Prefer real identity sign-ins (integration.people) where
+    they exist. Claims as in shequtong_kit/auth.py: iss, aud, sub, typ "access", iat, exp, jti, roles.
+    Returns the Authorization header."""
+    import json
+    import uuid as _uuid
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    key = json.loads(system.secrets.signing_keys)[0]  # type: ignore[attr-defined]
+    private = serialization.load_pem_private_key(key["pem"].encode(), password=None)
+    now = int(time.time())
+    claims = {
+        "iss": "shequtong-identity",
+        "aud": "shequtong",
+        "sub": subject,
+        "typ": "access",
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": _uuid.uuid4().hex,
+        "roles": sorted(roles),
+    }
+    token = jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key["kid"]})  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {token}"}

@@ -16,6 +16,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
@@ -29,7 +30,7 @@ from shequtong_insights.domain.periods import local_day
 from shequtong_insights.models import Member
 from shequtong_insights.repository import ProjectionWriter
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent
 from shequtong_kit.proto import from_ts
 
 ISSUE_PREFIX = "issues.issue."
@@ -92,7 +93,15 @@ class Projector:
         message = event.parse(cls)
         writer = ProjectionWriter(session)
         await writer.share_projection_lock()
-        await apply(writer, message, event)
+        try:
+            await apply(writer, message, event)
+            await session.flush()
+        except DBAPIError as exc:
+            if not _is_data_error(exc):
+                raise
+            # A value our columns can never hold (e.g. an id longer than any id we issue): retrying
+            # cannot help, so the event goes to the dead-letter subject.
+            raise PoisonMessage(f"{event.subject}: a value does not fit the projection") from exc
 
     # --- identity ----------------------------------------------------------------------------------
     async def neighbourhood_created(
@@ -237,6 +246,15 @@ class Projector:
 def _when(stamp: Timestamp, event: ReceivedEvent) -> datetime:
     """The payload's own time when it has one, else the event's (ce-time): never the clock."""
     return from_ts(stamp) or event.occurred_at
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 (data exception: value too long, out of range ...), whatever the driver."""
+    if isinstance(exc, DataError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return str(code or "").startswith("22")
 
 
 def _earliest(current: datetime | None, candidate: datetime) -> datetime:

@@ -328,7 +328,7 @@ class InsightsService:
             created.append(prompt)
         await session.flush()
         if created:
-            log.info("work prompts raised", extra={"created": len(created), "findings": len(findings)})
+            log.info("work prompts raised", extra={"prompts_created": len(created), "findings": len(findings)})
         return DetectionResult(created, len(findings), end)
 
     async def detect_now(self, session: AsyncSession, principal: Principal) -> DetectionResult:

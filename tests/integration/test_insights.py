@@ -24,7 +24,8 @@ import pytest
 from google.protobuf.message import Message
 from shequtong_stack import Stack
 
-from integration.helpers import create_region_tree, eventually, mint_token
+from integration.helpers import eventually, mint_token
+from integration.people import new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
@@ -427,28 +428,53 @@ def test_a_spike_raises_exactly_one_prompt_there(
     assert refused.status_code == 403 and refused.json()["code"] == "operator_required"
 
 
-def test_neighbourhoods_made_through_identity_appear_in_portraits(
-    api: httpx.Client, ops_headers: dict[str, str]
-) -> None:
-    tree = create_region_tree(api, ops_headers, uuid.uuid4().hex[:6])
+def test_a_real_community_through_identity(api: httpx.Client, ops_headers: dict[str, str]) -> None:
+    """Real people: identity's registrations and verifications reach the portrait, and identity's own
+    tokens get the same answers (a cadre of the other neighbourhood is refused)."""
+    community = new_neighbourhood_with_people(api, ops_headers)
+    n1 = community.neighbourhood_id
 
     def ready() -> dict[str, Any] | None:
-        reply = portrait(api, tree["village"], ops_headers)
-        return reply.json() if reply.status_code == 200 else None
+        reply = portrait(api, n1, community.cadre.headers)
+        if reply.status_code != 200:
+            return None
+        body = reply.json()
+        return body if body["figures"]["residents"] == 3 else None
 
-    body = eventually(ready, timeout=30, what="identity's neighbourhood in insights")
-    assert (body["name"], body["kind"], body["subdistrict_id"], body["district_id"]) == (
-        "塘湾村",
-        "village",
-        tree["subdistrict"],
-        tree["district"],
-    )
-    assert body["days_on_platform"] == 0 and body["figures"]["issues_reported"] == 0
+    body = eventually(ready, timeout=30, what="identity's verified residents in the portrait")
+    f = body["figures"]
+    assert (body["name"], body["kind"], body["days_on_platform"]) == ("淞南十村", "residential", 0)
+    assert (f["residents_joined"], f["residents_verified"], f["households"]) == (3, 3, 3)
+    refused = portrait(api, n1, community.other_cadre.headers)
+    assert refused.status_code == 403 and refused.json()["code"] == "portrait_forbidden"
+    public = portrait(api, n1, community.resident.headers).json()
+    assert public["visibility"] == "public" and public["figures"]["residents"] == 0
+    assert portrait(api, n1, community.other_resident.headers).status_code == 403
+
+    def village() -> dict[str, Any] | None:
+        reply = portrait(api, community.other_neighbourhood_id, community.subdistrict_staff.headers)
+        body = reply.json() if reply.status_code == 200 else None
+        return body if body and body["figures"]["residents"] == 1 else None
+
+    assert eventually(village, what="the village's resident")["kind"] == "village"
     compared = api.get(
-        "/v1/insights/comparisons", params={"subdistrict_id": tree["subdistrict"]}, headers=ops_headers
+        "/v1/insights/comparisons",
+        params={"subdistrict_id": community.subdistrict_id},
+        headers=community.subdistrict_staff.headers,
     ).json()
     assert compared["group_by"] == "kind"
-    assert [(r["key"], r["neighbourhoods"]) for r in compared["items"]] == [("residential", 1), ("village", 1)]
+    assert [(r["key"], r["neighbourhoods"], r["figures"]["residents"]) for r in compared["items"]] == [
+        ("residential", 1, 3),
+        ("village", 1, 1),
+    ]
+    assert (
+        api.get(
+            "/v1/insights/comparisons",
+            params={"subdistrict_id": community.subdistrict_id},
+            headers=community.cadre.headers,
+        ).status_code
+        == 403
+    )
 
 
 def test_a_rebuild_replays_the_streams_into_the_same_figures(

@@ -498,6 +498,19 @@ def test_a_rebuild_replays_the_streams_into_the_same_figures(
         ).content
         return {"portrait": body, "comparison": compared, "daily": daily}
 
+    spike_staff = mint_token(system, "staff-spike", [f"district_staff@d:{spike.district}"])
+
+    def prompts_of_spike() -> list[dict[str, Any]]:
+        reply = api.get("/v1/insights/prompts", params={"district_id": spike.district}, headers=spike_staff)
+        return reply.json()["items"]  # type: ignore[no-any-return]
+
+    eventually(
+        lambda: portrait(api, spike.hot, spike_staff).json().get("figures", {}).get("issues_reported") == 6,
+        what="the spike projected",
+    )
+    assert api.post("/v1/insights/detections", headers=ops_headers).status_code == 200
+    prompts_before = prompts_of_spike()
+    assert [(p["neighbourhood_id"], p["subject"]) for p in prompts_before] == [(spike.hot, "leaking_pipe")]
     live = snapshot()
     refused = api.post("/v1/insights/rebuilds", headers=week.staff)
     assert refused.status_code == 403 and refused.json()["code"] == "operator_required"
@@ -517,7 +530,5 @@ def test_a_rebuild_replays_the_streams_into_the_same_figures(
     assert all(s["caught_up"] for s in done["streams"]) and done["finished_at"]
     assert snapshot() == live
     # Prompts are the cadres' work, not a projection: kept, and detection does not raise them again.
-    staff = mint_token(system, "staff-spike", [f"district_staff@d:{spike.district}"])
-    api.post("/v1/insights/detections", headers=ops_headers)
-    prompts = api.get("/v1/insights/prompts", params={"district_id": spike.district}, headers=staff).json()["items"]
-    assert [(p["subject"], p["status"]) for p in prompts] == [("leaking_pipe", "acknowledged")]
+    assert api.post("/v1/insights/detections", headers=ops_headers).status_code == 200
+    assert prompts_of_spike() == prompts_before

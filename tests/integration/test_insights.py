@@ -181,6 +181,50 @@ def week(system: Stack) -> Week:
             ),
             at,
         )
+    # Four comments by two more residents, three votes (two more people), a topic proposed and taken
+    # to consultation, and a convention adopted: eight different people took part.
+    for i, person in enumerate(residents[i] for i in (4, 5, 4, 5)):
+        at = base + timedelta(hours=2 + 5 * i)
+        s.add(
+            "boards.comment.created",
+            boards_ev.CommentCreated(
+                comment_id=str(uuid.uuid4()), neighbourhood_id=w.n1, author_id=person, kind="member", created_at=ts(at)
+            ),
+            at,
+        )
+    poll = str(uuid.uuid4())
+    for person in (residents[0], residents[6], residents[7]):
+        s.add(
+            "boards.poll.voted",
+            boards_ev.VoteCast(poll_id=poll, neighbourhood_id=w.n1, person_id=person, cast_at=ts(base + 20 * H)),
+            base + 20 * H,
+        )
+    topic = str(uuid.uuid4())
+    for hours, (before, after) in enumerate((("", "proposed"), ("proposed", "review"), ("review", "consultation"))):
+        at = base + timedelta(hours=hours)
+        s.add(
+            "boards.topic.stage_changed",
+            boards_ev.TopicStageChanged(
+                topic_id=topic,
+                neighbourhood_id=w.n1,
+                from_stage=before,
+                to_stage=after,
+                actor_id=residents[0],
+                occurred_at=ts(at),
+            ),
+            at,
+        )
+    s.add(
+        "boards.convention.adopted",
+        boards_ev.ConventionAdopted(
+            convention_id=str(uuid.uuid4()),
+            neighbourhood_id=w.n1,
+            topic_id=topic,
+            version=1,
+            adopted_at=ts(base + 30 * H),
+        ),
+        base + 30 * H,
+    )
     # Five issues in n1: first responses after 1, 2, 3, 4 and 10 hours (median 3); four resolved after
     # 5, 8, 12 and 20 hours (median 10), one of them at the sub-district (3 of 4 solved inside).
     nb, sd = "neighbourhood", "subdistrict"
@@ -233,7 +277,17 @@ def portrait(api: httpx.Client, nid: str, headers: dict[str, str], days: int = P
 
 
 def settled_portrait(api: httpx.Client, w: Week) -> dict[str, Any]:
-    expected = {"issues_reported": 5, "issues_resolved": 4, "ratings": 2, "posts": 6, "residents": 10}
+    expected = {
+        "issues_reported": 5,
+        "issues_resolved": 4,
+        "ratings": 2,
+        "posts": 6,
+        "comments": 4,
+        "votes": 3,
+        "conventions_adopted": 1,
+        "topics_proposed": 1,
+        "residents": 10,
+    }
 
     def probe() -> dict[str, Any] | None:
         reply = portrait(api, w.n1, w.staff)
@@ -253,7 +307,9 @@ def test_a_scripted_week_gives_the_expected_counts_and_medians(api: httpx.Client
     assert body["visibility"] == "full"
     assert (body["name"], body["kind"], body["days_on_platform"]) == ("淞南十村", "residential", 90)
     assert (f["residents"], f["households"], f["residents_joined"]) == (10, 5, 1)
-    assert (f["active_residents"], f["participation_rate"]) == (4, 0.4)
+    assert (f["active_residents"], f["participation_rate"]) == (8, 0.8)
+    assert f["topics_by_stage"] == [{"stage": "consultation", "count": 1}]
+    assert f["conventions_total"] == 1
     assert (f["issues_acknowledged"], f["issues_escalated"], f["issues_open"], f["sla_breaches"]) == (5, 1, 1, 1)
     assert (f["response_time"]["count"], f["response_time"]["median_hours"]) == (5, 3.0)
     assert (f["resolution_time"]["count"], f["resolution_time"]["median_hours"]) == (4, 10.0)
@@ -332,6 +388,7 @@ def test_each_sees_only_their_own(api: httpx.Client, system: Stack, week: Week) 
     public = portrait(api, week.n1, resident).json()
     assert public["visibility"] == "public"
     assert (public["figures"]["issues_resolved"], public["figures"]["response_time"]["median_hours"]) == (4, 3.0)
+    assert (public["figures"]["conventions_adopted"], public["figures"]["conventions_total"]) == (1, 1)
     assert (public["figures"]["posts"], public["figures"]["residents"], public["peer_figures"]) == (0, 0, None)
     assert public["trends"] == [] and public["top_categories"] == []
     assert portrait(api, week.n2, resident).status_code == 403

@@ -27,7 +27,7 @@ from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 from shequtong_insights.domain import facts as issue_rules
 from shequtong_insights.domain import metrics as m
 from shequtong_insights.domain.periods import local_day
-from shequtong_insights.models import Member
+from shequtong_insights.models import Convention, Member, Topic
 from shequtong_insights.repository import ProjectionWriter
 from shequtong_kit import regions
 from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent
@@ -73,6 +73,10 @@ class Projector:
             "identity.membership.left": (identity_ev.MemberLeft, self.member_left),
             "identity.membership.rejected": (identity_ev.MemberRejected, self.member_rejected),
             "boards.post.created": (boards_ev.PostCreated, self.post_created),
+            "boards.comment.created": (boards_ev.CommentCreated, self.comment_created),
+            "boards.poll.voted": (boards_ev.VoteCast, self.vote_cast),
+            "boards.topic.stage_changed": (boards_ev.TopicStageChanged, self.topic_stage_changed),
+            "boards.convention.adopted": (boards_ev.ConventionAdopted, self.convention_adopted),
             "issues.issue.reported": (issues_ev.IssueReported, self.issue_reported),
             "issues.issue.sla_breached": (issues_ev.IssueSlaBreached, self.issue_sla_breached),
             "issues.issue.rated": (issues_ev.IssueRated, self.issue_rated),
@@ -163,6 +167,56 @@ class Projector:
         day = self.day(_when(msg.created_at, event))
         await w.add(msg.neighbourhood_id, day, m.POSTS)
         await w.took_part(msg.neighbourhood_id, day, msg.author_id)
+
+    async def comment_created(self, w: ProjectionWriter, msg: boards_ev.CommentCreated, event: ReceivedEvent) -> None:
+        if msg.kind == "system":
+            return  # written by the platform, not by anyone taking part
+        day = self.day(_when(msg.created_at, event))
+        await w.add(msg.neighbourhood_id, day, m.COMMENTS)
+        await w.took_part(msg.neighbourhood_id, day, msg.author_id)
+
+    async def vote_cast(self, w: ProjectionWriter, msg: boards_ev.VoteCast, event: ReceivedEvent) -> None:
+        day = self.day(_when(msg.cast_at, event))
+        await w.add(msg.neighbourhood_id, day, m.VOTES)
+        await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+
+    async def topic_stage_changed(
+        self, w: ProjectionWriter, msg: boards_ev.TopicStageChanged, event: ReceivedEvent
+    ) -> None:
+        at = _when(msg.occurred_at, event)
+        day = self.day(at)
+        row = await w.topic(msg.topic_id)
+        if row is None:
+            w.add_row(
+                Topic(topic_id=msg.topic_id, neighbourhood_id=msg.neighbourhood_id, stage=msg.to_stage, stage_at=at)
+            )
+        elif (at, msg.to_stage) > (row.stage_at, row.stage):
+            row.stage, row.stage_at = msg.to_stage, at
+        if not msg.from_stage:
+            await w.add(msg.neighbourhood_id, day, m.TOPICS_PROPOSED)
+            await w.took_part(msg.neighbourhood_id, day, msg.actor_id)
+        else:
+            await w.add(msg.neighbourhood_id, day, m.TOPIC_STAGE_CHANGES)
+
+    async def convention_adopted(
+        self, w: ProjectionWriter, msg: boards_ev.ConventionAdopted, event: ReceivedEvent
+    ) -> None:
+        at = _when(msg.adopted_at, event)
+        first = msg.version <= 1  # the first version; later ones are amendments
+        row = await w.convention(msg.convention_id)
+        if row is None:
+            w.add_row(
+                Convention(
+                    convention_id=msg.convention_id,
+                    neighbourhood_id=msg.neighbourhood_id,
+                    first_adopted_at=at,
+                    version=msg.version,
+                )
+            )
+        else:
+            row.first_adopted_at = min(row.first_adopted_at, at)
+            row.version = max(row.version, msg.version)
+        await w.add(msg.neighbourhood_id, self.day(at), m.CONVENTIONS_ADOPTED if first else m.CONVENTIONS_AMENDED)
 
     # --- issues ------------------------------------------------------------------------------------
     async def issue_reported(self, w: ProjectionWriter, msg: issues_ev.IssueReported, event: ReceivedEvent) -> None:

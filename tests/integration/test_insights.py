@@ -532,6 +532,12 @@ def test_a_real_community_through_identity(api: httpx.Client, ops_headers: dict[
         ).status_code
         == 403
     )
+    by_sub = api.get(
+        "/v1/insights/comparisons",
+        params={"district_id": community.district_id},
+        headers=community.district_staff.headers,
+    ).json()["items"]
+    assert [(r["key"], r["label"], r["neighbourhoods"]) for r in by_sub] == [(community.subdistrict_id, "淞南镇", 2)]
 
 
 def test_a_rebuild_replays_the_streams_into_the_same_figures(

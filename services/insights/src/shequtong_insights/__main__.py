@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shequtong.insights.v1 import insights_pb2, insights_pb2_grpc
 from shequtong_insights.consumers import Projector, consumer_specs
+from shequtong_insights.region_names import RegionNames
 from shequtong_insights.replay import Replayer
 from shequtong_insights.service import InsightsService
 from shequtong_insights.servicer import InsightsServicer
@@ -17,7 +18,11 @@ def build() -> ServiceApp:
     app = ServiceApp("insights", settings, produces=[])
     specs = consumer_specs(Projector(settings.insights_day_utc_offset_minutes))
     service = InsightsService(
-        app.sessions, app.clock, Replayer(specs, lambda: app.js), settings.insights_day_utc_offset_minutes
+        app.sessions,
+        app.clock,
+        Replayer(specs, lambda: app.js),
+        settings.insights_day_utc_offset_minutes,
+        RegionNames(settings.identity_addr, app.service_tokens),
     )
     app.add_servicer(
         insights_pb2_grpc.add_InsightsServiceServicer_to_server,

@@ -26,6 +26,7 @@ from shequtong_insights.domain.csvexport import to_csv
 from shequtong_insights.domain.periods import Period, period_days, period_ending
 from shequtong_insights.domain.trends import Trend, trends
 from shequtong_insights.models import Neighbourhood, Prompt, RebuildRun
+from shequtong_insights.region_names import RegionNames
 from shequtong_insights.replay import Progress, Replayer
 from shequtong_insights.repository import DETECTOR_LOCK, PROJECTION_LOCK, Reader, drop_projections, take_lock
 from shequtong_insights.views import evidence_json
@@ -100,11 +101,13 @@ class InsightsService:
         clock: Clock,
         replayer: Replayer,
         day_offset_minutes: int,
+        region_names: RegionNames | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.replayer = replayer
         self.offset = day_offset_minutes
+        self.region_names = region_names
 
     # --- portraits -------------------------------------------------------------------------------
     async def portrait(self, principal: Principal, neighbourhood_id: str, requested_days: int) -> PortraitView:
@@ -207,6 +210,9 @@ class InsightsService:
                 keys = keys[:limit]
             ids = [n.neighbourhood_id for key in keys for n in groups[key]]
             raws = await Reader(session).raw_figures(ids, period, now)
+        if grouping == SUBDISTRICT and self.region_names is not None:
+            names = await self.region_names.names(keys)
+            labels.update({key: name for key, name in names.items() if name})
         rows = [
             ComparisonRow(
                 key=key,

@@ -24,7 +24,7 @@ import pytest
 from google.protobuf.message import Message
 from shequtong_stack import Stack
 
-from integration.helpers import eventually, mint_token
+from integration.helpers import eventually, metric_value, mint_token
 from integration.people import new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
@@ -458,6 +458,8 @@ def test_a_spike_raises_exactly_one_prompt_there(
     assert (evidence["observed"], evidence["baseline_count"], evidence["expected"]) == (6, 0, 0.25)
     assert evidence["p_value"] < evidence["p_threshold"] == 0.01 and evidence["min_count"] == 5
     assert "Poisson" in evidence["rule_text"] and len(evidence["issue_ids"]) == 6
+    raised = metric_value(system.metrics_ports["insights"], "insights_prompts_raised_total", rule="category_spike")
+    assert raised >= 1
     assert prompt["status"] == "open"
 
     hot_cadre = mint_token(system, "cadre-hot", [f"cadre@n:{spike.hot}"])

@@ -35,6 +35,7 @@ from shequtong_kit.auth import Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
+from shequtong_kit.telemetry import meter
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ class InsightsService:
         self.replayer = replayer
         self.offset = day_offset_minutes
         self.region_names = region_names
+        m_ = meter("shequtong.insights")
+        self._prompts_raised = m_.create_counter(
+            "insights_prompts_raised_total", description="work prompts raised, by rule and level"
+        )
+        self._rebuilds = m_.create_counter("insights_rebuilds_total", description="projection rebuilds started")
 
     # --- portraits -------------------------------------------------------------------------------
     async def portrait(self, principal: Principal, neighbourhood_id: str, requested_days: int) -> PortraitView:
@@ -333,6 +339,8 @@ class InsightsService:
             session.add(prompt)
             created.append(prompt)
         await session.flush()
+        for prompt in created:
+            self._prompts_raised.add(1, {"rule": prompt.rule, "level": prompt.level})
         if created:
             log.info("work prompts raised", extra={"prompts_created": len(created), "findings": len(findings)})
         return DetectionResult(created, len(findings), end)
@@ -427,6 +435,7 @@ class InsightsService:
         )
         session.add(run)
         await session.flush()
+        self._rebuilds.add(1)
         log.info("projections dropped for a rebuild", extra={"rebuild_id": run.id, "rows_dropped": dropped})
         return run
 

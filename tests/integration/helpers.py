@@ -146,6 +146,8 @@ def stream_messages(nats_url: str, stream: str, subject: str) -> list[tuple[str,
         return found
 
     return asyncio.run(go())
+
+
 @contextmanager
 def move_clock(offset_file: str | Path, by: timedelta) -> Iterator[None]:
     """Moves every service's clock forward by `by` (the stack's SHEQUTONG_CLOCK_OFFSET_FILE) for the
@@ -214,3 +216,31 @@ def publish_event(nats_url: str, subject: str, payload: bytes, event_id: str, ms
             await nc.close()
 
     return asyncio.run(go())
+
+
+def mint_token(system: object, subject: str, roles: list[str], ttl_seconds: int = 3600) -> dict[str, str]:
+    """TEST-ONLY SHORTCUT: an access token signed with the running stack's identity signing key, for
+    roles no real sign-in can give a test yet. Prefer real identity sign-ins (integration.people) where
+    they exist. Claims as in shequtong_kit/auth.py: iss, aud, sub, typ "access", iat, exp, jti, roles.
+    Returns the Authorization header."""
+    import json
+    import uuid as _uuid
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    key = json.loads(system.secrets.signing_keys)[0]  # type: ignore[attr-defined]
+    private = serialization.load_pem_private_key(key["pem"].encode(), password=None)
+    now = int(time.time())
+    claims = {
+        "iss": "shequtong-identity",
+        "aud": "shequtong",
+        "sub": subject,
+        "typ": "access",
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": _uuid.uuid4().hex,
+        "roles": sorted(roles),
+    }
+    token = jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key["kid"]})  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {token}"}

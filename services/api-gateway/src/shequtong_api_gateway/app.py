@@ -14,6 +14,7 @@ from fastapi.responses import ORJSONResponse
 
 from shequtong_api_gateway import problems, routes
 from shequtong_api_gateway.clients import Clients
+from shequtong_api_gateway.deps import parse_networks
 from shequtong_api_gateway.settings import GatewaySettings
 from shequtong_kit.auth import TokenVerifier
 from shequtong_kit.grpc_client import identity_jwks_loader
@@ -32,6 +33,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.clients = Clients.connect(settings)
         app.state.verifier = TokenVerifier(await identity_jwks_loader(settings.identity_addr))
         yield

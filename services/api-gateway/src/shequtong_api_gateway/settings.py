@@ -20,6 +20,9 @@ class GatewaySettings(BaseSettings):
     grid_gateway_addr: str
     volunteers_addr: str
     insights_addr: str
+    # NATS, for following ended sessions (identity.session.revoked); empty: the gateway does not follow them
+    # (the services still refuse those tokens).
+    nats_url: str = ""
     # Public base URL used in links we hand out (join QR codes, media).
     public_base_url: str = "http://127.0.0.1:8080"
     # Proxies/load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty: none,

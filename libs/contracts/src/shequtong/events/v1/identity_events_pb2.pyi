@@ -269,6 +269,7 @@ class PersonProfileUpdated(google.protobuf.message.Message):
     NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
     HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
     PREVIOUS_HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
     person_id: builtins.str
     display_name: builtins.str
     updated_by: builtins.str
@@ -277,6 +278,8 @@ class PersonProfileUpdated(google.protobuf.message.Message):
     neighbourhood_id: builtins.str
     household_id: builtins.str
     previous_household_id: builtins.str
+    reason: builtins.str
+    """Why (a correction by the committee), as given."""
     @property
     def changed(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """What changed: "real_name", "display_name", "household"."""
@@ -292,8 +295,9 @@ class PersonProfileUpdated(google.protobuf.message.Message):
         neighbourhood_id: builtins.str = ...,
         household_id: builtins.str = ...,
         previous_household_id: builtins.str = ...,
+        reason: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["changed", b"changed", "display_name", b"display_name", "household_id", b"household_id", "membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "previous_household_id", b"previous_household_id", "updated_by", b"updated_by"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["changed", b"changed", "display_name", b"display_name", "household_id", b"household_id", "membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "previous_household_id", b"previous_household_id", "reason", b"reason", "updated_by", b"updated_by"]) -> None: ...
 
 Global___PersonProfileUpdated: typing_extensions.TypeAlias = PersonProfileUpdated
 

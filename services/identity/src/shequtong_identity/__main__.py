@@ -1,20 +1,36 @@
-"""Wiring only: `python -m shequtong_identity [serve|migrate]`."""
+"""Wiring only: `python -m shequtong_identity [serve|migrate|keys new [--kid KID]]`."""
 
 from __future__ import annotations
 
+import json
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
+from shequtong_identity.consumers import consumer_specs
+from shequtong_identity.domain.tokens import new_key_entry
 from shequtong_identity.service import IdentityService
 from shequtong_identity.servicer import IdentityServicer
 from shequtong_identity.settings import IdentitySettings
+from shequtong_identity.sms import sender_from_settings
 from shequtong_kit.auth import TokenVerifier
 from shequtong_kit.service import ServiceApp, run_main
 from shequtong_kit.settings import load_settings_or_exit
+
+KEYS_USAGE = """usage: python -m shequtong_identity keys new [--kid KID]
+
+Prints a new Ed25519 signing key as one IDENTITY_SIGNING_KEYS entry ({"kid", "pem"}) on stdout.
+Rotation: put it FIRST in the IDENTITY_SIGNING_KEYS list (the first key signs; every listed key is
+published in the JWKS, so tokens signed by the older keys keep verifying), restart identity, and remove
+the old entry after the longest token lifetime has passed (access and service tokens: 15 minutes)."""
 
 
 def build() -> ServiceApp:
     settings = load_settings_or_exit(IdentitySettings)
     app = ServiceApp("identity", settings, produces=["IDENTITY"])
-    service = IdentityService(settings, app.sessions, app.outbox, app.clock)
+    service = IdentityService(settings, app.sessions, app.outbox, app.clock, sender_from_settings(settings))
     # Identity verifies tokens with its own keys; no call to itself.
     app.verifier = TokenVerifier(service.jwks_async)
     app.add_servicer(
@@ -22,10 +38,29 @@ def build() -> ServiceApp:
         IdentityServicer(service),
         identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
     )
+    for spec in consumer_specs(service):
+        app.add_consumer(spec)
     return app
 
 
+def keys_command(args: Sequence[str]) -> int:
+    if not args or args[0] != "new" or len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--kid"):
+        print(KEYS_USAGE, file=sys.stderr)
+        return 2
+    kid = args[2] if len(args) == 3 else f"k-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
+    try:
+        entry = new_key_entry(kid)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(json.dumps(entry))
+    print(f"new key {kid}: prepend it to IDENTITY_SIGNING_KEYS and restart identity", file=sys.stderr)
+    return 0
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["keys"]:
+        raise SystemExit(keys_command(sys.argv[2:]))
     run_main("shequtong_identity", build)
 
 

@@ -69,3 +69,72 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
         }
     )
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
+
+
+def publish_event(nats_url: str, subject: str, message: object, event_id: str | None = None) -> str:
+    """Publishes a protobuf event as a producing service's relay would (CloudEvents headers, Nats-Msg-Id =
+    ce-id) — for journeys whose producer is not part of the test. Returns the event id."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    import nats
+
+    event_id = event_id or str(uuid.uuid4())
+    headers = {
+        "ce-id": event_id,
+        "ce-type": message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
+        "ce-source": f"/shequtong/{subject.split('.', 1)[0]}",
+        "ce-specversion": "1.0",
+        "ce-time": datetime.now(UTC).isoformat(),
+        "content-type": "application/protobuf",
+        "Nats-Msg-Id": event_id,
+    }
+
+    async def go() -> None:
+        from shequtong_kit.nats_io import ensure_stream, stream_for_subject
+
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, stream_for_subject(subject))
+            await js.publish(subject, message.SerializeToString(), headers=headers)  # type: ignore[attr-defined]
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+    return event_id
+
+
+def stream_messages(nats_url: str, stream: str, subject: str, since_seconds: float = 600) -> list[bytes]:
+    """Payloads of the messages on `subject` stored in the last `since_seconds` (oldest first)."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    import nats
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    async def go() -> list[bytes]:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=datetime.now(UTC) - timedelta(seconds=since_seconds),
+            )
+            sub = await js.pull_subscribe(subject, stream=stream, config=config)
+            found: list[bytes] = []
+            while True:
+                try:
+                    batch = await sub.fetch(batch=256, timeout=1)
+                except TimeoutError:
+                    break
+                found.extend(m.data for m in batch)
+                for m in batch:
+                    await m.ack()
+            await sub.unsubscribe()
+            return found
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())

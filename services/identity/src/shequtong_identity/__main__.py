@@ -7,17 +7,10 @@ import secrets
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
-from shequtong_identity.consumers import consumer_specs
-from shequtong_identity.domain.tokens import new_key_entry
-from shequtong_identity.service import IdentityService
-from shequtong_identity.servicer import IdentityServicer
-from shequtong_identity.settings import IdentitySettings
-from shequtong_identity.sms import sender_from_settings
-from shequtong_kit.auth import TokenVerifier
-from shequtong_kit.service import ServiceApp, run_main
-from shequtong_kit.settings import load_settings_or_exit
+if TYPE_CHECKING:
+    from shequtong_kit.service import ServiceApp
 
 KEYS_USAGE = """usage: python -m shequtong_identity keys new [--kid KID]
 
@@ -28,6 +21,17 @@ the old entry after the longest token lifetime has passed (access and service to
 
 
 def build() -> ServiceApp:
+    # Imported here so that `keys new` starts quickly.
+    from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
+    from shequtong_identity.consumers import consumer_specs
+    from shequtong_identity.service import IdentityService
+    from shequtong_identity.servicer import IdentityServicer
+    from shequtong_identity.settings import IdentitySettings
+    from shequtong_identity.sms import sender_from_settings
+    from shequtong_kit.auth import TokenVerifier
+    from shequtong_kit.service import ServiceApp
+    from shequtong_kit.settings import load_settings_or_exit
+
     settings = load_settings_or_exit(IdentitySettings)
     app = ServiceApp("identity", settings, produces=["IDENTITY"])
     service = IdentityService(settings, app.sessions, app.outbox, app.clock, sender_from_settings(settings))
@@ -44,6 +48,8 @@ def build() -> ServiceApp:
 
 
 def keys_command(args: Sequence[str]) -> int:
+    from shequtong_identity.domain.tokens import new_key_entry
+
     if not args or args[0] != "new" or len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--kid"):
         print(KEYS_USAGE, file=sys.stderr)
         return 2
@@ -61,6 +67,8 @@ def keys_command(args: Sequence[str]) -> int:
 def main() -> None:
     if sys.argv[1:2] == ["keys"]:
         raise SystemExit(keys_command(sys.argv[2:]))
+    from shequtong_kit.service import run_main
+
     run_main("shequtong_identity", build)
 
 

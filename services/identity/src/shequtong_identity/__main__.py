@@ -27,14 +27,17 @@ def build() -> ServiceApp:
     from shequtong_identity.service import IdentityService
     from shequtong_identity.servicer import IdentityServicer
     from shequtong_identity.settings import IdentitySettings
-    from shequtong_identity.sms import sender_from_settings
+    from shequtong_identity.sms import HttpSender, sender_from_settings
     from shequtong_kit.auth import TokenVerifier
     from shequtong_kit.service import ServiceApp
     from shequtong_kit.settings import load_settings_or_exit
 
     settings = load_settings_or_exit(IdentitySettings)
     app = ServiceApp("identity", settings, produces=["IDENTITY"])
-    service = IdentityService(settings, app.sessions, app.outbox, app.clock, sender_from_settings(settings))
+    sms = sender_from_settings(settings)
+    if isinstance(sms, HttpSender):
+        app.on_stop(sms.close)
+    service = IdentityService(settings, app.sessions, app.outbox, app.clock, sms)
     # Identity verifies tokens with its own keys; no call to itself.
     app.verifier = TokenVerifier(service.jwks_async)
     app.add_servicer(

@@ -75,15 +75,11 @@ class HttpSender:
         await self._client.aclose()
 
 
-class DisabledSender:
-    async def send(self, phone: str, text: str, *, purpose: str, code: str) -> None:
-        raise Unavailable("sign-in by SMS code is not configured here", code="sms_not_configured")
-
-
-def sender_from_settings(settings: IdentitySettings) -> SmsSender:
+def sender_from_settings(settings: IdentitySettings) -> SmsSender | None:
+    """The configured sender; None when neither is set (code sign-in answers `sms_not_configured`)."""
     if settings.sms_http_url:
         return HttpSender(settings.sms_http_url, settings.sms_http_token)
     if settings.sms_outbox_file:
         log.warning("SMS codes go to a local development file, not to phones", extra={"sink": "file"})
         return OutboxFileSender(settings.sms_outbox_file)
-    return DisabledSender()
+    return None

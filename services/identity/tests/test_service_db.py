@@ -256,3 +256,22 @@ def _id_number(seed: str) -> str:
 def test_import_limits_are_sane() -> None:
     assert imports.MAX_ROWS >= 100_000 and imports.MAX_ERRORS == 1000
     assert timedelta(minutes=5).total_seconds() == 300
+
+
+async def test_stale_codes_and_counters_are_forgotten(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    address = f"192.0.2.{uuid.uuid4().int % 250}"
+    phone = "137" + str(uuid.uuid4().int % 10**8).zfill(8)
+    await service.request_login_code(phone, address)
+    key = service._key("code-addr", address)
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is not None
+    clock.advance(hours=23)
+    await service.purge_stale()
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is not None, "kept within a day"
+    clock.advance(hours=2)
+    await service.purge_stale()
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is None

@@ -47,6 +47,19 @@ def build() -> ServiceApp:
     )
     for spec in consumer_specs(service):
         app.add_consumer(spec)
+
+    async def purge_stale() -> None:
+        import asyncio
+        import logging
+
+        while True:
+            try:
+                await service.purge_stale()
+            except Exception as exc:  # a failed purge is retried next time
+                logging.getLogger("shequtong_identity").warning("purge failed", extra={"error": type(exc).__name__})
+            await asyncio.sleep(600)
+
+    app.add_task(purge_stale)
     return app
 
 

@@ -191,7 +191,10 @@ class LoginCode(Base):
     """A one-time code sent by SMS, stored as an HMAC only; the phone only as its HMAC too."""
 
     __tablename__ = "login_codes"
-    __table_args__ = (Index("ix_login_codes_phone", "phone_key", "purpose", "created_at"),)
+    __table_args__ = (
+        Index("ix_login_codes_phone", "phone_key", "purpose", "created_at"),
+        Index("ix_login_codes_expires", "expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     phone_key: Mapped[str] = mapped_column(String(64))
@@ -207,6 +210,7 @@ class RateLimit(Base):
     """Counters for throttling, keyed by "<what>:<HMAC of phone or client address>"."""
 
     __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_window", "window_started_at"),)
 
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)

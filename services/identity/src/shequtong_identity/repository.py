@@ -423,6 +423,16 @@ class RateLimitRepository:
         rows = (await self.session.execute(query.execution_options(populate_existing=True))).scalars()
         return {row.key: row for row in rows}
 
+    async def purge_before(self, when: datetime) -> int:
+        """Forgets counters whose window started before `when` and that hold no lock any more."""
+        result = await self.session.execute(
+            delete(RateLimit).where(
+                RateLimit.window_started_at < when,
+                or_(RateLimit.locked_until.is_(None), RateLimit.locked_until < when),
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     @staticmethod
     def counter(row: RateLimit) -> Counter:
         return Counter(row.count, row.window_started_at, row.locked_until)

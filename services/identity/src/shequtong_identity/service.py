@@ -1103,6 +1103,13 @@ class IdentityService:
         row = (await repo.lock([key]))[key]
         repo.store(row, throttle.record(repo.counter(row), self.login_address_limit, self.clock.now()))
 
+    async def purge_stale(self) -> None:
+        """Forgets expired login codes and throttling counters older than a day (a background task)."""
+        horizon = self.clock.now() - timedelta(days=1)
+        async with self.sessions() as session, session.begin():
+            await CodeRepository(session).purge_before(horizon)
+            await RateLimitRepository(session).purge_before(horizon)
+
     # --- authentication --------------------------------------------------------------------------------------
     async def login(self, phone: str, password: str, client_ip: str = "") -> IssuedTokens:
         await self._ensure_address_open(client_ip)
@@ -1186,7 +1193,6 @@ class IdentityService:
             if person is not None:
                 codes = CodeRepository(session)
                 await codes.retire_unused(phone_key, logincodes.LOGIN, now)
-                await codes.purge_before(now - timedelta(days=1))
                 code_id = new_id()
                 await codes.add(
                     LoginCode(

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("used_at", UtcDateTime, nullable=True),
     )
     op.create_index("ix_login_codes_phone", "login_codes", ["phone_key", "purpose", "created_at"])
+    op.create_index("ix_login_codes_expires", "login_codes", ["expires_at"])
     op.create_table(
         "rate_limits",
         sa.Column("key", sa.String(120), primary_key=True),
@@ -36,6 +37,7 @@ def upgrade() -> None:
         sa.Column("window_started_at", UtcDateTime, nullable=True),
         sa.Column("locked_until", UtcDateTime, nullable=True),
     )
+    op.create_index("ix_rate_limits_window", "rate_limits", ["window_started_at"])
     op.create_table(
         "id_number_reveals",
         sa.Column("id", sa.String(36), primary_key=True),

@@ -573,9 +573,12 @@ def test_a_cadre_confirms_a_party_member_badge(
     url = f"/v1/memberships/{member.membership_id}/confirm-party-member"
     assert api.post(url, headers=member.headers).status_code == 403
     assert api.post(url, headers=community.other_cadre.headers).status_code == 403
-    confirmed = api.post(url, json={"reason": "组织关系已转入"}, headers=community.cadre.headers)
+    keyed = {**community.cadre.headers, "Idempotency-Key": uuid.uuid4().hex}
+    confirmed = api.post(url, json={"reason": "组织关系已转入"}, headers=keyed)
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["role"] == "party_member" and confirmed.json()["membership"]["party_member_claimed"] is True
+    retried = api.post(url, json={"reason": "组织关系已转入"}, headers=keyed)
+    assert retried.status_code == 200 and retried.json()["grant_id"] == confirmed.json()["grant_id"]
     twice = api.post(url, headers=community.secretary.headers)
     assert twice.status_code == 409 and twice.json()["code"] == "role_already_granted"
     assert f"party_member@n:{community.neighbourhood_id}" in claims(sign_in(api, member).access_token)["roles"]  # type: ignore[operator]

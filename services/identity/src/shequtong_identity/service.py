@@ -829,29 +829,28 @@ class IdentityService:
             return person
 
     async def confirm_party_member(
-        self, principal: Principal, membership_id: str, reason: str
+        self, session: AsyncSession, principal: Principal, membership_id: str, reason: str
     ) -> tuple[MembershipView, RoleGrant]:
         """A cadre or the secretary confirms a verified resident's party membership: the party-member badge."""
         reason = _reason(reason) or "party membership confirmed by the committee"
-        async with self.sessions() as session, session.begin():
-            actor = await self.actor(session, principal)
-            view = await PeopleRepository(session).view(membership_id) if membership_id else None
-            if view is None:
-                raise NotFound("no such membership", code="membership_not_found")
-            membership = view.membership
-            self._require_committee(actor, membership.neighbourhood_id)
-            if actor.subject == membership.person_id:
-                raise PermissionDenied("nobody grants or revokes their own roles", code="self_grant")
-            if membership.state != membership_rules.VERIFIED:
-                raise FailedPrecondition(
-                    "only a verified resident's party membership is confirmed", code="membership_not_verified"
-                )
-            scope = f"n:{membership.neighbourhood_id}"
-            if await RoleRepository(session).active(membership.person_id, auth.PARTY_MEMBER, scope):
-                raise AlreadyExists("this party membership is already confirmed", code="role_already_granted")
-            membership.party_member_claimed = True
-            grant = await self._grant(session, actor, view.person, auth.PARTY_MEMBER, scope, reason)
-            return view, grant
+        actor = await self.actor(session, principal)
+        view = await PeopleRepository(session).view(membership_id) if membership_id else None
+        if view is None:
+            raise NotFound("no such membership", code="membership_not_found")
+        membership = view.membership
+        self._require_committee(actor, membership.neighbourhood_id)
+        if actor.subject == membership.person_id:
+            raise PermissionDenied("nobody grants or revokes their own roles", code="self_grant")
+        if membership.state != membership_rules.VERIFIED:
+            raise FailedPrecondition(
+                "only a verified resident's party membership is confirmed", code="membership_not_verified"
+            )
+        scope = f"n:{membership.neighbourhood_id}"
+        if await RoleRepository(session).active(membership.person_id, auth.PARTY_MEMBER, scope):
+            raise AlreadyExists("this party membership is already confirmed", code="role_already_granted")
+        membership.party_member_claimed = True
+        grant = await self._grant(session, actor, view.person, auth.PARTY_MEMBER, scope, reason)
+        return view, grant
 
     # --- personal data ----------------------------------------------------------------------------------------
     async def reveal_id_number(

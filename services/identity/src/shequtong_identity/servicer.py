@@ -577,10 +577,16 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.ConfirmPartyMemberRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.ConfirmPartyMemberResponse:
         principal = auth.current()
-        view, grant = await self.service.confirm_party_member(principal, request.membership_id, request.reason)
-        return identity_pb2.ConfirmPartyMemberResponse(
-            membership=membership_to_proto(view, principal), grant=grant_to_proto(grant, view.person)
-        )
+
+        async def work(session: AsyncSession) -> identity_pb2.ConfirmPartyMemberResponse:
+            view, grant = await self.service.confirm_party_member(
+                session, principal, request.membership_id, request.reason
+            )
+            return identity_pb2.ConfirmPartyMemberResponse(
+                membership=membership_to_proto(view, principal), grant=grant_to_proto(grant, view.person)
+            )
+
+        return await self._once(context, "ConfirmPartyMember", request, identity_pb2.ConfirmPartyMemberResponse, work)
 
     # --- personal data -------------------------------------------------------------------------------------
     async def RevealIdNumber(

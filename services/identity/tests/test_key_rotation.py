@@ -4,25 +4,20 @@ dropped, its tokens are refused."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import jwt
 import pytest
 from shequtong_identity.__main__ import keys_command
 
-from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
-from shequtong_kit.auth import TokenVerifier
-from shequtong_kit.errors import error_info
-from shequtong_kit.grpc_client import identity_jwks_loader
-from shequtong_kit.testing import NatsServer, ServiceProcess, free_port, temp_workdir, wait_grpc_serving
+from shequtong_kit.testing import NatsServer, ServiceProcess, free_port, temp_workdir
 
 SECRET = "rotation-client-secret"
 
@@ -62,32 +57,63 @@ def run_identity(
         "SHUTDOWN_GRACE_SECONDS": "1",
     }
     proc = ServiceProcess(f"identity-{port}", "shequtong_identity", env, workdir).start()
-    wait_grpc_serving(port, 180, proc)
+    # Waits on the log, not on gRPC health: no gRPC in this process (see CLIENT).
+    deadline = time.monotonic() + 180
+    while '"message":"serving"' not in proc.log_text():  # the kit's JSON log line once SERVING
+        assert proc.alive, proc.log_text()[-3000:]
+        assert time.monotonic() < deadline, "identity did not start"
+        time.sleep(0.2)
     return proc, port
 
 
-async def _token(port: int) -> str:
+# gRPC runs in a child process: a pytest process with live gRPC threads must not fork the services that
+# later tests start (grpc's fork handlers abort the child — see the integration stack).
+CLIENT = """
+import asyncio, json, sys
+import grpc
+from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
+from shequtong_kit.auth import TokenVerifier
+from shequtong_kit.errors import DomainError, error_info
+from shequtong_kit.grpc_client import identity_jwks_loader
+
+async def main(port, tokens):
+    out = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = await identity_pb2_grpc.IdentityServiceStub(channel).IssueServiceToken(
-            identity_pb2.IssueServiceTokenRequest(client_id="rotation", client_secret=SECRET), timeout=10
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        reply = await stub.IssueServiceToken(
+            identity_pb2.IssueServiceTokenRequest(client_id="rotation", client_secret=sys.argv[2]), timeout=10
         )
-        return str(reply.access_token)
+        out["issued"] = reply.access_token
+        verifier = TokenVerifier(await identity_jwks_loader(f"127.0.0.1:{port}"))
+        for name, token in tokens.items():
+            try:
+                await stub.ListRegions(
+                    identity_pb2.ListRegionsRequest(), metadata=(("authorization", f"Bearer {token}"),), timeout=10
+                )
+                out[name + ".identity"] = "ok"
+            except grpc.aio.AioRpcError as exc:
+                out[name + ".identity"] = error_info(exc)[0]
+            try:
+                out[name + ".kit"] = (await verifier.verify(token)).subject
+            except DomainError as exc:
+                out[name + ".kit"] = exc.code
+    print(json.dumps(out))
+
+asyncio.run(main(int(sys.argv[1]), json.loads(sys.argv[3])))
+"""
 
 
-async def _list_regions(port: int, token: str) -> str:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            await identity_pb2_grpc.IdentityServiceStub(channel).ListRegions(
-                identity_pb2.ListRegionsRequest(), metadata=(("authorization", f"Bearer {token}"),), timeout=10
-            )
-        except grpc.aio.AioRpcError as exc:
-            return error_info(exc)[0]
-        return "ok"
-
-
-async def _verified_by_kit(port: int, token: str) -> str:
-    verifier = TokenVerifier(await identity_jwks_loader(f"127.0.0.1:{port}"))
-    return (await verifier.verify(token)).subject
+def ask(port: int, **tokens: str) -> dict[str, str]:
+    """A fresh service token ("issued") and, per given token, whether identity accepts it ("<name>.identity")
+    and whether the kit's verifier does, as every other service would ("<name>.kit")."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(port), SECRET, json.dumps(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def test_keys_new_prints_an_entry_and_refuses_nonsense(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,25 +143,25 @@ def test_tokens_of_the_old_key_verify_after_a_rotation(workdir: Path, nats: Nats
 
     proc, port = run_identity(workdir, nats, [old], database_url)
     try:
-        before = asyncio.run(_token(port))
+        before = ask(port)["issued"]
     finally:
         proc.stop()
     assert jwt.get_unverified_header(before)["kid"] == "old-key"
 
     proc, port = run_identity(workdir, nats, [new, old], database_url)
     try:
-        after = asyncio.run(_token(port))
-        assert jwt.get_unverified_header(after)["kid"] == "new-key", "the first key signs"
-        assert asyncio.run(_list_regions(port, before)) == "ok", "a token of the old key still works"
-        assert asyncio.run(_list_regions(port, after)) == "ok"
-        assert asyncio.run(_verified_by_kit(port, before)) == "svc:rotation"  # what every other service does
-        assert asyncio.run(_verified_by_kit(port, after)) == "svc:rotation"
+        answers = ask(port, before=before)
     finally:
         proc.stop()
+    after = answers["issued"]
+    assert jwt.get_unverified_header(after)["kid"] == "new-key", "the first key signs"
+    assert answers["before.identity"] == "ok", "a token of the old key still works"
+    assert answers["before.kit"] == "svc:rotation", "and other services (the kit's verifier) accept it"
 
     proc, port = run_identity(workdir, nats, [new], database_url)
     try:
-        assert asyncio.run(_list_regions(port, before)) == "token_invalid", "the old key is gone"
-        assert asyncio.run(_list_regions(port, after)) == "ok"
+        answers = ask(port, before=before, after=after)
     finally:
         proc.stop()
+    assert answers["before.identity"] == "token_invalid" and answers["before.kit"] == "token_invalid", "old key gone"
+    assert answers["after.identity"] == "ok" and answers["after.kit"] == "svc:rotation"

@@ -4,15 +4,17 @@ CSV imports, the volunteer badge from the volunteers' events, moving house, name
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import grpc
 import httpx
 import pytest
 import segno
@@ -33,11 +35,9 @@ from integration.people import (
     sign_in,
     sms_code,
 )
-from shequtong.boards.v1 import boards_pb2, boards_pb2_grpc
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
-from shequtong_kit.errors import error_info
-from shequtong_kit.testing import ServiceProcess, free_port, wait_http_ok
+from shequtong_kit.testing import free_port
 
 
 @pytest.fixture(scope="module")
@@ -56,25 +56,54 @@ def move_clock(workdir: Path) -> Iterator[object]:
     path.write_text("0")
 
 
+# Starts a module as a child that dies with this process (PR_SET_PDEATHSIG set by the child itself, then
+# exec): unlike a preexec_fn, nothing runs between fork and exec in a process where gRPC threads are live.
+LAUNCH = (
+    "import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
+    "os.execv(sys.executable, [sys.executable, '-m', sys.argv[1]])"
+)
+
+
 @pytest.fixture(scope="module")
 def proxied_api(system: Stack) -> Iterator[httpx.Client]:
     """A second gateway that trusts 127.0.0.1 as a proxy, so a test can speak from many client addresses
     (X-Forwarded-For) without throttling the address every other test uses."""
     port = free_port()
     env = {
+        **os.environ,
         **system.env_for(GATEWAY.name),
         "HTTP_PORT": str(port),
         "METRICS_PORT": str(free_port()),
         "TRUSTED_PROXIES": "127.0.0.1/32",
         "OTEL_SERVICE_NAME": "api-gateway-proxied",
     }
-    proc = ServiceProcess("api-gateway-proxied", "shequtong_api_gateway", env, system.workdir).start()
+    log_path = system.workdir / "api-gateway-proxied.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "shequtong_api_gateway"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120, proc)
+        eventually(
+            lambda: proc.poll() is not None or _healthy(f"http://127.0.0.1:{port}/healthz"),
+            timeout=120,
+            what="the second gateway answering",
+        )
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield client
     finally:
-        proc.stop()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def claims(token: str) -> dict[str, object]:
@@ -206,26 +235,60 @@ def test_failed_sign_ins_and_code_requests_are_throttled_per_client_address(
     assert refused.status_code == 429 and refused.json()["code"] == "address_throttled"
 
 
-def _list_boards(system: Stack, neighbourhood_id: str, token: str) -> str:
-    """boards.ListBoards called directly over gRPC: "ok" or the error code."""
+# boards.ListBoards called directly over gRPC, from a child process: this pytest process keeps no gRPC
+# threads of its own, so the processes later tests start are forked safely. One JSON request per line.
+BOARDS_PROBE = """
+import asyncio, ctypes, json, signal, sys
+ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
+import grpc
+from shequtong.boards.v1 import boards_pb2, boards_pb2_grpc
+from shequtong_kit.errors import error_info
 
-    async def call() -> str:
-        async with grpc.aio.insecure_channel(system.addr("boards")) as channel:
+async def main():
+    async with grpc.aio.insecure_channel(sys.argv[1]) as channel:
+        stub = boards_pb2_grpc.BoardsServiceStub(channel)
+        for line in sys.stdin:
+            ask = json.loads(line)
             try:
-                await boards_pb2_grpc.BoardsServiceStub(channel).ListBoards(
-                    boards_pb2.ListBoardsRequest(neighbourhood_id=neighbourhood_id),
-                    metadata=(("authorization", f"Bearer {token}"),),
+                await stub.ListBoards(
+                    boards_pb2.ListBoardsRequest(neighbourhood_id=ask["neighbourhood_id"]),
+                    metadata=(("authorization", "Bearer " + ask["token"]),),
                     timeout=10,
                 )
+                answer = "ok"
             except grpc.aio.AioRpcError as exc:
-                return error_info(exc)[0]
-            return "ok"
+                answer = error_info(exc)[0]
+            print(answer, flush=True)
 
-    return asyncio.run(call())
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def list_boards(system: Stack) -> Iterator[object]:
+    """list_boards(neighbourhood_id, token) → "ok" or the error code, as boards answers over gRPC."""
+    probe = subprocess.Popen(
+        [sys.executable, "-c", BOARDS_PROBE, system.addr("boards")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def ask(neighbourhood_id: str, token: str) -> str:
+        assert probe.stdin is not None and probe.stdout is not None
+        probe.stdin.write(json.dumps({"neighbourhood_id": neighbourhood_id, "token": token}) + "\n")
+        probe.stdin.flush()
+        return probe.stdout.readline().strip()
+
+    try:
+        yield ask
+    finally:
+        probe.terminate()
+        probe.wait(30)
 
 
 def test_an_ended_session_is_refused_by_the_gateway_and_by_other_services(
-    api: httpx.Client, system: Stack, community: Community
+    api: httpx.Client, system: Stack, community: Community, list_boards: Any
 ) -> None:
     resident = community.residents[0]
     n = community.neighbourhood_id
@@ -233,7 +296,7 @@ def test_an_ended_session_is_refused_by_the_gateway_and_by_other_services(
         tokens = login(api, resident.phone, PASSWORD)
         access = {"Authorization": f"Bearer {tokens['access_token']}"}
         assert api.get(f"/v1/neighbourhoods/{n}/boards", headers=access).status_code == 200
-        assert _list_boards(system, n, tokens["access_token"]) == "ok"
+        assert list_boards(n, tokens["access_token"]) == "ok"
         if ending == "logout":
             assert api.post("/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}).status_code == 204
         else:
@@ -247,12 +310,12 @@ def test_an_ended_session_is_refused_by_the_gateway_and_by_other_services(
 
         eventually(refused_by_gateway, timeout=30, what=f"the gateway refusing the ended session ({ending})")
         eventually(
-            lambda t=tokens["access_token"]: _list_boards(system, n, t) == "session_revoked",  # type: ignore[misc]
+            lambda t=tokens["access_token"]: list_boards(n, t) == "session_revoked",  # type: ignore[misc]
             timeout=30,
             what=f"boards refusing the ended session ({ending})",
         )
     # Other sessions of the same person are untouched.
-    assert _list_boards(system, n, resident.access_token) == "ok"
+    assert list_boards(n, resident.access_token) == "ok"
     events = [
         identity_ev.SessionRevoked.FromString(m)
         for m in stream_messages(system.nats_url, "IDENTITY", "identity.session.revoked")

@@ -20,7 +20,7 @@ import pytest
 import segno
 from shequtong_stack import GATEWAY, Stack
 
-from integration.helpers import eventually, publish_event, stream_messages
+from integration.helpers import eventually, publish_event, publish_events, stream_messages
 from integration.people import (
     PASSWORD,
     Community,
@@ -317,8 +317,8 @@ def test_an_ended_session_is_refused_by_the_gateway_and_by_other_services(
     # Other sessions of the same person are untouched.
     assert list_boards(n, resident.access_token) == "ok"
     events = [
-        identity_ev.SessionRevoked.FromString(m)
-        for m in stream_messages(system.nats_url, "IDENTITY", "identity.session.revoked")
+        identity_ev.SessionRevoked.FromString(payload)
+        for _, _, payload in stream_messages(system.nats_url, "IDENTITY", "identity.session.revoked")
     ]
     mine = {e.reason for e in events if e.person_id == resident.person_id}
     assert {"logout", "refresh_token_reused"} <= mine
@@ -521,47 +521,42 @@ def test_the_volunteer_badge_follows_the_volunteers_service(
     def badges(include_revoked: bool = False) -> list[dict[str, object]]:
         return [g for g in _roles(api, person, include_revoked) if g["role"] == "volunteer" and g["scope"] == scope]
 
+    def emit(subject: str, message: object) -> str:
+        return publish_events(system.nats_url, [(subject, message)], source="/shequtong/volunteers")[0]
+
+    approved_subject, left_subject = "volunteers.volunteer.approved", "volunteers.volunteer.left"
     team_a, team_b = str(uuid.uuid4()), str(uuid.uuid4())
     vol_a, vol_b = str(uuid.uuid4()), str(uuid.uuid4())
     approved = volunteers_ev.VolunteerApproved(
         volunteer_id=vol_a, person_id=person.person_id, neighbourhood_id=n, team_id=team_a
     )
-    event_id = publish_event(system.nats_url, "volunteers.volunteer.approved", approved)
+    event_id = emit(approved_subject, approved)
     granted = eventually(badges, timeout=30, what="the volunteer badge granted")
     assert len(granted) == 1 and granted[0]["granted_by"] == "svc:volunteers"
-    # The same event again (a fresh message id: past the stream's dedupe) and a second copy under another
-    # event id change nothing: one grant.
-    publish_event(system.nats_url, "volunteers.volunteer.approved", approved, event_id=event_id)
-    publish_event(system.nats_url, "volunteers.volunteer.approved", approved)
+    # The same event again (a fresh message id: past the stream's dedupe, stopped by the inbox) and a copy
+    # under another event id (stopped by the volunteer record): still one grant.
+    payload = approved.SerializeToString()
+    assert not publish_event(system.nats_url, approved_subject, payload, event_id, msg_id=str(uuid.uuid4()))
+    emit(approved_subject, approved)
     # A second team; leaving the first keeps the badge, leaving both removes it.
-    publish_event(
-        system.nats_url,
-        "volunteers.volunteer.approved",
+    emit(
+        approved_subject,
         volunteers_ev.VolunteerApproved(
             volunteer_id=vol_b, person_id=person.person_id, neighbourhood_id=n, team_id=team_b
         ),
     )
-    publish_event(
-        system.nats_url,
-        "volunteers.volunteer.left",
-        volunteers_ev.VolunteerLeft(volunteer_id=vol_a, person_id=person.person_id, neighbourhood_id=n, reason="left"),
-    )
-    # Wait until the events before have been handled: a later event of another person must be visible first.
+    emit(left_subject, volunteers_ev.VolunteerLeft(volunteer_id=vol_a, person_id=person.person_id, neighbourhood_id=n))
+    # The consumer handles events in order: once a later one (another person's) shows, the ones before have.
     other = community.residents[0]
-    publish_event(
-        system.nats_url,
-        "volunteers.volunteer.approved",
+    emit(
+        approved_subject,
         volunteers_ev.VolunteerApproved(volunteer_id=str(uuid.uuid4()), person_id=other.person_id, neighbourhood_id=n),
     )
     eventually(
         lambda: any(g["role"] == "volunteer" for g in _roles(api, other)), timeout=30, what="a later event handled"
     )
     assert len(badges()) == 1 and len(badges(include_revoked=True)) == 1, "one grant, kept while team B remains"
-    publish_event(
-        system.nats_url,
-        "volunteers.volunteer.left",
-        volunteers_ev.VolunteerLeft(volunteer_id=vol_b, person_id=person.person_id, neighbourhood_id=n, reason="moved"),
-    )
+    emit(left_subject, volunteers_ev.VolunteerLeft(volunteer_id=vol_b, person_id=person.person_id, neighbourhood_id=n))
     eventually(lambda: not badges(), timeout=30, what="the badge revoked when no team remains")
     revoked = badges(include_revoked=True)
     assert len(revoked) == 1 and revoked[0]["revoked"] is True and revoked[0]["revoked_by"] == "svc:volunteers"
@@ -615,8 +610,8 @@ def test_moving_house_and_correcting_a_name_announce_the_profile_change(
 
     def announced() -> list[identity_ev.PersonProfileUpdated]:
         found = [
-            identity_ev.PersonProfileUpdated.FromString(m)
-            for m in stream_messages(system.nats_url, "IDENTITY", "identity.person.updated")
+            identity_ev.PersonProfileUpdated.FromString(payload)
+            for _, _, payload in stream_messages(system.nats_url, "IDENTITY", "identity.person.updated")
         ]
         return [e for e in found if e.person_id == mover.person_id]
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import logging
 import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,9 +17,14 @@ from fastapi.responses import ORJSONResponse
 
 from shequtong_api_gateway import problems, routes
 from shequtong_api_gateway.clients import Clients
+from shequtong_api_gateway.deps import parse_networks
 from shequtong_api_gateway.settings import GatewaySettings
 from shequtong_kit.auth import TokenVerifier
 from shequtong_kit.grpc_client import identity_jwks_loader
+from shequtong_kit.nats_io import connect
+from shequtong_kit.revocations import SessionRevocationFollower
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 社区通 Shequtong — the online home of every neighbourhood: real-name residents read notices,
@@ -28,13 +36,33 @@ Errors are RFC 9457 `application/problem+json` with a stable `code`. Lists use c
 """
 
 
+async def _follow_revocations(nats_url: str, verifier: TokenVerifier) -> None:
+    """Ended sessions are refused here too, not only by the services behind (kit revocations)."""
+    if not nats_url:
+        log.warning("NATS_URL not set: ended sessions are refused by the services only")
+        return
+    nc = None
+    try:
+        nc = await connect(nats_url, "api-gateway", connect_timeout=float("inf"))
+        await SessionRevocationFollower(nc.jetstream(), verifier).run()
+    finally:
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.clients = Clients.connect(settings)
         app.state.verifier = TokenVerifier(await identity_jwks_loader(settings.identity_addr))
+        following = asyncio.create_task(_follow_revocations(settings.nats_url, app.state.verifier))
         yield
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await following
         await app.state.clients.close()
 
     app = FastAPI(

@@ -27,6 +27,7 @@ from shequtong_stack import Stack
 from integration.helpers import eventually, metric_value, mint_token
 from integration.people import new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
+from shequtong.events.v1 import grid_events_pb2 as grid_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
@@ -281,6 +282,25 @@ def week(system: Stack) -> Week:
             ),
             base + 7 * H,
         )
+    # The grid platform: one ticket for n1 sent and closed by the grid.
+    ticket = str(uuid.uuid4())
+    s.add(
+        "grid.ticket.sent",
+        grid_ev.TicketSent(ticket_id=ticket, issue_id=issue_ids[4], neighbourhood_id=w.n1, sent_at=ts(base + 12 * H)),
+        base + 12 * H,
+    )
+    for state in ("accepted", "closed"):
+        s.add(
+            "grid.ticket.status_changed",
+            grid_ev.TicketStatusChanged(
+                ticket_id=ticket,
+                issue_id=issue_ids[4],
+                neighbourhood_id=w.n1,
+                state=state,
+                occurred_at=ts(base + 14 * H),
+            ),
+            base + 14 * H,
+        )
     booking = str(uuid.uuid4())
     s.add(
         "volunteers.booking.requested",
@@ -333,6 +353,8 @@ def settled_portrait(api: httpx.Client, w: Week) -> dict[str, Any]:
         "booking_ratings": 1,
         "volunteer_hours": 1.5,
         "volunteers_approved": 1,
+        "grid_tickets_sent": 1,
+        "grid_tickets_closed": 1,
         "residents": 10,
     }
 

@@ -82,6 +82,9 @@ class Projector:
             "issues.issue.sla_breached": (issues_ev.IssueSlaBreached, self.issue_sla_breached),
             "issues.issue.rated": (issues_ev.IssueRated, self.issue_rated),
             "issues.record.recategorised": (issues_ev.IssueRecategorised, self.issue_recategorised),
+            "grid.ticket.sent": (grid_ev.TicketSent, self.ticket_sent),
+            "grid.ticket.status_changed": (grid_ev.TicketStatusChanged, self.ticket_status_changed),
+            "grid.ticket.failed": (grid_ev.TicketFailed, self.ticket_failed),
             "volunteers.volunteer.approved": (volunteers_ev.VolunteerApproved, self.volunteer_approved),
             "volunteers.attendance.checked_in": (volunteers_ev.AttendanceRecorded, self.checked_in),
             "volunteers.booking.requested": (volunteers_ev.BookingChanged, self.booking_changed),
@@ -92,7 +95,6 @@ class Projector:
             self.routes[ISSUE_PREFIX + transition] = (issues_ev.IssueStateChanged, self.issue_transition)
         for kind in ("credited", "reversed", "adjusted"):
             self.routes[f"volunteers.hours.{kind}"] = (volunteers_ev.HoursRecorded, self.hours_recorded)
-        _ = grid_ev  # grid tickets are followed through the issues' own transitions
 
     def day(self, moment: datetime) -> date:
         return local_day(moment, self.offset)
@@ -306,6 +308,19 @@ class Projector:
         if not facts.neighbourhood_id and msg.neighbourhood_id:
             facts = replace(facts, neighbourhood_id=msg.neighbourhood_id)
         await w.save_issue(facts)
+
+    # --- grid --------------------------------------------------------------------------------------
+    async def ticket_sent(self, w: ProjectionWriter, msg: grid_ev.TicketSent, event: ReceivedEvent) -> None:
+        await w.add(msg.neighbourhood_id, self.day(_when(msg.sent_at, event)), m.GRID_TICKETS_SENT)
+
+    async def ticket_status_changed(
+        self, w: ProjectionWriter, msg: grid_ev.TicketStatusChanged, event: ReceivedEvent
+    ) -> None:
+        if msg.state == "closed":
+            await w.add(msg.neighbourhood_id, self.day(_when(msg.occurred_at, event)), m.GRID_TICKETS_CLOSED)
+
+    async def ticket_failed(self, w: ProjectionWriter, msg: grid_ev.TicketFailed, event: ReceivedEvent) -> None:
+        await w.add(msg.neighbourhood_id, self.day(_when(msg.failed_at, event)), m.GRID_TICKETS_FAILED)
 
     # --- volunteers --------------------------------------------------------------------------------
     async def volunteer_approved(

@@ -4,19 +4,17 @@ the full record, and every refusal (illegal transitions, foreign neighbourhoods)
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from shequtong_stack import Stack
 
-from integration.helpers import eventually, metric_value, publish_event, stream_payloads
+from integration.helpers import eventually, metric_value, stream_payloads
 from integration.people import Community, Person, new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
-from shequtong.events.v1 import grid_events_pb2 as grid_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
-from shequtong_kit.proto import ts
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +173,10 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     acknowledged = ok(act(api, c.cadre, issue_id, "acknowledge", note="收到，马上联系保洁"))
     assert acknowledged["state"] == "acknowledged"
     opened = metric_value(port, "issues_opened_total", neighbourhood_kind="residential", source="post")
-    assert opened == opened_before + 1, "one issue opened for the post"
+    # Other modules' posts may still be collected meanwhile: at least ours is counted.
+    assert opened >= opened_before + 1, "the issue counted as opened from a post"
     acks = metric_value(port, "issues_time_to_acknowledge_seconds_count", neighbourhood_kind="residential")
-    assert acks == acks_before + 1
+    assert acks >= acks_before + 1, "the time to acknowledge observed"
     escalated = ok(act(api, c.cadre, issue_id, "escalate", note="保洁公司合同到期，需要街镇协调"))
     assert (escalated["state"], escalated["level"]) == ("escalated", "subdistrict")
     queue = ok(api.get(f"/v1/subdistricts/{c.subdistrict_id}/issues", headers=c.subdistrict_staff.headers))
@@ -200,7 +199,21 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     )
     assert [(r.dispatch_id, r.grid_service_code) for r in requests] == [(dispatch_id, "01-02")]
 
-    drive_grid_to_closed(system, issue_id, dispatch_id)
+    # The grid gateway files the ticket with the grid platform (the simulator); its stages come back.
+    ticket = eventually(
+        lambda: (t := ticket_of(api, c.district_staff.headers, dispatch_id)) and t["external_id"] and t,
+        what="the ticket filed with the grid platform",
+    )
+    assert ticket["issue_id"] == issue_id and ticket["service_code"] == "01-02"
+    with httpx.Client(base_url=system.simulator_url, timeout=10) as sim:
+        case = sim.get(f"/requests/{ticket['external_id']}.json").json()[0]
+        assert "3号楼下的垃圾堆了三天" in case["description"]
+        eventually(
+            lambda: any(e["data"].get("grid_state") == "sent" for e in grid_record(api, reporter, issue_id)),
+            what="the issue showing the ticket taken by the grid",
+        )
+        advanced = sim.post(f"/_sim/advance/{ticket['external_id']}", params={"to": "closed"})
+        assert advanced.status_code == 200, advanced.text
     resolved = eventually(
         lambda: (
             (body := ok(api.get(f"/v1/issues/{issue_id}", headers=reporter.headers)))["state"] == "resolved" and body
@@ -240,7 +253,8 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
         ("state_changed", "reopened", "reporter", reporter.person_id),
     ]
     assert [e["seq"] for e in timeline] == sorted(e["seq"] for e in timeline)
-    assert any(e["kind"] == "grid_status" for e in timeline), "the grid's status is on the record"
+    grid_states = [e["data"]["grid_state"] for e in timeline if e["kind"] == "grid_status"]
+    assert grid_states == ["sent", "accepted", "dispatched", "handled", "closed"], "every grid stage on the record"
     feedback = next(e for e in timeline if e["kind"] == "feedback")
     assert feedback["data"]["rating"] == 2 and feedback["data"]["level"] == "grid", "counts against the grid"
 
@@ -257,25 +271,14 @@ def test_a_post_becomes_one_issue_handled_up_to_the_grid_rated_and_reopened(
     assert [(r.rating, r.level, r.reopened) for r in rated] == [(2, "grid", True)]
 
 
-def drive_grid_to_closed(system: Stack, issue_id: str, dispatch_id: str) -> None:
-    """The grid gateway's answers for the ticket: sent, accepted, closed."""
-    ticket_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
-    sent = grid_ev.TicketSent(ticket_id=ticket_id, issue_id=issue_id, dispatch_id=dispatch_id, external_id="G-1")
-    publish_event(system.nats_url, "grid.ticket.sent", sent.SerializeToString(), str(uuid.uuid4()))
-    for n, state in enumerate(("accepted", "closed"), start=1):
-        update = grid_ev.TicketStatusChanged(
-            ticket_id=ticket_id,
-            issue_id=issue_id,
-            dispatch_id=dispatch_id,
-            external_id="G-1",
-            state=state,
-            grid_update_id=f"G-1-{n}",
-            description="已立案" if state == "accepted" else "已处置结案",
-            agency="市容环境事务所",
-            occurred_at=ts(now),
-        )
-        publish_event(system.nats_url, "grid.ticket.status_changed", update.SerializeToString(), str(uuid.uuid4()))
+def ticket_of(api: httpx.Client, headers: dict[str, str], dispatch_id: str) -> dict[str, Any] | None:
+    items = ok(api.get("/v1/grid/tickets", params={"dispatch_id": dispatch_id}, headers=headers))["items"]
+    return items[0] if items else None
+
+
+def grid_record(api: httpx.Client, person: Person, issue_id: str) -> list[dict[str, Any]]:
+    timeline = ok(api.get(f"/v1/issues/{issue_id}/timeline", headers=person.headers))["items"]
+    return [e for e in timeline if e["kind"] == "grid_status"]
 
 
 def test_direct_reports_idempotent_validated_and_on_behalf(api: httpx.Client, community: Community) -> None:

@@ -104,14 +104,21 @@ class NatsServer:
                 self.kill()
 
 
-def postgres_available() -> bool:
-    try:
-        import psycopg
+def postgres_available(attempts: int = 10) -> bool:
+    """Whether PostgreSQL answers; a busy server ("too many clients") gets a few more tries."""
+    import psycopg
 
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
-            return True
-    except Exception:
-        return False
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+                return True
+        except psycopg.OperationalError as exc:
+            if "too many clients" not in str(exc) and attempt >= 1:
+                return False
+            time.sleep(1 + attempt)
+        except Exception:
+            return False
+    return False
 
 
 class Databases:

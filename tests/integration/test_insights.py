@@ -27,6 +27,7 @@ from shequtong_stack import Stack
 from integration.helpers import eventually, metric_value, mint_token
 from integration.people import new_neighbourhood_with_people
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
+from shequtong.events.v1 import grid_events_pb2 as grid_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
@@ -253,6 +254,68 @@ def week(system: Stack) -> Week:
             issues_ev.IssueRated(issue_id=issue_id, neighbourhood_id=w.n1, rating=rating, fixed=True, rated_at=ts(at)),
             at,
         )
+    recategorised_at = base + timedelta(hours=31)  # after its last transition (which carried "parking")
+    s.add(
+        "issues.record.recategorised",
+        issues_ev.IssueRecategorised(
+            issue_id=issue_ids[3],
+            neighbourhood_id=w.n1,
+            from_category_code="parking",
+            to_category_code="lift",
+            occurred_at=ts(recategorised_at),
+        ),
+        recategorised_at,
+    )
+    # Volunteer service: 90 + 60 minutes credited, the 60 reversed (1.5 hours); a storefront booking
+    # by a ninth resident, rated 4.
+    entries = [("credited", "credit", 90), ("credited", "credit", 60), ("reversed", "reversal", -60)]
+    for suffix, kind, minutes in entries:
+        s.add(
+            f"volunteers.hours.{suffix}",
+            volunteers_ev.HoursRecorded(
+                entry_id=str(uuid.uuid4()),
+                person_id=residents[0],
+                neighbourhood_id=w.n1,
+                kind=kind,
+                minutes=minutes,
+                served_at=ts(base + 6 * H),
+            ),
+            base + 7 * H,
+        )
+    # The grid platform: one ticket for n1 sent and closed by the grid.
+    ticket = str(uuid.uuid4())
+    s.add(
+        "grid.ticket.sent",
+        grid_ev.TicketSent(ticket_id=ticket, issue_id=issue_ids[4], neighbourhood_id=w.n1, sent_at=ts(base + 12 * H)),
+        base + 12 * H,
+    )
+    for state in ("accepted", "closed"):
+        s.add(
+            "grid.ticket.status_changed",
+            grid_ev.TicketStatusChanged(
+                ticket_id=ticket,
+                issue_id=issue_ids[4],
+                neighbourhood_id=w.n1,
+                state=state,
+                occurred_at=ts(base + 14 * H),
+            ),
+            base + 14 * H,
+        )
+    booking = str(uuid.uuid4())
+    s.add(
+        "volunteers.booking.requested",
+        volunteers_ev.BookingChanged(
+            booking_id=booking, person_id=residents[8], neighbourhood_id=w.n1, state="requested", occurred_at=ts(base)
+        ),
+        base,
+    )
+    s.add(
+        "volunteers.booking.rated",
+        volunteers_ev.BookingRated(
+            booking_id=booking, person_id=residents[8], neighbourhood_id=w.n1, rating=4, rated_at=ts(base + 30 * H)
+        ),
+        base + 30 * H,
+    )
     s.add(
         "volunteers.volunteer.approved",
         volunteers_ev.VolunteerApproved(
@@ -286,19 +349,33 @@ def settled_portrait(api: httpx.Client, w: Week) -> dict[str, Any]:
         "votes": 3,
         "conventions_adopted": 1,
         "topics_proposed": 1,
+        "bookings": 1,
+        "booking_ratings": 1,
+        "volunteer_hours": 1.5,
+        "volunteers_approved": 1,
+        "grid_tickets_sent": 1,
+        "grid_tickets_closed": 1,
         "residents": 10,
     }
+
+    last: dict[str, Any] = {}
 
     def probe() -> dict[str, Any] | None:
         reply = portrait(api, w.n1, w.staff)
         if reply.status_code != 200:
+            last["reply"] = reply.text
             return None
         body = reply.json()
         seen = {key: body["figures"][key] for key in expected}
         peer_ready = body["peer_figures"] and body["peer_figures"]["response_time"]["count"] == 3
-        return body if seen == expected and peer_ready else None
+        recategorised = "lift" in {c["category_code"] for c in body["top_categories"]}
+        last.update(seen=seen, peer_ready=peer_ready, recategorised=recategorised)
+        return body if seen == expected and peer_ready and recategorised else None
 
-    return eventually(probe, timeout=30, what="the scripted week in n1's portrait")
+    try:
+        return eventually(probe, timeout=30, what="the scripted week in n1's portrait")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen {last}") from None
 
 
 def test_a_scripted_week_gives_the_expected_counts_and_medians(api: httpx.Client, week: Week) -> None:
@@ -307,7 +384,8 @@ def test_a_scripted_week_gives_the_expected_counts_and_medians(api: httpx.Client
     assert body["visibility"] == "full"
     assert (body["name"], body["kind"], body["days_on_platform"]) == ("淞南十村", "residential", 90)
     assert (f["residents"], f["households"], f["residents_joined"]) == (10, 5, 1)
-    assert (f["active_residents"], f["participation_rate"]) == (8, 0.8)
+    assert (f["active_residents"], f["participation_rate"]) == (9, 0.9)
+    assert (f["volunteer_hours"], f["bookings"], f["mean_booking_rating"]) == (1.5, 1, 4.0)
     assert f["topics_by_stage"] == [{"stage": "consultation", "count": 1}]
     assert f["conventions_total"] == 1
     assert (f["issues_acknowledged"], f["issues_escalated"], f["issues_open"], f["sla_breaches"]) == (5, 1, 1, 1)
@@ -316,9 +394,11 @@ def test_a_scripted_week_gives_the_expected_counts_and_medians(api: httpx.Client
     assert (f["resolved_inside"], f["share_resolved_inside"]) == (3, 0.75)
     assert (f["mean_rating"], f["share_satisfied"]) == (4.0, 0.5)
     assert f["volunteers_approved"] == 1
+    # One parking issue was put in the "lift" category afterwards.
     assert body["top_categories"] == [
         {"category_code": "sanitation", "count": 3, "share": 0.6},
-        {"category_code": "parking", "count": 2, "share": 0.4},
+        {"category_code": "lift", "count": 1, "share": 0.2},
+        {"category_code": "parking", "count": 1, "share": 0.2},
     ]
     # Against similar neighbourhoods (residential, same sub-district: n2 only) and its own past.
     assert body["peer_ids"] == [week.n2]
@@ -487,9 +567,10 @@ def test_a_spike_raises_exactly_one_prompt_there(
     assert refused.status_code == 403 and refused.json()["code"] == "operator_required"
 
 
-def test_a_real_community_through_identity(api: httpx.Client, ops_headers: dict[str, str]) -> None:
-    """Real people: identity's registrations and verifications reach the portrait, and identity's own
-    tokens get the same answers (a cadre of the other neighbourhood is refused)."""
+def test_a_real_community_through_identity_and_issues(api: httpx.Client, ops_headers: dict[str, str]) -> None:
+    """Real people: identity's registrations and verifications and an issue handled through the issues
+    service reach the portrait, and identity's own tokens get the same answers (a cadre of the other
+    neighbourhood is refused)."""
     community = new_neighbourhood_with_people(api, ops_headers)
     n1 = community.neighbourhood_id
 
@@ -504,6 +585,40 @@ def test_a_real_community_through_identity(api: httpx.Client, ops_headers: dict[
     f = body["figures"]
     assert (body["name"], body["kind"], body["days_on_platform"]) == ("淞南十村", "residential", 0)
     assert (f["residents_joined"], f["residents_verified"], f["households"]) == (3, 3, 3)
+
+    # A resident reports a problem through the gateway; the cadre on duty answers and solves it; the
+    # resident is satisfied. The issues service's events reach the portrait.
+    reported = api.post(
+        "/v1/issues",
+        json={
+            "neighbourhood_id": n1,
+            "category_code": "illegal_parking",
+            "title": "消防通道被占",
+            "description": "8号楼消防通道天天有车停着",
+            "location": {"building": "8号楼"},
+        },
+        headers=community.resident.headers,
+    )
+    assert reported.status_code == 201, reported.text
+    issue_id = reported.json()["id"]
+    for action in ("acknowledge", "resolve"):
+        moved = api.post(f"/v1/issues/{issue_id}/{action}", headers=community.cadre.headers)
+        assert moved.status_code == 200, moved.text
+    rated = api.post(
+        f"/v1/issues/{issue_id}/feedback", json={"rating": 5, "fixed": True}, headers=community.resident.headers
+    )
+    assert rated.status_code == 200, rated.text
+
+    def solved() -> dict[str, Any] | None:
+        figures = portrait(api, n1, community.cadre.headers).json()["figures"]
+        return figures if figures["ratings"] == 1 and figures["issues_resolved"] == 1 else None
+
+    f = eventually(solved, timeout=30, what="the issue's life in the portrait")
+    assert (f["issues_reported"], f["issues_acknowledged"], f["active_residents"]) == (1, 1, 1)
+    assert (f["response_time"]["count"], f["resolution_time"]["count"], f["share_resolved_inside"]) == (1, 1, 1.0)
+    assert (f["mean_rating"], f["share_satisfied"]) == (5.0, 1.0)
+    top = portrait(api, n1, community.cadre.headers).json()["top_categories"]
+    assert top == [{"category_code": "illegal_parking", "count": 1, "share": 1.0}]
     refused = portrait(api, n1, community.other_cadre.headers)
     assert refused.status_code == 403 and refused.json()["code"] == "portrait_forbidden"
     public = portrait(api, n1, community.resident.headers).json()

@@ -11,6 +11,7 @@ interleaving rebuilds the same figures. Times come from the events, never from t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ CONSUMERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "BOARDS",
         ("boards.post.>", "boards.comment.>", "boards.poll.>", "boards.topic.>", "boards.convention.>"),
     ),
-    ("insights-issues", "ISSUES", ("issues.issue.>",)),
+    ("insights-issues", "ISSUES", ("issues.issue.>", "issues.record.>")),
     ("insights-grid", "GRID", ("grid.ticket.>",)),
     (
         "insights-volunteers",
@@ -80,11 +81,20 @@ class Projector:
             "issues.issue.reported": (issues_ev.IssueReported, self.issue_reported),
             "issues.issue.sla_breached": (issues_ev.IssueSlaBreached, self.issue_sla_breached),
             "issues.issue.rated": (issues_ev.IssueRated, self.issue_rated),
+            "issues.record.recategorised": (issues_ev.IssueRecategorised, self.issue_recategorised),
+            "grid.ticket.sent": (grid_ev.TicketSent, self.ticket_sent),
+            "grid.ticket.status_changed": (grid_ev.TicketStatusChanged, self.ticket_status_changed),
+            "grid.ticket.failed": (grid_ev.TicketFailed, self.ticket_failed),
             "volunteers.volunteer.approved": (volunteers_ev.VolunteerApproved, self.volunteer_approved),
+            "volunteers.attendance.checked_in": (volunteers_ev.AttendanceRecorded, self.checked_in),
+            "volunteers.booking.requested": (volunteers_ev.BookingChanged, self.booking_changed),
+            "volunteers.booking.fulfilled": (volunteers_ev.BookingChanged, self.booking_changed),
+            "volunteers.booking.rated": (volunteers_ev.BookingRated, self.booking_rated),
         }
         for transition in issue_rules.KNOWN_TRANSITIONS:
             self.routes[ISSUE_PREFIX + transition] = (issues_ev.IssueStateChanged, self.issue_transition)
-        _ = grid_ev  # grid tickets are followed through the issues' own transitions
+        for kind in ("credited", "reversed", "adjusted"):
+            self.routes[f"volunteers.hours.{kind}"] = (volunteers_ev.HoursRecorded, self.hours_recorded)
 
     def day(self, moment: datetime) -> date:
         return local_day(moment, self.offset)
@@ -230,6 +240,7 @@ class Projector:
             source=msg.source,
             reported_at=at,
             response_due_at=from_ts(msg.response_due_at) if msg.HasField("response_due_at") else None,
+            resolution_due_at=from_ts(msg.resolution_due_at) if msg.HasField("resolution_due_at") else None,
         )
         await w.save_issue(facts)
         await w.add(msg.neighbourhood_id, self.day(at), m.ISSUES_REPORTED)
@@ -248,7 +259,7 @@ class Projector:
             to_state=msg.to_state,
             level=msg.level,
             occurred_at=at,
-            actor_kind=str(getattr(msg, "actor_kind", "")),
+            actor_kind=msg.actor_kind,
             neighbourhood_id=msg.neighbourhood_id,
             category_code=msg.category_code,
             reported_at=from_ts(msg.reported_at) if msg.HasField("reported_at") else None,
@@ -288,6 +299,29 @@ class Projector:
         if msg.fixed:
             await w.add(msg.neighbourhood_id, day, m.RATINGS_FIXED)
 
+    async def issue_recategorised(
+        self, w: ProjectionWriter, msg: issues_ev.IssueRecategorised, event: ReceivedEvent
+    ) -> None:
+        facts = issue_rules.recategorised(
+            await w.issue(msg.issue_id), category_code=msg.to_category_code, occurred_at=_when(msg.occurred_at, event)
+        )
+        if not facts.neighbourhood_id and msg.neighbourhood_id:
+            facts = replace(facts, neighbourhood_id=msg.neighbourhood_id)
+        await w.save_issue(facts)
+
+    # --- grid --------------------------------------------------------------------------------------
+    async def ticket_sent(self, w: ProjectionWriter, msg: grid_ev.TicketSent, event: ReceivedEvent) -> None:
+        await w.add(msg.neighbourhood_id, self.day(_when(msg.sent_at, event)), m.GRID_TICKETS_SENT)
+
+    async def ticket_status_changed(
+        self, w: ProjectionWriter, msg: grid_ev.TicketStatusChanged, event: ReceivedEvent
+    ) -> None:
+        if msg.state == "closed":
+            await w.add(msg.neighbourhood_id, self.day(_when(msg.occurred_at, event)), m.GRID_TICKETS_CLOSED)
+
+    async def ticket_failed(self, w: ProjectionWriter, msg: grid_ev.TicketFailed, event: ReceivedEvent) -> None:
+        await w.add(msg.neighbourhood_id, self.day(_when(msg.failed_at, event)), m.GRID_TICKETS_FAILED)
+
     # --- volunteers --------------------------------------------------------------------------------
     async def volunteer_approved(
         self, w: ProjectionWriter, msg: volunteers_ev.VolunteerApproved, event: ReceivedEvent
@@ -295,6 +329,32 @@ class Projector:
         day = self.day(_when(msg.approved_at, event))
         await w.add(msg.neighbourhood_id, day, m.VOLUNTEERS_APPROVED)
         await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+
+    async def checked_in(
+        self, w: ProjectionWriter, msg: volunteers_ev.AttendanceRecorded, event: ReceivedEvent
+    ) -> None:
+        day = self.day(_when(msg.at, event))
+        await w.add(msg.neighbourhood_id, day, m.ATTENDANCES)
+        await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+
+    async def hours_recorded(self, w: ProjectionWriter, msg: volunteers_ev.HoursRecorded, event: ReceivedEvent) -> None:
+        """Credits, reversals (negative) and adjustments, on the day the service was given."""
+        await w.add(msg.neighbourhood_id, self.day(_when(msg.served_at, event)), m.VOLUNTEER_MINUTES, msg.minutes)
+
+    async def booking_changed(
+        self, w: ProjectionWriter, msg: volunteers_ev.BookingChanged, event: ReceivedEvent
+    ) -> None:
+        day = self.day(_when(msg.occurred_at, event))
+        if event.subject.endswith(".requested"):
+            await w.add(msg.neighbourhood_id, day, m.BOOKINGS)
+            await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+        else:
+            await w.add(msg.neighbourhood_id, day, m.BOOKINGS_FULFILLED)
+
+    async def booking_rated(self, w: ProjectionWriter, msg: volunteers_ev.BookingRated, event: ReceivedEvent) -> None:
+        day = self.day(_when(msg.rated_at, event))
+        await w.add(msg.neighbourhood_id, day, m.BOOKING_RATINGS)
+        await w.add(msg.neighbourhood_id, day, m.BOOKING_RATING_SUM, msg.rating)
 
 
 def _when(stamp: Timestamp, event: ReceivedEvent) -> datetime:

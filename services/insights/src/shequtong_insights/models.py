@@ -86,6 +86,7 @@ class Issue(Base):
     source: Mapped[str] = mapped_column(String(32), default="")
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     response_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -304,6 +304,7 @@ class Reader:
                 i.state.not_in(sorted(NOT_OPEN)),
                 or_(
                     and_(i.first_response_at.is_(None), i.response_due_at.is_not(None), i.response_due_at < now),
+                    and_(i.resolution_due_at.is_not(None), i.resolution_due_at < now),
                     i.sla_breaches > 0,
                 ),
             )

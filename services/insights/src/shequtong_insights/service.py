@@ -531,6 +531,9 @@ COMPARISON_HEADER = (
     "bookings",
     "booking_ratings",
     "mean_booking_rating",
+    "grid_tickets_sent",
+    "grid_tickets_closed",
+    "grid_tickets_failed",
 )
 
 
@@ -574,4 +577,7 @@ def comparison_cells(row: ComparisonRow) -> Sequence[object]:
         f.bookings,
         f.booking_ratings,
         f.mean_booking_rating,
+        f.grid_tickets_sent,
+        f.grid_tickets_closed,
+        f.grid_tickets_failed,
     )

@@ -109,6 +109,9 @@ class FiguresOut(BaseModel):
     bookings: int
     booking_ratings: int
     mean_booking_rating: float
+    grid_tickets_sent: int
+    grid_tickets_closed: int
+    grid_tickets_failed: int
 
 
 class TrendOut(BaseModel):

@@ -73,6 +73,7 @@ class IssueFacts:
     source: str = ""
     reported_at: datetime | None = None
     response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
     first_response_at: datetime | None = None
     first_resolved_at: datetime | None = None
     last_resolved_at: datetime | None = None
@@ -148,6 +149,7 @@ def reported(
     source: str,
     reported_at: datetime,
     response_due_at: datetime | None,
+    resolution_due_at: datetime | None = None,
 ) -> IssueFacts:
     facts = replace(
         facts,
@@ -156,6 +158,7 @@ def reported(
         source=source,
         reported_at=reported_at,
         response_due_at=response_due_at,
+        resolution_due_at=resolution_due_at,
     )
     facts = _with_category(facts, category_code, reported_at)
     return _with_state(facts, "reported", reported_at)

@@ -91,6 +91,9 @@ class Figures:
     mean_booking_rating: float = 0.0
     conventions_total: int = 0
     issues_open: int = 0
+    grid_tickets_sent: int = 0
+    grid_tickets_closed: int = 0
+    grid_tickets_failed: int = 0
 
 
 def ratio(part: float, whole: float, digits: int = 4) -> float:
@@ -135,6 +138,9 @@ def build(raw: RawFigures) -> Figures:
         mean_booking_rating=ratio(c[m.BOOKING_RATING_SUM], c[m.BOOKING_RATINGS], 2),
         conventions_total=raw.conventions_total,
         issues_open=raw.issues_open,
+        grid_tickets_sent=c[m.GRID_TICKETS_SENT],
+        grid_tickets_closed=c[m.GRID_TICKETS_CLOSED],
+        grid_tickets_failed=c[m.GRID_TICKETS_FAILED],
     )
 
 

@@ -37,6 +37,9 @@ BOOKINGS = "bookings"
 BOOKINGS_FULFILLED = "bookings_fulfilled"
 BOOKING_RATINGS = "booking_ratings"
 BOOKING_RATING_SUM = "booking_rating_sum"
+GRID_TICKETS_SENT = "grid_tickets_sent"
+GRID_TICKETS_CLOSED = "grid_tickets_closed"
+GRID_TICKETS_FAILED = "grid_tickets_failed"
 
 # Column order of the daily CSV export.
 DAILY_COLUMNS: tuple[str, ...] = (
@@ -71,6 +74,9 @@ DAILY_COLUMNS: tuple[str, ...] = (
     BOOKINGS_FULFILLED,
     BOOKING_RATINGS,
     BOOKING_RATING_SUM,
+    GRID_TICKETS_SENT,
+    GRID_TICKETS_CLOSED,
+    GRID_TICKETS_FAILED,
 )
 
 # Issue transitions (the last token of `issues.issue.<transition>`) and the counter each one adds to.

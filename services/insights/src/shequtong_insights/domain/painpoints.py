@@ -13,7 +13,8 @@ Rules (each prompt carries its rule text and the numbers it was applied to):
 * repeated_place — at least REPEAT_MIN_COUNT (3) issues reported at the same building or place of a
   neighbourhood within REPEAT_WINDOW_DAYS (30).
 * overdue_cluster — at least OVERDUE_MIN_COUNT (3) open issues in a neighbourhood that are overdue:
-  past their response deadline without a response, or with a recorded SLA breach.
+  past their response deadline without a response, past their resolution deadline, or with a
+  recorded SLA breach.
 
 Windows end at the top of the hour (so repeated runs within an hour see the same window), and a
 finding is not raised again while an earlier prompt for the same place, rule and subject covers an
@@ -59,7 +60,7 @@ REPEAT_RULE_TEXT = (
 )
 OVERDUE_RULE_TEXT = (
     f"Flag a neighbourhood with at least {OVERDUE_MIN_COUNT} open issues that are overdue: past their response "
-    "deadline without a response, or with a recorded SLA breach."
+    "deadline without a response, past their resolution deadline, or with a recorded SLA breach."
 )
 LOOKBACK_DAYS = max(WINDOW_DAYS + BASELINE_DAYS, REPEAT_WINDOW_DAYS)
 
@@ -317,7 +318,8 @@ def detect_overdue_clusters(
                 title="Overdue issues are piling up",
                 statement=(
                     f"{len(ids)} open issues are overdue at {_stamp(window_end)} (threshold {OVERDUE_MIN_COUNT}): "
-                    "past their response deadline without a response, or with a recorded SLA breach."
+                    "past their response deadline without a response, past their resolution deadline, "
+                    "or with a recorded SLA breach."
                 ),
                 evidence=Evidence(
                     rule_text=OVERDUE_RULE_TEXT,

@@ -290,6 +290,9 @@ class Figures(google.protobuf.message.Message):
     MEAN_BOOKING_RATING_FIELD_NUMBER: builtins.int
     CONVENTIONS_TOTAL_FIELD_NUMBER: builtins.int
     ISSUES_OPEN_FIELD_NUMBER: builtins.int
+    GRID_TICKETS_SENT_FIELD_NUMBER: builtins.int
+    GRID_TICKETS_CLOSED_FIELD_NUMBER: builtins.int
+    GRID_TICKETS_FAILED_FIELD_NUMBER: builtins.int
     residents: builtins.int
     """Verified members at the end of the period, and their households."""
     households: builtins.int
@@ -332,6 +335,10 @@ class Figures(google.protobuf.message.Message):
     """Conventions in force at the end of the period (all time)."""
     issues_open: builtins.int
     """Issues reported in the period still open at the time of asking."""
+    grid_tickets_sent: builtins.int
+    """District grid platform tickets: sent, closed by the grid, and failed (refused or undeliverable)."""
+    grid_tickets_closed: builtins.int
+    grid_tickets_failed: builtins.int
     @property
     def topics_by_stage(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___StageCount]:
         """Topics by their current stage (at the time of asking)."""
@@ -381,9 +388,12 @@ class Figures(google.protobuf.message.Message):
         mean_booking_rating: builtins.float = ...,
         conventions_total: builtins.int = ...,
         issues_open: builtins.int = ...,
+        grid_tickets_sent: builtins.int = ...,
+        grid_tickets_closed: builtins.int = ...,
+        grid_tickets_failed: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["resolution_time", b"resolution_time", "response_time", b"response_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["active_residents", b"active_residents", "booking_ratings", b"booking_ratings", "bookings", b"bookings", "comments", b"comments", "conventions_adopted", b"conventions_adopted", "conventions_total", b"conventions_total", "households", b"households", "issues_acknowledged", b"issues_acknowledged", "issues_dispatched", b"issues_dispatched", "issues_escalated", b"issues_escalated", "issues_open", b"issues_open", "issues_reopened", b"issues_reopened", "issues_reported", b"issues_reported", "issues_resolved", b"issues_resolved", "mean_booking_rating", b"mean_booking_rating", "mean_rating", b"mean_rating", "participation_rate", b"participation_rate", "posts", b"posts", "ratings", b"ratings", "residents", b"residents", "residents_joined", b"residents_joined", "residents_left", b"residents_left", "residents_verified", b"residents_verified", "resolution_time", b"resolution_time", "resolved_inside", b"resolved_inside", "response_time", b"response_time", "share_resolved_inside", b"share_resolved_inside", "share_satisfied", b"share_satisfied", "sla_breaches", b"sla_breaches", "topics_by_stage", b"topics_by_stage", "topics_proposed", b"topics_proposed", "volunteer_hours", b"volunteer_hours", "volunteers_approved", b"volunteers_approved", "votes", b"votes"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["active_residents", b"active_residents", "booking_ratings", b"booking_ratings", "bookings", b"bookings", "comments", b"comments", "conventions_adopted", b"conventions_adopted", "conventions_total", b"conventions_total", "grid_tickets_closed", b"grid_tickets_closed", "grid_tickets_failed", b"grid_tickets_failed", "grid_tickets_sent", b"grid_tickets_sent", "households", b"households", "issues_acknowledged", b"issues_acknowledged", "issues_dispatched", b"issues_dispatched", "issues_escalated", b"issues_escalated", "issues_open", b"issues_open", "issues_reopened", b"issues_reopened", "issues_reported", b"issues_reported", "issues_resolved", b"issues_resolved", "mean_booking_rating", b"mean_booking_rating", "mean_rating", b"mean_rating", "participation_rate", b"participation_rate", "posts", b"posts", "ratings", b"ratings", "residents", b"residents", "residents_joined", b"residents_joined", "residents_left", b"residents_left", "residents_verified", b"residents_verified", "resolution_time", b"resolution_time", "resolved_inside", b"resolved_inside", "response_time", b"response_time", "share_resolved_inside", b"share_resolved_inside", "share_satisfied", b"share_satisfied", "sla_breaches", b"sla_breaches", "topics_by_stage", b"topics_by_stage", "topics_proposed", b"topics_proposed", "volunteer_hours", b"volunteer_hours", "volunteers_approved", b"volunteers_approved", "votes", b"votes"]) -> None: ...
 
 Global___Figures: typing_extensions.TypeAlias = Figures
 

@@ -1,9 +1,22 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shequtong_identity.models import Region
+from shequtong_identity.models import (
+    Household,
+    JoinCode,
+    LoginThrottle,
+    Membership,
+    Person,
+    RefreshToken,
+    Region,
+    RoleGrant,
+    Shift,
+)
 
 
 class RegionRepository:
@@ -29,3 +42,241 @@ class RegionRepository:
         if after:
             query = query.where(Region.id > after)
         return list((await self.session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    membership: Membership
+    person: Person
+    household: Household
+
+
+class PeopleRepository:
+    """Persons, households and memberships."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def person(self, person_id: str) -> Person | None:
+        return await self.session.get(Person, person_id)
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        return (await self.session.execute(select(Person).where(Person.phone == phone))).scalar_one_or_none()
+
+    async def id_number_taken(self, id_hmac: str) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Person.id_number_hmac == id_hmac))))
+
+    async def household(self, household_id: str) -> Household | None:
+        return await self.session.get(Household, household_id)
+
+    async def household_at(self, neighbourhood_id: str, address_key: str) -> Household | None:
+        query = select(Household).where(
+            Household.neighbourhood_id == neighbourhood_id, Household.address_key == address_key
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def households(self, neighbourhood_id: str, after: str | None, limit: int) -> list[Household]:
+        query = select(Household).where(Household.neighbourhood_id == neighbourhood_id).order_by(Household.id)
+        if after:
+            query = query.where(Household.id > after)
+        return list((await self.session.execute(query.limit(limit))).scalars())
+
+    async def membership(self, membership_id: str) -> Membership | None:
+        return await self.session.get(Membership, membership_id)
+
+    async def active_membership(self, person_id: str, neighbourhood_id: str) -> Membership | None:
+        query = select(Membership).where(
+            Membership.person_id == person_id,
+            Membership.neighbourhood_id == neighbourhood_id,
+            Membership.state.in_((1, 2)),
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    def _views(self) -> Select[Membership, Person, Household]:
+        return (
+            select(Membership, Person, Household)
+            .join(Person, Person.id == Membership.person_id)
+            .join(Household, Household.id == Membership.household_id)
+        )
+
+    async def view(self, membership_id: str) -> MembershipView | None:
+        row = (await self.session.execute(self._views().where(Membership.id == membership_id))).first()
+        return MembershipView(row[0], row[1], row[2]) if row else None
+
+    async def views_of_person(self, person_id: str) -> list[MembershipView]:
+        query = self._views().where(Membership.person_id == person_id).order_by(Membership.id)
+        return [MembershipView(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
+
+    async def queue(
+        self, neighbourhood_id: str, state: int | None, after: str | None, limit: int
+    ) -> list[MembershipView]:
+        query = self._views().where(Membership.neighbourhood_id == neighbourhood_id)
+        if state:
+            query = query.where(Membership.state == state)
+        if after:
+            query = query.where(Membership.id > after)
+        query = query.order_by(Membership.id).limit(limit)
+        return [MembershipView(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
+
+    async def verified_neighbourhoods(self, person_id: str) -> list[str]:
+        query = select(Membership.neighbourhood_id).where(Membership.person_id == person_id, Membership.state == 2)
+        return list((await self.session.execute(query)).scalars())
+
+
+class JoinCodeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, code: str) -> JoinCode | None:
+        return await self.session.get(JoinCode, code)
+
+    async def add(self, code: JoinCode) -> None:
+        self.session.add(code)
+        await self.session.flush()
+
+    async def consume(self, code: str, now: datetime) -> bool:
+        """Counts one use, atomically, only while the code is usable."""
+        result = await self.session.execute(
+            update(JoinCode)
+            .where(
+                JoinCode.code == code,
+                JoinCode.revoked_at.is_(None),
+                JoinCode.expires_at > now,
+                JoinCode.use_count < JoinCode.max_uses,
+            )
+            .values(use_count=JoinCode.use_count + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def of_neighbourhood(
+        self, neighbourhood_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[JoinCode]:
+        query = select(JoinCode).where(JoinCode.neighbourhood_id == neighbourhood_id)
+        if after:
+            query = query.where(
+                or_(
+                    JoinCode.created_at < after[0],
+                    and_(JoinCode.created_at == after[0], JoinCode.code < after[1]),
+                )
+            )
+        query = query.order_by(JoinCode.created_at.desc(), JoinCode.code.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+
+class RoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def get(self, grant_id: str) -> RoleGrant | None:
+        return await self.session.get(RoleGrant, grant_id)
+
+    async def active_of(self, person_id: str) -> list[RoleGrant]:
+        query = select(RoleGrant).where(RoleGrant.person_id == person_id, RoleGrant.revoked_at.is_(None))
+        return list((await self.session.execute(query)).scalars())
+
+    async def active(self, person_id: str, role: str, scope: str) -> RoleGrant | None:
+        query = select(RoleGrant).where(
+            RoleGrant.person_id == person_id,
+            RoleGrant.role == role,
+            RoleGrant.scope == scope,
+            RoleGrant.revoked_at.is_(None),
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def holders(self, scope: str, roles: tuple[str, ...]) -> list[RoleGrant]:
+        """Active grants of `roles` at `scope`, oldest first."""
+        query = (
+            select(RoleGrant)
+            .where(RoleGrant.scope == scope, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None))
+            .order_by(RoleGrant.granted_at, RoleGrant.id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def grants(
+        self, person_id: str | None, scope: str | None, include_revoked: bool, after: str | None, limit: int
+    ) -> list[RoleGrant]:
+        query = select(RoleGrant)
+        if person_id:
+            query = query.where(RoleGrant.person_id == person_id)
+        if scope:
+            query = query.where(RoleGrant.scope == scope)
+        if not include_revoked:
+            query = query.where(RoleGrant.revoked_at.is_(None))
+        if after:
+            query = query.where(RoleGrant.id > after)
+        return list((await self.session.execute(query.order_by(RoleGrant.id).limit(limit))).scalars())
+
+
+class ShiftRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, shift: Shift) -> None:
+        self.session.add(shift)
+        await self.session.flush()
+
+    async def covering(self, neighbourhood_id: str, at: datetime) -> list[Shift]:
+        query = select(Shift).where(
+            Shift.neighbourhood_id == neighbourhood_id, Shift.starts_at <= at, Shift.ends_at > at
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def upcoming(
+        self, neighbourhood_id: str, since: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Shift]:
+        query = select(Shift).where(Shift.neighbourhood_id == neighbourhood_id, Shift.ends_at > since)
+        if after:
+            query = query.where(or_(Shift.starts_at > after[0], and_(Shift.starts_at == after[0], Shift.id > after[1])))
+        query = query.order_by(Shift.starts_at, Shift.id).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+
+class SessionRepository:
+    """Refresh-token families and the login throttle."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, token: RefreshToken) -> None:
+        self.session.add(token)
+        await self.session.flush()
+
+    async def by_hash(self, token_hash: str) -> RefreshToken | None:
+        query = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def family_revoked(self, family_id: str) -> bool:
+        query = select(exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None)))
+        return bool(await self.session.scalar(query))
+
+    async def mark_used(self, token_id: str, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def revoke_family(self, family_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def throttle(self, phone: str) -> LoginThrottle | None:
+        return await self.session.get(LoginThrottle, phone)
+
+    async def clear_throttle(self, phone: str) -> None:
+        await self.session.execute(delete(LoginThrottle).where(LoginThrottle.phone == phone))

@@ -1,22 +1,88 @@
-"""Identity use cases: each state change and its event commit in one transaction."""
+"""Identity use cases: each state change and its event commit in one transaction.
+
+Methods taking a `session` run inside the caller's transaction (the servicer wraps create-style calls
+in `idempotency.run_once`); the others open their own. Every decision about who may do what is made
+with the caller's roles as stored now (`actor`), not only as their token remembers them.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_identity import events
+from shequtong_identity.domain import households as household_rules
+from shequtong_identity.domain import joincodes, people, sessions, tokens
+from shequtong_identity.domain import memberships as membership_rules
 from shequtong_identity.domain import regions as region_rules
-from shequtong_identity.domain import tokens
-from shequtong_identity.models import Region
-from shequtong_identity.repository import RegionRepository
+from shequtong_identity.domain import roles as role_rules
+from shequtong_identity.domain import roster as roster_rules
+from shequtong_identity.domain.idnumber import normalize_id_number
+from shequtong_identity.models import (
+    Household,
+    JoinCode,
+    LoginThrottle,
+    Membership,
+    Person,
+    RefreshToken,
+    Region,
+    RoleAudit,
+    RoleGrant,
+    Shift,
+)
+from shequtong_identity.repository import (
+    JoinCodeRepository,
+    MembershipView,
+    PeopleRepository,
+    RegionRepository,
+    RoleRepository,
+    SessionRepository,
+    ShiftRepository,
+)
 from shequtong_identity.settings import IdentitySettings
-from shequtong_kit.auth import Principal
+from shequtong_kit import auth
+from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
-from shequtong_kit.errors import AlreadyExists, NotFound, Unauthenticated
+from shequtong_kit.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
+
+COMMITTEE = (auth.CADRE, auth.SECRETARY)
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    person_id: str
+
+
+@dataclass(frozen=True)
+class Me:
+    person: Person
+    memberships: list[MembershipView]
+    roles: list[str]
+
+
+def _reason(reason: str) -> str:
+    cleaned = (reason or "").strip()
+    if len(cleaned) > MAX_REASON:
+        raise InvalidArgument(f"a reason has at most {MAX_REASON} characters", code="reason_too_long")
+    return cleaned
 
 
 class IdentityService:
@@ -33,6 +99,14 @@ class IdentityService:
         self.clock = clock
         self.keys = tokens.load_signing_keys(settings.identity_signing_keys)
         self.accounts = tokens.load_service_accounts(settings.service_accounts)
+        self.pii = people.PiiProtector(settings.pii_hmac_key, settings.pii_encryption_key)
+        self.hasher = PasswordHasher(
+            time_cost=settings.password_time_cost,
+            memory_cost=settings.password_memory_kib,
+            parallelism=settings.password_parallelism,
+        )
+        # Verified against when the phone is unknown, so timing does not tell which phones exist.
+        self._dummy_hash = self.hasher.hash("not-a-real-password")
 
     # --- keys and machine clients -----------------------------------------------------------------
     def jwks(self) -> str:
@@ -51,6 +125,60 @@ class IdentityService:
             self.keys[0], f"svc:{client_id}", "service", list(account.roles), self.clock.now(), timedelta(seconds=ttl)
         )
         return token, ttl
+
+    # --- who is asking, now ---------------------------------------------------------------------------
+    async def roles_of(self, session: AsyncSession, person_id: str) -> list[str]:
+        grants = await RoleRepository(session).active_of(person_id)
+        roles = {f"{g.role}@{g.scope}" for g in grants}
+        roles.update(
+            f"{auth.RESIDENT}@n:{n}" for n in await PeopleRepository(session).verified_neighbourhoods(person_id)
+        )
+        return sorted(roles)
+
+    async def actor(self, session: AsyncSession, principal: Principal) -> Principal:
+        """The caller with the roles they hold now; a person whose session was ended is refused."""
+        if principal.is_service:
+            return principal
+        if principal.session_id and await SessionRepository(session).family_revoked(principal.session_id):
+            raise Unauthenticated("this session was ended", code="session_revoked")
+        roles = await self.roles_of(session, principal.subject)
+        return Principal(
+            subject=principal.subject,
+            roles=auth.parse_roles(roles),
+            session_id=principal.session_id,
+            token_id=principal.token_id,
+            expires_at=principal.expires_at,
+        )
+
+    async def neighbourhood(self, session: AsyncSession, neighbourhood_id: str) -> Lineage:
+        region = await RegionRepository(session).get(neighbourhood_id) if neighbourhood_id else None
+        if region is None or region.level != region_rules.NEIGHBOURHOOD:
+            raise NotFound("no such neighbourhood", code="neighbourhood_not_found")
+        return Lineage(region.id, region.subdistrict_id or "", region.district_id or "")
+
+    async def place(self, session: AsyncSession, role: str, scope: str) -> role_rules.ScopePlace:
+        kind, ident = role_rules.parse_scope(role, scope)
+        if kind in ("o", "*"):
+            return role_rules.ScopePlace(kind, ident)
+        region = await RegionRepository(session).get(ident)
+        expected = {"n": region_rules.NEIGHBOURHOOD, "s": region_rules.SUBDISTRICT, "d": region_rules.DISTRICT}[kind]
+        if region is None or region.level != expected:
+            raise NotFound("the scope names no such region", code="scope_not_found")
+        if kind == "n":
+            return role_rules.ScopePlace("n", region.id, region.subdistrict_id or "", region.district_id or "")
+        if kind == "s":
+            return role_rules.ScopePlace("s", region.id, region.id, region.district_id or "")
+        return role_rules.ScopePlace("d", region.id, "", region.id)
+
+    @staticmethod
+    def _require_committee(actor: Principal, neighbourhood_id: str) -> None:
+        if not (actor.is_committee(neighbourhood_id) or actor.is_operator):
+            raise PermissionDenied("only the neighbourhood's committee may do this", code="not_committee")
+
+    @staticmethod
+    def _require_oversight(actor: Principal, lineage: Lineage) -> None:
+        if not actor.oversees(lineage):
+            raise PermissionDenied("you do not look after this neighbourhood", code="not_staff")
 
     # --- region tree --------------------------------------------------------------------------------
     async def create_region(
@@ -96,3 +224,545 @@ class IdentityService:
     async def list_regions(self, parent_id: str, level: int, after: str, limit: int) -> list[Region]:
         async with self.sessions() as session:
             return await RegionRepository(session).children(parent_id or None, level or None, after or None, limit)
+
+    # --- people ---------------------------------------------------------------------------------------
+    async def _new_person(
+        self, session: AsyncSession, real_name: str, phone: str, id_number: str, password: str
+    ) -> Person:
+        name = people.normalize_real_name(real_name)
+        phone = people.normalize_phone(phone)
+        id_number = normalize_id_number(id_number)
+        people.validate_password(password)
+        repo = PeopleRepository(session)
+        id_hmac = self.pii.id_hmac(id_number)
+        if await repo.id_number_taken(id_hmac):
+            raise AlreadyExists("a person with this ID number is already registered", code="id_number_taken")
+        if await repo.person_by_phone(phone):
+            raise AlreadyExists("this mobile number is already registered", code="phone_taken")
+        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        person = Person(
+            id=new_id(),
+            real_name=name,
+            display_name=people.display_name(name),
+            phone=phone,
+            id_number_hmac=id_hmac,
+            id_number_enc=self.pii.encrypt(id_number),
+            password_hash=password_hash,
+            created_at=self.clock.now(),
+        )
+        await repo.add(person)
+        return person
+
+    async def create_person(
+        self, session: AsyncSession, principal: Principal, real_name: str, phone: str, id_number: str, password: str
+    ) -> Person:
+        actor = await self.actor(session, principal)
+        if not actor.is_operator:
+            raise PermissionDenied("only operators create accounts directly", code="operator_only")
+        return await self._new_person(session, real_name, phone, id_number, password)
+
+    async def me(self, principal: Principal) -> Me:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            person = await PeopleRepository(session).person(actor.person_id)
+            if person is None:
+                raise Unauthenticated("this account no longer exists", code="person_not_found")
+            views = await PeopleRepository(session).views_of_person(person.id)
+            return Me(person, views, auth.format_roles(actor.roles))
+
+    # --- households -------------------------------------------------------------------------------------
+    async def _household_at(
+        self, session: AsyncSession, neighbourhood_id: str, address: household_rules.Address
+    ) -> tuple[Household, bool]:
+        repo = PeopleRepository(session)
+        found = await repo.household_at(neighbourhood_id, address.key)
+        if found is not None:
+            return found, False
+        household = Household(
+            id=new_id(),
+            neighbourhood_id=neighbourhood_id,
+            address_key=address.key,
+            building=address.building,
+            unit=address.unit,
+            room=address.room,
+            village_group=address.village_group,
+            house_number=address.house_number,
+            created_at=self.clock.now(),
+        )
+        await repo.add(household)
+        await events.household_created(self.outbox, session, household)
+        return household, True
+
+    async def create_household(
+        self, session: AsyncSession, principal: Principal, neighbourhood_id: str, address: household_rules.Address
+    ) -> tuple[Household, bool]:
+        actor = await self.actor(session, principal)
+        lineage = await self.neighbourhood(session, neighbourhood_id)
+        if actor.is_service or actor.staff_scope_of(lineage) is None:
+            raise PermissionDenied("only the neighbourhood's committee or staff add households", code="not_staff")
+        return await self._household_at(session, neighbourhood_id, address)
+
+    async def list_households(
+        self, principal: Principal, neighbourhood_id: str, after: str, limit: int
+    ) -> list[Household]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            self._require_oversight(actor, await self.neighbourhood(session, neighbourhood_id))
+            return await PeopleRepository(session).households(neighbourhood_id, after or None, limit)
+
+    # --- join codes ---------------------------------------------------------------------------------------
+    async def create_join_code(
+        self, session: AsyncSession, principal: Principal, neighbourhood_id: str, ttl_seconds: int, max_uses: int
+    ) -> JoinCode:
+        actor = await self.actor(session, principal)
+        await self.neighbourhood(session, neighbourhood_id)
+        self._require_committee(actor, neighbourhood_id)
+        ttl, uses = joincodes.terms(ttl_seconds, max_uses)
+        now = self.clock.now()
+        code = JoinCode(
+            code=joincodes.new_code(),
+            neighbourhood_id=neighbourhood_id,
+            created_by=actor.subject,
+            created_at=now,
+            expires_at=now + ttl,
+            max_uses=uses,
+            use_count=0,
+            revoked_at=None,
+            revoked_by="",
+        )
+        await JoinCodeRepository(session).add(code)
+        return code
+
+    async def list_join_codes(
+        self, principal: Principal, neighbourhood_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[JoinCode]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            await self.neighbourhood(session, neighbourhood_id)
+            self._require_committee(actor, neighbourhood_id)
+            return await JoinCodeRepository(session).of_neighbourhood(neighbourhood_id, after, limit)
+
+    async def revoke_join_code(self, principal: Principal, code: str) -> JoinCode:
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            found = await JoinCodeRepository(session).get(code.strip().upper())
+            if found is None:
+                raise NotFound("no such join code", code="join_code_not_found")
+            self._require_committee(actor, found.neighbourhood_id)
+            if found.revoked_at is None:
+                found.revoked_at = self.clock.now()
+                found.revoked_by = actor.subject
+            return found
+
+    # --- registration and review --------------------------------------------------------------------------
+    async def register(
+        self,
+        session: AsyncSession,
+        principal: Principal | None,
+        code: str,
+        real_name: str,
+        phone: str,
+        id_number: str,
+        password: str,
+        household_id: str,
+        address: household_rules.Address | None,
+        party_member: bool,
+    ) -> MembershipView:
+        """A newcomer (or a signed-in person joining another neighbourhood) registers with a join code.
+        Nothing is written unless every check passes; the code's use is counted in the same transaction."""
+        codes = JoinCodeRepository(session)
+        join_code = await codes.get((code or "").strip().upper())
+        if join_code is None:
+            raise NotFound("this join code is not valid", code="join_code_invalid")
+        now = self.clock.now()
+        joincodes.ensure_usable(
+            join_code.revoked_at is not None, join_code.expires_at, join_code.use_count, join_code.max_uses, now
+        )
+        neighbourhood_id = join_code.neighbourhood_id
+        repo = PeopleRepository(session)
+        household: Household | None = None
+        if household_id:
+            household = await repo.household(household_id)
+            if household is None or household.neighbourhood_id != neighbourhood_id:
+                raise NotFound("no such household in this neighbourhood", code="household_not_found")
+        elif address is None:
+            raise InvalidArgument("a household or an address is required", code="address_invalid")
+
+        if principal is not None and not principal.is_service:
+            await self.actor(session, principal)
+            found = await repo.person(principal.subject)
+            if found is None:
+                raise Unauthenticated("this account no longer exists", code="person_not_found")
+            person = found
+            if await repo.active_membership(person.id, neighbourhood_id):
+                raise AlreadyExists("you already belong to (or wait for) this neighbourhood", code="already_a_member")
+        else:
+            person = await self._new_person(session, real_name, phone, id_number, password)
+
+        if household is None:
+            assert address is not None
+            household, _ = await self._household_at(session, neighbourhood_id, address)
+        if not await codes.consume(join_code.code, now):
+            raise AlreadyExists("this join code has just been used up", code="join_code_used_up")
+        membership = Membership(
+            id=new_id(),
+            person_id=person.id,
+            neighbourhood_id=neighbourhood_id,
+            household_id=household.id,
+            state=membership_rules.PENDING,
+            party_member_claimed=party_member,
+            join_code=join_code.code,
+            reason="",
+            reviewed_by="",
+            reviewed_at=None,
+            left_at=None,
+            created_at=now,
+        )
+        await repo.add(membership)
+        await events.member_joined(self.outbox, session, membership)
+        return MembershipView(membership, person, household)
+
+    async def list_registrations(
+        self, principal: Principal, neighbourhood_id: str, state: int, after: str, limit: int
+    ) -> list[MembershipView]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            lineage = await self.neighbourhood(session, neighbourhood_id)
+            if actor.staff_scope_of(lineage) is None:
+                raise PermissionDenied(
+                    "only the neighbourhood's committee and staff see registrations", code="not_staff"
+                )
+            return await PeopleRepository(session).queue(neighbourhood_id, state or None, after or None, limit)
+
+    async def _reviewable(
+        self, session: AsyncSession, principal: Principal, membership_id: str
+    ) -> tuple[Principal, MembershipView]:
+        actor = await self.actor(session, principal)
+        view = await PeopleRepository(session).view(membership_id)
+        if view is None:
+            raise NotFound("no such membership", code="membership_not_found")
+        self._require_committee(actor, view.membership.neighbourhood_id)
+        if actor.subject == view.membership.person_id:
+            raise PermissionDenied("nobody reviews their own registration", code="self_review")
+        membership_rules.ensure_reviewable(view.membership.state)
+        return actor, view
+
+    async def verify_membership(self, principal: Principal, membership_id: str, confirm_party: bool) -> MembershipView:
+        async with self.sessions() as session, session.begin():
+            actor, view = await self._reviewable(session, principal, membership_id)
+            membership = view.membership
+            membership.state = membership_rules.VERIFIED
+            membership.reviewed_by = actor.subject
+            membership.reviewed_at = self.clock.now()
+            await events.member_verified(self.outbox, session, membership, view.person.display_name)
+            if confirm_party and membership.party_member_claimed:
+                scope = f"n:{membership.neighbourhood_id}"
+                if await RoleRepository(session).active(membership.person_id, auth.PARTY_MEMBER, scope) is None:
+                    await self._grant(
+                        session, actor, view.person, auth.PARTY_MEMBER, scope, "confirmed at verification"
+                    )
+            return view
+
+    async def reject_membership(self, principal: Principal, membership_id: str, reason: str) -> MembershipView:
+        cleaned = membership_rules.rejection_reason(reason)
+        async with self.sessions() as session, session.begin():
+            actor, view = await self._reviewable(session, principal, membership_id)
+            membership = view.membership
+            membership.state = membership_rules.REJECTED
+            membership.reason = cleaned
+            membership.reviewed_by = actor.subject
+            membership.reviewed_at = self.clock.now()
+            await events.member_rejected(self.outbox, session, membership)
+            return view
+
+    async def leave(self, principal: Principal, membership_id: str) -> MembershipView:
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            view = await PeopleRepository(session).view(membership_id)
+            if view is None or view.membership.person_id != actor.person_id:
+                raise NotFound("no such membership of yours", code="membership_not_found")
+            membership = view.membership
+            membership_rules.ensure_may_leave(membership.state)
+            now = self.clock.now()
+            membership.state = membership_rules.LEFT
+            membership.left_at = now
+            await events.member_left(self.outbox, session, membership)
+            # A party-member badge belongs to the neighbourhood: it goes with the membership.
+            scope = f"n:{membership.neighbourhood_id}"
+            badge = await RoleRepository(session).active(membership.person_id, auth.PARTY_MEMBER, scope)
+            if badge is not None:
+                await self._revoke(session, actor.subject, badge, "left the neighbourhood")
+            return view
+
+    # --- roles ------------------------------------------------------------------------------------------------
+    async def _grant(
+        self, session: AsyncSession, actor: Principal, person: Person, role: str, scope: str, reason: str
+    ) -> RoleGrant:
+        now = self.clock.now()
+        grant = RoleGrant(
+            id=new_id(),
+            person_id=person.id,
+            role=role,
+            scope=scope,
+            granted_by=actor.subject,
+            reason=reason,
+            granted_at=now,
+            revoked_at=None,
+            revoked_by="",
+        )
+        audit = RoleAudit(
+            id=new_id(),
+            action="grant",
+            grant_id=grant.id,
+            person_id=person.id,
+            role=role,
+            scope=scope,
+            actor=actor.subject,
+            reason=reason,
+            at=now,
+        )
+        await RoleRepository(session).add(grant, audit)
+        await events.role_granted(self.outbox, session, grant, person.display_name)
+        return grant
+
+    async def _revoke(self, session: AsyncSession, actor_subject: str, grant: RoleGrant, reason: str) -> None:
+        now = self.clock.now()
+        grant.revoked_at = now
+        grant.revoked_by = actor_subject
+        audit = RoleAudit(
+            id=new_id(),
+            action="revoke",
+            grant_id=grant.id,
+            person_id=grant.person_id,
+            role=grant.role,
+            scope=grant.scope,
+            actor=actor_subject,
+            reason=reason,
+            at=now,
+        )
+        await RoleRepository(session).add(audit)
+        await events.role_revoked(self.outbox, session, grant)
+
+    async def grant_role(
+        self, session: AsyncSession, principal: Principal, person_id: str, role: str, scope: str, reason: str
+    ) -> tuple[RoleGrant, Person]:
+        reason = _reason(reason)
+        actor = await self.actor(session, principal)
+        place = await self.place(session, role, scope)
+        person = await PeopleRepository(session).person(person_id) if person_id else None
+        if person is None:
+            raise NotFound("no such person", code="person_not_found")
+        role_rules.ensure_may_grant(actor, person.id, role, place)
+        if await RoleRepository(session).active(person.id, role, scope):
+            raise AlreadyExists("this person already holds this role here", code="role_already_granted")
+        return await self._grant(session, actor, person, role, scope, reason), person
+
+    async def revoke_role(self, principal: Principal, grant_id: str, reason: str) -> tuple[RoleGrant, Person | None]:
+        reason = _reason(reason)
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            grant = await RoleRepository(session).get(grant_id)
+            if grant is None:
+                raise NotFound("no such role grant", code="grant_not_found")
+            place = await self.place(session, grant.role, grant.scope)
+            role_rules.ensure_may_grant(actor, grant.person_id, grant.role, place)
+            if grant.revoked_at is None:
+                await self._revoke(session, actor.subject, grant, reason)
+            return grant, await PeopleRepository(session).person(grant.person_id)
+
+    async def list_grants(
+        self, principal: Principal, person_id: str, scope: str, include_revoked: bool, after: str, limit: int
+    ) -> list[tuple[RoleGrant, Person | None]]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            allowed = actor.is_operator or actor.has(auth.SERVICE, "*") or (person_id and person_id == actor.subject)
+            if not allowed and scope:
+                kind, _, ident = scope.partition(":")
+                region = await RegionRepository(session).get(ident) if ident else None
+                if kind == "n" and region is not None:
+                    allowed = actor.oversees(Lineage(region.id, region.subdistrict_id or "", region.district_id or ""))
+                elif kind == "s" and region is not None:
+                    allowed = actor.has(auth.SUBDISTRICT_STAFF, scope) or actor.has(
+                        auth.DISTRICT_STAFF, f"d:{region.district_id}"
+                    )
+                elif kind == "d":
+                    allowed = actor.has(auth.DISTRICT_STAFF, scope)
+            if not allowed:
+                raise PermissionDenied(
+                    "you may list your own roles or those in places you look after", code="not_staff"
+                )
+            grants = await RoleRepository(session).grants(
+                person_id or None, scope or None, include_revoked, after or None, limit
+            )
+            repo = PeopleRepository(session)
+            return [(g, await repo.person(g.person_id)) for g in grants]
+
+    # --- duty roster ---------------------------------------------------------------------------------------
+    async def create_shift(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        neighbourhood_id: str,
+        person_id: str,
+        starts_at: datetime | None,
+        ends_at: datetime | None,
+    ) -> tuple[Shift, Person]:
+        actor = await self.actor(session, principal)
+        await self.neighbourhood(session, neighbourhood_id)
+        self._require_committee(actor, neighbourhood_id)
+        roster_rules.validate_shift(starts_at, ends_at)
+        assert starts_at is not None and ends_at is not None
+        person = await PeopleRepository(session).person(person_id) if person_id else None
+        if person is None:
+            raise NotFound("no such person", code="person_not_found")
+        holders = await RoleRepository(session).holders(f"n:{neighbourhood_id}", COMMITTEE)
+        if person.id not in {g.person_id for g in holders}:
+            raise InvalidArgument(
+                "shifts are for the neighbourhood's cadres and secretary", code="not_committee_member"
+            )
+        shift = Shift(
+            id=new_id(),
+            neighbourhood_id=neighbourhood_id,
+            person_id=person.id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            created_by=actor.subject,
+            created_at=self.clock.now(),
+        )
+        await ShiftRepository(session).add(shift)
+        return shift, person
+
+    async def list_shifts(
+        self,
+        principal: Principal,
+        neighbourhood_id: str,
+        since: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[Shift, Person | None]]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            lineage = await self.neighbourhood(session, neighbourhood_id)
+            if not (actor.is_member(neighbourhood_id) or actor.oversees(lineage)):
+                raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
+            shifts = await ShiftRepository(session).upcoming(neighbourhood_id, since or self.clock.now(), after, limit)
+            repo = PeopleRepository(session)
+            return [(s, await repo.person(s.person_id)) for s in shifts]
+
+    async def on_duty(
+        self, principal: Principal, neighbourhood_id: str, at: datetime | None
+    ) -> tuple[roster_rules.OnDuty, Person | None]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            lineage = await self.neighbourhood(session, neighbourhood_id)
+            self._require_oversight(actor, lineage)
+            when = at or self.clock.now()
+            holders = await RoleRepository(session).holders(f"n:{neighbourhood_id}", COMMITTEE)
+            shifts = await ShiftRepository(session).covering(neighbourhood_id, when)
+            answer = roster_rules.resolve_on_duty(
+                [roster_rules.ShiftSlot(s.id, s.person_id, s.starts_at, s.ends_at) for s in shifts],
+                {g.person_id for g in holders},
+                [g.person_id for g in holders if g.role == auth.SECRETARY],
+                when,
+            )
+            return answer, await PeopleRepository(session).person(answer.person_id)
+
+    # --- authentication --------------------------------------------------------------------------------------
+    async def _issue(self, session: AsyncSession, person_id: str, family_id: str) -> IssuedTokens:
+        now = self.clock.now()
+        refresh = sessions.new_refresh_token()
+        refresh_ttl = self.settings.refresh_token_ttl_seconds
+        await SessionRepository(session).add(
+            RefreshToken(
+                id=new_id(),
+                family_id=family_id,
+                person_id=person_id,
+                token_hash=sessions.hash_refresh_token(refresh),
+                created_at=now,
+                expires_at=now + timedelta(seconds=refresh_ttl),
+                used_at=None,
+                revoked_at=None,
+            )
+        )
+        ttl = self.settings.access_token_ttl_seconds
+        access = tokens.mint(
+            self.keys[0],
+            person_id,
+            "access",
+            await self.roles_of(session, person_id),
+            now,
+            timedelta(seconds=ttl),
+            session_id=family_id,
+        )
+        return IssuedTokens(access, ttl, refresh, refresh_ttl, person_id)
+
+    def _password_ok(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def login(self, phone: str, password: str) -> IssuedTokens:
+        try:
+            phone = people.normalize_phone(phone)
+        except InvalidArgument:
+            raise Unauthenticated("wrong phone number or password", code="invalid_credentials") from None
+        now = self.clock.now()
+        async with self.sessions() as session:
+            row = await SessionRepository(session).throttle(phone)
+            state = sessions.Throttle(row.failures, row.window_started_at, row.locked_until) if row else None
+            sessions.ensure_not_locked(state, now)
+            person = await PeopleRepository(session).person_by_phone(phone)
+        stored = person.password_hash if person else self._dummy_hash
+        ok = await asyncio.to_thread(self._password_ok, stored, password or "")
+        if not ok or person is None:
+            async with self.sessions() as session, session.begin():
+                repo = SessionRepository(session)
+                row = await repo.throttle(phone)
+                state = sessions.Throttle(row.failures, row.window_started_at, row.locked_until) if row else None
+                updated = sessions.after_failure(state, now)
+                if row is None:
+                    session.add(
+                        LoginThrottle(
+                            phone=phone,
+                            failures=updated.failures,
+                            window_started_at=updated.window_started_at,
+                            locked_until=updated.locked_until,
+                        )
+                    )
+                else:
+                    row.failures = updated.failures
+                    row.window_started_at = updated.window_started_at
+                    row.locked_until = updated.locked_until
+            raise Unauthenticated("wrong phone number or password", code="invalid_credentials")
+        async with self.sessions() as session, session.begin():
+            await SessionRepository(session).clear_throttle(phone)
+            return await self._issue(session, person.id, new_id())
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
+        reused = False
+        async with self.sessions() as session, session.begin():
+            repo = SessionRepository(session)
+            row = await repo.by_hash(sessions.hash_refresh_token(refresh_token or ""))
+            state = (
+                sessions.RefreshState(row.used_at is not None, row.revoked_at is not None, row.expires_at)
+                if row
+                else None
+            )
+            decision = sessions.refresh_decision(state, self.clock.now())
+            assert row is not None
+            if decision == sessions.ROTATE and await repo.mark_used(row.id, self.clock.now()):
+                return await self._issue(session, row.person_id, row.family_id)
+            # An already-rotated token came back: someone holds a copy. End the whole family.
+            await repo.revoke_family(row.family_id, self.clock.now())
+            reused = True
+        assert reused
+        raise Unauthenticated("this refresh token was already used; the session is ended", code="refresh_token_reused")
+
+    async def logout(self, refresh_token: str) -> None:
+        async with self.sessions() as session, session.begin():
+            repo = SessionRepository(session)
+            row = await repo.by_hash(sessions.hash_refresh_token(refresh_token or ""))
+            if row is None:
+                raise Unauthenticated("refresh token not recognised", code="refresh_token_invalid")
+            await repo.revoke_family(row.family_id, self.clock.now())

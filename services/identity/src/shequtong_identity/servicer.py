@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
 import grpc
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
-from shequtong_identity.models import Region
-from shequtong_identity.service import IdentityService
+from shequtong_identity.domain import households as household_rules
+from shequtong_identity.domain.people import mask_phone
+from shequtong_identity.models import Household, JoinCode, Person, Region, RoleGrant, Shift
+from shequtong_identity.repository import MembershipView
+from shequtong_identity.service import IdentityService, IssuedTokens
 from shequtong_kit import auth
-from shequtong_kit.pagination import page_size
-from shequtong_kit.proto import ts
+from shequtong_kit.errors import InvalidArgument
+from shequtong_kit.grpc_server import metadata_value
+from shequtong_kit.idempotency import IDEMPOTENCY_METADATA, run_once
+from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
+from shequtong_kit.proto import from_ts, ts
+
+R = TypeVar("R", bound=Message)
 
 
 def region_to_proto(region: Region) -> identity_pb2.Region:
@@ -27,10 +41,157 @@ def region_to_proto(region: Region) -> identity_pb2.Region:
     )
 
 
+def person_to_proto(person: Person, show_real_name: bool, show_phone: bool) -> identity_pb2.Person:
+    return identity_pb2.Person(
+        id=person.id,
+        display_name=person.display_name,
+        real_name=person.real_name if show_real_name else "",
+        phone=person.phone if show_phone else mask_phone(person.phone),
+        created_at=ts(person.created_at),
+    )
+
+
+def address_to_proto(household: Household) -> identity_pb2.Address:
+    return identity_pb2.Address(
+        building=household.building,
+        unit=household.unit,
+        room=household.room,
+        village_group=household.village_group,
+        house_number=household.house_number,
+    )
+
+
+def household_to_proto(household: Household) -> identity_pb2.Household:
+    return identity_pb2.Household(
+        id=household.id,
+        neighbourhood_id=household.neighbourhood_id,
+        address=address_to_proto(household),
+        created_at=ts(household.created_at),
+    )
+
+
+def membership_to_proto(view: MembershipView, viewer: auth.Principal | None) -> identity_pb2.Membership:
+    """Full phone and real name to the neighbourhood's committee; the real name to the person; masked to all."""
+    m = view.membership
+    committee = viewer is not None and viewer.is_committee(m.neighbourhood_id)
+    own = viewer is not None and viewer.subject == m.person_id
+    return identity_pb2.Membership(
+        id=m.id,
+        person_id=m.person_id,
+        neighbourhood_id=m.neighbourhood_id,
+        household_id=m.household_id,
+        state=m.state,  # type: ignore[arg-type]
+        party_member_claimed=m.party_member_claimed,
+        display_name=view.person.display_name,
+        phone=view.person.phone if committee else mask_phone(view.person.phone),
+        real_name=view.person.real_name if committee or own else "",
+        reason=m.reason,
+        reviewed_by=m.reviewed_by,
+        reviewed_at=ts(m.reviewed_at),
+        created_at=ts(m.created_at),
+        address=address_to_proto(view.household),
+    )
+
+
+def join_code_to_proto(code: JoinCode) -> identity_pb2.JoinCode:
+    return identity_pb2.JoinCode(
+        code=code.code,
+        neighbourhood_id=code.neighbourhood_id,
+        expires_at=ts(code.expires_at),
+        max_uses=code.max_uses,
+        use_count=code.use_count,
+        revoked=code.revoked_at is not None,
+        created_by=code.created_by,
+        created_at=ts(code.created_at),
+    )
+
+
+def grant_to_proto(grant: RoleGrant, person: Person | None) -> identity_pb2.RoleGrant:
+    return identity_pb2.RoleGrant(
+        id=grant.id,
+        person_id=grant.person_id,
+        role=grant.role,
+        scope=grant.scope,
+        granted_by=grant.granted_by,
+        reason=grant.reason,
+        granted_at=ts(grant.granted_at),
+        revoked=grant.revoked_at is not None,
+        revoked_by=grant.revoked_by,
+        revoked_at=ts(grant.revoked_at),
+        display_name=person.display_name if person else "",
+    )
+
+
+def shift_to_proto(shift: Shift, person: Person | None) -> identity_pb2.Shift:
+    return identity_pb2.Shift(
+        id=shift.id,
+        neighbourhood_id=shift.neighbourhood_id,
+        person_id=shift.person_id,
+        starts_at=ts(shift.starts_at),
+        ends_at=ts(shift.ends_at),
+        created_by=shift.created_by,
+        created_at=ts(shift.created_at),
+        display_name=person.display_name if person else "",
+    )
+
+
+def tokens_to_proto(issued: IssuedTokens) -> identity_pb2.TokenPair:
+    return identity_pb2.TokenPair(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+        refresh_expires_in=issued.refresh_expires_in,
+        person_id=issued.person_id,
+    )
+
+
+def address_from_proto(request: identity_pb2.Address) -> household_rules.Address:
+    return household_rules.normalize_address(
+        request.building, request.unit, request.room, request.village_group, request.house_number
+    )
+
+
+def page_info(more: bool, cursor: str) -> common_pb2.PageInfo:
+    return common_pb2.PageInfo(next_cursor=cursor if more else "", has_more=more)
+
+
+def time_cursor(cursor: str) -> tuple[datetime, str] | None:
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(key[0])), str(key[1])
+    except (ValueError, IndexError):
+        raise InvalidArgument("cursor is not one we issued", code="cursor_invalid") from None
+
+
+def id_cursor(cursor: str) -> str:
+    key = decode_cursor(cursor)
+    if key is None:
+        return ""
+    if len(key) != 1 or not isinstance(key[0], str):
+        raise InvalidArgument("cursor is not one we issued", code="cursor_invalid")
+    return key[0]
+
+
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, service: IdentityService) -> None:
         self.service = service
 
+    async def _once(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        request: Message,
+        response_type: type[R],
+        work: Callable[[AsyncSession], Awaitable[R]],
+    ) -> R:
+        principal = auth.current_or_none()
+        scope = f"{method}:{principal.subject if principal else 'anonymous'}"
+        key = metadata_value(context, IDEMPOTENCY_METADATA)
+        return await run_once(self.service.sessions, key, scope, request, response_type, work, self.service.clock)
+
+    # --- keys, machine clients, regions ---------------------------------------------------------------
     async def GetJwks(
         self, request: identity_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.GetJwksResponse:
@@ -67,4 +228,254 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return identity_pb2.ListRegionsResponse(
             regions=[region_to_proto(r) for r in regions],
             page=common_pb2.PageInfo(next_cursor=regions[-1].id if more else "", has_more=more),
+        )
+
+    # --- authentication ------------------------------------------------------------------------------
+    async def Login(
+        self, request: identity_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.LoginResponse:
+        issued = await self.service.login(request.phone, request.password)
+        return identity_pb2.LoginResponse(tokens=tokens_to_proto(issued))
+
+    async def Refresh(
+        self, request: identity_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RefreshResponse:
+        issued = await self.service.refresh(request.refresh_token)
+        return identity_pb2.RefreshResponse(tokens=tokens_to_proto(issued))
+
+    async def Logout(
+        self, request: identity_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.LogoutResponse:
+        await self.service.logout(request.refresh_token)
+        return identity_pb2.LogoutResponse()
+
+    async def GetMe(
+        self, request: identity_pb2.GetMeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.GetMeResponse:
+        principal = auth.current()
+        me = await self.service.me(principal)
+        return identity_pb2.GetMeResponse(
+            person=person_to_proto(me.person, show_real_name=True, show_phone=False),
+            memberships=[membership_to_proto(v, principal) for v in me.memberships],
+            roles=me.roles,
+        )
+
+    async def CreatePerson(
+        self, request: identity_pb2.CreatePersonRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.CreatePersonResponse:
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.CreatePersonResponse:
+            person = await self.service.create_person(
+                session, principal, request.real_name, request.phone, request.id_number, request.password
+            )
+            return identity_pb2.CreatePersonResponse(person=person_to_proto(person, True, False))
+
+        return await self._once(context, "CreatePerson", request, identity_pb2.CreatePersonResponse, work)
+
+    # --- households ----------------------------------------------------------------------------------
+    async def CreateHousehold(
+        self, request: identity_pb2.CreateHouseholdRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.CreateHouseholdResponse:
+        principal = auth.current()
+        address = address_from_proto(request.address)
+
+        async def work(session: AsyncSession) -> identity_pb2.CreateHouseholdResponse:
+            household, created = await self.service.create_household(
+                session, principal, request.neighbourhood_id, address
+            )
+            return identity_pb2.CreateHouseholdResponse(household=household_to_proto(household), created=created)
+
+        return await self._once(context, "CreateHousehold", request, identity_pb2.CreateHouseholdResponse, work)
+
+    async def ListHouseholds(
+        self, request: identity_pb2.ListHouseholdsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListHouseholdsResponse:
+        limit = page_size(request.page.page_size)
+        found = await self.service.list_households(
+            auth.current(), request.neighbourhood_id, id_cursor(request.page.cursor), limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        return identity_pb2.ListHouseholdsResponse(
+            households=[household_to_proto(h) for h in found],
+            page=page_info(more, encode_cursor(found[-1].id) if found else ""),
+        )
+
+    # --- join codes and registrations ------------------------------------------------------------------
+    async def CreateJoinCode(
+        self, request: identity_pb2.CreateJoinCodeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.CreateJoinCodeResponse:
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.CreateJoinCodeResponse:
+            code = await self.service.create_join_code(
+                session, principal, request.neighbourhood_id, request.ttl_seconds, request.max_uses
+            )
+            return identity_pb2.CreateJoinCodeResponse(join_code=join_code_to_proto(code))
+
+        return await self._once(context, "CreateJoinCode", request, identity_pb2.CreateJoinCodeResponse, work)
+
+    async def ListJoinCodes(
+        self, request: identity_pb2.ListJoinCodesRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListJoinCodesResponse:
+        limit = page_size(request.page.page_size)
+        found = await self.service.list_join_codes(
+            auth.current(), request.neighbourhood_id, time_cursor(request.page.cursor), limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        last = found[-1] if found else None
+        return identity_pb2.ListJoinCodesResponse(
+            join_codes=[join_code_to_proto(c) for c in found],
+            page=page_info(more, encode_cursor(last.created_at.isoformat(), last.code) if last else ""),
+        )
+
+    async def RevokeJoinCode(
+        self, request: identity_pb2.RevokeJoinCodeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RevokeJoinCodeResponse:
+        code = await self.service.revoke_join_code(auth.current(), request.code)
+        return identity_pb2.RevokeJoinCodeResponse(join_code=join_code_to_proto(code))
+
+    async def Register(
+        self, request: identity_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RegisterResponse:
+        principal = auth.current_or_none()
+        address = None if request.household_id else address_from_proto(request.address)
+
+        async def work(session: AsyncSession) -> identity_pb2.RegisterResponse:
+            view = await self.service.register(
+                session,
+                principal,
+                request.join_code,
+                request.real_name,
+                request.phone,
+                request.id_number,
+                request.password,
+                request.household_id,
+                address,
+                request.party_member,
+            )
+            viewer = principal or auth.Principal(subject=view.person.id)
+            return identity_pb2.RegisterResponse(membership=membership_to_proto(view, viewer))
+
+        return await self._once(context, "Register", request, identity_pb2.RegisterResponse, work)
+
+    async def ListRegistrations(
+        self, request: identity_pb2.ListRegistrationsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListRegistrationsResponse:
+        principal = auth.current()
+        limit = page_size(request.page.page_size)
+        found = await self.service.list_registrations(
+            principal, request.neighbourhood_id, request.state, id_cursor(request.page.cursor), limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        return identity_pb2.ListRegistrationsResponse(
+            memberships=[membership_to_proto(v, principal) for v in found],
+            page=page_info(more, encode_cursor(found[-1].membership.id) if found else ""),
+        )
+
+    async def VerifyMembership(
+        self, request: identity_pb2.VerifyMembershipRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.VerifyMembershipResponse:
+        principal = auth.current()
+        view = await self.service.verify_membership(principal, request.membership_id, request.confirm_party_member)
+        return identity_pb2.VerifyMembershipResponse(membership=membership_to_proto(view, principal))
+
+    async def RejectMembership(
+        self, request: identity_pb2.RejectMembershipRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RejectMembershipResponse:
+        principal = auth.current()
+        view = await self.service.reject_membership(principal, request.membership_id, request.reason)
+        return identity_pb2.RejectMembershipResponse(membership=membership_to_proto(view, principal))
+
+    async def LeaveNeighbourhood(
+        self, request: identity_pb2.LeaveNeighbourhoodRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.LeaveNeighbourhoodResponse:
+        principal = auth.current()
+        view = await self.service.leave(principal, request.membership_id)
+        return identity_pb2.LeaveNeighbourhoodResponse(membership=membership_to_proto(view, principal))
+
+    # --- roles --------------------------------------------------------------------------------------------
+    async def GrantRole(
+        self, request: identity_pb2.GrantRoleRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.GrantRoleResponse:
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.GrantRoleResponse:
+            grant, person = await self.service.grant_role(
+                session, principal, request.person_id, request.role, request.scope, request.reason
+            )
+            return identity_pb2.GrantRoleResponse(grant=grant_to_proto(grant, person))
+
+        return await self._once(context, "GrantRole", request, identity_pb2.GrantRoleResponse, work)
+
+    async def RevokeRole(
+        self, request: identity_pb2.RevokeRoleRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RevokeRoleResponse:
+        grant, person = await self.service.revoke_role(auth.current(), request.grant_id, request.reason)
+        return identity_pb2.RevokeRoleResponse(grant=grant_to_proto(grant, person))
+
+    async def ListRoleGrants(
+        self, request: identity_pb2.ListRoleGrantsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListRoleGrantsResponse:
+        limit = page_size(request.page.page_size)
+        found = await self.service.list_grants(
+            auth.current(),
+            request.person_id,
+            request.scope,
+            request.include_revoked,
+            id_cursor(request.page.cursor),
+            limit + 1,
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        return identity_pb2.ListRoleGrantsResponse(
+            grants=[grant_to_proto(g, p) for g, p in found],
+            page=page_info(more, encode_cursor(found[-1][0].id) if found else ""),
+        )
+
+    # --- duty roster ------------------------------------------------------------------------------------
+    async def CreateShift(
+        self, request: identity_pb2.CreateShiftRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.CreateShiftResponse:
+        principal = auth.current()
+        starts_at = from_ts(request.starts_at) if request.HasField("starts_at") else None
+        ends_at = from_ts(request.ends_at) if request.HasField("ends_at") else None
+
+        async def work(session: AsyncSession) -> identity_pb2.CreateShiftResponse:
+            shift, person = await self.service.create_shift(
+                session, principal, request.neighbourhood_id, request.person_id, starts_at, ends_at
+            )
+            return identity_pb2.CreateShiftResponse(shift=shift_to_proto(shift, person))
+
+        return await self._once(context, "CreateShift", request, identity_pb2.CreateShiftResponse, work)
+
+    async def ListShifts(
+        self, request: identity_pb2.ListShiftsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListShiftsResponse:
+        limit = page_size(request.page.page_size)
+        since = from_ts(request.since) if request.HasField("since") else None
+        found = await self.service.list_shifts(
+            auth.current(), request.neighbourhood_id, since, time_cursor(request.page.cursor), limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        last = found[-1][0] if found else None
+        return identity_pb2.ListShiftsResponse(
+            shifts=[shift_to_proto(s, p) for s, p in found],
+            page=page_info(more, encode_cursor(last.starts_at.isoformat(), last.id) if last else ""),
+        )
+
+    async def GetOnDuty(
+        self, request: identity_pb2.GetOnDutyRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.GetOnDutyResponse:
+        at = from_ts(request.at) if request.HasField("at") else None
+        answer, person = await self.service.on_duty(auth.current(), request.neighbourhood_id, at)
+        return identity_pb2.GetOnDutyResponse(
+            person_id=answer.person_id,
+            fallback_to_secretary=answer.fallback_to_secretary,
+            display_name=person.display_name if person else "",
+            shift_id=answer.shift_id,
         )

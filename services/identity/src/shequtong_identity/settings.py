@@ -17,3 +17,7 @@ class IdentitySettings(ServiceSettings):
     access_token_ttl_seconds: int = 900
     service_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # argon2id cost (OWASP's minimum profile by default: 19 MiB, t=2, p=1).
+    password_time_cost: int = 2
+    password_memory_kib: int = 19 * 1024
+    password_parallelism: int = 1

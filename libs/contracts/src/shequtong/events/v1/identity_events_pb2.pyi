@@ -226,11 +226,15 @@ class HouseholdCreated(google.protobuf.message.Message):
     BUILDING_FIELD_NUMBER: builtins.int
     UNIT_FIELD_NUMBER: builtins.int
     ROOM_FIELD_NUMBER: builtins.int
+    VILLAGE_GROUP_FIELD_NUMBER: builtins.int
+    HOUSE_NUMBER_FIELD_NUMBER: builtins.int
     household_id: builtins.str
     neighbourhood_id: builtins.str
     building: builtins.str
     unit: builtins.str
     room: builtins.str
+    village_group: builtins.str
+    house_number: builtins.str
     def __init__(
         self,
         *,
@@ -239,8 +243,10 @@ class HouseholdCreated(google.protobuf.message.Message):
         building: builtins.str = ...,
         unit: builtins.str = ...,
         room: builtins.str = ...,
+        village_group: builtins.str = ...,
+        house_number: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["building", b"building", "household_id", b"household_id", "neighbourhood_id", b"neighbourhood_id", "room", b"room", "unit", b"unit"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["building", b"building", "house_number", b"house_number", "household_id", b"household_id", "neighbourhood_id", b"neighbourhood_id", "room", b"room", "unit", b"unit", "village_group", b"village_group"]) -> None: ...
 
 Global___HouseholdCreated: typing_extensions.TypeAlias = HouseholdCreated
 

@@ -40,6 +40,27 @@ REGION_LEVEL_SUBDISTRICT: RegionLevel.ValueType  # 2
 REGION_LEVEL_NEIGHBOURHOOD: RegionLevel.ValueType  # 3
 Global___RegionLevel: typing_extensions.TypeAlias = RegionLevel
 
+class _MembershipState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _MembershipStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MembershipState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    MEMBERSHIP_STATE_UNSPECIFIED: _MembershipState.ValueType  # 0
+    MEMBERSHIP_STATE_PENDING: _MembershipState.ValueType  # 1
+    MEMBERSHIP_STATE_VERIFIED: _MembershipState.ValueType  # 2
+    MEMBERSHIP_STATE_REJECTED: _MembershipState.ValueType  # 3
+    MEMBERSHIP_STATE_LEFT: _MembershipState.ValueType  # 4
+
+class MembershipState(_MembershipState, metaclass=_MembershipStateEnumTypeWrapper): ...
+
+MEMBERSHIP_STATE_UNSPECIFIED: MembershipState.ValueType  # 0
+MEMBERSHIP_STATE_PENDING: MembershipState.ValueType  # 1
+MEMBERSHIP_STATE_VERIFIED: MembershipState.ValueType  # 2
+MEMBERSHIP_STATE_REJECTED: MembershipState.ValueType  # 3
+MEMBERSHIP_STATE_LEFT: MembershipState.ValueType  # 4
+Global___MembershipState: typing_extensions.TypeAlias = MembershipState
+
 @typing.final
 class GetJwksRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -288,15 +309,1117 @@ class GetOnDutyResponse(google.protobuf.message.Message):
 
     PERSON_ID_FIELD_NUMBER: builtins.int
     FALLBACK_TO_SECRETARY_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    SHIFT_ID_FIELD_NUMBER: builtins.int
     person_id: builtins.str
     fallback_to_secretary: builtins.bool
     """True when nobody was rostered and the secretary was returned instead."""
+    display_name: builtins.str
+    shift_id: builtins.str
+    """The shift that covers `at` (empty on fallback)."""
     def __init__(
         self,
         *,
         person_id: builtins.str = ...,
         fallback_to_secretary: builtins.bool = ...,
+        display_name: builtins.str = ...,
+        shift_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["fallback_to_secretary", b"fallback_to_secretary", "person_id", b"person_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "fallback_to_secretary", b"fallback_to_secretary", "person_id", b"person_id", "shift_id", b"shift_id"]) -> None: ...
 
 Global___GetOnDutyResponse: typing_extensions.TypeAlias = GetOnDutyResponse
+
+@typing.final
+class LoginRequest(google.protobuf.message.Message):
+    """--- authentication -------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PHONE_FIELD_NUMBER: builtins.int
+    PASSWORD_FIELD_NUMBER: builtins.int
+    phone: builtins.str
+    password: builtins.str
+    def __init__(
+        self,
+        *,
+        phone: builtins.str = ...,
+        password: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["password", b"password", "phone", b"phone"]) -> None: ...
+
+Global___LoginRequest: typing_extensions.TypeAlias = LoginRequest
+
+@typing.final
+class TokenPair(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: builtins.int
+    EXPIRES_IN_FIELD_NUMBER: builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: builtins.int
+    REFRESH_EXPIRES_IN_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    access_token: builtins.str
+    expires_in: builtins.int
+    refresh_token: builtins.str
+    refresh_expires_in: builtins.int
+    person_id: builtins.str
+    def __init__(
+        self,
+        *,
+        access_token: builtins.str = ...,
+        expires_in: builtins.int = ...,
+        refresh_token: builtins.str = ...,
+        refresh_expires_in: builtins.int = ...,
+        person_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "person_id", b"person_id", "refresh_expires_in", b"refresh_expires_in", "refresh_token", b"refresh_token"]) -> None: ...
+
+Global___TokenPair: typing_extensions.TypeAlias = TokenPair
+
+@typing.final
+class LoginResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: builtins.int
+    @property
+    def tokens(self) -> Global___TokenPair: ...
+    def __init__(
+        self,
+        *,
+        tokens: Global___TokenPair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["tokens", b"tokens"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["tokens", b"tokens"]) -> None: ...
+
+Global___LoginResponse: typing_extensions.TypeAlias = LoginResponse
+
+@typing.final
+class RefreshRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REFRESH_TOKEN_FIELD_NUMBER: builtins.int
+    refresh_token: builtins.str
+    def __init__(
+        self,
+        *,
+        refresh_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["refresh_token", b"refresh_token"]) -> None: ...
+
+Global___RefreshRequest: typing_extensions.TypeAlias = RefreshRequest
+
+@typing.final
+class RefreshResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: builtins.int
+    @property
+    def tokens(self) -> Global___TokenPair: ...
+    def __init__(
+        self,
+        *,
+        tokens: Global___TokenPair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["tokens", b"tokens"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["tokens", b"tokens"]) -> None: ...
+
+Global___RefreshResponse: typing_extensions.TypeAlias = RefreshResponse
+
+@typing.final
+class LogoutRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REFRESH_TOKEN_FIELD_NUMBER: builtins.int
+    refresh_token: builtins.str
+    def __init__(
+        self,
+        *,
+        refresh_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["refresh_token", b"refresh_token"]) -> None: ...
+
+Global___LogoutRequest: typing_extensions.TypeAlias = LogoutRequest
+
+@typing.final
+class LogoutResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___LogoutResponse: typing_extensions.TypeAlias = LogoutResponse
+
+@typing.final
+class Person(google.protobuf.message.Message):
+    """--- people ---------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    PHONE_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    display_name: builtins.str
+    """Surname + masked given name, as neighbours see it."""
+    real_name: builtins.str
+    """Only to the person themself, operators, and the committees of their neighbourhoods."""
+    phone: builtins.str
+    """Masked (138****5678) except to the committee of a neighbourhood the person belongs to."""
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        display_name: builtins.str = ...,
+        real_name: builtins.str = ...,
+        phone: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "display_name", b"display_name", "id", b"id", "phone", b"phone", "real_name", b"real_name"]) -> None: ...
+
+Global___Person: typing_extensions.TypeAlias = Person
+
+@typing.final
+class Address(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BUILDING_FIELD_NUMBER: builtins.int
+    UNIT_FIELD_NUMBER: builtins.int
+    ROOM_FIELD_NUMBER: builtins.int
+    VILLAGE_GROUP_FIELD_NUMBER: builtins.int
+    HOUSE_NUMBER_FIELD_NUMBER: builtins.int
+    building: builtins.str
+    unit: builtins.str
+    room: builtins.str
+    village_group: builtins.str
+    house_number: builtins.str
+    def __init__(
+        self,
+        *,
+        building: builtins.str = ...,
+        unit: builtins.str = ...,
+        room: builtins.str = ...,
+        village_group: builtins.str = ...,
+        house_number: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["building", b"building", "house_number", b"house_number", "room", b"room", "unit", b"unit", "village_group", b"village_group"]) -> None: ...
+
+Global___Address: typing_extensions.TypeAlias = Address
+
+@typing.final
+class Household(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    neighbourhood_id: builtins.str
+    @property
+    def address(self) -> Global___Address: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        address: Global___Address | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address", "created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "created_at", b"created_at", "id", b"id", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___Household: typing_extensions.TypeAlias = Household
+
+@typing.final
+class Membership(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    PARTY_MEMBER_CLAIMED_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    PHONE_FIELD_NUMBER: builtins.int
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    REVIEWED_BY_FIELD_NUMBER: builtins.int
+    REVIEWED_AT_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    household_id: builtins.str
+    state: Global___MembershipState.ValueType
+    party_member_claimed: builtins.bool
+    display_name: builtins.str
+    phone: builtins.str
+    """Full to the neighbourhood's committee, masked to everyone else."""
+    real_name: builtins.str
+    """Real name: to the committee and the person only."""
+    reason: builtins.str
+    reviewed_by: builtins.str
+    @property
+    def reviewed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def address(self) -> Global___Address: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        state: Global___MembershipState.ValueType = ...,
+        party_member_claimed: builtins.bool = ...,
+        display_name: builtins.str = ...,
+        phone: builtins.str = ...,
+        real_name: builtins.str = ...,
+        reason: builtins.str = ...,
+        reviewed_by: builtins.str = ...,
+        reviewed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        address: Global___Address | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address", "created_at", b"created_at", "reviewed_at", b"reviewed_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "created_at", b"created_at", "display_name", b"display_name", "household_id", b"household_id", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "party_member_claimed", b"party_member_claimed", "person_id", b"person_id", "phone", b"phone", "real_name", b"real_name", "reason", b"reason", "reviewed_at", b"reviewed_at", "reviewed_by", b"reviewed_by", "state", b"state"]) -> None: ...
+
+Global___Membership: typing_extensions.TypeAlias = Membership
+
+@typing.final
+class GetMeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___GetMeRequest: typing_extensions.TypeAlias = GetMeRequest
+
+@typing.final
+class GetMeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: builtins.int
+    MEMBERSHIPS_FIELD_NUMBER: builtins.int
+    ROLES_FIELD_NUMBER: builtins.int
+    @property
+    def person(self) -> Global___Person: ...
+    @property
+    def memberships(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Membership]: ...
+    @property
+    def roles(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """As in the access token: "role@scope"."""
+
+    def __init__(
+        self,
+        *,
+        person: Global___Person | None = ...,
+        memberships: collections.abc.Iterable[Global___Membership] | None = ...,
+        roles: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["person", b"person"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["memberships", b"memberships", "person", b"person", "roles", b"roles"]) -> None: ...
+
+Global___GetMeResponse: typing_extensions.TypeAlias = GetMeResponse
+
+@typing.final
+class CreatePersonRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    PHONE_FIELD_NUMBER: builtins.int
+    ID_NUMBER_FIELD_NUMBER: builtins.int
+    PASSWORD_FIELD_NUMBER: builtins.int
+    real_name: builtins.str
+    phone: builtins.str
+    id_number: builtins.str
+    password: builtins.str
+    def __init__(
+        self,
+        *,
+        real_name: builtins.str = ...,
+        phone: builtins.str = ...,
+        id_number: builtins.str = ...,
+        password: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id_number", b"id_number", "password", b"password", "phone", b"phone", "real_name", b"real_name"]) -> None: ...
+
+Global___CreatePersonRequest: typing_extensions.TypeAlias = CreatePersonRequest
+
+@typing.final
+class CreatePersonResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: builtins.int
+    @property
+    def person(self) -> Global___Person: ...
+    def __init__(
+        self,
+        *,
+        person: Global___Person | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["person", b"person"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["person", b"person"]) -> None: ...
+
+Global___CreatePersonResponse: typing_extensions.TypeAlias = CreatePersonResponse
+
+@typing.final
+class CreateHouseholdRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def address(self) -> Global___Address: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        address: Global___Address | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___CreateHouseholdRequest: typing_extensions.TypeAlias = CreateHouseholdRequest
+
+@typing.final
+class CreateHouseholdResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    HOUSEHOLD_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    created: builtins.bool
+    """False when a household at this address already existed and was returned."""
+    @property
+    def household(self) -> Global___Household: ...
+    def __init__(
+        self,
+        *,
+        household: Global___Household | None = ...,
+        created: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["household", b"household"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "household", b"household"]) -> None: ...
+
+Global___CreateHouseholdResponse: typing_extensions.TypeAlias = CreateHouseholdResponse
+
+@typing.final
+class ListHouseholdsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListHouseholdsRequest: typing_extensions.TypeAlias = ListHouseholdsRequest
+
+@typing.final
+class ListHouseholdsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    HOUSEHOLDS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def households(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Household]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        households: collections.abc.Iterable[Global___Household] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["households", b"households", "page", b"page"]) -> None: ...
+
+Global___ListHouseholdsResponse: typing_extensions.TypeAlias = ListHouseholdsResponse
+
+@typing.final
+class JoinCode(google.protobuf.message.Message):
+    """--- joining --------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    EXPIRES_AT_FIELD_NUMBER: builtins.int
+    MAX_USES_FIELD_NUMBER: builtins.int
+    USE_COUNT_FIELD_NUMBER: builtins.int
+    REVOKED_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    code: builtins.str
+    neighbourhood_id: builtins.str
+    max_uses: builtins.int
+    use_count: builtins.int
+    revoked: builtins.bool
+    created_by: builtins.str
+    @property
+    def expires_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        code: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        expires_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        max_uses: builtins.int = ...,
+        use_count: builtins.int = ...,
+        revoked: builtins.bool = ...,
+        created_by: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "created_at", b"created_at", "created_by", b"created_by", "expires_at", b"expires_at", "max_uses", b"max_uses", "neighbourhood_id", b"neighbourhood_id", "revoked", b"revoked", "use_count", b"use_count"]) -> None: ...
+
+Global___JoinCode: typing_extensions.TypeAlias = JoinCode
+
+@typing.final
+class CreateJoinCodeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TTL_SECONDS_FIELD_NUMBER: builtins.int
+    MAX_USES_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    ttl_seconds: builtins.int
+    """Default 7 days, at most 90 days."""
+    max_uses: builtins.int
+    """Default 500, at most 100000."""
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        ttl_seconds: builtins.int = ...,
+        max_uses: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["max_uses", b"max_uses", "neighbourhood_id", b"neighbourhood_id", "ttl_seconds", b"ttl_seconds"]) -> None: ...
+
+Global___CreateJoinCodeRequest: typing_extensions.TypeAlias = CreateJoinCodeRequest
+
+@typing.final
+class CreateJoinCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    JOIN_CODE_FIELD_NUMBER: builtins.int
+    @property
+    def join_code(self) -> Global___JoinCode: ...
+    def __init__(
+        self,
+        *,
+        join_code: Global___JoinCode | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["join_code", b"join_code"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["join_code", b"join_code"]) -> None: ...
+
+Global___CreateJoinCodeResponse: typing_extensions.TypeAlias = CreateJoinCodeResponse
+
+@typing.final
+class ListJoinCodesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListJoinCodesRequest: typing_extensions.TypeAlias = ListJoinCodesRequest
+
+@typing.final
+class ListJoinCodesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    JOIN_CODES_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def join_codes(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___JoinCode]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        join_codes: collections.abc.Iterable[Global___JoinCode] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["join_codes", b"join_codes", "page", b"page"]) -> None: ...
+
+Global___ListJoinCodesResponse: typing_extensions.TypeAlias = ListJoinCodesResponse
+
+@typing.final
+class RevokeJoinCodeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: builtins.int
+    code: builtins.str
+    def __init__(
+        self,
+        *,
+        code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code"]) -> None: ...
+
+Global___RevokeJoinCodeRequest: typing_extensions.TypeAlias = RevokeJoinCodeRequest
+
+@typing.final
+class RevokeJoinCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    JOIN_CODE_FIELD_NUMBER: builtins.int
+    @property
+    def join_code(self) -> Global___JoinCode: ...
+    def __init__(
+        self,
+        *,
+        join_code: Global___JoinCode | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["join_code", b"join_code"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["join_code", b"join_code"]) -> None: ...
+
+Global___RevokeJoinCodeResponse: typing_extensions.TypeAlias = RevokeJoinCodeResponse
+
+@typing.final
+class RegisterRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    JOIN_CODE_FIELD_NUMBER: builtins.int
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    PHONE_FIELD_NUMBER: builtins.int
+    ID_NUMBER_FIELD_NUMBER: builtins.int
+    PASSWORD_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    PARTY_MEMBER_FIELD_NUMBER: builtins.int
+    join_code: builtins.str
+    real_name: builtins.str
+    """Newcomers give these; a signed-in person joining another neighbourhood leaves them empty."""
+    phone: builtins.str
+    id_number: builtins.str
+    password: builtins.str
+    household_id: builtins.str
+    """An existing household of the neighbourhood, or a new address."""
+    party_member: builtins.bool
+    @property
+    def address(self) -> Global___Address: ...
+    def __init__(
+        self,
+        *,
+        join_code: builtins.str = ...,
+        real_name: builtins.str = ...,
+        phone: builtins.str = ...,
+        id_number: builtins.str = ...,
+        password: builtins.str = ...,
+        household_id: builtins.str = ...,
+        address: Global___Address | None = ...,
+        party_member: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "household_id", b"household_id", "id_number", b"id_number", "join_code", b"join_code", "party_member", b"party_member", "password", b"password", "phone", b"phone", "real_name", b"real_name"]) -> None: ...
+
+Global___RegisterRequest: typing_extensions.TypeAlias = RegisterRequest
+
+@typing.final
+class RegisterResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["membership", b"membership"]) -> None: ...
+
+Global___RegisterResponse: typing_extensions.TypeAlias = RegisterResponse
+
+@typing.final
+class ListRegistrationsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    state: Global___MembershipState.ValueType
+    """Unspecified lists every state."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        state: Global___MembershipState.ValueType = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page", "state", b"state"]) -> None: ...
+
+Global___ListRegistrationsRequest: typing_extensions.TypeAlias = ListRegistrationsRequest
+
+@typing.final
+class ListRegistrationsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIPS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def memberships(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Membership]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        memberships: collections.abc.Iterable[Global___Membership] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["memberships", b"memberships", "page", b"page"]) -> None: ...
+
+Global___ListRegistrationsResponse: typing_extensions.TypeAlias = ListRegistrationsResponse
+
+@typing.final
+class VerifyMembershipRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    CONFIRM_PARTY_MEMBER_FIELD_NUMBER: builtins.int
+    membership_id: builtins.str
+    confirm_party_member: builtins.bool
+    """Also confirm the claimed party membership (grants party_member@n:)."""
+    def __init__(
+        self,
+        *,
+        membership_id: builtins.str = ...,
+        confirm_party_member: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["confirm_party_member", b"confirm_party_member", "membership_id", b"membership_id"]) -> None: ...
+
+Global___VerifyMembershipRequest: typing_extensions.TypeAlias = VerifyMembershipRequest
+
+@typing.final
+class VerifyMembershipResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["membership", b"membership"]) -> None: ...
+
+Global___VerifyMembershipResponse: typing_extensions.TypeAlias = VerifyMembershipResponse
+
+@typing.final
+class RejectMembershipRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    membership_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        membership_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["membership_id", b"membership_id", "reason", b"reason"]) -> None: ...
+
+Global___RejectMembershipRequest: typing_extensions.TypeAlias = RejectMembershipRequest
+
+@typing.final
+class RejectMembershipResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["membership", b"membership"]) -> None: ...
+
+Global___RejectMembershipResponse: typing_extensions.TypeAlias = RejectMembershipResponse
+
+@typing.final
+class LeaveNeighbourhoodRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    membership_id: builtins.str
+    def __init__(
+        self,
+        *,
+        membership_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["membership_id", b"membership_id"]) -> None: ...
+
+Global___LeaveNeighbourhoodRequest: typing_extensions.TypeAlias = LeaveNeighbourhoodRequest
+
+@typing.final
+class LeaveNeighbourhoodResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["membership", b"membership"]) -> None: ...
+
+Global___LeaveNeighbourhoodResponse: typing_extensions.TypeAlias = LeaveNeighbourhoodResponse
+
+@typing.final
+class RoleGrant(google.protobuf.message.Message):
+    """--- roles ----------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    ROLE_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    GRANTED_BY_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    GRANTED_AT_FIELD_NUMBER: builtins.int
+    REVOKED_FIELD_NUMBER: builtins.int
+    REVOKED_BY_FIELD_NUMBER: builtins.int
+    REVOKED_AT_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    person_id: builtins.str
+    role: builtins.str
+    scope: builtins.str
+    """"n:<id>", "s:<id>", "d:<id>", "o:<org>" or "*"."""
+    granted_by: builtins.str
+    reason: builtins.str
+    revoked: builtins.bool
+    revoked_by: builtins.str
+    display_name: builtins.str
+    @property
+    def granted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def revoked_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        role: builtins.str = ...,
+        scope: builtins.str = ...,
+        granted_by: builtins.str = ...,
+        reason: builtins.str = ...,
+        granted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        revoked: builtins.bool = ...,
+        revoked_by: builtins.str = ...,
+        revoked_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["granted_at", b"granted_at", "revoked_at", b"revoked_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "granted_at", b"granted_at", "granted_by", b"granted_by", "id", b"id", "person_id", b"person_id", "reason", b"reason", "revoked", b"revoked", "revoked_at", b"revoked_at", "revoked_by", b"revoked_by", "role", b"role", "scope", b"scope"]) -> None: ...
+
+Global___RoleGrant: typing_extensions.TypeAlias = RoleGrant
+
+@typing.final
+class GrantRoleRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    ROLE_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    role: builtins.str
+    scope: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        role: builtins.str = ...,
+        scope: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["person_id", b"person_id", "reason", b"reason", "role", b"role", "scope", b"scope"]) -> None: ...
+
+Global___GrantRoleRequest: typing_extensions.TypeAlias = GrantRoleRequest
+
+@typing.final
+class GrantRoleResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    GRANT_FIELD_NUMBER: builtins.int
+    @property
+    def grant(self) -> Global___RoleGrant: ...
+    def __init__(
+        self,
+        *,
+        grant: Global___RoleGrant | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["grant", b"grant"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["grant", b"grant"]) -> None: ...
+
+Global___GrantRoleResponse: typing_extensions.TypeAlias = GrantRoleResponse
+
+@typing.final
+class RevokeRoleRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    grant_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        grant_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["grant_id", b"grant_id", "reason", b"reason"]) -> None: ...
+
+Global___RevokeRoleRequest: typing_extensions.TypeAlias = RevokeRoleRequest
+
+@typing.final
+class RevokeRoleResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    GRANT_FIELD_NUMBER: builtins.int
+    @property
+    def grant(self) -> Global___RoleGrant: ...
+    def __init__(
+        self,
+        *,
+        grant: Global___RoleGrant | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["grant", b"grant"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["grant", b"grant"]) -> None: ...
+
+Global___RevokeRoleResponse: typing_extensions.TypeAlias = RevokeRoleResponse
+
+@typing.final
+class ListRoleGrantsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    INCLUDE_REVOKED_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    scope: builtins.str
+    include_revoked: builtins.bool
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        scope: builtins.str = ...,
+        include_revoked: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["include_revoked", b"include_revoked", "page", b"page", "person_id", b"person_id", "scope", b"scope"]) -> None: ...
+
+Global___ListRoleGrantsRequest: typing_extensions.TypeAlias = ListRoleGrantsRequest
+
+@typing.final
+class ListRoleGrantsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def grants(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___RoleGrant]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        grants: collections.abc.Iterable[Global___RoleGrant] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["grants", b"grants", "page", b"page"]) -> None: ...
+
+Global___ListRoleGrantsResponse: typing_extensions.TypeAlias = ListRoleGrantsResponse
+
+@typing.final
+class Shift(google.protobuf.message.Message):
+    """--- duty roster ----------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    neighbourhood_id: builtins.str
+    person_id: builtins.str
+    created_by: builtins.str
+    display_name: builtins.str
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        created_by: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "created_by", b"created_by", "display_name", b"display_name", "ends_at", b"ends_at", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "starts_at", b"starts_at"]) -> None: ...
+
+Global___Shift: typing_extensions.TypeAlias = Shift
+
+@typing.final
+class CreateShiftRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    person_id: builtins.str
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["ends_at", b"ends_at", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "starts_at", b"starts_at"]) -> None: ...
+
+Global___CreateShiftRequest: typing_extensions.TypeAlias = CreateShiftRequest
+
+@typing.final
+class CreateShiftResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SHIFT_FIELD_NUMBER: builtins.int
+    @property
+    def shift(self) -> Global___Shift: ...
+    def __init__(
+        self,
+        *,
+        shift: Global___Shift | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["shift", b"shift"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["shift", b"shift"]) -> None: ...
+
+Global___CreateShiftResponse: typing_extensions.TypeAlias = CreateShiftResponse
+
+@typing.final
+class ListShiftsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SINCE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def since(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Shifts that end after this time (default: now)."""
+
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        since: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page", "since", b"since"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page", "since", b"since"]) -> None: ...
+
+Global___ListShiftsRequest: typing_extensions.TypeAlias = ListShiftsRequest
+
+@typing.final
+class ListShiftsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SHIFTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def shifts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Shift]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        shifts: collections.abc.Iterable[Global___Shift] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "shifts", b"shifts"]) -> None: ...
+
+Global___ListShiftsResponse: typing_extensions.TypeAlias = ListShiftsResponse

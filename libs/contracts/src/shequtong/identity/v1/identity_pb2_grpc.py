@@ -65,6 +65,106 @@ class IdentityServiceStub(object):
                 request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyRequest.SerializeToString,
                 response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyResponse.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/Login',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.Refresh = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/Refresh',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/Logout',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.GetMe = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/GetMe',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
+                _registered_method=True)
+        self.CreatePerson = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/CreatePerson',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonResponse.FromString,
+                _registered_method=True)
+        self.CreateHousehold = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/CreateHousehold',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdResponse.FromString,
+                _registered_method=True)
+        self.ListHouseholds = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListHouseholds',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsResponse.FromString,
+                _registered_method=True)
+        self.CreateJoinCode = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/CreateJoinCode',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeResponse.FromString,
+                _registered_method=True)
+        self.ListJoinCodes = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListJoinCodes',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesResponse.FromString,
+                _registered_method=True)
+        self.RevokeJoinCode = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/RevokeJoinCode',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeResponse.FromString,
+                _registered_method=True)
+        self.Register = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/Register',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.FromString,
+                _registered_method=True)
+        self.ListRegistrations = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListRegistrations',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsResponse.FromString,
+                _registered_method=True)
+        self.VerifyMembership = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/VerifyMembership',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipResponse.FromString,
+                _registered_method=True)
+        self.RejectMembership = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/RejectMembership',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipResponse.FromString,
+                _registered_method=True)
+        self.LeaveNeighbourhood = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/LeaveNeighbourhood',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodResponse.FromString,
+                _registered_method=True)
+        self.GrantRole = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/GrantRole',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleResponse.FromString,
+                _registered_method=True)
+        self.RevokeRole = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/RevokeRole',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleResponse.FromString,
+                _registered_method=True)
+        self.ListRoleGrants = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListRoleGrants',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsResponse.FromString,
+                _registered_method=True)
+        self.CreateShift = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/CreateShift',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftResponse.FromString,
+                _registered_method=True)
+        self.ListShifts = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListShifts',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer(object):
@@ -110,6 +210,133 @@ class IdentityServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Login(self, request, context):
+        """Authentication: phone + password, rotating refresh tokens, logout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Refresh(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMe(self, request, context):
+        """The caller: person, memberships and roles.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePerson(self, request, context):
+        """Operators create staff accounts (people who do not join through a neighbourhood's code).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateHousehold(self, request, context):
+        """Households of a neighbourhood.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHouseholds(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJoinCode(self, request, context):
+        """Joining: codes made by the committee, registrations, review.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJoinCodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeJoinCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Register(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistrations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyMembership(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectMembership(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveNeighbourhood(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantRole(self, request, context):
+        """Scoped roles, granted and revoked along the hierarchy, audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeRole(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoleGrants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateShift(self, request, context):
+        """Duty roster.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListShifts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +369,106 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetOnDuty,
                     request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyRequest.FromString,
                     response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyResponse.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+            ),
+            'Refresh': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refresh,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.SerializeToString,
+            ),
+            'GetMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMe,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.SerializeToString,
+            ),
+            'CreatePerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePerson,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonResponse.SerializeToString,
+            ),
+            'CreateHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateHousehold,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdResponse.SerializeToString,
+            ),
+            'ListHouseholds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHouseholds,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsResponse.SerializeToString,
+            ),
+            'CreateJoinCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinCode,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeResponse.SerializeToString,
+            ),
+            'ListJoinCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinCodes,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesResponse.SerializeToString,
+            ),
+            'RevokeJoinCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeJoinCode,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeResponse.SerializeToString,
+            ),
+            'Register': grpc.unary_unary_rpc_method_handler(
+                    servicer.Register,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.SerializeToString,
+            ),
+            'ListRegistrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistrations,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsResponse.SerializeToString,
+            ),
+            'VerifyMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyMembership,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipResponse.SerializeToString,
+            ),
+            'RejectMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectMembership,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipResponse.SerializeToString,
+            ),
+            'LeaveNeighbourhood': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveNeighbourhood,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodResponse.SerializeToString,
+            ),
+            'GrantRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantRole,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleResponse.SerializeToString,
+            ),
+            'RevokeRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeRole,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleResponse.SerializeToString,
+            ),
+            'ListRoleGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoleGrants,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsResponse.SerializeToString,
+            ),
+            'CreateShift': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateShift,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftResponse.SerializeToString,
+            ),
+            'ListShifts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShifts,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +634,546 @@ class IdentityService(object):
             '/shequtong.identity.v1.IdentityService/GetOnDuty',
             shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyRequest.SerializeToString,
             shequtong_dot_identity_dot_v1_dot_identity__pb2.GetOnDutyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/Login',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refresh(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/Refresh',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/Logout',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/GetMe',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/CreatePerson',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreatePersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/CreateHousehold',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateHouseholdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHouseholds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListHouseholds',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListHouseholdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/CreateJoinCode',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateJoinCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListJoinCodes',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListJoinCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeJoinCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/RevokeJoinCode',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeJoinCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Register(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/Register',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListRegistrations',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRegistrationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/VerifyMembership',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.VerifyMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/RejectMembership',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RejectMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveNeighbourhood(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/LeaveNeighbourhood',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LeaveNeighbourhoodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/GrantRole',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GrantRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/RevokeRole',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevokeRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoleGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListRoleGrants',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListRoleGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateShift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/CreateShift',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.CreateShiftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShifts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListShifts',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.FromString,
             options,
             channel_credentials,
             insecure,

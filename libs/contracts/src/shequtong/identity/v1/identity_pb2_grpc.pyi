@@ -121,7 +121,327 @@ _IdentityServiceGetOnDutyType = typing_extensions.TypeVar(
     ],
 )
 
-class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType]):
+_IdentityServiceLoginType = typing_extensions.TypeVar(
+    '_IdentityServiceLoginType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginRequest,
+        shequtong.identity.v1.identity_pb2.LoginResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginRequest,
+        shequtong.identity.v1.identity_pb2.LoginResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginRequest,
+        shequtong.identity.v1.identity_pb2.LoginResponse,
+    ],
+)
+
+_IdentityServiceRefreshType = typing_extensions.TypeVar(
+    '_IdentityServiceRefreshType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RefreshRequest,
+        shequtong.identity.v1.identity_pb2.RefreshResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RefreshRequest,
+        shequtong.identity.v1.identity_pb2.RefreshResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RefreshRequest,
+        shequtong.identity.v1.identity_pb2.RefreshResponse,
+    ],
+)
+
+_IdentityServiceLogoutType = typing_extensions.TypeVar(
+    '_IdentityServiceLogoutType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LogoutRequest,
+        shequtong.identity.v1.identity_pb2.LogoutResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LogoutRequest,
+        shequtong.identity.v1.identity_pb2.LogoutResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LogoutRequest,
+        shequtong.identity.v1.identity_pb2.LogoutResponse,
+    ],
+)
+
+_IdentityServiceGetMeType = typing_extensions.TypeVar(
+    '_IdentityServiceGetMeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetMeRequest,
+        shequtong.identity.v1.identity_pb2.GetMeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetMeRequest,
+        shequtong.identity.v1.identity_pb2.GetMeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetMeRequest,
+        shequtong.identity.v1.identity_pb2.GetMeResponse,
+    ],
+)
+
+_IdentityServiceCreatePersonType = typing_extensions.TypeVar(
+    '_IdentityServiceCreatePersonType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+        shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+        shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+        shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+    ],
+)
+
+_IdentityServiceCreateHouseholdType = typing_extensions.TypeVar(
+    '_IdentityServiceCreateHouseholdType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+    ],
+)
+
+_IdentityServiceListHouseholdsType = typing_extensions.TypeVar(
+    '_IdentityServiceListHouseholdsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+    ],
+)
+
+_IdentityServiceCreateJoinCodeType = typing_extensions.TypeVar(
+    '_IdentityServiceCreateJoinCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+    ],
+)
+
+_IdentityServiceListJoinCodesType = typing_extensions.TypeVar(
+    '_IdentityServiceListJoinCodesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+        shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+        shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+        shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+    ],
+)
+
+_IdentityServiceRevokeJoinCodeType = typing_extensions.TypeVar(
+    '_IdentityServiceRevokeJoinCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+    ],
+)
+
+_IdentityServiceRegisterType = typing_extensions.TypeVar(
+    '_IdentityServiceRegisterType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RegisterRequest,
+        shequtong.identity.v1.identity_pb2.RegisterResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RegisterRequest,
+        shequtong.identity.v1.identity_pb2.RegisterResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RegisterRequest,
+        shequtong.identity.v1.identity_pb2.RegisterResponse,
+    ],
+)
+
+_IdentityServiceListRegistrationsType = typing_extensions.TypeVar(
+    '_IdentityServiceListRegistrationsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+        shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+        shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+        shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+    ],
+)
+
+_IdentityServiceVerifyMembershipType = typing_extensions.TypeVar(
+    '_IdentityServiceVerifyMembershipType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+        shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+        shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+        shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+    ],
+)
+
+_IdentityServiceRejectMembershipType = typing_extensions.TypeVar(
+    '_IdentityServiceRejectMembershipType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+        shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+        shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+        shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+    ],
+)
+
+_IdentityServiceLeaveNeighbourhoodType = typing_extensions.TypeVar(
+    '_IdentityServiceLeaveNeighbourhoodType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+    ],
+)
+
+_IdentityServiceGrantRoleType = typing_extensions.TypeVar(
+    '_IdentityServiceGrantRoleType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+        shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+        shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+        shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+    ],
+)
+
+_IdentityServiceRevokeRoleType = typing_extensions.TypeVar(
+    '_IdentityServiceRevokeRoleType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+        shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+        shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+        shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+    ],
+)
+
+_IdentityServiceListRoleGrantsType = typing_extensions.TypeVar(
+    '_IdentityServiceListRoleGrantsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+    ],
+)
+
+_IdentityServiceCreateShiftType = typing_extensions.TypeVar(
+    '_IdentityServiceCreateShiftType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+        shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+        shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+        shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+    ],
+)
+
+_IdentityServiceListShiftsType = typing_extensions.TypeVar(
+    '_IdentityServiceListShiftsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+        shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+        shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+        shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+    ],
+)
+
+class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType, _IdentityServiceLoginType, _IdentityServiceRefreshType, _IdentityServiceLogoutType, _IdentityServiceGetMeType, _IdentityServiceCreatePersonType, _IdentityServiceCreateHouseholdType, _IdentityServiceListHouseholdsType, _IdentityServiceCreateJoinCodeType, _IdentityServiceListJoinCodesType, _IdentityServiceRevokeJoinCodeType, _IdentityServiceRegisterType, _IdentityServiceListRegistrationsType, _IdentityServiceVerifyMembershipType, _IdentityServiceRejectMembershipType, _IdentityServiceLeaveNeighbourhoodType, _IdentityServiceGrantRoleType, _IdentityServiceRevokeRoleType, _IdentityServiceListRoleGrantsType, _IdentityServiceCreateShiftType, _IdentityServiceListShiftsType]):
     """Who everyone is, where they belong, what they may do; signs the tokens everyone trusts."""
 
     @typing.overload
@@ -149,6 +469,86 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
         grpc.UnaryUnaryMultiCallable[
             shequtong.identity.v1.identity_pb2.GetOnDutyRequest,
             shequtong.identity.v1.identity_pb2.GetOnDutyResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LoginRequest,
+            shequtong.identity.v1.identity_pb2.LoginResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RefreshRequest,
+            shequtong.identity.v1.identity_pb2.RefreshResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LogoutRequest,
+            shequtong.identity.v1.identity_pb2.LogoutResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GetMeRequest,
+            shequtong.identity.v1.identity_pb2.GetMeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+            shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+            shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+            shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+            shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RegisterRequest,
+            shequtong.identity.v1.identity_pb2.RegisterResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+            shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+            shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+            shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+            shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+            shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+            shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+            shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+            shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+            shequtong.identity.v1.identity_pb2.ListShiftsResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -178,6 +578,86 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
             shequtong.identity.v1.identity_pb2.GetOnDutyRequest,
             shequtong.identity.v1.identity_pb2.GetOnDutyResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LoginRequest,
+            shequtong.identity.v1.identity_pb2.LoginResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RefreshRequest,
+            shequtong.identity.v1.identity_pb2.RefreshResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LogoutRequest,
+            shequtong.identity.v1.identity_pb2.LogoutResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GetMeRequest,
+            shequtong.identity.v1.identity_pb2.GetMeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+            shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+            shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+            shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+            shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RegisterRequest,
+            shequtong.identity.v1.identity_pb2.RegisterResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+            shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+            shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+            shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+            shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+            shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+            shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+            shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+            shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+            shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     GetJwks: _IdentityServiceGetJwksType
@@ -194,6 +674,53 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
 
     GetOnDuty: _IdentityServiceGetOnDutyType
     """Who is on duty in a neighbourhood at a time (falls back to the secretary)."""
+
+    Login: _IdentityServiceLoginType
+    """Authentication: phone + password, rotating refresh tokens, logout."""
+
+    Refresh: _IdentityServiceRefreshType
+
+    Logout: _IdentityServiceLogoutType
+
+    GetMe: _IdentityServiceGetMeType
+    """The caller: person, memberships and roles."""
+
+    CreatePerson: _IdentityServiceCreatePersonType
+    """Operators create staff accounts (people who do not join through a neighbourhood's code)."""
+
+    CreateHousehold: _IdentityServiceCreateHouseholdType
+    """Households of a neighbourhood."""
+
+    ListHouseholds: _IdentityServiceListHouseholdsType
+
+    CreateJoinCode: _IdentityServiceCreateJoinCodeType
+    """Joining: codes made by the committee, registrations, review."""
+
+    ListJoinCodes: _IdentityServiceListJoinCodesType
+
+    RevokeJoinCode: _IdentityServiceRevokeJoinCodeType
+
+    Register: _IdentityServiceRegisterType
+
+    ListRegistrations: _IdentityServiceListRegistrationsType
+
+    VerifyMembership: _IdentityServiceVerifyMembershipType
+
+    RejectMembership: _IdentityServiceRejectMembershipType
+
+    LeaveNeighbourhood: _IdentityServiceLeaveNeighbourhoodType
+
+    GrantRole: _IdentityServiceGrantRoleType
+    """Scoped roles, granted and revoked along the hierarchy, audited."""
+
+    RevokeRole: _IdentityServiceRevokeRoleType
+
+    ListRoleGrants: _IdentityServiceListRoleGrantsType
+
+    CreateShift: _IdentityServiceCreateShiftType
+    """Duty roster."""
+
+    ListShifts: _IdentityServiceListShiftsType
 
 IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -219,6 +746,86 @@ IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.identity.v1.identity_pb2.GetOnDutyRequest,
         shequtong.identity.v1.identity_pb2.GetOnDutyResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginRequest,
+        shequtong.identity.v1.identity_pb2.LoginResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RefreshRequest,
+        shequtong.identity.v1.identity_pb2.RefreshResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LogoutRequest,
+        shequtong.identity.v1.identity_pb2.LogoutResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetMeRequest,
+        shequtong.identity.v1.identity_pb2.GetMeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+        shequtong.identity.v1.identity_pb2.CreatePersonResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.CreateHouseholdResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ListHouseholdsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+        shequtong.identity.v1.identity_pb2.ListJoinCodesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RegisterRequest,
+        shequtong.identity.v1.identity_pb2.RegisterResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+        shequtong.identity.v1.identity_pb2.ListRegistrationsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+        shequtong.identity.v1.identity_pb2.VerifyMembershipResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+        shequtong.identity.v1.identity_pb2.RejectMembershipResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+        shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+        shequtong.identity.v1.identity_pb2.GrantRoleResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+        shequtong.identity.v1.identity_pb2.RevokeRoleResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+        shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+        shequtong.identity.v1.identity_pb2.CreateShiftResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+        shequtong.identity.v1.identity_pb2.ListShiftsResponse,
     ],
 ]
 
@@ -269,5 +876,152 @@ class IdentityServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[shequtong.identity.v1.identity_pb2.GetOnDutyResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.GetOnDutyResponse]]:
         """Who is on duty in a neighbourhood at a time (falls back to the secretary)."""
+
+    @abc.abstractmethod
+    def Login(
+        self,
+        request: shequtong.identity.v1.identity_pb2.LoginRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.LoginResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.LoginResponse]]:
+        """Authentication: phone + password, rotating refresh tokens, logout."""
+
+    @abc.abstractmethod
+    def Refresh(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RefreshRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RefreshResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RefreshResponse]]: ...
+
+    @abc.abstractmethod
+    def Logout(
+        self,
+        request: shequtong.identity.v1.identity_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.LogoutResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.LogoutResponse]]: ...
+
+    @abc.abstractmethod
+    def GetMe(
+        self,
+        request: shequtong.identity.v1.identity_pb2.GetMeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.GetMeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.GetMeResponse]]:
+        """The caller: person, memberships and roles."""
+
+    @abc.abstractmethod
+    def CreatePerson(
+        self,
+        request: shequtong.identity.v1.identity_pb2.CreatePersonRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.CreatePersonResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.CreatePersonResponse]]:
+        """Operators create staff accounts (people who do not join through a neighbourhood's code)."""
+
+    @abc.abstractmethod
+    def CreateHousehold(
+        self,
+        request: shequtong.identity.v1.identity_pb2.CreateHouseholdRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.CreateHouseholdResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.CreateHouseholdResponse]]:
+        """Households of a neighbourhood."""
+
+    @abc.abstractmethod
+    def ListHouseholds(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListHouseholdsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListHouseholdsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListHouseholdsResponse]]: ...
+
+    @abc.abstractmethod
+    def CreateJoinCode(
+        self,
+        request: shequtong.identity.v1.identity_pb2.CreateJoinCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.CreateJoinCodeResponse]]:
+        """Joining: codes made by the committee, registrations, review."""
+
+    @abc.abstractmethod
+    def ListJoinCodes(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListJoinCodesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListJoinCodesResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListJoinCodesResponse]]: ...
+
+    @abc.abstractmethod
+    def RevokeJoinCode(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RevokeJoinCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RevokeJoinCodeResponse]]: ...
+
+    @abc.abstractmethod
+    def Register(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RegisterRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RegisterResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RegisterResponse]]: ...
+
+    @abc.abstractmethod
+    def ListRegistrations(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListRegistrationsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListRegistrationsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListRegistrationsResponse]]: ...
+
+    @abc.abstractmethod
+    def VerifyMembership(
+        self,
+        request: shequtong.identity.v1.identity_pb2.VerifyMembershipRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.VerifyMembershipResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.VerifyMembershipResponse]]: ...
+
+    @abc.abstractmethod
+    def RejectMembership(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RejectMembershipRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RejectMembershipResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RejectMembershipResponse]]: ...
+
+    @abc.abstractmethod
+    def LeaveNeighbourhood(
+        self,
+        request: shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.LeaveNeighbourhoodResponse]]: ...
+
+    @abc.abstractmethod
+    def GrantRole(
+        self,
+        request: shequtong.identity.v1.identity_pb2.GrantRoleRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.GrantRoleResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.GrantRoleResponse]]:
+        """Scoped roles, granted and revoked along the hierarchy, audited."""
+
+    @abc.abstractmethod
+    def RevokeRole(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RevokeRoleRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RevokeRoleResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RevokeRoleResponse]]: ...
+
+    @abc.abstractmethod
+    def ListRoleGrants(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListRoleGrantsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListRoleGrantsResponse]]: ...
+
+    @abc.abstractmethod
+    def CreateShift(
+        self,
+        request: shequtong.identity.v1.identity_pb2.CreateShiftRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.CreateShiftResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.CreateShiftResponse]]:
+        """Duty roster."""
+
+    @abc.abstractmethod
+    def ListShifts(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListShiftsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListShiftsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListShiftsResponse]]: ...
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -380,7 +380,7 @@ def measure(
                                 "bench.servers.http_db:app",
                                 workers,
                                 "/item/{id}",
-                                {"BENCH_DATABASE_URL": url, "BENCH_POOL_SIZE": "10"},
+                                {"BENCH_DATABASE_URL": url, "BENCH_POOL_SIZE": "20"},
                                 ids=ITEMS,
                                 groups={"postgres": postgres_pids()},
                             )

@@ -186,6 +186,8 @@ async def _drive(spec: LoadSpec) -> dict[str, Any]:
     try:
         if spec.warmup > 0:
             await run(workload, spec, spec.warmup, None)
+        extra = getattr(workload, "extra", None)
+        mark = len(extra()) if extra else 0  # what the warm-up left is not measured
         rec = _Recorder()
         cpu0 = _cpu_seconds()
         wall0 = time.monotonic()
@@ -204,6 +206,7 @@ async def _drive(spec: LoadSpec) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "wall_seconds": wall,
         "pid": os.getpid(),
+        "extra": list(extra()[mark:]) if extra else [],
     }
 
 
@@ -289,6 +292,7 @@ def merge(spec: LoadSpec, parts: list[dict[str, Any]], failures: list[str]) -> d
         "send_lag_p99_ms": None if lag_p99 is None else round(lag_p99, 2),
         "error_samples": samples[:5],
     }
+    result["extra"] = [item for part in parts for item in part.get("extra", [])]
     if failures:
         result["driver_failures"] = [f[-500:] for f in failures]
     # The driver was the limit when it could not send on time while its own CPU was busy.

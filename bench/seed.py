@@ -380,7 +380,12 @@ class Seeder:
         made = await self.api.call(
             "POST",
             "/v1/people",
-            {"real_name": chinese_name(seed), "phone": account.phone, "id_number": id_number(seed), "password": PASSWORD},
+            {
+                "real_name": chinese_name(seed),
+                "phone": account.phone,
+                "id_number": id_number(seed),
+                "password": PASSWORD,
+            },
             self.api.ops,
             idempotency_key=f"seed-person-{seed}",
         )
@@ -429,7 +434,7 @@ class Seeder:
                 {
                     "person_id": cadre.person_id,
                     "starts_at": (now - timedelta(hours=1)).isoformat(),
-                    "ends_at": (now + timedelta(days=30)).isoformat(),
+                    "ends_at": (now + timedelta(days=6)).isoformat(),
                 },
                 secretary.headers,
                 idempotency_key=f"seed-shift-{seed}",
@@ -475,7 +480,11 @@ class Seeder:
             n = hoods[i % len(hoods)]
             seed = f"{self.world.run}-r{i}"
             house = i % households  # the first `households` residents open a household, the rest join one
-            address = {"building": f"{house // 60 + 1}号楼", "unit": f"{house // 12 % 5 + 1}", "room": f"{house % 12 + 101}"}
+            address = {
+                "building": f"{house // 60 + 1}号楼",
+                "unit": f"{house // 12 % 5 + 1}",
+                "room": f"{house % 12 + 101}",
+            }
             party = i % party_every == 0
             account = Account("", phone(seed), PASSWORD)
             made = await self.api.call(
@@ -633,7 +642,7 @@ class Seeder:
 
         async def one(i: int) -> bool:
             n, reporter = reporters[i % len(reporters)]
-            category, title, text = ISSUE_TEXTS[i % len(ISSUE_TEXTS)]
+            _category, title, text = ISSUE_TEXTS[i % len(ISSUE_TEXTS)]
             made = await self.api.call(
                 "POST",
                 "/v1/issues",
@@ -861,7 +870,9 @@ def main(
 
     with running_stack() as (stack, ops_headers):
         print(f"seeding at scale {scale} through {stack.gateway_url}")
-        report, _world = asyncio.run(seed(stack.gateway_url, ops_headers, scale, part_budget, concurrency, part or None))
+        report, _world = asyncio.run(
+            seed(stack.gateway_url, ops_headers, scale, part_budget, concurrency, part or None)
+        )
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if out:
         with open(out, "w", encoding="utf-8") as fh:
@@ -871,3 +882,18 @@ def main(
 
 if __name__ == "__main__":
     cli()
+
+
+async def relogin(gateway_url: str, world: World, concurrency: int = 4) -> int:
+    """Fresh access tokens (they live ~15 minutes) for every account the journeys will use."""
+    accounts = [a for n in world.neighbourhoods for a in (n.cadre, n.secretary, *n.residents) if a and a.token]
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        seeder = Seeder(Api(client, {}), plan(0.01), 0)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(account: Account) -> None:
+            async with gate:
+                await seeder.login(account)
+
+        await asyncio.gather(*(one(a) for a in accounts))
+    return len(accounts)

@@ -14,9 +14,9 @@ from bench.procs import ROOT, postgres_pids
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
 
-from shequtong_stack import OPERATOR_CLIENT, Stack, stack_for_tests  # noqa: E402
+from shequtong_stack import OPERATOR_CLIENT, Stack, stack_for_tests
 
-from shequtong_kit.testing import Databases, NatsServer, temp_workdir  # noqa: E402
+from shequtong_kit.testing import Databases, NatsServer, temp_workdir
 
 
 def operator_headers(stack: Stack) -> dict[str, str]:

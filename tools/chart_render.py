@@ -25,6 +25,13 @@ NAMESPACE = "shequtong"
 KUBE_VERSION = "1.30.0"
 
 
+def catalog() -> dict[str, dict[str, Any]]:
+    """The chart's service catalog (templates/_helpers.tpl "shequtong.catalog"): plain YAML."""
+    text = (CHART / "templates/_helpers.tpl").read_text(encoding="utf-8")
+    body = text.split('{{- define "shequtong.catalog" -}}', 1)[1].split("{{- end -}}", 1)[0]
+    return dict(yaml.safe_load(body))
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():

@@ -1,8 +1,11 @@
 """Write deploy/helm/shequtong/values.schema.json.
 
 The schema is generated because the seven service blocks share one shape (grid-gateway
-adds httpPort and gridBaseUrl) and JSON Schema's additionalProperties:false does not
-compose with allOf. Run `python tools/chart_schema.py` after changing values.yaml's shape;
+adds httpPort and gridBaseUrl; a service without a database, api-gateway, has no
+migrations) and JSON Schema's additionalProperties:false does not compose with allOf.
+Which service has what comes from the chart's own catalog (templates/_helpers.tpl), so
+an operator cannot configure what the chart would never render. Run
+`python tools/chart_schema.py` after changing values.yaml's shape or the catalog;
 tests/chart/test_schema.py fails when the committed file differs from this output.
 """
 
@@ -13,8 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import chart_render
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "deploy/helm/shequtong/values.schema.json"
 SERVICES = ["identity", "boards", "issues", "grid-gateway", "volunteers", "insights", "api-gateway"]
+
+
+def having(fact: str) -> list[str]:
+    """The services whose catalog entry has `fact` true, in SERVICES order."""
+    facts = chart_render.catalog()
+    assert set(facts) == set(SERVICES), "the catalog and SERVICES disagree"
+    return [name for name in SERVICES if facts[name][fact]]
 
 
 def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -116,16 +128,18 @@ def service_schema(name: str) -> dict[str, Any]:
             },
             required=["enabled"],
         ),
-        "migrations": obj(
-            {"enabled": {"type": "boolean"}, "resources": {"$ref": "#/$defs/resources"}}, required=["enabled"]
-        ),
         "podAnnotations": STRING_MAP,
         "nodeSelector": STRING_MAP,
         "tolerations": ANY_LIST,
         "affinity": ANY_OBJECT,
         "topologySpreadConstraints": {"type": "array", "items": {"$ref": "#/$defs/spreadConstraint"}},
     }
-    required = ["enabled", "replicas", "port", "resources", "autoscaling", "pdb", "migrations"]
+    required = ["enabled", "replicas", "port", "resources", "autoscaling", "pdb"]
+    if name in having("database"):
+        properties["migrations"] = obj(
+            {"enabled": {"type": "boolean"}, "resources": {"$ref": "#/$defs/resources"}}, required=["enabled"]
+        )
+        required.append("migrations")
     if name == "grid-gateway":
         properties["httpPort"] = PORT
         properties["gridBaseUrl"] = string(pattern="^https?://")
@@ -134,7 +148,9 @@ def service_schema(name: str) -> dict[str, Any]:
 
 
 def schema() -> dict[str, Any]:
-    secrets_per_service = obj({name: string() for name in SERVICES})
+    def secrets_of(names: list[str]) -> dict[str, Any]:
+        return obj({name: string() for name in names})
+
     global_ = obj(
         {
             "image": obj(
@@ -154,7 +170,6 @@ def schema() -> dict[str, Any]:
             "otel": obj(
                 {
                     "endpoint": string(pattern="^(https?://.*)?$"),
-                    "protocol": string(enum=["http/protobuf", "grpc"]),
                     "resourceAttributes": {
                         "type": "object",
                         "additionalProperties": {"type": ["string", "number"]},
@@ -179,11 +194,13 @@ def schema() -> dict[str, Any]:
             "secrets": obj(
                 {
                     "existingSecret": string(),
-                    "databaseUrls": secrets_per_service,
-                    "serviceClientSecrets": secrets_per_service,
+                    "databaseUrls": secrets_of(having("database")),
+                    "serviceClientSecrets": secrets_of(having("clientCredentials")),
                     "identitySigningKeys": string(),
-                    "piiHmacKey": string(),
-                    "piiEncryptionKey": string(),
+                    # What identity accepts at start: "" (generated) or >= 16 characters.
+                    "piiHmacKey": string(pattern="^(.{16,})?$"),
+                    # "" (generated) or base64 (URL-safe, or standard) of exactly 32 bytes.
+                    "piiEncryptionKey": string(pattern="^([A-Za-z0-9_+/-]{43}=?)?$"),
                     "gridApiKey": string(),
                     "gridWebhookSecret": string(),
                     "gridWebhookApiKey": string(),

@@ -28,8 +28,9 @@ VARIES = "(per service)"
 def flatten(node: Any, prefix: str = "") -> dict[str, list[Any]]:
     """Documented key -> every value it has in values.yaml (several for <name> keys).
 
-    A key every service has is documented once as services.<name>.…; a key only some
-    services have (grid-gateway's httpPort) keeps the service's name.
+    A key two or more services have is documented once as services.<name>.… (migrations,
+    which every service with a database has); a key only one service has (grid-gateway's
+    httpPort) keeps the service's name.
     """
     out: dict[str, list[Any]] = {}
     if isinstance(node, dict) and node and prefix.rsplit(".", 1)[-1] not in OPAQUE:
@@ -37,7 +38,11 @@ def flatten(node: Any, prefix: str = "") -> dict[str, list[Any]]:
         per_service = last in PER_SERVICE and set(node) <= set(SERVICES)
         flat = {key: flatten(value, f"{prefix}.{key}" if prefix else key) for key, value in node.items()}
         if per_service:
-            common = set.intersection(*({k.split(".", 2)[-1] for k in f} for f in flat.values()))
+            counts: dict[str, int] = {}
+            for f in flat.values():
+                for sub_key in {k.split(".", 2)[-1] for k in f}:
+                    counts[sub_key] = counts.get(sub_key, 0) + 1
+            common = {sub_key for sub_key, n in counts.items() if n > 1}
         for key, sub in flat.items():
             for k, v in sub.items():
                 if per_service and (k.split(".", 2)[-1] in common or k == f"{prefix}.{key}"):

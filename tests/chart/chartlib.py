@@ -18,6 +18,10 @@ CI_DIR = CHART / "ci"
 # "default" plus every values file under ci/ (each is a case of its own).
 CASES = ["default", *sorted(p.name for p in CI_DIR.glob("*.yaml"))]
 SERVICES = ["identity", "boards", "issues", "grid-gateway", "volunteers", "insights", "api-gateway"]
+PACKAGES = {name: "shequtong_" + name.replace("-", "_") for name in SERVICES}
+# From the services themselves, not the chart: a service owns a database exactly when its
+# package ships Alembic migrations (`python -m <package> migrate`). api-gateway does not.
+WITH_DATABASE = {s for s in SERVICES if (ROOT / "services" / s / "src" / PACKAGES[s] / "migrations").is_dir()}
 
 
 def case_values(case: str) -> dict[str, Any]:

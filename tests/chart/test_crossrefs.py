@@ -8,8 +8,10 @@ from typing import Any
 import chart_render
 import pytest
 from chartlib import (
+    PACKAGES,
     ROOT,
     SERVICES,
+    WITH_DATABASE,
     merged_values,
     of_kind,
     pod_templates,
@@ -17,7 +19,6 @@ from chartlib import (
     selects,
 )
 
-PACKAGES = {name: "shequtong_" + name.replace("-", "_") for name in SERVICES}
 GRPC_PORTS = {
     "identity": 50051,
     "boards": 50052,
@@ -29,34 +30,33 @@ GRPC_PORTS = {
 HTTP_PORTS = {"api-gateway": 8080, "grid-gateway": 8081}
 SERVERS_SHUTDOWN_GRACE = 20
 
-# The environment each service reads (DESIGN.md and the service conventions), exactly.
+# The environment each service reads (its settings class; test_service_env.py checks these
+# against the services' code and starts each service with them), exactly.
 COMMON_ENV = {
-    "DATABASE_URL",
-    "NATS_URL",
     "METRICS_PORT",
     "LOG_LEVEL",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
-    "SERVICE_CLIENT_ID",
-    "SERVICE_CLIENT_SECRET",
     # Downward API values the OTEL resource attributes refer to.
     "POD_NAME",
     "POD_NAMESPACE",
     "NODE_NAME",
 }
-OTLP_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}
+# What every gRPC service (a kit ServiceApp: database, NATS, identity client) reads on top.
+SERVICE_APP_ENV = {"DATABASE_URL", "NATS_URL", "GRPC_PORT", "SERVICE_CLIENT_ID", "SERVICE_CLIENT_SECRET"}
+OTLP_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 EXPECTED_ENV = {
-    "identity": {
-        "GRPC_PORT",
+    "identity": SERVICE_APP_ENV
+    | {
         "IDENTITY_SIGNING_KEYS",
         "PII_HMAC_KEY",
         "PII_ENCRYPTION_KEY",
         "SERVICE_ACCOUNTS",
     },
-    "boards": {"GRPC_PORT", "IDENTITY_ADDR"},
-    "issues": {"GRPC_PORT", "IDENTITY_ADDR"},
-    "grid-gateway": {
-        "GRPC_PORT",
+    "boards": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
+    "issues": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
+    "grid-gateway": SERVICE_APP_ENV
+    | {
         "HTTP_PORT",
         "IDENTITY_ADDR",
         "GRID_BASE_URL",
@@ -64,8 +64,9 @@ EXPECTED_ENV = {
         "GRID_WEBHOOK_SECRET",
         "GRID_WEBHOOK_API_KEY",
     },
-    "volunteers": {"GRPC_PORT", "IDENTITY_ADDR"},
-    "insights": {"GRPC_PORT", "IDENTITY_ADDR"},
+    "volunteers": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
+    "insights": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
+    # The stateless edge: no database, no NATS, no client credentials of its own.
     "api-gateway": {
         "HTTP_PORT",
         "IDENTITY_ADDR",
@@ -76,6 +77,20 @@ EXPECTED_ENV = {
         "INSIGHTS_ADDR",
     },
 }
+# Every key of the chart-made Secret, exactly.
+SECRET_KEYS = (
+    {f"{s}-database-url" for s in WITH_DATABASE}
+    | {f"{s}-client-secret" for s in SERVICES if "SERVICE_CLIENT_SECRET" in EXPECTED_ENV[s]}
+    | {
+        "service-accounts",
+        "identity-signing-keys",
+        "pii-hmac-key",
+        "pii-encryption-key",
+        "grid-api-key",
+        "grid-webhook-secret",
+        "grid-webhook-api-key",
+    }
+)
 
 
 def deployments(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -105,11 +120,32 @@ def test_every_service_directory_has_a_deployment() -> None:
 
 def test_a_disabled_service_leaves_nothing_behind() -> None:
     objs = render_objects("disabled-service-values.yaml")
-    assert "insights" not in deployments(objs)
+    assert set(deployments(objs)) == set(SERVICES) - {"insights", "api-gateway"}
     for obj in objs:
-        assert "insights" not in obj["metadata"]["name"], f"{obj['kind']} {obj['metadata']['name']}"
-    api_env = env_of(container(deployments(objs)["api-gateway"]))
-    assert "INSIGHTS_ADDR" not in api_env and "BOARDS_ADDR" in api_env
+        for gone in ("insights", "api-gateway"):
+            assert gone not in obj["metadata"]["name"], f"{obj['kind']} {obj['metadata']['name']}"
+    assert not of_kind(objs, "Pod"), "the helm test pod asks api-gateway"
+    # The grid webhook is still routed; nothing routes to the missing gateway.
+    (ingress,) = of_kind(objs, "Ingress")
+    backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert backends == {f"{chart_render.RELEASE}-grid-gateway"}
+
+
+@pytest.mark.parametrize(
+    ("disabled", "complaint"),
+    [
+        (["insights"], "services.api-gateway needs services.insights"),
+        (["boards", "issues"], "services.api-gateway needs services.boards"),
+    ],
+)
+def test_disabling_a_service_another_one_calls_is_refused(disabled: list[str], complaint: str) -> None:
+    """The callers fail at start without the address (api-gateway requires all six)."""
+    import helm_python as helm
+
+    values = {"services": {name: {"enabled": False} for name in disabled}}
+    with helm.Chart.load(chart_render.CHART) as chart, pytest.raises(helm.HelmError) as info:
+        chart.render(values, name=chart_render.RELEASE)
+    assert complaint in str(info.value)
 
 
 def test_every_service_selects_a_rendered_pod_template_and_only_its_own(case: str) -> None:
@@ -158,9 +194,15 @@ def test_each_service_gets_exactly_its_environment(case: str) -> None:
             expected |= OTLP_ENV
         assert set(env) == expected, name
         assert env["OTEL_SERVICE_NAME"]["value"] == name
-        assert env["SERVICE_CLIENT_ID"]["value"] == name
+        if name == "api-gateway":
+            assert not {"DATABASE_URL", "NATS_URL", "SERVICE_CLIENT_ID"} & set(env), "a stateless edge"
+        else:
+            assert env["SERVICE_CLIENT_ID"]["value"] == name
         assert env["METRICS_PORT"]["value"] == "9464"
-        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name}-database-url"
+        if name in WITH_DATABASE:
+            assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name}-database-url"
+        else:
+            assert "DATABASE_URL" not in env, f"{name} has no database"
         attrs = dict(kv.split("=", 1) for kv in env["OTEL_RESOURCE_ATTRIBUTES"]["value"].split(","))
         assert attrs["service.namespace"] == "shequtong" and "k8s.pod.name" in attrs
         for key, value in values["global"]["otel"]["resourceAttributes"].items():
@@ -179,6 +221,8 @@ def test_secret_refs_resolve_to_the_chart_secret_keys() -> None:
     objs = render_objects("default")
     (secret,) = of_kind(objs, "Secret")
     keys = set(secret["data"])
+    assert keys == SECRET_KEYS
+    used = set()
     for _, tpl in pod_templates(objs):
         for c in tpl["spec"]["containers"]:
             for entry in c.get("env", []):
@@ -186,6 +230,9 @@ def test_secret_refs_resolve_to_the_chart_secret_keys() -> None:
                 if ref:
                     assert ref["name"] == secret["metadata"]["name"]
                     assert ref["key"] in keys, ref["key"]
+                    used.add(ref["key"])
+    # And every key is read by some pod: none is dead.
+    assert used == keys
 
 
 def test_existing_secret_replaces_the_chart_secret() -> None:
@@ -209,12 +256,20 @@ def test_commands_probes_and_graceful_termination(case: str) -> None:
         assert c["command"] == ["python", "-m", PACKAGES[name]]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert probe in c, f"{name} has no {probe}"
-        if name in HTTP_PORTS:
+        if name in GRPC_PORTS:
+            # grpc.health.v1: startup and readiness on the overall health (service ""),
+            # liveness on the "liveness" entry the kit keeps SERVING while the process
+            # runs, so losing the database or NATS un-readies the pod but never restarts it.
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert set(c[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, f"{name} {probe}"
+                assert c[probe]["grpc"]["port"] == GRPC_PORTS[name], f"{name} {probe}"
+            assert c["startupProbe"]["grpc"].get("service", "") == ""
+            assert c["readinessProbe"]["grpc"].get("service", "") == ""
+            assert c["livenessProbe"]["grpc"]["service"] == "liveness"
+        else:
+            assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        else:
-            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert c[probe]["grpc"]["port"] == GRPC_PORTS[name], f"{name} {probe}"
         pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         assert pre_stop == values["preStopSleepSeconds"]
         assert spec["terminationGracePeriodSeconds"] > pre_stop + SERVERS_SHUTDOWN_GRACE
@@ -227,9 +282,13 @@ def test_commands_probes_and_graceful_termination(case: str) -> None:
 def test_migration_hook_jobs(case: str) -> None:
     objs = render_objects(case)
     jobs = {j["metadata"]["name"]: j for j in of_kind(objs, "Job")}
-    assert len(jobs) == len(deployments(objs))
-    for name in deployments(objs):
+    migrating = set(deployments(objs)) & WITH_DATABASE
+    # One per service with a database; none for api-gateway (it has no `migrate`).
+    assert set(jobs) == {f"{chart_render.RELEASE}-{name}-migrate" for name in migrating}
+    assert migrating and "api-gateway" not in migrating
+    for name in migrating:
         job = jobs[f"{chart_render.RELEASE}-{name}-migrate"]
+        assert "DATABASE_URL" in env_of(container(job))
         hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
         assert hooks == {"pre-install", "pre-upgrade"}
         assert container(job)["command"] == ["python", "-m", PACKAGES[name], "migrate"]

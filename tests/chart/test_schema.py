@@ -30,6 +30,15 @@ from chartlib import CHART, ROOT
             {"networkPolicy": {"nats": {"ports": [4222], "to": [{"namespaceSelecter": {}}]}}},
             "namespaceSelecter",
         ),
+        # api-gateway has no database: nothing to migrate, no URL, no client secret.
+        ({"services": {"api-gateway": {"migrations": {"enabled": True}}}}, "migrations"),
+        ({"global": {"secrets": {"databaseUrls": {"api-gateway": "postgresql+asyncpg://x/y"}}}}, "api-gateway"),
+        ({"global": {"secrets": {"serviceClientSecrets": {"api-gateway": "s3cret"}}}}, "api-gateway"),
+        # identity refuses these at start.
+        ({"global": {"secrets": {"piiHmacKey": "short"}}}, "piiHmacKey"),
+        ({"global": {"secrets": {"piiEncryptionKey": "c2l4dGVlbiBieXRlcyBrZXk="}}}, "piiEncryptionKey"),
+        # The services export OTLP over HTTP only.
+        ({"global": {"otel": {"protocol": "grpc"}}}, "protocol"),
     ],
 )
 def test_schema_refuses(values: dict[str, Any], complaint: str) -> None:
@@ -92,3 +101,16 @@ def test_chart_env_cannot_be_overridden_by_extra_env() -> None:
         assert "set by the chart" in str(info.value)
         rendered = chart.render({"services": {"boards": {"env": {"FEATURE_X": "on"}}}}, name="shequtong")
         assert "FEATURE_X" in rendered["shequtong/templates/deployment.yaml"]
+
+
+def test_operator_given_pii_keys_in_the_accepted_form_pass() -> None:
+    import base64
+    import os
+
+    secrets = {
+        "piiHmacKey": "a-hmac-key-of-32-characters-long",
+        "piiEncryptionKey": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema({"global": {"secrets": secrets}})
+        chart.validate_schema({"global": {"secrets": {"piiEncryptionKey": secrets["piiEncryptionKey"].rstrip("=")}}})

@@ -1,44 +1,72 @@
 {{/*
-The fixed facts about each service: its Python package, whether it serves gRPC and/or
-HTTP, and which of the other services it calls over gRPC. This is the single source of the
-call graph: the *_ADDR variables, the NetworkPolicy egress of the caller and the ingress
-of the callee are all derived from `calls`. tests/chart checks it against the real graph.
+The fixed facts about each service, the chart's single source of them:
+  package        its Python package (`python -m <package>`; `… migrate` when it has a database)
+  grpc, http     whether it serves gRPC (probed by grpc.health.v1) and/or HTTP
+  database       it owns a PostgreSQL database: DATABASE_URL, the <svc>-database-url secret
+                 key, a migration hook Job, PostgreSQL egress. api-gateway is stateless.
+  nats           it publishes/consumes events: NATS_URL and NATS egress
+  clientCredentials  it authenticates to identity as a machine client: SERVICE_CLIENT_ID/
+                 SECRET, the <svc>-client-secret key and its entry in SERVICE_ACCOUNTS
+  calls          the other services it calls over gRPC: the *_ADDR variables, the
+                 NetworkPolicy egress of the caller and the ingress of the callee
+tests/chart checks these against the services themselves (settings, migrations, call graph).
 */}}
 {{- define "shequtong.catalog" -}}
 identity:
   package: shequtong_identity
   grpc: true
   http: false
+  database: true
+  nats: true
+  clientCredentials: true
   calls: []
 boards:
   package: shequtong_boards
   grpc: true
   http: false
+  database: true
+  nats: true
+  clientCredentials: true
   calls: [identity]
 issues:
   package: shequtong_issues
   grpc: true
   http: false
+  database: true
+  nats: true
+  clientCredentials: true
   calls: [identity]
 grid-gateway:
   package: shequtong_grid_gateway
   grpc: true
   http: true
+  database: true
+  nats: true
+  clientCredentials: true
   calls: [identity]
 volunteers:
   package: shequtong_volunteers
   grpc: true
   http: false
+  database: true
+  nats: true
+  clientCredentials: true
   calls: [identity]
 insights:
   package: shequtong_insights
   grpc: true
   http: false
+  database: true
+  nats: true
+  clientCredentials: true
   calls: [identity]
 api-gateway:
   package: shequtong_api_gateway
   grpc: false
   http: true
+  database: false
+  nats: false
+  clientCredentials: false
   calls: [identity, boards, issues, grid-gateway, volunteers, insights]
 {{- end -}}
 
@@ -131,10 +159,14 @@ dict "root" $ "name" <service> "svc" <values block> "info" <catalog entry>.
   valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
 - name: NODE_NAME
   valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+{{- if $info.database }}
 - name: DATABASE_URL
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ $name }}-database-url}}
+{{- end }}
+{{- if $info.nats }}
 - name: NATS_URL
   value: {{ $g.nats.url | quote }}
+{{- end }}
 {{- if $info.grpc }}
 - name: GRPC_PORT
   value: {{ $svc.port | quote }}
@@ -150,8 +182,6 @@ dict "root" $ "name" <service> "svc" <values block> "info" <catalog entry>.
 {{- if $g.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $g.otel.endpoint | quote }}
-- name: OTEL_EXPORTER_OTLP_PROTOCOL
-  value: {{ $g.otel.protocol | quote }}
 {{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ $name | quote }}
@@ -161,18 +191,21 @@ dict "root" $ "name" <service> "svc" <values block> "info" <catalog entry>.
 {{- end }}
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ join "," $attrs | quote }}
+{{- if $info.clientCredentials }}
 - name: SERVICE_CLIENT_ID
   value: {{ $name | quote }}
 - name: SERVICE_CLIENT_SECRET
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ $name }}-client-secret}}
+{{- end }}
+{{- /* Every service a service calls is required: the services fail at start without its
+address (api-gateway's settings require all six, and its /readyz waits for all). */}}
 {{- range $dep := $info.calls }}
 {{- $depSvc := get $root.Values.services $dep }}
-{{- if $depSvc.enabled }}
+{{- if not $depSvc.enabled }}
+{{- fail (printf "services.%s needs services.%s (it calls %s and will not start without its address): enable %s or disable %s" $name $dep $dep $dep $name) }}
+{{- end }}
 - name: {{ include "shequtong.envName" $dep }}_ADDR
   value: {{ printf "%s:%v" (include "shequtong.serviceName" (dict "root" $root "name" $dep)) $depSvc.port | quote }}
-{{- else if eq $dep "identity" }}
-{{- fail (printf "services.%s needs services.identity (it verifies tokens with identity's keys): enable identity or disable %s" $name $name) }}
-{{- end }}
 {{- end }}
 {{- if eq $name "grid-gateway" }}
 - name: GRID_BASE_URL
@@ -194,7 +227,7 @@ dict "root" $ "name" <service> "svc" <values block> "info" <catalog entry>.
 - name: SERVICE_ACCOUNTS
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: service-accounts}}
 {{- end }}
-{{- $reserved := list "POD_NAME" "POD_NAMESPACE" "NODE_NAME" "DATABASE_URL" "NATS_URL" "GRPC_PORT" "HTTP_PORT" "METRICS_PORT" "LOG_LEVEL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_SERVICE_NAME" "OTEL_RESOURCE_ATTRIBUTES" "SERVICE_CLIENT_ID" "SERVICE_CLIENT_SECRET" "GRID_BASE_URL" "GRID_API_KEY" "GRID_WEBHOOK_SECRET" "GRID_WEBHOOK_API_KEY" "IDENTITY_SIGNING_KEYS" "PII_HMAC_KEY" "PII_ENCRYPTION_KEY" "SERVICE_ACCOUNTS" }}
+{{- $reserved := list "POD_NAME" "POD_NAMESPACE" "NODE_NAME" "DATABASE_URL" "NATS_URL" "GRPC_PORT" "HTTP_PORT" "METRICS_PORT" "LOG_LEVEL" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_SERVICE_NAME" "OTEL_RESOURCE_ATTRIBUTES" "SERVICE_CLIENT_ID" "SERVICE_CLIENT_SECRET" "GRID_BASE_URL" "GRID_API_KEY" "GRID_WEBHOOK_SECRET" "GRID_WEBHOOK_API_KEY" "IDENTITY_SIGNING_KEYS" "PII_HMAC_KEY" "PII_ENCRYPTION_KEY" "SERVICE_ACCOUNTS" }}
 {{- range $k, $v := $svc.env }}
 {{- if or (has $k $reserved) (hasSuffix "_ADDR" $k) }}
 {{- fail (printf "services.%s.env.%s is set by the chart; change it through its own value instead" $name $k) }}

@@ -21,6 +21,16 @@ FEED_PAGE = 20
 
 # Journey → the routes it needs, what it does, and the raw limit it is compared with.
 JOURNEYS: dict[str, dict[str, Any]] = {
+    "my_profile": {
+        "what": "resident opens their profile (person, memberships, roles)",
+        "routes": ["GET /v1/me"],
+        "baseline": "http_grpc_hop",
+    },
+    "board_list": {
+        "what": "resident opens the neighbourhood's list of boards",
+        "routes": ["GET /v1/neighbourhoods/{neighbourhood_id}/boards"],
+        "baseline": "http_grpc_hop",
+    },
     "home_feed": {
         "what": "resident opens the neighbourhood's home feed (first page)",
         "routes": ["GET /v1/neighbourhoods/{neighbourhood_id}/feed"],
@@ -161,6 +171,18 @@ class Journey:
         return lambda: self.http.post("/v1/issues", json=body, headers={**headers, "Idempotency-Key": key})
 
 
+class MyProfile(Journey):
+    def pick(self, rng: random.Random) -> tuple[str, Op]:
+        _n, headers = self.resident(rng)
+        return "my_profile", lambda: self.http.get("/v1/me", headers=headers)
+
+
+class BoardList(Journey):
+    def pick(self, rng: random.Random) -> tuple[str, Op]:
+        n, headers = self.resident(rng)
+        return "board_list", lambda: self.http.get(f"/v1/neighbourhoods/{n['id']}/boards", headers=headers)
+
+
 class HomeFeed(Journey):
     def pick(self, rng: random.Random) -> tuple[str, Op]:
         return "home_feed", self.home_feed(rng)
@@ -285,6 +307,8 @@ class ReportDispatch(Journey):
 
 
 FACTORIES = {
+    "my_profile": "bench.journeys:MyProfile",
+    "board_list": "bench.journeys:BoardList",
     "home_feed": "bench.journeys:HomeFeed",
     "board_first_page": "bench.journeys:BoardFirstPage",
     "board_deep_page": "bench.journeys:BoardDeepPage",

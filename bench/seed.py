@@ -283,8 +283,10 @@ class Seeder:
         concurrency: int = 8,
         sign_in_per_neighbourhood: int = 5,
         log: Callable[[str], None] = print,
+        total_budget: float | None = None,
     ) -> None:
         self.api = api
+        self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
         self.targets = targets
         self.budget = part_budget
         self.concurrency = concurrency
@@ -295,11 +297,14 @@ class Seeder:
         self.rng = random.Random(7)
 
     def _deadline(self) -> float:
-        return time.monotonic() + self.budget
+        return min(time.monotonic() + self.budget, self.total_deadline)
 
     async def _part(self, report: PartReport, requires: tuple[str, ...], body: Callable[[PartReport], Awaitable[None]]):
         missing = self.api.missing(*requires)
-        if missing:
+        if time.monotonic() >= self.total_deadline:
+            report.status = "skipped"
+            report.note = "the run's total budget was spent"
+        elif missing:
             report.status = "unavailable"
             report.note = "routes not in the gateway yet: " + ", ".join(missing)
         else:
@@ -844,10 +849,19 @@ async def seed(
     parts: list[str] | None = None,
     sign_in_per_neighbourhood: int = 5,
     log: Callable[[str], None] = print,
+    total_budget: float | None = None,
 ) -> tuple[dict[str, Any], World]:
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
-        seeder = Seeder(Api(client, ops_headers), plan(scale), part_budget, concurrency, sign_in_per_neighbourhood, log)
+        seeder = Seeder(
+            Api(client, ops_headers),
+            plan(scale),
+            part_budget,
+            concurrency,
+            sign_in_per_neighbourhood,
+            log,
+            total_budget,
+        )
         report = await seeder.run(parts)
     report["scale"] = scale
     report["part_budget_s"] = part_budget

@@ -300,3 +300,30 @@ def merge(spec: LoadSpec, parts: list[dict[str, Any]], failures: list[str]) -> d
         spec.mode == "open" and lag_p99 is not None and lag_p99 > 20 and any(c > 0.85 for c in driver_cpu)
     ) or bool(spec.mode == "closed" and any(c > 0.95 for c in driver_cpu))
     return result
+
+
+class Stall:
+    """A self-check workload with no I/O: the first operation holds a lock for `stall` seconds and every
+    other one needs it briefly. An open-loop driver must charge the requests scheduled during the stall
+    with the time they waited; a closed-loop one would simply not have sent them (coordinated omission)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.stall = float(params.get("stall", 0.3))
+        self.lock: asyncio.Lock | None = None
+        self.first = True
+
+    async def setup(self) -> None:
+        self.lock = asyncio.Lock()
+
+    def pick(self, rng: random.Random) -> tuple[str, Op]:
+        async def op() -> None:
+            assert self.lock is not None
+            async with self.lock:
+                if self.first:
+                    self.first = False
+                    await asyncio.sleep(self.stall)
+
+        return "stall", op
+
+    async def close(self) -> None:
+        return None

@@ -116,3 +116,15 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
     assert "FastAPI + uvicorn tiny JSON, 1 worker" in table
     for name in measured:
         assert f"| {name} |" in table
+
+
+def test_open_loop_charges_a_stall_to_every_request_scheduled_during_it() -> None:
+    stall = 0.5
+    spec = LoadSpec("bench.loadgen:Stall", {"stall": stall}, "open", rate=100, duration=2, warmup=0, timeout=5)
+    result = run_load(spec)
+    assert result["errors"] == 0 and result["ok"] == 200
+    # ~50 of the 200 requests were scheduled during the stall; each is charged from its scheduled time,
+    # so the ten scheduled first waited >= 400 ms whatever else the machine does (lower bounds only: a
+    # busy machine can only add to them). A driver measuring from the send would report ~0 for them.
+    assert result["max_ms"] >= stall * 1000, result
+    assert result["p95_ms"] >= 0.8 * stall * 1000 - 100, result

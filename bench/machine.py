@@ -40,7 +40,19 @@ def nats_version() -> str:
     return "unknown"
 
 
-def describe(postgres_version: str | None = None) -> dict[str, Any]:
+def postgres_version() -> str:
+    with contextlib.suppress(Exception):
+        import psycopg
+
+        from shequtong_kit.testing import POSTGRES_ADMIN_URL
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "unknown"
+    return "not reachable"
+
+
+def describe(postgres: str | None = None) -> dict[str, Any]:
     load1, load5, _ = os.getloadavg()
     return {
         "cpu_model": cpu_model(),
@@ -49,7 +61,7 @@ def describe(postgres_version: str | None = None) -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "postgresql": postgres_version or "unknown",
+        "postgresql": postgres or postgres_version(),
         "nats_server": nats_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),

@@ -185,6 +185,7 @@ def measure_journeys(
     concurrency: int,
     rate_scale: float,
     driver_processes: int,
+    profile_dir: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     from bench.stack import process_groups
@@ -213,6 +214,13 @@ def measure_journeys(
                 out[name] = {**entry, "status": "measured", "latency": latency}
                 continue
             log(f"journey {name}: capacity (closed loop, {concurrency} in flight) …")
+            profiler = None
+            if profile_dir is not None:
+                from bench.profile import SERVICES, Profiler
+
+                wanted = ["api-gateway", *SERVICES.get(name, [])]
+                pids = {p: stack.processes[p].proc.pid for p in wanted if p in stack.processes}
+                profiler = Profiler(profile_dir, f"{name}", pids, duration).start()
             capacity = _phase(
                 LoadSpec(
                     FACTORIES[name],
@@ -226,6 +234,8 @@ def measure_journeys(
                 groups,
             )
             capacity.pop("extra", None)
+            if profiler is not None:
+                capacity["profile"] = profiler.stop()
             if name == "mixed_resident":
                 rate = 1000.0 * rate_scale
             elif db2:
@@ -409,6 +419,7 @@ def main(
     pipeline_backlog: int = typer.Option(20_000, help="events in the outbox for the drain phase"),
     deep_pages: int = typer.Option(50, help="how many pages deep the deep board page is"),
     quick: bool = typer.Option(False, help="short phases, scaled-down rates: a smoke of the instruments"),
+    profile: bool = typer.Option(False, help="py-spy the gateway and the journey's services during capacity runs"),
     out_dir: Path = typer.Option(RESULTS, help="where the JSON result goes"),
 ) -> None:
     if quick:
@@ -457,6 +468,7 @@ def main(
             concurrency=concurrency,
             rate_scale=rate_scale,
             driver_processes=driver_processes,
+            profile_dir=(out_dir / "profiles" / f"{results['date']}-{name}") if profile else None,
         )
     if not skip_pipeline:
         results["pipeline"] = pipeline_mod.measure(

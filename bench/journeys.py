@@ -231,13 +231,16 @@ class CadreQueue(Journey):
 
 
 class VolunteerSignup(Journey):
-    """Each (resident, activity) pair signs up once: the pairs are dealt out to the driver processes."""
+    """Each (resident, activity) pair signs up once: the pairs are dealt out to the phases of a run
+    (`phase` 0 capacity, 1 latency) and to the driver processes of each phase, so none repeats."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
         pairs = [(a, t) for n in self.hoods for a in n.get("activities", []) for t in n["resident_tokens"]]
-        random.Random(params.get("slice", 0)).shuffle(pairs)
-        self.pairs = iter(pairs)
+        random.Random(7).shuffle(pairs)
+        count = int(params.get("driver_count", 1))
+        share = int(params.get("phase", 0)) * count + int(params.get("driver_index", 0))
+        self.pairs = iter(pairs[share :: 2 * count])
 
     def pick(self, rng: random.Random) -> tuple[str, Op]:
         pair = next(self.pairs, None)

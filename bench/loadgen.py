@@ -232,8 +232,13 @@ def run_load(spec: LoadSpec) -> dict[str, Any]:
     """Runs `spec` in `spec.processes` driver processes and merges what they measured."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    child_spec = spec.per_process()
-    procs = [ctx.Process(target=_child, args=(child_spec, queue), daemon=True) for _ in range(max(1, spec.processes))]
+    count = max(1, spec.processes)
+    procs = []
+    for index in range(count):
+        child_spec = spec.per_process()
+        # A workload that must not repeat itself across drivers (sign-ups) takes its own share by these.
+        child_spec.params = {**spec.params, "driver_index": index, "driver_count": count}
+        procs.append(ctx.Process(target=_child, args=(child_spec, queue), daemon=True))
     for proc in procs:
         proc.start()
     parts: list[dict[str, Any]] = []

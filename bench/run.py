@@ -224,7 +224,7 @@ def measure_journeys(
             capacity = _phase(
                 LoadSpec(
                     FACTORIES[name],
-                    params,
+                    {**params, "phase": 0},
                     "closed",
                     concurrency=concurrency,
                     duration=duration,
@@ -246,7 +246,7 @@ def measure_journeys(
             latency = _phase(
                 LoadSpec(
                     FACTORIES[name],
-                    params,
+                    {**params, "phase": 1},
                     "open",
                     rate=rate,
                     duration=duration,

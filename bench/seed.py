@@ -266,6 +266,21 @@ def id_number(seed: str) -> str:
     return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
+CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code(seed: str) -> str:
+    """A GB 32100-valid (synthetic) unified social credit code derived from `seed`."""
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    body = "51" + "310113"
+    while len(body) < 17:
+        body += CREDIT_ALPHABET[digest % len(CREDIT_ALPHABET)]
+        digest //= len(CREDIT_ALPHABET)
+    total = sum(CREDIT_ALPHABET.index(c) * w for c, w in zip(body, CREDIT_WEIGHTS, strict=True))
+    return body + CREDIT_ALPHABET[(31 - total % 31) % 31]
+
+
 def phone(seed: str) -> str:
     digest = int(hashlib.sha256(("phone" + seed).encode()).hexdigest(), 16)
     return "1" + "3456789"[digest % 7] + f"{(digest >> 8) % 10**9:09d}"
@@ -720,7 +735,8 @@ class Seeder:
         report = PartReport(
             "storefronts",
             target,
-            path="POST /v1/organisations, POST /v1/organisations/{id}/approve, POST .../storefronts (operator)",
+            path="per organisation: its administrator (POST /v1/people, login) registers it, the operator approves,"
+            " the administrator opens the storefront",
             bulk_rpc_needed="volunteers.v1.VolunteersService/ImportStorefronts (approved organisations with"
             " storefronts and their served neighbourhoods)",
         )
@@ -728,6 +744,7 @@ class Seeder:
         if not hoods or not self.world.district_id:
             return await self._skip(report, "no neighbourhoods")
         requires = (
+            "POST /v1/people",
             "POST /v1/organisations",
             "POST /v1/organisations/{organisation_id}/approve",
             "POST /v1/organisations/{organisation_id}/storefronts",
@@ -735,16 +752,17 @@ class Seeder:
 
         async def one(i: int) -> bool:
             seed = f"{self.world.run}-org{i}"
+            admin = await self.login(await self._person(seed))
             digest = hashlib.sha256(seed.encode()).hexdigest().upper()
             org = await self.api.call(
                 "POST",
                 "/v1/organisations",
                 {
                     "name": f"宝山区阳光社工服务社{i}",
-                    "credit_code": ("91" + digest)[:18],
+                    "credit_code": credit_code(digest),
                     "district_id": self.world.district_id,
                 },
-                self.api.ops,
+                admin.headers,
                 idempotency_key=f"seed-{seed}",
             )
             await self.api.call("POST", f"/v1/organisations/{org['id']}/approve", {}, self.api.ops)
@@ -753,7 +771,7 @@ class Seeder:
                 "POST",
                 f"/v1/organisations/{org['id']}/storefronts",
                 {"name": f"公益服务店铺{i}", "address": f"淞南路{i + 1}号", "neighbourhood_ids": served},
-                self.api.ops,
+                admin.headers,
                 idempotency_key=f"seed-{seed}-store",
             )
             return True

@@ -129,6 +129,7 @@ def _replica(
                 late = max(late, now - due)
             await _write(sessions, outbox, subject, index * 10_000_000 + written, events_per_tx)
             written += events_per_tx
+        produce_seconds = time.perf_counter() - t0
         # Keep relaying until the consumer has everything (or gave up); bounded like every run.
         await asyncio.to_thread(stop.wait, 900)
         if relay_task is not None:
@@ -136,7 +137,7 @@ def _replica(
             await asyncio.wait_for(relay_task, 10)
         await nc.close()
         await engine.dispose()
-        return {"written": written, "producer_late_max_s": round(late, 3)}
+        return {"written": written, "produce_seconds": round(produce_seconds, 2), "producer_late_max_s": round(late, 3)}
 
     queue.put(("replica", index, asyncio.run(go())))
 
@@ -270,8 +271,13 @@ def _phase(
     consumed = results.get("consumer", {"lags": [], "first": 0, "last": 0})
     lags = sorted(consumed["lags"])
     span = max(consumed["last"] - start_at, 1e-6)
+    produced = [r for r in results["replicas"].values() if r.get("produce_seconds")]
     return {
         "expected": expected,
+        # What the replicas managed to write per second (below the offered rate: the writers were the limit).
+        "produced_rate": round(sum(r["written"] for r in produced) / max(r["produce_seconds"] for r in produced), 1)
+        if produced
+        else None,
         "handled": len(lags),
         "lost": max(0, expected - len(lags)),
         "throughput": round(len(lags) / span, 1) if lags else 0.0,

@@ -69,3 +69,30 @@ def create_region_tree(api: httpx.Client, headers: dict[str, str], suffix: str) 
         }
     )
     return {"district": district, "subdistrict": subdistrict, "residential": residential, "village": village}
+
+
+def stream_payloads(nats_url: str, stream: str, subject: str, limit: int = 100_000) -> list[bytes]:
+    """Every stored message on `subject` in `stream`, oldest first (reads the stream; consumes nothing)."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def read() -> list[bytes]:
+        nc = await nats.connect(nats_url)
+        found: list[bytes] = []
+        try:
+            js = nc.jetstream()
+            seq = 1
+            while len(found) < limit:
+                try:
+                    msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+                except NotFoundError:
+                    break
+                found.append(msg.data or b"")
+                seq = int(msg.seq or seq) + 1
+        finally:
+            await nc.close()
+        return found
+
+    return asyncio.run(read())

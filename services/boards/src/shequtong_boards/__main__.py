@@ -14,7 +14,7 @@ from shequtong_kit.settings import load_settings_or_exit
 def build() -> ServiceApp:
     settings = load_settings_or_exit(BoardsSettings)
     app = ServiceApp("boards", settings, produces=["BOARDS"])
-    service = BoardsService(app.sessions, app.clock)
+    service = BoardsService(app.sessions, app.outbox, app.clock)
     app.add_servicer(
         boards_pb2_grpc.add_BoardsServiceServicer_to_server,
         BoardsServicer(service),

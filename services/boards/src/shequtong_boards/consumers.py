@@ -1,13 +1,25 @@
-"""JetStream handlers of boards: every event it reacts to, idempotent through the kit's inbox."""
+"""JetStream handlers of boards: every event it reacts to, idempotent through the kit's inbox and through
+its own unique keys (upserts for projections, one system reply per source event)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong_boards.service import BoardsService
 from shequtong_kit import regions
 from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, route
+
+MEMBERSHIP_VERIFIED = "identity.membership.verified"
+MEMBERSHIP_LEFT = "identity.membership.left"
+ROLE_GRANTED = "identity.role.granted"
+ROLE_REVOKED = "identity.role.revoked"
+PERSON_UPDATED = "identity.person.updated"
+
+ISSUE_REPORTED = "issues.issue.reported"
+# issues.issue.<transition> carry IssueStateChanged, except these, which have payloads of their own.
+ISSUE_OTHER = {"issues.issue.dispatch_requested", "issues.issue.sla_breached", "issues.issue.rated"}
 
 
 def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
@@ -17,11 +29,39 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
         await regions.record_neighbourhood(session, message, event)
         await service.open_boards_for(session, message.neighbourhood_id)
 
+    people = service.projections
+
+    async def issue_event(session: AsyncSession, event: ReceivedEvent) -> None:
+        if event.subject == ISSUE_REPORTED:
+            await people.issue_reported(session, event.parse(issues_ev.IssueReported), event)
+        elif event.subject.startswith("issues.issue.") and event.subject not in ISSUE_OTHER:
+            await people.issue_state_changed(session, event.parse(issues_ev.IssueStateChanged), event)
+
     return [
         ConsumerSpec(
             name="boards-neighbourhoods",
             stream="IDENTITY",
             subjects=[regions.NEIGHBOURHOOD_CREATED],
             handler=route({regions.NEIGHBOURHOOD_CREATED: (identity_ev.NeighbourhoodCreated, neighbourhood_created)}),
-        )
+        ),
+        ConsumerSpec(
+            name="boards-people",
+            stream="IDENTITY",
+            subjects=[MEMBERSHIP_VERIFIED, MEMBERSHIP_LEFT, ROLE_GRANTED, ROLE_REVOKED, PERSON_UPDATED],
+            handler=route(
+                {
+                    MEMBERSHIP_VERIFIED: (identity_ev.MemberVerified, people.member_verified),
+                    MEMBERSHIP_LEFT: (identity_ev.MemberLeft, people.member_left),
+                    ROLE_GRANTED: (identity_ev.RoleGranted, people.role_granted),
+                    ROLE_REVOKED: (identity_ev.RoleRevoked, people.role_revoked),
+                    PERSON_UPDATED: (identity_ev.PersonProfileUpdated, people.person_updated),
+                }
+            ),
+        ),
+        ConsumerSpec(
+            name="boards-issue-feedback",
+            stream="ISSUES",
+            subjects=["issues.issue.>"],
+            handler=issue_event,
+        ),
     ]

@@ -1,14 +1,103 @@
+"""SQLAlchemy queries of the boards service (no rules here: the domain decides, the service composes)."""
+
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shequtong_boards.models import Board
+from shequtong_boards.domain.content import VISIBLE, FeedKey
+from shequtong_boards.models import (
+    AffairRow,
+    AffairStep,
+    Ballot,
+    BallotChoice,
+    Board,
+    BoardRead,
+    CandidateRow,
+    CatalogueOverride,
+    Comment,
+    ContentReport,
+    ConventionRow,
+    ConventionVersionRow,
+    IssueLink,
+    Like,
+    Member,
+    MentionRow,
+    MilestoneRow,
+    ModerationLog,
+    Mute,
+    Poll,
+    PollOption,
+    Post,
+    Revision,
+    RoleHolder,
+    Topic,
+    TopicRating,
+    TopicStepRow,
+)
+from shequtong_kit.auth import Lineage
+from shequtong_kit.db import region_directory
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    """A dialect-aware INSERT that supports ON CONFLICT (PostgreSQL and SQLite share the API)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(model)
+
+
+async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
+    """Inserts unless a row with the same key exists; True when this call inserted it."""
+    statement = _insert(session, model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def upsert(
+    session: AsyncSession, model: Any, values: dict[str, Any], keys: Sequence[str], update_fields: Sequence[str]
+) -> None:
+    statement = _insert(session, model).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in update_fields}
+    )
+    await session.execute(statement)
+
+
+# --- regions (the kit's directory) ----------------------------------------------------------------
+
+
+async def lineages_of(session: AsyncSession, neighbourhood_ids: Iterable[str]) -> list[Lineage]:
+    ids = sorted(set(neighbourhood_ids))
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(
+            region_directory.c.neighbourhood_id, region_directory.c.subdistrict_id, region_directory.c.district_id
+        ).where(region_directory.c.neighbourhood_id.in_(ids))
+    )
+    return [Lineage(row[0], row[1], row[2]) for row in rows]
+
+
+async def subdistricts_of(session: AsyncSession, district_id: str) -> set[str]:
+    rows = await session.execute(
+        select(region_directory.c.subdistrict_id).where(region_directory.c.district_id == district_id).distinct()
+    )
+    return {row[0] for row in rows}
+
+
+# --- boards and catalogue ---------------------------------------------------------------------------
 
 
 class BoardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def get(self, board_id: str) -> Board | None:
+        return await self.session.get(Board, board_id)
 
     async def kinds_in(self, neighbourhood_id: str) -> set[str]:
         rows = await self.session.execute(select(Board.kind).where(Board.neighbourhood_id == neighbourhood_id))
@@ -19,5 +108,675 @@ class BoardRepository:
         await self.session.flush()
 
     async def of_neighbourhood(self, neighbourhood_id: str) -> list[Board]:
-        query = select(Board).where(Board.neighbourhood_id == neighbourhood_id).order_by(Board.id)
+        query = select(Board).where(Board.neighbourhood_id == neighbourhood_id).order_by(Board.position, Board.id)
         return list((await self.session.execute(query)).scalars())
+
+    async def of_district(self, district_id: str) -> list[Board]:
+        query = (
+            select(Board)
+            .where(Board.district_id == district_id, Board.scope == "district")
+            .order_by(Board.position, Board.id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def of_kind(self, neighbourhood_id: str, kind: str) -> Board | None:
+        query = select(Board).where(Board.neighbourhood_id == neighbourhood_id, Board.kind == kind)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def district_kind_exists(self, district_id: str, kind: str) -> bool:
+        query = select(Board.id).where(Board.district_id == district_id, Board.kind == kind, Board.scope == "district")
+        return (await self.session.execute(query)).first() is not None
+
+    async def rename_in_district(self, district_id: str, kind: str, name: str) -> None:
+        await self.session.execute(
+            update(Board).where(Board.district_id == district_id, Board.kind == kind).values(name=name)
+        )
+
+    async def neighbourhoods_lacking(self, district_id: str, kind: str) -> list[str]:
+        has = select(Board.neighbourhood_id).where(Board.kind == kind, Board.neighbourhood_id.is_not(None))
+        rows = await self.session.execute(
+            select(region_directory.c.neighbourhood_id).where(
+                region_directory.c.district_id == district_id, region_directory.c.neighbourhood_id.not_in(has)
+            )
+        )
+        return [row[0] for row in rows]
+
+    async def overrides(self, district_id: str) -> list[CatalogueOverride]:
+        query = select(CatalogueOverride).where(CatalogueOverride.district_id == district_id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def override(self, district_id: str, kind: str) -> CatalogueOverride | None:
+        return await self.session.get(CatalogueOverride, (district_id, kind))
+
+    async def put_override(self, values: dict[str, Any]) -> None:
+        await upsert(
+            self.session,
+            CatalogueOverride,
+            values,
+            ["district_id", "kind"],
+            ["name", "scope", "policy", "position", "updated_by", "updated_at"],
+        )
+
+    async def last_read(self, person_id: str, board_ids: Sequence[str]) -> dict[str, datetime]:
+        if not board_ids:
+            return {}
+        rows = await self.session.execute(
+            select(BoardRead.board_id, BoardRead.last_read_at).where(
+                BoardRead.person_id == person_id, BoardRead.board_id.in_(board_ids)
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def mark_read(self, person_id: str, board_id: str, when: datetime) -> None:
+        await upsert(
+            self.session,
+            BoardRead,
+            {"person_id": person_id, "board_id": board_id, "last_read_at": when},
+            ["person_id", "board_id"],
+            ["last_read_at"],
+        )
+
+    async def unread(self, board_id: str, since: datetime, person_id: str, cap: int) -> int:
+        """Visible posts by others since `since`, counted up to `cap` (the partial feed index serves it)."""
+        inner = (
+            select(literal(1))
+            .where(
+                Post.board_id == board_id,
+                Post.status == VISIBLE,
+                Post.created_at > since,
+                Post.author_id != person_id,
+            )
+            .limit(cap)
+            .subquery()
+        )
+        return int((await self.session.execute(select(func.count()).select_from(inner))).scalar_one())
+
+
+# --- posts, comments, mentions, likes -------------------------------------------------------------
+
+
+def _feed_order(query: Select[Any]) -> Select[Any]:
+    return query.order_by(Post.pinned.desc(), Post.created_at.desc(), Post.id.desc())
+
+
+def _after(query: Select[Any], after: FeedKey | None) -> Select[Any]:
+    if after is None:
+        return query
+    return query.where(tuple_(Post.pinned, Post.created_at, Post.id) < tuple_(after.pinned, after.created_at, after.id))
+
+
+class PostRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, post_id: str, for_update: bool = False) -> Post | None:
+        if for_update:
+            query = select(Post).where(Post.id == post_id).with_for_update()
+            return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.get(Post, post_id)
+
+    async def add(self, post: Post) -> None:
+        self.session.add(post)
+        await self.session.flush()
+
+    async def bulk_add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many posts in one statement (imports, the feed benchmark): no events, no mentions."""
+        if rows:
+            await self.session.execute(insert(Post), list(rows))
+
+    async def board_feed(self, board_id: str, after: FeedKey | None, limit: int) -> list[Post]:
+        query = select(Post).where(Post.board_id == board_id, Post.status == VISIBLE)
+        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+
+    async def neighbourhood_feed(
+        self, neighbourhood_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
+    ) -> list[Post]:
+        query = select(Post).where(Post.neighbourhood_id == neighbourhood_id, Post.status == VISIBLE)
+        if board_ids is not None:
+            query = query.where(Post.board_id.in_(board_ids))
+        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+
+    async def district_feed(
+        self, district_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
+    ) -> list[Post]:
+        query = select(Post).where(
+            Post.district_id == district_id, Post.neighbourhood_id.is_(None), Post.status == VISIBLE
+        )
+        if board_ids is not None:
+            query = query.where(Post.board_id.in_(board_ids))
+        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+
+    async def bump(self, post_id: str, **deltas: int) -> None:
+        """Atomic counter changes (like_count=+1 ...), safe under concurrent writers."""
+        values = {name: getattr(Post, name) + delta for name, delta in deltas.items()}
+        await self.session.execute(update(Post).where(Post.id == post_id).values(**values))
+
+    async def counter(self, post_id: str, name: str) -> int:
+        return int((await self.session.execute(select(getattr(Post, name)).where(Post.id == post_id))).scalar_one())
+
+    async def add_revision(self, revision: Revision) -> None:
+        self.session.add(revision)
+        await self.session.flush()
+
+    async def revisions(self, target_type: str, target_id: str, after: int, limit: int) -> list[Revision]:
+        query = (
+            select(Revision)
+            .where(Revision.target_type == target_type, Revision.target_id == target_id, Revision.version > after)
+            .order_by(Revision.version)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def poll_ids(self, post_ids: Sequence[str]) -> dict[str, list[str]]:
+        if not post_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Poll.post_id, Poll.id).where(Poll.post_id.in_(post_ids)).order_by(Poll.created_at, Poll.id)
+        )
+        found: dict[str, list[str]] = {}
+        for post_id, poll_id in rows:
+            found.setdefault(post_id, []).append(poll_id)
+        return found
+
+    async def issue_ids(self, post_ids: Sequence[str]) -> dict[str, str]:
+        if not post_ids:
+            return {}
+        rows = await self.session.execute(
+            select(IssueLink.post_id, IssueLink.issue_id).where(IssueLink.post_id.in_(post_ids))
+        )
+        return {row[0]: row[1] for row in rows}
+
+
+class CommentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, comment_id: str) -> Comment | None:
+        return await self.session.get(Comment, comment_id)
+
+    async def add(self, comment: Comment) -> None:
+        self.session.add(comment)
+        await self.session.flush()
+
+    async def thread(
+        self, post_id: str, parent_id: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Comment]:
+        query = select(Comment).where(Comment.post_id == post_id, Comment.status == VISIBLE)
+        query = query.where(Comment.parent_id == parent_id if parent_id else Comment.parent_id.is_(None))
+        if after is not None:
+            query = query.where(tuple_(Comment.created_at, Comment.id) > tuple_(after[0], after[1]))
+        query = query.order_by(Comment.created_at, Comment.id).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def bump(self, comment_id: str, **deltas: int) -> None:
+        values = {name: getattr(Comment, name) + delta for name, delta in deltas.items()}
+        await self.session.execute(update(Comment).where(Comment.id == comment_id).values(**values))
+
+    async def counter(self, comment_id: str, name: str) -> int:
+        query = select(getattr(Comment, name)).where(Comment.id == comment_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def by_source_event(self, event_id: str) -> Comment | None:
+        query = select(Comment).where(Comment.source_event_id == event_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+
+class MentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: dict[str, Any]) -> bool:
+        return await insert_ignore(self.session, MentionRow, row, ["target_type", "target_id", "person_id"])
+
+    async def of_targets(self, target_type: str, target_ids: Sequence[str]) -> dict[str, list[MentionRow]]:
+        if not target_ids:
+            return {}
+        query = (
+            select(MentionRow)
+            .where(MentionRow.target_type == target_type, MentionRow.target_id.in_(target_ids))
+            .order_by(MentionRow.created_at, MentionRow.id)
+        )
+        found: dict[str, list[MentionRow]] = {}
+        for row in (await self.session.execute(query)).scalars():
+            found.setdefault(row.target_id, []).append(row)
+        return found
+
+    async def person_ids(self, target_type: str, target_id: str) -> set[str]:
+        rows = await self.session.execute(
+            select(MentionRow.person_id).where(MentionRow.target_type == target_type, MentionRow.target_id == target_id)
+        )
+        return {row[0] for row in rows}
+
+
+class LikeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def like(self, target_type: str, target_id: str, person_id: str, when: datetime) -> bool:
+        return await insert_ignore(
+            self.session,
+            Like,
+            {"target_type": target_type, "target_id": target_id, "person_id": person_id, "created_at": when},
+            ["target_type", "target_id", "person_id"],
+        )
+
+    async def unlike(self, target_type: str, target_id: str, person_id: str) -> bool:
+        result = await self.session.execute(
+            delete(Like).where(
+                Like.target_type == target_type, Like.target_id == target_id, Like.person_id == person_id
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def liked(self, target_type: str, target_ids: Sequence[str], person_id: str) -> set[str]:
+        if not target_ids:
+            return set()
+        rows = await self.session.execute(
+            select(Like.target_id).where(
+                Like.target_type == target_type, Like.target_id.in_(target_ids), Like.person_id == person_id
+            )
+        )
+        return {row[0] for row in rows}
+
+
+# --- people (projections) ---------------------------------------------------------------------------
+
+
+class PeopleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def member(self, person_id: str, neighbourhood_id: str) -> Member | None:
+        return await self.session.get(Member, (person_id, neighbourhood_id))
+
+    async def active_members(self, person_ids: Sequence[str], neighbourhood_ids: Sequence[str]) -> list[Member]:
+        if not person_ids or not neighbourhood_ids:
+            return []
+        query = select(Member).where(
+            Member.person_id.in_(person_ids), Member.neighbourhood_id.in_(neighbourhood_ids), Member.active.is_(True)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def known_people(
+        self, person_ids: Sequence[str], *, neighbourhood_id: str | None = None, district_id: str | None = None
+    ) -> set[str]:
+        """Which of these people are members (or office holders) of the neighbourhood, or of the district."""
+        ids = sorted(set(person_ids))
+        if not ids:
+            return set()
+        if neighbourhood_id:
+            members = select(Member.person_id).where(
+                Member.person_id.in_(ids), Member.neighbourhood_id == neighbourhood_id, Member.active.is_(True)
+            )
+            scope = f"n:{neighbourhood_id}"
+        else:
+            members = (
+                select(Member.person_id)
+                .join(region_directory, region_directory.c.neighbourhood_id == Member.neighbourhood_id)
+                .where(
+                    Member.person_id.in_(ids),
+                    region_directory.c.district_id == (district_id or ""),
+                    Member.active.is_(True),
+                )
+            )
+            scope = f"d:{district_id}"
+        holders = select(RoleHolder.person_id).where(RoleHolder.person_id.in_(ids), RoleHolder.scope == scope)
+        found = {row[0] for row in await self.session.execute(members)}
+        found.update(row[0] for row in await self.session.execute(holders))
+        return found
+
+    async def holders(self, scope: str, roles: Iterable[str]) -> list[RoleHolder]:
+        query = (
+            select(RoleHolder)
+            .where(RoleHolder.scope == scope, RoleHolder.role.in_(sorted(set(roles))))
+            .order_by(RoleHolder.person_id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def holders_of(self, person_ids: Sequence[str]) -> list[RoleHolder]:
+        if not person_ids:
+            return []
+        query = select(RoleHolder).where(RoleHolder.person_id.in_(person_ids))
+        return list((await self.session.execute(query)).scalars())
+
+    async def member_names(self, person_ids: Sequence[str]) -> dict[str, str]:
+        if not person_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Member.person_id, Member.display_name).where(Member.person_id.in_(person_ids))
+        )
+        return {row[0]: row[1] for row in rows if row[1]}
+
+    async def record_member(self, values: dict[str, Any]) -> None:
+        await upsert(
+            self.session,
+            Member,
+            values,
+            ["person_id", "neighbourhood_id"],
+            ["household_id", "display_name", "verified_at", "active"],
+        )
+
+    async def member_left(self, person_id: str, neighbourhood_id: str) -> None:
+        await self.session.execute(
+            update(Member)
+            .where(Member.person_id == person_id, Member.neighbourhood_id == neighbourhood_id)
+            .values(active=False)
+        )
+
+    async def grant(self, values: dict[str, Any]) -> None:
+        await upsert(self.session, RoleHolder, values, ["person_id", "role", "scope"], ["display_name"])
+
+    async def revoke(self, person_id: str, role: str, scope: str) -> None:
+        await self.session.execute(
+            delete(RoleHolder).where(
+                RoleHolder.person_id == person_id, RoleHolder.role == role, RoleHolder.scope == scope
+            )
+        )
+
+    async def rename(self, person_id: str, display_name: str) -> None:
+        await self.session.execute(
+            update(Member).where(Member.person_id == person_id).values(display_name=display_name)
+        )
+        await self.session.execute(
+            update(RoleHolder).where(RoleHolder.person_id == person_id).values(display_name=display_name)
+        )
+
+
+# --- moderation ---------------------------------------------------------------------------------------
+
+
+class ModerationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def report(self, report_id: str) -> ContentReport | None:
+        return await self.session.get(ContentReport, report_id)
+
+    async def report_by(self, target_type: str, target_id: str, reporter_id: str) -> ContentReport | None:
+        query = select(ContentReport).where(
+            ContentReport.target_type == target_type,
+            ContentReport.target_id == target_id,
+            ContentReport.reporter_id == reporter_id,
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add(self, row: Any) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def reports(
+        self, board_ids: Sequence[str], status: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[ContentReport]:
+        query = select(ContentReport).where(ContentReport.board_id.in_(board_ids), ContentReport.status == status)
+        if after is not None:
+            query = query.where(tuple_(ContentReport.created_at, ContentReport.id) > tuple_(after[0], after[1]))
+        query = query.order_by(ContentReport.created_at, ContentReport.id).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def resolve_open(self, target_type: str, target_id: str, actor: str, when: datetime, note: str) -> None:
+        await self.session.execute(
+            update(ContentReport)
+            .where(
+                ContentReport.target_type == target_type,
+                ContentReport.target_id == target_id,
+                ContentReport.status == "open",
+            )
+            .values(status="actioned", resolved_by=actor, resolved_at=when, resolution=note)
+        )
+
+    async def actions(
+        self,
+        *,
+        neighbourhood_id: str | None = None,
+        subject_person_id: str | None = None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ModerationLog]:
+        query = select(ModerationLog)
+        if neighbourhood_id is not None:
+            query = query.where(ModerationLog.neighbourhood_id == neighbourhood_id)
+        if subject_person_id is not None:
+            query = query.where(ModerationLog.subject_person_id == subject_person_id)
+        if before is not None:
+            query = query.where(tuple_(ModerationLog.created_at, ModerationLog.id) < tuple_(before[0], before[1]))
+        query = query.order_by(ModerationLog.created_at.desc(), ModerationLog.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def mute(self, neighbourhood_id: str, person_id: str) -> Mute | None:
+        return await self.session.get(Mute, (neighbourhood_id, person_id))
+
+    async def put_mute(self, values: dict[str, Any]) -> None:
+        await upsert(self.session, Mute, values, ["neighbourhood_id", "person_id"], ["until", "reason", "muted_by"])
+
+    async def remove_mute(self, neighbourhood_id: str, person_id: str) -> bool:
+        result = await self.session.execute(
+            delete(Mute).where(Mute.neighbourhood_id == neighbourhood_id, Mute.person_id == person_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- polls ----------------------------------------------------------------------------------------------
+
+
+class PollRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, poll_id: str) -> Poll | None:
+        return await self.session.get(Poll, poll_id)
+
+    async def add(self, poll: Poll, options: list[PollOption]) -> None:
+        self.session.add(poll)
+        await self.session.flush()
+        self.session.add_all(options)
+        await self.session.flush()
+
+    async def options(self, poll_id: str) -> list[PollOption]:
+        query = select(PollOption).where(PollOption.poll_id == poll_id).order_by(PollOption.position)
+        return list((await self.session.execute(query)).scalars())
+
+    async def tally(self, poll_id: str) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(BallotChoice.option_id, func.count())
+            .where(BallotChoice.poll_id == poll_id)
+            .group_by(BallotChoice.option_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def ballot_count(self, poll_id: str) -> int:
+        query = select(func.count()).select_from(Ballot).where(Ballot.poll_id == poll_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def ballot_of(self, poll_id: str, voter_keys: Sequence[str]) -> Ballot | None:
+        query = select(Ballot).where(Ballot.poll_id == poll_id, Ballot.voter_key.in_(voter_keys)).limit(1)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def choices(self, ballot_id: str) -> list[str]:
+        rows = await self.session.execute(select(BallotChoice.option_id).where(BallotChoice.ballot_id == ballot_id))
+        return [row[0] for row in rows]
+
+    async def cast(self, ballot: Ballot, option_ids: Sequence[str]) -> None:
+        """Flushes the ballot first: a second ballot for the same voter key fails here (unique constraint)."""
+        self.session.add(ballot)
+        await self.session.flush()
+        self.session.add_all(
+            [BallotChoice(ballot_id=ballot.id, option_id=option_id, poll_id=ballot.poll_id) for option_id in option_ids]
+        )
+        await self.session.flush()
+
+    async def close(self, poll_id: str, when: datetime) -> bool:
+        result = await self.session.execute(
+            update(Poll).where(Poll.id == poll_id, Poll.closed_at.is_(None)).values(closed_at=when)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- deliberation -----------------------------------------------------------------------------------------
+
+
+class TopicRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, topic_id: str) -> Topic | None:
+        return await self.session.get(Topic, topic_id)
+
+    async def add(self, row: Any) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def move(self, topic_id: str, current: str, target: str, when: datetime) -> bool:
+        """Compare-and-set on the stage: of two cadres moving the same topic, one wins."""
+        result = await self.session.execute(
+            update(Topic).where(Topic.id == topic_id, Topic.stage == current).values(stage=target, updated_at=when)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def steps(self, topic_id: str) -> list[TopicStepRow]:
+        query = select(TopicStepRow).where(TopicStepRow.topic_id == topic_id).order_by(TopicStepRow.seq)
+        return list((await self.session.execute(query)).scalars())
+
+    async def next_seq(self, topic_id: str) -> int:
+        query = select(func.coalesce(func.max(TopicStepRow.seq), 0)).where(TopicStepRow.topic_id == topic_id)
+        return int((await self.session.execute(query)).scalar_one()) + 1
+
+    async def milestones(self, topic_id: str) -> list[MilestoneRow]:
+        query = select(MilestoneRow).where(MilestoneRow.topic_id == topic_id).order_by(MilestoneRow.position)
+        return list((await self.session.execute(query)).scalars())
+
+    async def milestone(self, milestone_id: str) -> MilestoneRow | None:
+        return await self.session.get(MilestoneRow, milestone_id)
+
+    async def rating_stats(self, topic_id: str) -> tuple[int, float]:
+        row = (
+            await self.session.execute(
+                select(func.count(), func.avg(TopicRating.rating)).where(TopicRating.topic_id == topic_id)
+            )
+        ).one()
+        return int(row[0]), float(row[1] or 0)
+
+    async def rating_by(self, topic_id: str, person_id: str) -> TopicRating | None:
+        return await self.session.get(TopicRating, (topic_id, person_id))
+
+    async def listing(
+        self, neighbourhood_id: str, stage: str | None, before: tuple[datetime, str] | None, limit: int
+    ) -> list[Topic]:
+        query = select(Topic).where(Topic.neighbourhood_id == neighbourhood_id)
+        if stage:
+            query = query.where(Topic.stage == stage)
+        if before is not None:
+            query = query.where(tuple_(Topic.created_at, Topic.id) < tuple_(before[0], before[1]))
+        query = query.order_by(Topic.created_at.desc(), Topic.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def poll_ids(self, topic_id: str) -> list[str]:
+        rows = await self.session.execute(
+            select(Poll.id).where(Poll.topic_id == topic_id).order_by(Poll.created_at, Poll.id)
+        )
+        return [row[0] for row in rows]
+
+    async def convention(self, convention_id: str, for_update: bool = False) -> ConventionRow | None:
+        if for_update:
+            query = select(ConventionRow).where(ConventionRow.id == convention_id).with_for_update()
+            return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.get(ConventionRow, convention_id)
+
+    async def versions(self, convention_id: str, newest_only: bool = False) -> list[ConventionVersionRow]:
+        query = (
+            select(ConventionVersionRow)
+            .where(ConventionVersionRow.convention_id == convention_id)
+            .order_by(ConventionVersionRow.version.desc())
+        )
+        if newest_only:
+            query = query.limit(1)
+        return list((await self.session.execute(query)).scalars())
+
+    async def poll_used(self, poll_id: str) -> bool:
+        query = select(ConventionVersionRow.version).where(ConventionVersionRow.poll_id == poll_id).limit(1)
+        return (await self.session.execute(query)).first() is not None
+
+    async def conventions(
+        self, neighbourhood_id: str, before: tuple[datetime, str] | None, limit: int
+    ) -> list[ConventionRow]:
+        query = select(ConventionRow).where(ConventionRow.neighbourhood_id == neighbourhood_id)
+        if before is not None:
+            query = query.where(tuple_(ConventionRow.created_at, ConventionRow.id) < tuple_(before[0], before[1]))
+        query = query.order_by(ConventionRow.created_at.desc(), ConventionRow.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+
+# --- affairs ------------------------------------------------------------------------------------------------
+
+
+class AffairRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, affair_id: str) -> AffairRow | None:
+        return await self.session.get(AffairRow, affair_id)
+
+    async def add(self, row: Any) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def move(self, affair_id: str, current: str, target: str, when: datetime) -> bool:
+        result = await self.session.execute(
+            update(AffairRow)
+            .where(AffairRow.id == affair_id, AffairRow.stage == current)
+            .values(stage=target, updated_at=when)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def steps(self, affair_id: str) -> list[AffairStep]:
+        query = select(AffairStep).where(AffairStep.affair_id == affair_id).order_by(AffairStep.at, AffairStep.id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def candidates(self, affair_id: str) -> list[CandidateRow]:
+        query = select(CandidateRow).where(CandidateRow.affair_id == affair_id).order_by(CandidateRow.position)
+        return list((await self.session.execute(query)).scalars())
+
+    async def listing(self, neighbourhood_id: str, before: tuple[datetime, str] | None, limit: int) -> list[AffairRow]:
+        query = select(AffairRow).where(AffairRow.neighbourhood_id == neighbourhood_id)
+        if before is not None:
+            query = query.where(tuple_(AffairRow.created_at, AffairRow.id) < tuple_(before[0], before[1]))
+        query = query.order_by(AffairRow.created_at.desc(), AffairRow.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+
+# --- issues feedback ------------------------------------------------------------------------------------------
+
+
+class IssueLinkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def link(self, issue_id: str, post_id: str, neighbourhood_id: str, when: datetime) -> bool:
+        return await insert_ignore(
+            self.session,
+            IssueLink,
+            {"issue_id": issue_id, "post_id": post_id, "neighbourhood_id": neighbourhood_id, "created_at": when},
+            ["issue_id"],
+        )
+
+    async def post_of(self, issue_id: str) -> str | None:
+        row = await self.session.get(IssueLink, issue_id)
+        return row.post_id if row else None
+
+
+__all__ = [
+    "AffairRepository",
+    "BoardRepository",
+    "CommentRepository",
+    "IssueLinkRepository",
+    "LikeRepository",
+    "MentionRepository",
+    "ModerationRepository",
+    "PeopleRepository",
+    "PollRepository",
+    "PostRepository",
+    "TopicRepository",
+    "insert_ignore",
+    "lineages_of",
+    "subdistricts_of",
+    "upsert",
+]

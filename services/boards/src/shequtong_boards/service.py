@@ -1,40 +1,40 @@
-"""Boards use cases."""
+"""Boards use cases, put together: one object the servicer and the consumers call.
+
+Each use case (see `usecases/`) runs in one transaction: the state change and its outbox events commit
+together. Create-style use cases take the session from `idempotency.run_once` (the servicer's wrapper),
+so a retried request with the same Idempotency-Key returns the first answer.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shequtong_boards.domain.catalogue import DEFAULT_CATALOGUE
-from shequtong_boards.models import Board
-from shequtong_boards.repository import BoardRepository
-from shequtong_kit import regions
-from shequtong_kit.auth import Principal
+from shequtong_boards.events import BoardsEvents
+from shequtong_boards.usecases.affairs import AffairUseCases
+from shequtong_boards.usecases.base import Context
+from shequtong_boards.usecases.boards import BoardUseCases
+from shequtong_boards.usecases.moderation import ModerationUseCases
+from shequtong_boards.usecases.polls import PollUseCases
+from shequtong_boards.usecases.posts import CommentUseCases, PostUseCases
+from shequtong_boards.usecases.projections import ProjectionUseCases
+from shequtong_boards.usecases.topics import TopicUseCases
 from shequtong_kit.clock import Clock
-from shequtong_kit.errors import PermissionDenied
-from shequtong_kit.ids import new_id
+from shequtong_kit.outbox import Outbox
 
 
 class BoardsService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, clock: Clock) -> None:
         self.sessions = sessions
         self.clock = clock
+        ctx = Context(sessions=sessions, events=BoardsEvents(outbox), clock=clock)
+        self.boards = BoardUseCases(ctx)
+        self.posts = PostUseCases(ctx)
+        self.comments = CommentUseCases(ctx, self.posts)
+        self.moderation = ModerationUseCases(ctx)
+        self.polls = PollUseCases(ctx)
+        self.topics = TopicUseCases(ctx, self.posts)
+        self.affairs = AffairUseCases(ctx, self.posts)
+        self.projections = ProjectionUseCases(ctx)
 
     async def open_boards_for(self, session: AsyncSession, neighbourhood_id: str) -> None:
-        """Creates the catalogue's boards a neighbourhood lacks (idempotent: safe on redelivery)."""
-        repo = BoardRepository(session)
-        existing = await repo.kinds_in(neighbourhood_id)
-        now = self.clock.now()
-        await repo.add_all(
-            [
-                Board(id=new_id(), neighbourhood_id=neighbourhood_id, kind=kind.key, name=kind.name, created_at=now)
-                for kind in DEFAULT_CATALOGUE
-                if kind.key not in existing
-            ]
-        )
-
-    async def list_boards(self, principal: Principal, neighbourhood_id: str) -> list[Board]:
-        async with self.sessions() as session:
-            lineage = await regions.lineage(session, neighbourhood_id)
-            if not (principal.is_member(neighbourhood_id) or principal.oversees(lineage)):
-                raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
-            return await BoardRepository(session).of_neighbourhood(neighbourhood_id)
+        await self.boards.open_boards_for(session, neighbourhood_id)

@@ -7,8 +7,10 @@ import builtins
 import collections.abc
 import google.protobuf.descriptor
 import google.protobuf.internal.containers
+import google.protobuf.internal.enum_type_wrapper
 import google.protobuf.message
 import google.protobuf.timestamp_pb2
+import shequtong.common.v1.common_pb2
 import sys
 import typing
 
@@ -19,6 +21,359 @@ else:
 
 DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
+class _BoardScope:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _BoardScopeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_BoardScope.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    BOARD_SCOPE_UNSPECIFIED: _BoardScope.ValueType  # 0
+    BOARD_SCOPE_NEIGHBOURHOOD: _BoardScope.ValueType  # 1
+    """One board per neighbourhood."""
+    BOARD_SCOPE_DISTRICT: _BoardScope.ValueType  # 2
+    """One board per district, shown in every neighbourhood of the district."""
+
+class BoardScope(_BoardScope, metaclass=_BoardScopeEnumTypeWrapper): ...
+
+BOARD_SCOPE_UNSPECIFIED: BoardScope.ValueType  # 0
+BOARD_SCOPE_NEIGHBOURHOOD: BoardScope.ValueType  # 1
+"""One board per neighbourhood."""
+BOARD_SCOPE_DISTRICT: BoardScope.ValueType  # 2
+"""One board per district, shown in every neighbourhood of the district."""
+Global___BoardScope: typing_extensions.TypeAlias = BoardScope
+
+class _ContentStatus:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ContentStatusEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ContentStatus.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    CONTENT_STATUS_UNSPECIFIED: _ContentStatus.ValueType  # 0
+    CONTENT_STATUS_VISIBLE: _ContentStatus.ValueType  # 1
+    CONTENT_STATUS_HIDDEN: _ContentStatus.ValueType  # 2
+    CONTENT_STATUS_DELETED: _ContentStatus.ValueType  # 3
+
+class ContentStatus(_ContentStatus, metaclass=_ContentStatusEnumTypeWrapper): ...
+
+CONTENT_STATUS_UNSPECIFIED: ContentStatus.ValueType  # 0
+CONTENT_STATUS_VISIBLE: ContentStatus.ValueType  # 1
+CONTENT_STATUS_HIDDEN: ContentStatus.ValueType  # 2
+CONTENT_STATUS_DELETED: ContentStatus.ValueType  # 3
+Global___ContentStatus: typing_extensions.TypeAlias = ContentStatus
+
+class _CommentKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _CommentKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_CommentKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    COMMENT_KIND_UNSPECIFIED: _CommentKind.ValueType  # 0
+    COMMENT_KIND_MEMBER: _CommentKind.ValueType  # 1
+    COMMENT_KIND_OFFICIAL: _CommentKind.ValueType  # 2
+    """An official answer by one of the board's responders."""
+    COMMENT_KIND_SYSTEM: _CommentKind.ValueType  # 3
+    """Written by the platform (issue status feedback, affair stage changes)."""
+
+class CommentKind(_CommentKind, metaclass=_CommentKindEnumTypeWrapper):
+    """------------------------------------------------------------------------------------------------
+    Comments
+    """
+
+COMMENT_KIND_UNSPECIFIED: CommentKind.ValueType  # 0
+COMMENT_KIND_MEMBER: CommentKind.ValueType  # 1
+COMMENT_KIND_OFFICIAL: CommentKind.ValueType  # 2
+"""An official answer by one of the board's responders."""
+COMMENT_KIND_SYSTEM: CommentKind.ValueType  # 3
+"""Written by the platform (issue status feedback, affair stage changes)."""
+Global___CommentKind: typing_extensions.TypeAlias = CommentKind
+
+class _TargetType:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _TargetTypeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_TargetType.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    TARGET_TYPE_UNSPECIFIED: _TargetType.ValueType  # 0
+    TARGET_TYPE_POST: _TargetType.ValueType  # 1
+    TARGET_TYPE_COMMENT: _TargetType.ValueType  # 2
+
+class TargetType(_TargetType, metaclass=_TargetTypeEnumTypeWrapper):
+    """------------------------------------------------------------------------------------------------
+    Moderation
+    """
+
+TARGET_TYPE_UNSPECIFIED: TargetType.ValueType  # 0
+TARGET_TYPE_POST: TargetType.ValueType  # 1
+TARGET_TYPE_COMMENT: TargetType.ValueType  # 2
+Global___TargetType: typing_extensions.TypeAlias = TargetType
+
+class _ReportReason:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ReportReasonEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ReportReason.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    REPORT_REASON_UNSPECIFIED: _ReportReason.ValueType  # 0
+    REPORT_REASON_SPAM: _ReportReason.ValueType  # 1
+    REPORT_REASON_ABUSE: _ReportReason.ValueType  # 2
+    REPORT_REASON_RUMOUR: _ReportReason.ValueType  # 3
+    REPORT_REASON_PRIVACY: _ReportReason.ValueType  # 4
+    REPORT_REASON_ILLEGAL: _ReportReason.ValueType  # 5
+    REPORT_REASON_OTHER: _ReportReason.ValueType  # 6
+
+class ReportReason(_ReportReason, metaclass=_ReportReasonEnumTypeWrapper): ...
+
+REPORT_REASON_UNSPECIFIED: ReportReason.ValueType  # 0
+REPORT_REASON_SPAM: ReportReason.ValueType  # 1
+REPORT_REASON_ABUSE: ReportReason.ValueType  # 2
+REPORT_REASON_RUMOUR: ReportReason.ValueType  # 3
+REPORT_REASON_PRIVACY: ReportReason.ValueType  # 4
+REPORT_REASON_ILLEGAL: ReportReason.ValueType  # 5
+REPORT_REASON_OTHER: ReportReason.ValueType  # 6
+Global___ReportReason: typing_extensions.TypeAlias = ReportReason
+
+class _ReportStatus:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ReportStatusEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ReportStatus.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    REPORT_STATUS_UNSPECIFIED: _ReportStatus.ValueType  # 0
+    REPORT_STATUS_OPEN: _ReportStatus.ValueType  # 1
+    REPORT_STATUS_ACTIONED: _ReportStatus.ValueType  # 2
+    """A moderator acted on the content."""
+    REPORT_STATUS_DISMISSED: _ReportStatus.ValueType  # 3
+
+class ReportStatus(_ReportStatus, metaclass=_ReportStatusEnumTypeWrapper): ...
+
+REPORT_STATUS_UNSPECIFIED: ReportStatus.ValueType  # 0
+REPORT_STATUS_OPEN: ReportStatus.ValueType  # 1
+REPORT_STATUS_ACTIONED: ReportStatus.ValueType  # 2
+"""A moderator acted on the content."""
+REPORT_STATUS_DISMISSED: ReportStatus.ValueType  # 3
+Global___ReportStatus: typing_extensions.TypeAlias = ReportStatus
+
+class _ModerationActionKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ModerationActionKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ModerationActionKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    MODERATION_ACTION_KIND_UNSPECIFIED: _ModerationActionKind.ValueType  # 0
+    MODERATION_ACTION_KIND_HIDE: _ModerationActionKind.ValueType  # 1
+    MODERATION_ACTION_KIND_RESTORE: _ModerationActionKind.ValueType  # 2
+    MODERATION_ACTION_KIND_LOCK: _ModerationActionKind.ValueType  # 3
+    MODERATION_ACTION_KIND_UNLOCK: _ModerationActionKind.ValueType  # 4
+    MODERATION_ACTION_KIND_MUTE: _ModerationActionKind.ValueType  # 5
+    MODERATION_ACTION_KIND_UNMUTE: _ModerationActionKind.ValueType  # 6
+    MODERATION_ACTION_KIND_PIN: _ModerationActionKind.ValueType  # 7
+    MODERATION_ACTION_KIND_UNPIN: _ModerationActionKind.ValueType  # 8
+    MODERATION_ACTION_KIND_DELETE: _ModerationActionKind.ValueType  # 9
+
+class ModerationActionKind(_ModerationActionKind, metaclass=_ModerationActionKindEnumTypeWrapper): ...
+
+MODERATION_ACTION_KIND_UNSPECIFIED: ModerationActionKind.ValueType  # 0
+MODERATION_ACTION_KIND_HIDE: ModerationActionKind.ValueType  # 1
+MODERATION_ACTION_KIND_RESTORE: ModerationActionKind.ValueType  # 2
+MODERATION_ACTION_KIND_LOCK: ModerationActionKind.ValueType  # 3
+MODERATION_ACTION_KIND_UNLOCK: ModerationActionKind.ValueType  # 4
+MODERATION_ACTION_KIND_MUTE: ModerationActionKind.ValueType  # 5
+MODERATION_ACTION_KIND_UNMUTE: ModerationActionKind.ValueType  # 6
+MODERATION_ACTION_KIND_PIN: ModerationActionKind.ValueType  # 7
+MODERATION_ACTION_KIND_UNPIN: ModerationActionKind.ValueType  # 8
+MODERATION_ACTION_KIND_DELETE: ModerationActionKind.ValueType  # 9
+Global___ModerationActionKind: typing_extensions.TypeAlias = ModerationActionKind
+
+class _PollKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _PollKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PollKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    POLL_KIND_UNSPECIFIED: _PollKind.ValueType  # 0
+    POLL_KIND_SINGLE: _PollKind.ValueType  # 1
+    POLL_KIND_MULTIPLE: _PollKind.ValueType  # 2
+
+class PollKind(_PollKind, metaclass=_PollKindEnumTypeWrapper):
+    """------------------------------------------------------------------------------------------------
+    Polls
+    """
+
+POLL_KIND_UNSPECIFIED: PollKind.ValueType  # 0
+POLL_KIND_SINGLE: PollKind.ValueType  # 1
+POLL_KIND_MULTIPLE: PollKind.ValueType  # 2
+Global___PollKind: typing_extensions.TypeAlias = PollKind
+
+class _VoteBasis:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _VoteBasisEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_VoteBasis.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    VOTE_BASIS_UNSPECIFIED: _VoteBasis.ValueType  # 0
+    VOTE_BASIS_RESIDENT: _VoteBasis.ValueType  # 1
+    """One ballot per verified resident."""
+    VOTE_BASIS_HOUSEHOLD: _VoteBasis.ValueType  # 2
+    """One ballot per household (the first verified resident of the household to vote casts it)."""
+
+class VoteBasis(_VoteBasis, metaclass=_VoteBasisEnumTypeWrapper): ...
+
+VOTE_BASIS_UNSPECIFIED: VoteBasis.ValueType  # 0
+VOTE_BASIS_RESIDENT: VoteBasis.ValueType  # 1
+"""One ballot per verified resident."""
+VOTE_BASIS_HOUSEHOLD: VoteBasis.ValueType  # 2
+"""One ballot per household (the first verified resident of the household to vote casts it)."""
+Global___VoteBasis: typing_extensions.TypeAlias = VoteBasis
+
+class _TopicStage:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _TopicStageEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_TopicStage.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    TOPIC_STAGE_UNSPECIFIED: _TopicStage.ValueType  # 0
+    TOPIC_STAGE_PROPOSED: _TopicStage.ValueType  # 1
+    """提出议题"""
+    TOPIC_STAGE_REVIEW: _TopicStage.ValueType  # 2
+    """把关筛选"""
+    TOPIC_STAGE_CONSULTATION: _TopicStage.ValueType  # 3
+    """开展协商"""
+    TOPIC_STAGE_PROJECT: _TopicStage.ValueType  # 4
+    """形成项目"""
+    TOPIC_STAGE_IMPLEMENTATION: _TopicStage.ValueType  # 5
+    """推动实施"""
+    TOPIC_STAGE_EVALUATION: _TopicStage.ValueType  # 6
+    """效果评估"""
+    TOPIC_STAGE_CONVENTION: _TopicStage.ValueType  # 7
+    """建立公约"""
+    TOPIC_STAGE_DECLINED: _TopicStage.ValueType  # 8
+    """Declined at review (terminal)."""
+    TOPIC_STAGE_CONCLUDED: _TopicStage.ValueType  # 9
+    """Closed without a convention (terminal)."""
+
+class TopicStage(_TopicStage, metaclass=_TopicStageEnumTypeWrapper):
+    """------------------------------------------------------------------------------------------------
+    Deliberation
+    """
+
+TOPIC_STAGE_UNSPECIFIED: TopicStage.ValueType  # 0
+TOPIC_STAGE_PROPOSED: TopicStage.ValueType  # 1
+"""提出议题"""
+TOPIC_STAGE_REVIEW: TopicStage.ValueType  # 2
+"""把关筛选"""
+TOPIC_STAGE_CONSULTATION: TopicStage.ValueType  # 3
+"""开展协商"""
+TOPIC_STAGE_PROJECT: TopicStage.ValueType  # 4
+"""形成项目"""
+TOPIC_STAGE_IMPLEMENTATION: TopicStage.ValueType  # 5
+"""推动实施"""
+TOPIC_STAGE_EVALUATION: TopicStage.ValueType  # 6
+"""效果评估"""
+TOPIC_STAGE_CONVENTION: TopicStage.ValueType  # 7
+"""建立公约"""
+TOPIC_STAGE_DECLINED: TopicStage.ValueType  # 8
+"""Declined at review (terminal)."""
+TOPIC_STAGE_CONCLUDED: TopicStage.ValueType  # 9
+"""Closed without a convention (terminal)."""
+Global___TopicStage: typing_extensions.TypeAlias = TopicStage
+
+class _AffairKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _AffairKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_AffairKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    AFFAIR_KIND_UNSPECIFIED: _AffairKind.ValueType  # 0
+    AFFAIR_KIND_ELECTION: _AffairKind.ValueType  # 1
+    """换届选举, published in 居务公开."""
+    AFFAIR_KIND_OWNERS_COMMITTEE_FORMATION: _AffairKind.ValueType  # 2
+    """业委会组建, published in 业委连线."""
+
+class AffairKind(_AffairKind, metaclass=_AffairKindEnumTypeWrapper):
+    """------------------------------------------------------------------------------------------------
+    Open affairs
+    """
+
+AFFAIR_KIND_UNSPECIFIED: AffairKind.ValueType  # 0
+AFFAIR_KIND_ELECTION: AffairKind.ValueType  # 1
+"""换届选举, published in 居务公开."""
+AFFAIR_KIND_OWNERS_COMMITTEE_FORMATION: AffairKind.ValueType  # 2
+"""业委会组建, published in 业委连线."""
+Global___AffairKind: typing_extensions.TypeAlias = AffairKind
+
+@typing.final
+class BoardPolicy(google.protobuf.message.Message):
+    """------------------------------------------------------------------------------------------------
+    Boards and policies
+
+    Who may do something on a board: audiences, each one of
+    "anyone" (every signed-in person), "member" (any role in the neighbourhood), "resident" (verified),
+    "committee" (cadres + secretary), "secretary", "party_member", "volunteer", "police", "doctor",
+    "lawyer", "property_manager", "owners_committee", "staff" (sub-district/district staff above, operators),
+    "district_staff" (staff of the board's district).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    READ_FIELD_NUMBER: builtins.int
+    POST_FIELD_NUMBER: builtins.int
+    COMMENT_FIELD_NUMBER: builtins.int
+    ANSWER_FIELD_NUMBER: builtins.int
+    MODERATE_FIELD_NUMBER: builtins.int
+    @property
+    def read(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def post(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def comment(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def answer(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Who gives official answers (the board's responders: police on 警民直通车, doctors on 家庭医生 ...)."""
+
+    @property
+    def moderate(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        read: collections.abc.Iterable[builtins.str] | None = ...,
+        post: collections.abc.Iterable[builtins.str] | None = ...,
+        comment: collections.abc.Iterable[builtins.str] | None = ...,
+        answer: collections.abc.Iterable[builtins.str] | None = ...,
+        moderate: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["answer", b"answer", "comment", b"comment", "moderate", b"moderate", "post", b"post", "read", b"read"]) -> None: ...
+
+Global___BoardPolicy: typing_extensions.TypeAlias = BoardPolicy
+
+@typing.final
+class BoardPermissions(google.protobuf.message.Message):
+    """What the caller may do on a board, computed from the policy and their token."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CAN_READ_FIELD_NUMBER: builtins.int
+    CAN_POST_FIELD_NUMBER: builtins.int
+    CAN_COMMENT_FIELD_NUMBER: builtins.int
+    CAN_ANSWER_FIELD_NUMBER: builtins.int
+    CAN_MODERATE_FIELD_NUMBER: builtins.int
+    can_read: builtins.bool
+    can_post: builtins.bool
+    can_comment: builtins.bool
+    can_answer: builtins.bool
+    can_moderate: builtins.bool
+    def __init__(
+        self,
+        *,
+        can_read: builtins.bool = ...,
+        can_post: builtins.bool = ...,
+        can_comment: builtins.bool = ...,
+        can_answer: builtins.bool = ...,
+        can_moderate: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["can_answer", b"can_answer", "can_comment", b"can_comment", "can_moderate", b"can_moderate", "can_post", b"can_post", "can_read", b"can_read"]) -> None: ...
+
+Global___BoardPermissions: typing_extensions.TypeAlias = BoardPermissions
+
 @typing.final
 class Board(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -28,13 +383,26 @@ class Board(google.protobuf.message.Message):
     KIND_FIELD_NUMBER: builtins.int
     NAME_FIELD_NUMBER: builtins.int
     CREATED_AT_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    POLICY_FIELD_NUMBER: builtins.int
+    PERMISSIONS_FIELD_NUMBER: builtins.int
+    POSITION_FIELD_NUMBER: builtins.int
     id: builtins.str
     neighbourhood_id: builtins.str
+    """Empty for district-scope boards."""
     kind: builtins.str
     """Catalogue key, e.g. "announcements", "neighbourhood_matters"."""
     name: builtins.str
+    district_id: builtins.str
+    scope: Global___BoardScope.ValueType
+    position: builtins.int
     @property
     def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def policy(self) -> Global___BoardPolicy: ...
+    @property
+    def permissions(self) -> Global___BoardPermissions: ...
     def __init__(
         self,
         *,
@@ -43,9 +411,14 @@ class Board(google.protobuf.message.Message):
         kind: builtins.str = ...,
         name: builtins.str = ...,
         created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        district_id: builtins.str = ...,
+        scope: Global___BoardScope.ValueType = ...,
+        policy: Global___BoardPolicy | None = ...,
+        permissions: Global___BoardPermissions | None = ...,
+        position: builtins.int = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "id", b"id", "kind", b"kind", "name", b"name", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "permissions", b"permissions", "policy", b"policy"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "district_id", b"district_id", "id", b"id", "kind", b"kind", "name", b"name", "neighbourhood_id", b"neighbourhood_id", "permissions", b"permissions", "policy", b"policy", "position", b"position", "scope", b"scope"]) -> None: ...
 
 Global___Board: typing_extensions.TypeAlias = Board
 
@@ -70,7 +443,9 @@ class ListBoardsResponse(google.protobuf.message.Message):
 
     BOARDS_FIELD_NUMBER: builtins.int
     @property
-    def boards(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Board]: ...
+    def boards(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Board]:
+        """The neighbourhood's boards followed by its district's boards, in catalogue order."""
+
     def __init__(
         self,
         *,
@@ -79,3 +454,2902 @@ class ListBoardsResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["boards", b"boards"]) -> None: ...
 
 Global___ListBoardsResponse: typing_extensions.TypeAlias = ListBoardsResponse
+
+@typing.final
+class GetBoardRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    board_id: builtins.str
+    def __init__(
+        self,
+        *,
+        board_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id"]) -> None: ...
+
+Global___GetBoardRequest: typing_extensions.TypeAlias = GetBoardRequest
+
+@typing.final
+class GetBoardResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_FIELD_NUMBER: builtins.int
+    @property
+    def board(self) -> Global___Board: ...
+    def __init__(
+        self,
+        *,
+        board: Global___Board | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["board", b"board"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board", b"board"]) -> None: ...
+
+Global___GetBoardResponse: typing_extensions.TypeAlias = GetBoardResponse
+
+@typing.final
+class CatalogueEntry(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    POLICY_FIELD_NUMBER: builtins.int
+    CUSTOMISED_FIELD_NUMBER: builtins.int
+    OPENED_FIELD_NUMBER: builtins.int
+    POSITION_FIELD_NUMBER: builtins.int
+    kind: builtins.str
+    name: builtins.str
+    scope: Global___BoardScope.ValueType
+    customised: builtins.bool
+    """True when the district changed the default (or added the kind)."""
+    opened: builtins.bool
+    """District scope: whether the district's board is open."""
+    position: builtins.int
+    @property
+    def policy(self) -> Global___BoardPolicy: ...
+    def __init__(
+        self,
+        *,
+        kind: builtins.str = ...,
+        name: builtins.str = ...,
+        scope: Global___BoardScope.ValueType = ...,
+        policy: Global___BoardPolicy | None = ...,
+        customised: builtins.bool = ...,
+        opened: builtins.bool = ...,
+        position: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["policy", b"policy"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["customised", b"customised", "kind", b"kind", "name", b"name", "opened", b"opened", "policy", b"policy", "position", b"position", "scope", b"scope"]) -> None: ...
+
+Global___CatalogueEntry: typing_extensions.TypeAlias = CatalogueEntry
+
+@typing.final
+class ListCatalogueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id"]) -> None: ...
+
+Global___ListCatalogueRequest: typing_extensions.TypeAlias = ListCatalogueRequest
+
+@typing.final
+class ListCatalogueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: builtins.int
+    @property
+    def entries(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CatalogueEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: collections.abc.Iterable[Global___CatalogueEntry] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["entries", b"entries"]) -> None: ...
+
+Global___ListCatalogueResponse: typing_extensions.TypeAlias = ListCatalogueResponse
+
+@typing.final
+class PutCatalogueEntryRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    SCOPE_FIELD_NUMBER: builtins.int
+    POLICY_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    kind: builtins.str
+    name: builtins.str
+    scope: Global___BoardScope.ValueType
+    @property
+    def policy(self) -> Global___BoardPolicy: ...
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        kind: builtins.str = ...,
+        name: builtins.str = ...,
+        scope: Global___BoardScope.ValueType = ...,
+        policy: Global___BoardPolicy | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["policy", b"policy"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "kind", b"kind", "name", b"name", "policy", b"policy", "scope", b"scope"]) -> None: ...
+
+Global___PutCatalogueEntryRequest: typing_extensions.TypeAlias = PutCatalogueEntryRequest
+
+@typing.final
+class PutCatalogueEntryResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: builtins.int
+    BOARDS_OPENED_FIELD_NUMBER: builtins.int
+    boards_opened: builtins.int
+    """Boards opened by this change (new kinds)."""
+    @property
+    def entry(self) -> Global___CatalogueEntry: ...
+    def __init__(
+        self,
+        *,
+        entry: Global___CatalogueEntry | None = ...,
+        boards_opened: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["entry", b"entry"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["boards_opened", b"boards_opened", "entry", b"entry"]) -> None: ...
+
+Global___PutCatalogueEntryResponse: typing_extensions.TypeAlias = PutCatalogueEntryResponse
+
+@typing.final
+class UnreadCount(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    UNREAD_FIELD_NUMBER: builtins.int
+    CAPPED_FIELD_NUMBER: builtins.int
+    board_id: builtins.str
+    kind: builtins.str
+    unread: builtins.int
+    """Capped at `cap` (the client shows "99+")."""
+    capped: builtins.bool
+    def __init__(
+        self,
+        *,
+        board_id: builtins.str = ...,
+        kind: builtins.str = ...,
+        unread: builtins.int = ...,
+        capped: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "capped", b"capped", "kind", b"kind", "unread", b"unread"]) -> None: ...
+
+Global___UnreadCount: typing_extensions.TypeAlias = UnreadCount
+
+@typing.final
+class GetUnreadCountsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___GetUnreadCountsRequest: typing_extensions.TypeAlias = GetUnreadCountsRequest
+
+@typing.final
+class GetUnreadCountsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: builtins.int
+    @property
+    def counts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___UnreadCount]: ...
+    def __init__(
+        self,
+        *,
+        counts: collections.abc.Iterable[Global___UnreadCount] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["counts", b"counts"]) -> None: ...
+
+Global___GetUnreadCountsResponse: typing_extensions.TypeAlias = GetUnreadCountsResponse
+
+@typing.final
+class MarkBoardReadRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    board_id: builtins.str
+    def __init__(
+        self,
+        *,
+        board_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id"]) -> None: ...
+
+Global___MarkBoardReadRequest: typing_extensions.TypeAlias = MarkBoardReadRequest
+
+@typing.final
+class MarkBoardReadResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    READ_AT_FIELD_NUMBER: builtins.int
+    @property
+    def read_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        read_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["read_at", b"read_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["read_at", b"read_at"]) -> None: ...
+
+Global___MarkBoardReadResponse: typing_extensions.TypeAlias = MarkBoardReadResponse
+
+@typing.final
+class Author(google.protobuf.message.Message):
+    """------------------------------------------------------------------------------------------------
+    Posts
+
+    An author as neighbours see them: display name (never the legal name) and badges
+    (party_member 党员亮身份, volunteer, cadre, secretary, police, doctor ...).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    BADGES_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    display_name: builtins.str
+    @property
+    def badges(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+        badges: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["badges", b"badges", "display_name", b"display_name", "person_id", b"person_id"]) -> None: ...
+
+Global___Author: typing_extensions.TypeAlias = Author
+
+@typing.final
+class Mention(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    VIA_HANDLE_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    display_name: builtins.str
+    via_handle: builtins.str
+    """The role handle that resolved to this person ("committee", "police" ...), empty for a direct mention."""
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+        via_handle: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "person_id", b"person_id", "via_handle", b"via_handle"]) -> None: ...
+
+Global___Mention: typing_extensions.TypeAlias = Mention
+
+@typing.final
+class Post(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    BOARD_KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    AUTHOR_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    IMAGE_REFS_FIELD_NUMBER: builtins.int
+    TAGS_FIELD_NUMBER: builtins.int
+    MENTIONS_FIELD_NUMBER: builtins.int
+    MENTIONED_HANDLES_FIELD_NUMBER: builtins.int
+    PINNED_FIELD_NUMBER: builtins.int
+    LOCKED_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    LIKE_COUNT_FIELD_NUMBER: builtins.int
+    COMMENT_COUNT_FIELD_NUMBER: builtins.int
+    OFFICIAL_ANSWER_COUNT_FIELD_NUMBER: builtins.int
+    LIKED_BY_ME_FIELD_NUMBER: builtins.int
+    VERSION_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    EDITED_AT_FIELD_NUMBER: builtins.int
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    POLL_IDS_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    board_id: builtins.str
+    board_kind: builtins.str
+    neighbourhood_id: builtins.str
+    district_id: builtins.str
+    title: builtins.str
+    body: builtins.str
+    pinned: builtins.bool
+    locked: builtins.bool
+    status: Global___ContentStatus.ValueType
+    like_count: builtins.int
+    comment_count: builtins.int
+    official_answer_count: builtins.int
+    liked_by_me: builtins.bool
+    version: builtins.int
+    topic_id: builtins.str
+    affair_id: builtins.str
+    issue_id: builtins.str
+    """Set when the post was collected as a tracked issue (from issues.issue.reported)."""
+    @property
+    def author(self) -> Global___Author: ...
+    @property
+    def image_refs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def mentions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Mention]: ...
+    @property
+    def mentioned_handles(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def edited_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def poll_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        board_kind: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        author: Global___Author | None = ...,
+        title: builtins.str = ...,
+        body: builtins.str = ...,
+        image_refs: collections.abc.Iterable[builtins.str] | None = ...,
+        tags: collections.abc.Iterable[builtins.str] | None = ...,
+        mentions: collections.abc.Iterable[Global___Mention] | None = ...,
+        mentioned_handles: collections.abc.Iterable[builtins.str] | None = ...,
+        pinned: builtins.bool = ...,
+        locked: builtins.bool = ...,
+        status: Global___ContentStatus.ValueType = ...,
+        like_count: builtins.int = ...,
+        comment_count: builtins.int = ...,
+        official_answer_count: builtins.int = ...,
+        liked_by_me: builtins.bool = ...,
+        version: builtins.int = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        edited_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        topic_id: builtins.str = ...,
+        affair_id: builtins.str = ...,
+        poll_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        issue_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["author", b"author", "created_at", b"created_at", "edited_at", b"edited_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair_id", b"affair_id", "author", b"author", "board_id", b"board_id", "board_kind", b"board_kind", "body", b"body", "comment_count", b"comment_count", "created_at", b"created_at", "district_id", b"district_id", "edited_at", b"edited_at", "id", b"id", "image_refs", b"image_refs", "issue_id", b"issue_id", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "locked", b"locked", "mentioned_handles", b"mentioned_handles", "mentions", b"mentions", "neighbourhood_id", b"neighbourhood_id", "official_answer_count", b"official_answer_count", "pinned", b"pinned", "poll_ids", b"poll_ids", "status", b"status", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "version", b"version"]) -> None: ...
+
+Global___Post: typing_extensions.TypeAlias = Post
+
+@typing.final
+class CreatePostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    IMAGE_REFS_FIELD_NUMBER: builtins.int
+    TAGS_FIELD_NUMBER: builtins.int
+    MENTION_PERSON_IDS_FIELD_NUMBER: builtins.int
+    board_id: builtins.str
+    title: builtins.str
+    body: builtins.str
+    @property
+    def image_refs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def mention_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """People picked from the neighbourhood's member list; role handles (@居委会 ...) are read from the body."""
+
+    def __init__(
+        self,
+        *,
+        board_id: builtins.str = ...,
+        title: builtins.str = ...,
+        body: builtins.str = ...,
+        image_refs: collections.abc.Iterable[builtins.str] | None = ...,
+        tags: collections.abc.Iterable[builtins.str] | None = ...,
+        mention_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "body", b"body", "image_refs", b"image_refs", "mention_person_ids", b"mention_person_ids", "tags", b"tags", "title", b"title"]) -> None: ...
+
+Global___CreatePostRequest: typing_extensions.TypeAlias = CreatePostRequest
+
+@typing.final
+class CreatePostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___CreatePostResponse: typing_extensions.TypeAlias = CreatePostResponse
+
+@typing.final
+class GetPostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["post_id", b"post_id"]) -> None: ...
+
+Global___GetPostRequest: typing_extensions.TypeAlias = GetPostRequest
+
+@typing.final
+class GetPostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___GetPostResponse: typing_extensions.TypeAlias = GetPostResponse
+
+@typing.final
+class EditPostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    IMAGE_REFS_FIELD_NUMBER: builtins.int
+    TAGS_FIELD_NUMBER: builtins.int
+    MENTION_PERSON_IDS_FIELD_NUMBER: builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    title: builtins.str
+    body: builtins.str
+    expected_version: builtins.int
+    """Optimistic concurrency: the version the editor saw (0 = don't check)."""
+    @property
+    def image_refs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def mention_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        title: builtins.str = ...,
+        body: builtins.str = ...,
+        image_refs: collections.abc.Iterable[builtins.str] | None = ...,
+        tags: collections.abc.Iterable[builtins.str] | None = ...,
+        mention_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        expected_version: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["body", b"body", "expected_version", b"expected_version", "image_refs", b"image_refs", "mention_person_ids", b"mention_person_ids", "post_id", b"post_id", "tags", b"tags", "title", b"title"]) -> None: ...
+
+Global___EditPostRequest: typing_extensions.TypeAlias = EditPostRequest
+
+@typing.final
+class EditPostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___EditPostResponse: typing_extensions.TypeAlias = EditPostResponse
+
+@typing.final
+class DeletePostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["post_id", b"post_id", "reason", b"reason"]) -> None: ...
+
+Global___DeletePostRequest: typing_extensions.TypeAlias = DeletePostRequest
+
+@typing.final
+class DeletePostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___DeletePostResponse: typing_extensions.TypeAlias = DeletePostResponse
+
+@typing.final
+class Revision(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    IMAGE_REFS_FIELD_NUMBER: builtins.int
+    TAGS_FIELD_NUMBER: builtins.int
+    EDITED_BY_FIELD_NUMBER: builtins.int
+    EDITED_AT_FIELD_NUMBER: builtins.int
+    version: builtins.int
+    title: builtins.str
+    body: builtins.str
+    edited_by: builtins.str
+    @property
+    def image_refs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def edited_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: builtins.int = ...,
+        title: builtins.str = ...,
+        body: builtins.str = ...,
+        image_refs: collections.abc.Iterable[builtins.str] | None = ...,
+        tags: collections.abc.Iterable[builtins.str] | None = ...,
+        edited_by: builtins.str = ...,
+        edited_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["edited_at", b"edited_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["body", b"body", "edited_at", b"edited_at", "edited_by", b"edited_by", "image_refs", b"image_refs", "tags", b"tags", "title", b"title", "version", b"version"]) -> None: ...
+
+Global___Revision: typing_extensions.TypeAlias = Revision
+
+@typing.final
+class ListPostRevisionsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "post_id", b"post_id"]) -> None: ...
+
+Global___ListPostRevisionsRequest: typing_extensions.TypeAlias = ListPostRevisionsRequest
+
+@typing.final
+class ListPostRevisionsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def revisions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Revision]:
+        """Earlier versions, oldest first; the post itself is the current version."""
+
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        revisions: collections.abc.Iterable[Global___Revision] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "revisions", b"revisions"]) -> None: ...
+
+Global___ListPostRevisionsResponse: typing_extensions.TypeAlias = ListPostRevisionsResponse
+
+@typing.final
+class ListBoardFeedRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    board_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        board_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "page", b"page"]) -> None: ...
+
+Global___ListBoardFeedRequest: typing_extensions.TypeAlias = ListBoardFeedRequest
+
+@typing.final
+class ListBoardFeedResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def posts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Post]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        posts: collections.abc.Iterable[Global___Post] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "posts", b"posts"]) -> None: ...
+
+Global___ListBoardFeedResponse: typing_extensions.TypeAlias = ListBoardFeedResponse
+
+@typing.final
+class ListHomeFeedRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListHomeFeedRequest: typing_extensions.TypeAlias = ListHomeFeedRequest
+
+@typing.final
+class ListHomeFeedResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def posts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Post]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        posts: collections.abc.Iterable[Global___Post] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "posts", b"posts"]) -> None: ...
+
+Global___ListHomeFeedResponse: typing_extensions.TypeAlias = ListHomeFeedResponse
+
+@typing.final
+class SetPostLikeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    LIKED_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    liked: builtins.bool
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        liked: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["liked", b"liked", "post_id", b"post_id"]) -> None: ...
+
+Global___SetPostLikeRequest: typing_extensions.TypeAlias = SetPostLikeRequest
+
+@typing.final
+class SetPostLikeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LIKE_COUNT_FIELD_NUMBER: builtins.int
+    LIKED_FIELD_NUMBER: builtins.int
+    like_count: builtins.int
+    liked: builtins.bool
+    def __init__(
+        self,
+        *,
+        like_count: builtins.int = ...,
+        liked: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["like_count", b"like_count", "liked", b"liked"]) -> None: ...
+
+Global___SetPostLikeResponse: typing_extensions.TypeAlias = SetPostLikeResponse
+
+@typing.final
+class PinPostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    PINNED_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    pinned: builtins.bool
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        pinned: builtins.bool = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["pinned", b"pinned", "post_id", b"post_id", "reason", b"reason"]) -> None: ...
+
+Global___PinPostRequest: typing_extensions.TypeAlias = PinPostRequest
+
+@typing.final
+class PinPostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___PinPostResponse: typing_extensions.TypeAlias = PinPostResponse
+
+@typing.final
+class LockPostRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    LOCKED_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    locked: builtins.bool
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        locked: builtins.bool = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["locked", b"locked", "post_id", b"post_id", "reason", b"reason"]) -> None: ...
+
+Global___LockPostRequest: typing_extensions.TypeAlias = LockPostRequest
+
+@typing.final
+class LockPostResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_FIELD_NUMBER: builtins.int
+    @property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["post", b"post"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["post", b"post"]) -> None: ...
+
+Global___LockPostResponse: typing_extensions.TypeAlias = LockPostResponse
+
+@typing.final
+class Comment(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    PARENT_ID_FIELD_NUMBER: builtins.int
+    AUTHOR_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    MENTIONS_FIELD_NUMBER: builtins.int
+    LIKE_COUNT_FIELD_NUMBER: builtins.int
+    REPLY_COUNT_FIELD_NUMBER: builtins.int
+    LIKED_BY_ME_FIELD_NUMBER: builtins.int
+    VERSION_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    EDITED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    post_id: builtins.str
+    parent_id: builtins.str
+    """Empty for a top-level comment; replies point at their top-level comment."""
+    body: builtins.str
+    kind: Global___CommentKind.ValueType
+    status: Global___ContentStatus.ValueType
+    like_count: builtins.int
+    reply_count: builtins.int
+    liked_by_me: builtins.bool
+    version: builtins.int
+    @property
+    def author(self) -> Global___Author: ...
+    @property
+    def mentions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Mention]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def edited_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        parent_id: builtins.str = ...,
+        author: Global___Author | None = ...,
+        body: builtins.str = ...,
+        kind: Global___CommentKind.ValueType = ...,
+        status: Global___ContentStatus.ValueType = ...,
+        mentions: collections.abc.Iterable[Global___Mention] | None = ...,
+        like_count: builtins.int = ...,
+        reply_count: builtins.int = ...,
+        liked_by_me: builtins.bool = ...,
+        version: builtins.int = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        edited_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["author", b"author", "created_at", b"created_at", "edited_at", b"edited_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["author", b"author", "body", b"body", "created_at", b"created_at", "edited_at", b"edited_at", "id", b"id", "kind", b"kind", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "mentions", b"mentions", "parent_id", b"parent_id", "post_id", b"post_id", "reply_count", b"reply_count", "status", b"status", "version", b"version"]) -> None: ...
+
+Global___Comment: typing_extensions.TypeAlias = Comment
+
+@typing.final
+class CreateCommentRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    PARENT_ID_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    MENTION_PERSON_IDS_FIELD_NUMBER: builtins.int
+    OFFICIAL_ANSWER_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    parent_id: builtins.str
+    """Reply to this comment (a reply to a reply joins the same top-level comment)."""
+    body: builtins.str
+    official_answer: builtins.bool
+    """Mark as the board's official answer (only the board's responders may)."""
+    @property
+    def mention_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        parent_id: builtins.str = ...,
+        body: builtins.str = ...,
+        mention_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        official_answer: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["body", b"body", "mention_person_ids", b"mention_person_ids", "official_answer", b"official_answer", "parent_id", b"parent_id", "post_id", b"post_id"]) -> None: ...
+
+Global___CreateCommentRequest: typing_extensions.TypeAlias = CreateCommentRequest
+
+@typing.final
+class CreateCommentResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: builtins.int
+    @property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["comment", b"comment"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment"]) -> None: ...
+
+Global___CreateCommentResponse: typing_extensions.TypeAlias = CreateCommentResponse
+
+@typing.final
+class ListCommentsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    PARENT_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    parent_id: builtins.str
+    """Empty: top-level comments; a comment id: its replies."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        parent_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "parent_id", b"parent_id", "post_id", b"post_id"]) -> None: ...
+
+Global___ListCommentsRequest: typing_extensions.TypeAlias = ListCommentsRequest
+
+@typing.final
+class ListCommentsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def comments(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Comment]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        comments: collections.abc.Iterable[Global___Comment] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["comments", b"comments", "page", b"page"]) -> None: ...
+
+Global___ListCommentsResponse: typing_extensions.TypeAlias = ListCommentsResponse
+
+@typing.final
+class EditCommentRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_ID_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: builtins.int
+    comment_id: builtins.str
+    body: builtins.str
+    expected_version: builtins.int
+    def __init__(
+        self,
+        *,
+        comment_id: builtins.str = ...,
+        body: builtins.str = ...,
+        expected_version: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["body", b"body", "comment_id", b"comment_id", "expected_version", b"expected_version"]) -> None: ...
+
+Global___EditCommentRequest: typing_extensions.TypeAlias = EditCommentRequest
+
+@typing.final
+class EditCommentResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: builtins.int
+    @property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["comment", b"comment"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment"]) -> None: ...
+
+Global___EditCommentResponse: typing_extensions.TypeAlias = EditCommentResponse
+
+@typing.final
+class DeleteCommentRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    comment_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        comment_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comment_id", b"comment_id", "reason", b"reason"]) -> None: ...
+
+Global___DeleteCommentRequest: typing_extensions.TypeAlias = DeleteCommentRequest
+
+@typing.final
+class DeleteCommentResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: builtins.int
+    @property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["comment", b"comment"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment"]) -> None: ...
+
+Global___DeleteCommentResponse: typing_extensions.TypeAlias = DeleteCommentResponse
+
+@typing.final
+class SetCommentLikeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_ID_FIELD_NUMBER: builtins.int
+    LIKED_FIELD_NUMBER: builtins.int
+    comment_id: builtins.str
+    liked: builtins.bool
+    def __init__(
+        self,
+        *,
+        comment_id: builtins.str = ...,
+        liked: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comment_id", b"comment_id", "liked", b"liked"]) -> None: ...
+
+Global___SetCommentLikeRequest: typing_extensions.TypeAlias = SetCommentLikeRequest
+
+@typing.final
+class SetCommentLikeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LIKE_COUNT_FIELD_NUMBER: builtins.int
+    LIKED_FIELD_NUMBER: builtins.int
+    like_count: builtins.int
+    liked: builtins.bool
+    def __init__(
+        self,
+        *,
+        like_count: builtins.int = ...,
+        liked: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["like_count", b"like_count", "liked", b"liked"]) -> None: ...
+
+Global___SetCommentLikeResponse: typing_extensions.TypeAlias = SetCommentLikeResponse
+
+@typing.final
+class Report(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    TARGET_TYPE_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    REPORTER_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    RESOLVED_BY_FIELD_NUMBER: builtins.int
+    RESOLVED_AT_FIELD_NUMBER: builtins.int
+    RESOLUTION_FIELD_NUMBER: builtins.int
+    EXCERPT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    target_type: Global___TargetType.ValueType
+    target_id: builtins.str
+    post_id: builtins.str
+    board_id: builtins.str
+    neighbourhood_id: builtins.str
+    reporter_id: builtins.str
+    reason: Global___ReportReason.ValueType
+    note: builtins.str
+    status: Global___ReportStatus.ValueType
+    resolved_by: builtins.str
+    resolution: builtins.str
+    excerpt: builtins.str
+    """A short excerpt of the reported content, for the moderator."""
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def resolved_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        target_type: Global___TargetType.ValueType = ...,
+        target_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        reporter_id: builtins.str = ...,
+        reason: Global___ReportReason.ValueType = ...,
+        note: builtins.str = ...,
+        status: Global___ReportStatus.ValueType = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        resolved_by: builtins.str = ...,
+        resolved_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        resolution: builtins.str = ...,
+        excerpt: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "resolved_at", b"resolved_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "created_at", b"created_at", "excerpt", b"excerpt", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "post_id", b"post_id", "reason", b"reason", "reporter_id", b"reporter_id", "resolution", b"resolution", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "status", b"status", "target_id", b"target_id", "target_type", b"target_type"]) -> None: ...
+
+Global___Report: typing_extensions.TypeAlias = Report
+
+@typing.final
+class ReportContentRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TARGET_TYPE_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    target_type: Global___TargetType.ValueType
+    target_id: builtins.str
+    reason: Global___ReportReason.ValueType
+    note: builtins.str
+    def __init__(
+        self,
+        *,
+        target_type: Global___TargetType.ValueType = ...,
+        target_id: builtins.str = ...,
+        reason: Global___ReportReason.ValueType = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["note", b"note", "reason", b"reason", "target_id", b"target_id", "target_type", b"target_type"]) -> None: ...
+
+Global___ReportContentRequest: typing_extensions.TypeAlias = ReportContentRequest
+
+@typing.final
+class ReportContentResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___Report: ...
+    def __init__(
+        self,
+        *,
+        report: Global___Report | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report"]) -> None: ...
+
+Global___ReportContentResponse: typing_extensions.TypeAlias = ReportContentResponse
+
+@typing.final
+class ListReportsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    status: Global___ReportStatus.ValueType
+    """UNSPECIFIED = open reports."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        status: Global___ReportStatus.ValueType = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page", "status", b"status"]) -> None: ...
+
+Global___ListReportsRequest: typing_extensions.TypeAlias = ListReportsRequest
+
+@typing.final
+class ListReportsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def reports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Report]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        reports: collections.abc.Iterable[Global___Report] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "reports", b"reports"]) -> None: ...
+
+Global___ListReportsResponse: typing_extensions.TypeAlias = ListReportsResponse
+
+@typing.final
+class DismissReportRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    report_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        report_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["reason", b"reason", "report_id", b"report_id"]) -> None: ...
+
+Global___DismissReportRequest: typing_extensions.TypeAlias = DismissReportRequest
+
+@typing.final
+class DismissReportResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___Report: ...
+    def __init__(
+        self,
+        *,
+        report: Global___Report | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report"]) -> None: ...
+
+Global___DismissReportResponse: typing_extensions.TypeAlias = DismissReportResponse
+
+@typing.final
+class ModerationAction(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ACTION_FIELD_NUMBER: builtins.int
+    TARGET_TYPE_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBJECT_PERSON_ID_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    UNTIL_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    action: Global___ModerationActionKind.ValueType
+    target_type: Global___TargetType.ValueType
+    target_id: builtins.str
+    post_id: builtins.str
+    board_id: builtins.str
+    neighbourhood_id: builtins.str
+    subject_person_id: builtins.str
+    """The person the action concerns (the content's author, or the muted member)."""
+    actor_id: builtins.str
+    reason: builtins.str
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def until(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Mutes: until when."""
+
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        action: Global___ModerationActionKind.ValueType = ...,
+        target_type: Global___TargetType.ValueType = ...,
+        target_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        subject_person_id: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        until: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "until", b"until"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "actor_id", b"actor_id", "board_id", b"board_id", "created_at", b"created_at", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "post_id", b"post_id", "reason", b"reason", "subject_person_id", b"subject_person_id", "target_id", b"target_id", "target_type", b"target_type", "until", b"until"]) -> None: ...
+
+Global___ModerationAction: typing_extensions.TypeAlias = ModerationAction
+
+@typing.final
+class ModerateContentRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TARGET_TYPE_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    ACTION_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    target_type: Global___TargetType.ValueType
+    target_id: builtins.str
+    action: Global___ModerationActionKind.ValueType
+    """HIDE or RESTORE."""
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        target_type: Global___TargetType.ValueType = ...,
+        target_id: builtins.str = ...,
+        action: Global___ModerationActionKind.ValueType = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "reason", b"reason", "target_id", b"target_id", "target_type", b"target_type"]) -> None: ...
+
+Global___ModerateContentRequest: typing_extensions.TypeAlias = ModerateContentRequest
+
+@typing.final
+class ModerateContentResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: builtins.int
+    @property
+    def action(self) -> Global___ModerationAction: ...
+    def __init__(
+        self,
+        *,
+        action: Global___ModerationAction | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["action", b"action"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action"]) -> None: ...
+
+Global___ModerateContentResponse: typing_extensions.TypeAlias = ModerateContentResponse
+
+@typing.final
+class MuteMemberRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    DURATION_MINUTES_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    person_id: builtins.str
+    duration_minutes: builtins.int
+    """1 minute .. 30 days."""
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        duration_minutes: builtins.int = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["duration_minutes", b"duration_minutes", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason"]) -> None: ...
+
+Global___MuteMemberRequest: typing_extensions.TypeAlias = MuteMemberRequest
+
+@typing.final
+class MuteMemberResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: builtins.int
+    @property
+    def action(self) -> Global___ModerationAction: ...
+    def __init__(
+        self,
+        *,
+        action: Global___ModerationAction | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["action", b"action"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action"]) -> None: ...
+
+Global___MuteMemberResponse: typing_extensions.TypeAlias = MuteMemberResponse
+
+@typing.final
+class UnmuteMemberRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    person_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason"]) -> None: ...
+
+Global___UnmuteMemberRequest: typing_extensions.TypeAlias = UnmuteMemberRequest
+
+@typing.final
+class UnmuteMemberResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: builtins.int
+    @property
+    def action(self) -> Global___ModerationAction: ...
+    def __init__(
+        self,
+        *,
+        action: Global___ModerationAction | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["action", b"action"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action"]) -> None: ...
+
+Global___UnmuteMemberResponse: typing_extensions.TypeAlias = UnmuteMemberResponse
+
+@typing.final
+class ListModerationActionsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListModerationActionsRequest: typing_extensions.TypeAlias = ListModerationActionsRequest
+
+@typing.final
+class ListModerationActionsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def actions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ModerationAction]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        actions: collections.abc.Iterable[Global___ModerationAction] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actions", b"actions", "page", b"page"]) -> None: ...
+
+Global___ListModerationActionsResponse: typing_extensions.TypeAlias = ListModerationActionsResponse
+
+@typing.final
+class ListMyModerationNoticesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page"]) -> None: ...
+
+Global___ListMyModerationNoticesRequest: typing_extensions.TypeAlias = ListMyModerationNoticesRequest
+
+@typing.final
+class ListMyModerationNoticesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def actions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ModerationAction]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        actions: collections.abc.Iterable[Global___ModerationAction] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actions", b"actions", "page", b"page"]) -> None: ...
+
+Global___ListMyModerationNoticesResponse: typing_extensions.TypeAlias = ListMyModerationNoticesResponse
+
+@typing.final
+class PollOption(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    LABEL_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    label: builtins.str
+    votes: builtins.int
+    """Zero when results are hidden."""
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        label: builtins.str = ...,
+        votes: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "label", b"label", "votes", b"votes"]) -> None: ...
+
+Global___PollOption: typing_extensions.TypeAlias = PollOption
+
+@typing.final
+class Poll(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    QUESTION_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    MAX_CHOICES_FIELD_NUMBER: builtins.int
+    BASIS_FIELD_NUMBER: builtins.int
+    HIDE_RESULTS_UNTIL_CLOSE_FIELD_NUMBER: builtins.int
+    OPENS_AT_FIELD_NUMBER: builtins.int
+    CLOSES_AT_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    OPTIONS_FIELD_NUMBER: builtins.int
+    IS_OPEN_FIELD_NUMBER: builtins.int
+    IS_CLOSED_FIELD_NUMBER: builtins.int
+    RESULTS_VISIBLE_FIELD_NUMBER: builtins.int
+    BALLOT_COUNT_FIELD_NUMBER: builtins.int
+    MY_CHOICE_IDS_FIELD_NUMBER: builtins.int
+    CLOSED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    post_id: builtins.str
+    board_id: builtins.str
+    neighbourhood_id: builtins.str
+    topic_id: builtins.str
+    question: builtins.str
+    kind: Global___PollKind.ValueType
+    max_choices: builtins.int
+    basis: Global___VoteBasis.ValueType
+    hide_results_until_close: builtins.bool
+    created_by: builtins.str
+    is_open: builtins.bool
+    is_closed: builtins.bool
+    results_visible: builtins.bool
+    ballot_count: builtins.int
+    @property
+    def opens_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def closes_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def options(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___PollOption]: ...
+    @property
+    def my_choice_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The caller's choices (their own or their household's ballot)."""
+
+    @property
+    def closed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        topic_id: builtins.str = ...,
+        question: builtins.str = ...,
+        kind: Global___PollKind.ValueType = ...,
+        max_choices: builtins.int = ...,
+        basis: Global___VoteBasis.ValueType = ...,
+        hide_results_until_close: builtins.bool = ...,
+        opens_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        closes_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        created_by: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        options: collections.abc.Iterable[Global___PollOption] | None = ...,
+        is_open: builtins.bool = ...,
+        is_closed: builtins.bool = ...,
+        results_visible: builtins.bool = ...,
+        ballot_count: builtins.int = ...,
+        my_choice_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        closed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["closed_at", b"closed_at", "closes_at", b"closes_at", "created_at", b"created_at", "opens_at", b"opens_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["ballot_count", b"ballot_count", "basis", b"basis", "board_id", b"board_id", "closed_at", b"closed_at", "closes_at", b"closes_at", "created_at", b"created_at", "created_by", b"created_by", "hide_results_until_close", b"hide_results_until_close", "id", b"id", "is_closed", b"is_closed", "is_open", b"is_open", "kind", b"kind", "max_choices", b"max_choices", "my_choice_ids", b"my_choice_ids", "neighbourhood_id", b"neighbourhood_id", "opens_at", b"opens_at", "options", b"options", "post_id", b"post_id", "question", b"question", "results_visible", b"results_visible", "topic_id", b"topic_id"]) -> None: ...
+
+Global___Poll: typing_extensions.TypeAlias = Poll
+
+@typing.final
+class CreatePollRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    QUESTION_FIELD_NUMBER: builtins.int
+    OPTIONS_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    MAX_CHOICES_FIELD_NUMBER: builtins.int
+    BASIS_FIELD_NUMBER: builtins.int
+    HIDE_RESULTS_UNTIL_CLOSE_FIELD_NUMBER: builtins.int
+    OPENS_AT_FIELD_NUMBER: builtins.int
+    CLOSES_AT_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    question: builtins.str
+    kind: Global___PollKind.ValueType
+    max_choices: builtins.int
+    """Multiple choice: the most options a ballot may pick (0 = all)."""
+    basis: Global___VoteBasis.ValueType
+    hide_results_until_close: builtins.bool
+    @property
+    def options(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def opens_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Unset: now."""
+
+    @property
+    def closes_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        question: builtins.str = ...,
+        options: collections.abc.Iterable[builtins.str] | None = ...,
+        kind: Global___PollKind.ValueType = ...,
+        max_choices: builtins.int = ...,
+        basis: Global___VoteBasis.ValueType = ...,
+        hide_results_until_close: builtins.bool = ...,
+        opens_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        closes_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["closes_at", b"closes_at", "opens_at", b"opens_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["basis", b"basis", "closes_at", b"closes_at", "hide_results_until_close", b"hide_results_until_close", "kind", b"kind", "max_choices", b"max_choices", "opens_at", b"opens_at", "options", b"options", "post_id", b"post_id", "question", b"question"]) -> None: ...
+
+Global___CreatePollRequest: typing_extensions.TypeAlias = CreatePollRequest
+
+@typing.final
+class CreatePollResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_FIELD_NUMBER: builtins.int
+    @property
+    def poll(self) -> Global___Poll: ...
+    def __init__(
+        self,
+        *,
+        poll: Global___Poll | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["poll", b"poll"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["poll", b"poll"]) -> None: ...
+
+Global___CreatePollResponse: typing_extensions.TypeAlias = CreatePollResponse
+
+@typing.final
+class GetPollRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: builtins.int
+    poll_id: builtins.str
+    def __init__(
+        self,
+        *,
+        poll_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["poll_id", b"poll_id"]) -> None: ...
+
+Global___GetPollRequest: typing_extensions.TypeAlias = GetPollRequest
+
+@typing.final
+class GetPollResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_FIELD_NUMBER: builtins.int
+    @property
+    def poll(self) -> Global___Poll: ...
+    def __init__(
+        self,
+        *,
+        poll: Global___Poll | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["poll", b"poll"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["poll", b"poll"]) -> None: ...
+
+Global___GetPollResponse: typing_extensions.TypeAlias = GetPollResponse
+
+@typing.final
+class CastVoteRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: builtins.int
+    OPTION_IDS_FIELD_NUMBER: builtins.int
+    poll_id: builtins.str
+    @property
+    def option_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        poll_id: builtins.str = ...,
+        option_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["option_ids", b"option_ids", "poll_id", b"poll_id"]) -> None: ...
+
+Global___CastVoteRequest: typing_extensions.TypeAlias = CastVoteRequest
+
+@typing.final
+class CastVoteResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_FIELD_NUMBER: builtins.int
+    @property
+    def poll(self) -> Global___Poll: ...
+    def __init__(
+        self,
+        *,
+        poll: Global___Poll | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["poll", b"poll"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["poll", b"poll"]) -> None: ...
+
+Global___CastVoteResponse: typing_extensions.TypeAlias = CastVoteResponse
+
+@typing.final
+class ClosePollRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: builtins.int
+    poll_id: builtins.str
+    def __init__(
+        self,
+        *,
+        poll_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["poll_id", b"poll_id"]) -> None: ...
+
+Global___ClosePollRequest: typing_extensions.TypeAlias = ClosePollRequest
+
+@typing.final
+class ClosePollResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_FIELD_NUMBER: builtins.int
+    @property
+    def poll(self) -> Global___Poll: ...
+    def __init__(
+        self,
+        *,
+        poll: Global___Poll | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["poll", b"poll"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["poll", b"poll"]) -> None: ...
+
+Global___ClosePollResponse: typing_extensions.TypeAlias = ClosePollResponse
+
+@typing.final
+class TopicStep(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    FROM_STAGE_FIELD_NUMBER: builtins.int
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    from_stage: Global___TopicStage.ValueType
+    to_stage: Global___TopicStage.ValueType
+    actor_id: builtins.str
+    reason: builtins.str
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        from_stage: Global___TopicStage.ValueType = ...,
+        to_stage: Global___TopicStage.ValueType = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "at", b"at", "from_stage", b"from_stage", "reason", b"reason", "to_stage", b"to_stage"]) -> None: ...
+
+Global___TopicStep: typing_extensions.TypeAlias = TopicStep
+
+@typing.final
+class Milestone(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DUE_AT_FIELD_NUMBER: builtins.int
+    PROGRESS_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    UPDATED_BY_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    title: builtins.str
+    progress: builtins.int
+    """0..100."""
+    note: builtins.str
+    updated_by: builtins.str
+    @property
+    def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        title: builtins.str = ...,
+        due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        progress: builtins.int = ...,
+        note: builtins.str = ...,
+        updated_by: builtins.str = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["due_at", b"due_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["due_at", b"due_at", "id", b"id", "note", b"note", "progress", b"progress", "title", b"title", "updated_at", b"updated_at", "updated_by", b"updated_by"]) -> None: ...
+
+Global___Milestone: typing_extensions.TypeAlias = Milestone
+
+@typing.final
+class MilestonePlan(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: builtins.int
+    DUE_AT_FIELD_NUMBER: builtins.int
+    title: builtins.str
+    @property
+    def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        title: builtins.str = ...,
+        due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["due_at", b"due_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["due_at", b"due_at", "title", b"title"]) -> None: ...
+
+Global___MilestonePlan: typing_extensions.TypeAlias = MilestonePlan
+
+@typing.final
+class ProjectPlan(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: builtins.int
+    BUDGET_NOTE_FIELD_NUMBER: builtins.int
+    MILESTONES_FIELD_NUMBER: builtins.int
+    owner_id: builtins.str
+    budget_note: builtins.str
+    @property
+    def milestones(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___MilestonePlan]: ...
+    def __init__(
+        self,
+        *,
+        owner_id: builtins.str = ...,
+        budget_note: builtins.str = ...,
+        milestones: collections.abc.Iterable[Global___MilestonePlan] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["budget_note", b"budget_note", "milestones", b"milestones", "owner_id", b"owner_id"]) -> None: ...
+
+Global___ProjectPlan: typing_extensions.TypeAlias = ProjectPlan
+
+@typing.final
+class ConventionDraft(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    POLL_ID_FIELD_NUMBER: builtins.int
+    title: builtins.str
+    text: builtins.str
+    poll_id: builtins.str
+    """The closed poll by which residents adopted the text."""
+    def __init__(
+        self,
+        *,
+        title: builtins.str = ...,
+        text: builtins.str = ...,
+        poll_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["poll_id", b"poll_id", "text", b"text", "title", b"title"]) -> None: ...
+
+Global___ConventionDraft: typing_extensions.TypeAlias = ConventionDraft
+
+@typing.final
+class Topic(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    PROPOSER_FIELD_NUMBER: builtins.int
+    STAGE_FIELD_NUMBER: builtins.int
+    STEPS_FIELD_NUMBER: builtins.int
+    OWNER_ID_FIELD_NUMBER: builtins.int
+    BUDGET_NOTE_FIELD_NUMBER: builtins.int
+    MILESTONES_FIELD_NUMBER: builtins.int
+    RATING_COUNT_FIELD_NUMBER: builtins.int
+    RATING_AVERAGE_X100_FIELD_NUMBER: builtins.int
+    MY_RATING_FIELD_NUMBER: builtins.int
+    EVALUATION_SUMMARY_FIELD_NUMBER: builtins.int
+    CONVENTION_ID_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    POLL_IDS_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    neighbourhood_id: builtins.str
+    post_id: builtins.str
+    """The discussion thread in 议事厅."""
+    title: builtins.str
+    description: builtins.str
+    stage: Global___TopicStage.ValueType
+    owner_id: builtins.str
+    budget_note: builtins.str
+    rating_count: builtins.int
+    rating_average_x100: builtins.int
+    """Mean rating × 100 (e.g. 425 = 4.25), zero without ratings."""
+    my_rating: builtins.int
+    evaluation_summary: builtins.str
+    convention_id: builtins.str
+    @property
+    def proposer(self) -> Global___Author: ...
+    @property
+    def steps(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___TopicStep]: ...
+    @property
+    def milestones(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Milestone]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def poll_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        proposer: Global___Author | None = ...,
+        stage: Global___TopicStage.ValueType = ...,
+        steps: collections.abc.Iterable[Global___TopicStep] | None = ...,
+        owner_id: builtins.str = ...,
+        budget_note: builtins.str = ...,
+        milestones: collections.abc.Iterable[Global___Milestone] | None = ...,
+        rating_count: builtins.int = ...,
+        rating_average_x100: builtins.int = ...,
+        my_rating: builtins.int = ...,
+        evaluation_summary: builtins.str = ...,
+        convention_id: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        poll_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "proposer", b"proposer", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["budget_note", b"budget_note", "convention_id", b"convention_id", "created_at", b"created_at", "description", b"description", "evaluation_summary", b"evaluation_summary", "id", b"id", "milestones", b"milestones", "my_rating", b"my_rating", "neighbourhood_id", b"neighbourhood_id", "owner_id", b"owner_id", "poll_ids", b"poll_ids", "post_id", b"post_id", "proposer", b"proposer", "rating_average_x100", b"rating_average_x100", "rating_count", b"rating_count", "stage", b"stage", "steps", b"steps", "title", b"title", "updated_at", b"updated_at"]) -> None: ...
+
+Global___Topic: typing_extensions.TypeAlias = Topic
+
+@typing.final
+class ProposeTopicRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    title: builtins.str
+    description: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["description", b"description", "neighbourhood_id", b"neighbourhood_id", "title", b"title"]) -> None: ...
+
+Global___ProposeTopicRequest: typing_extensions.TypeAlias = ProposeTopicRequest
+
+@typing.final
+class ProposeTopicResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___ProposeTopicResponse: typing_extensions.TypeAlias = ProposeTopicResponse
+
+@typing.final
+class GetTopicRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["topic_id", b"topic_id"]) -> None: ...
+
+Global___GetTopicRequest: typing_extensions.TypeAlias = GetTopicRequest
+
+@typing.final
+class GetTopicResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___GetTopicResponse: typing_extensions.TypeAlias = GetTopicResponse
+
+@typing.final
+class ListTopicsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STAGE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    stage: Global___TopicStage.ValueType
+    """UNSPECIFIED: every stage."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        stage: Global___TopicStage.ValueType = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page", "stage", b"stage"]) -> None: ...
+
+Global___ListTopicsRequest: typing_extensions.TypeAlias = ListTopicsRequest
+
+@typing.final
+class ListTopicsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPICS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def topics(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Topic]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        topics: collections.abc.Iterable[Global___Topic] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "topics", b"topics"]) -> None: ...
+
+Global___ListTopicsResponse: typing_extensions.TypeAlias = ListTopicsResponse
+
+@typing.final
+class AdvanceTopicRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    PROJECT_FIELD_NUMBER: builtins.int
+    CONVENTION_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    to_stage: Global___TopicStage.ValueType
+    reason: builtins.str
+    @property
+    def project(self) -> Global___ProjectPlan:
+        """Required when moving to PROJECT."""
+
+    @property
+    def convention(self) -> Global___ConventionDraft:
+        """Required when moving to CONVENTION."""
+
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+        to_stage: Global___TopicStage.ValueType = ...,
+        reason: builtins.str = ...,
+        project: Global___ProjectPlan | None = ...,
+        convention: Global___ConventionDraft | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["convention", b"convention", "project", b"project"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["convention", b"convention", "project", b"project", "reason", b"reason", "to_stage", b"to_stage", "topic_id", b"topic_id"]) -> None: ...
+
+Global___AdvanceTopicRequest: typing_extensions.TypeAlias = AdvanceTopicRequest
+
+@typing.final
+class AdvanceTopicResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___AdvanceTopicResponse: typing_extensions.TypeAlias = AdvanceTopicResponse
+
+@typing.final
+class UpdateMilestoneRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    MILESTONE_ID_FIELD_NUMBER: builtins.int
+    PROGRESS_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    milestone_id: builtins.str
+    progress: builtins.int
+    note: builtins.str
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+        milestone_id: builtins.str = ...,
+        progress: builtins.int = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["milestone_id", b"milestone_id", "note", b"note", "progress", b"progress", "topic_id", b"topic_id"]) -> None: ...
+
+Global___UpdateMilestoneRequest: typing_extensions.TypeAlias = UpdateMilestoneRequest
+
+@typing.final
+class UpdateMilestoneResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___UpdateMilestoneResponse: typing_extensions.TypeAlias = UpdateMilestoneResponse
+
+@typing.final
+class RateTopicRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    COMMENT_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    rating: builtins.int
+    """1..5"""
+    comment: builtins.str
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+        rating: builtins.int = ...,
+        comment: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment", "rating", b"rating", "topic_id", b"topic_id"]) -> None: ...
+
+Global___RateTopicRequest: typing_extensions.TypeAlias = RateTopicRequest
+
+@typing.final
+class RateTopicResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___RateTopicResponse: typing_extensions.TypeAlias = RateTopicResponse
+
+@typing.final
+class SummariseEvaluationRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    SUMMARY_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    summary: builtins.str
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+        summary: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["summary", b"summary", "topic_id", b"topic_id"]) -> None: ...
+
+Global___SummariseEvaluationRequest: typing_extensions.TypeAlias = SummariseEvaluationRequest
+
+@typing.final
+class SummariseEvaluationResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: builtins.int
+    @property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["topic", b"topic"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["topic", b"topic"]) -> None: ...
+
+Global___SummariseEvaluationResponse: typing_extensions.TypeAlias = SummariseEvaluationResponse
+
+@typing.final
+class VoteTally(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OPTION_LABEL_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    option_label: builtins.str
+    votes: builtins.int
+    def __init__(
+        self,
+        *,
+        option_label: builtins.str = ...,
+        votes: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["option_label", b"option_label", "votes", b"votes"]) -> None: ...
+
+Global___VoteTally: typing_extensions.TypeAlias = VoteTally
+
+@typing.final
+class ConventionVersion(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    POLL_ID_FIELD_NUMBER: builtins.int
+    TALLY_FIELD_NUMBER: builtins.int
+    BALLOT_COUNT_FIELD_NUMBER: builtins.int
+    ADOPTED_BY_FIELD_NUMBER: builtins.int
+    ADOPTED_AT_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    version: builtins.int
+    text: builtins.str
+    poll_id: builtins.str
+    ballot_count: builtins.int
+    adopted_by: builtins.str
+    reason: builtins.str
+    @property
+    def tally(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___VoteTally]: ...
+    @property
+    def adopted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: builtins.int = ...,
+        text: builtins.str = ...,
+        poll_id: builtins.str = ...,
+        tally: collections.abc.Iterable[Global___VoteTally] | None = ...,
+        ballot_count: builtins.int = ...,
+        adopted_by: builtins.str = ...,
+        adopted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["adopted_at", b"adopted_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["adopted_at", b"adopted_at", "adopted_by", b"adopted_by", "ballot_count", b"ballot_count", "poll_id", b"poll_id", "reason", b"reason", "tally", b"tally", "text", b"text", "version", b"version"]) -> None: ...
+
+Global___ConventionVersion: typing_extensions.TypeAlias = ConventionVersion
+
+@typing.final
+class Convention(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    CURRENT_VERSION_FIELD_NUMBER: builtins.int
+    VERSIONS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    neighbourhood_id: builtins.str
+    topic_id: builtins.str
+    title: builtins.str
+    current_version: builtins.int
+    @property
+    def versions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ConventionVersion]:
+        """Newest first."""
+
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        topic_id: builtins.str = ...,
+        title: builtins.str = ...,
+        current_version: builtins.int = ...,
+        versions: collections.abc.Iterable[Global___ConventionVersion] | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "current_version", b"current_version", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "title", b"title", "topic_id", b"topic_id", "updated_at", b"updated_at", "versions", b"versions"]) -> None: ...
+
+Global___Convention: typing_extensions.TypeAlias = Convention
+
+@typing.final
+class ListConventionsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListConventionsRequest: typing_extensions.TypeAlias = ListConventionsRequest
+
+@typing.final
+class ListConventionsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def conventions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Convention]:
+        """Each with its current version only."""
+
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        conventions: collections.abc.Iterable[Global___Convention] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["conventions", b"conventions", "page", b"page"]) -> None: ...
+
+Global___ListConventionsResponse: typing_extensions.TypeAlias = ListConventionsResponse
+
+@typing.final
+class GetConventionRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTION_ID_FIELD_NUMBER: builtins.int
+    convention_id: builtins.str
+    def __init__(
+        self,
+        *,
+        convention_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["convention_id", b"convention_id"]) -> None: ...
+
+Global___GetConventionRequest: typing_extensions.TypeAlias = GetConventionRequest
+
+@typing.final
+class GetConventionResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTION_FIELD_NUMBER: builtins.int
+    @property
+    def convention(self) -> Global___Convention: ...
+    def __init__(
+        self,
+        *,
+        convention: Global___Convention | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["convention", b"convention"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["convention", b"convention"]) -> None: ...
+
+Global___GetConventionResponse: typing_extensions.TypeAlias = GetConventionResponse
+
+@typing.final
+class AmendConventionRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTION_ID_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    POLL_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    convention_id: builtins.str
+    text: builtins.str
+    poll_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        convention_id: builtins.str = ...,
+        text: builtins.str = ...,
+        poll_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["convention_id", b"convention_id", "poll_id", b"poll_id", "reason", b"reason", "text", b"text"]) -> None: ...
+
+Global___AmendConventionRequest: typing_extensions.TypeAlias = AmendConventionRequest
+
+@typing.final
+class AmendConventionResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTION_FIELD_NUMBER: builtins.int
+    @property
+    def convention(self) -> Global___Convention: ...
+    def __init__(
+        self,
+        *,
+        convention: Global___Convention | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["convention", b"convention"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["convention", b"convention"]) -> None: ...
+
+Global___AmendConventionResponse: typing_extensions.TypeAlias = AmendConventionResponse
+
+@typing.final
+class AffairStage(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    REACHED_AT_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    key: builtins.str
+    name: builtins.str
+    actor_id: builtins.str
+    note: builtins.str
+    @property
+    def reached_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Set once the affair reached the stage."""
+
+    def __init__(
+        self,
+        *,
+        key: builtins.str = ...,
+        name: builtins.str = ...,
+        reached_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        actor_id: builtins.str = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["reached_at", b"reached_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "key", b"key", "name", b"name", "note", b"note", "reached_at", b"reached_at"]) -> None: ...
+
+Global___AffairStage: typing_extensions.TypeAlias = AffairStage
+
+@typing.final
+class Candidate(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    STATEMENT_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    ELECTED_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    name: builtins.str
+    person_id: builtins.str
+    statement: builtins.str
+    votes: builtins.int
+    elected: builtins.bool
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        name: builtins.str = ...,
+        person_id: builtins.str = ...,
+        statement: builtins.str = ...,
+        votes: builtins.int = ...,
+        elected: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["elected", b"elected", "id", b"id", "name", b"name", "person_id", b"person_id", "statement", b"statement", "votes", b"votes"]) -> None: ...
+
+Global___Candidate: typing_extensions.TypeAlias = Candidate
+
+@typing.final
+class Affair(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    PURPOSE_FIELD_NUMBER: builtins.int
+    POLICY_BASIS_FIELD_NUMBER: builtins.int
+    PROCEDURE_FIELD_NUMBER: builtins.int
+    STAGE_FIELD_NUMBER: builtins.int
+    STAGES_FIELD_NUMBER: builtins.int
+    CANDIDATES_FIELD_NUMBER: builtins.int
+    RESULT_SUMMARY_FIELD_NUMBER: builtins.int
+    COMPLETED_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    neighbourhood_id: builtins.str
+    kind: Global___AffairKind.ValueType
+    board_id: builtins.str
+    post_id: builtins.str
+    """The post in the board that members follow."""
+    title: builtins.str
+    purpose: builtins.str
+    policy_basis: builtins.str
+    procedure: builtins.str
+    stage: builtins.str
+    result_summary: builtins.str
+    completed: builtins.bool
+    created_by: builtins.str
+    @property
+    def stages(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___AffairStage]:
+        """Every stage of the kind's process in order, with when each was reached."""
+
+    @property
+    def candidates(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        kind: Global___AffairKind.ValueType = ...,
+        board_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        title: builtins.str = ...,
+        purpose: builtins.str = ...,
+        policy_basis: builtins.str = ...,
+        procedure: builtins.str = ...,
+        stage: builtins.str = ...,
+        stages: collections.abc.Iterable[Global___AffairStage] | None = ...,
+        candidates: collections.abc.Iterable[Global___Candidate] | None = ...,
+        result_summary: builtins.str = ...,
+        completed: builtins.bool = ...,
+        created_by: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "candidates", b"candidates", "completed", b"completed", "created_at", b"created_at", "created_by", b"created_by", "id", b"id", "kind", b"kind", "neighbourhood_id", b"neighbourhood_id", "policy_basis", b"policy_basis", "post_id", b"post_id", "procedure", b"procedure", "purpose", b"purpose", "result_summary", b"result_summary", "stage", b"stage", "stages", b"stages", "title", b"title", "updated_at", b"updated_at"]) -> None: ...
+
+Global___Affair: typing_extensions.TypeAlias = Affair
+
+@typing.final
+class CreateAffairRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    PURPOSE_FIELD_NUMBER: builtins.int
+    POLICY_BASIS_FIELD_NUMBER: builtins.int
+    PROCEDURE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    kind: Global___AffairKind.ValueType
+    title: builtins.str
+    purpose: builtins.str
+    policy_basis: builtins.str
+    procedure: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        kind: Global___AffairKind.ValueType = ...,
+        title: builtins.str = ...,
+        purpose: builtins.str = ...,
+        policy_basis: builtins.str = ...,
+        procedure: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["kind", b"kind", "neighbourhood_id", b"neighbourhood_id", "policy_basis", b"policy_basis", "procedure", b"procedure", "purpose", b"purpose", "title", b"title"]) -> None: ...
+
+Global___CreateAffairRequest: typing_extensions.TypeAlias = CreateAffairRequest
+
+@typing.final
+class CreateAffairResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_FIELD_NUMBER: builtins.int
+    @property
+    def affair(self) -> Global___Affair: ...
+    def __init__(
+        self,
+        *,
+        affair: Global___Affair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["affair", b"affair"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
+
+Global___CreateAffairResponse: typing_extensions.TypeAlias = CreateAffairResponse
+
+@typing.final
+class GetAffairRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    affair_id: builtins.str
+    def __init__(
+        self,
+        *,
+        affair_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["affair_id", b"affair_id"]) -> None: ...
+
+Global___GetAffairRequest: typing_extensions.TypeAlias = GetAffairRequest
+
+@typing.final
+class GetAffairResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_FIELD_NUMBER: builtins.int
+    @property
+    def affair(self) -> Global___Affair: ...
+    def __init__(
+        self,
+        *,
+        affair: Global___Affair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["affair", b"affair"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
+
+Global___GetAffairResponse: typing_extensions.TypeAlias = GetAffairResponse
+
+@typing.final
+class ListAffairsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListAffairsRequest: typing_extensions.TypeAlias = ListAffairsRequest
+
+@typing.final
+class ListAffairsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIRS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def affairs(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Affair]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        affairs: collections.abc.Iterable[Global___Affair] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affairs", b"affairs", "page", b"page"]) -> None: ...
+
+Global___ListAffairsResponse: typing_extensions.TypeAlias = ListAffairsResponse
+
+@typing.final
+class AdvanceAffairRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    affair_id: builtins.str
+    to_stage: builtins.str
+    """The next stage's key (stages are taken one at a time, in order)."""
+    note: builtins.str
+    def __init__(
+        self,
+        *,
+        affair_id: builtins.str = ...,
+        to_stage: builtins.str = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["affair_id", b"affair_id", "note", b"note", "to_stage", b"to_stage"]) -> None: ...
+
+Global___AdvanceAffairRequest: typing_extensions.TypeAlias = AdvanceAffairRequest
+
+@typing.final
+class AdvanceAffairResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_FIELD_NUMBER: builtins.int
+    @property
+    def affair(self) -> Global___Affair: ...
+    def __init__(
+        self,
+        *,
+        affair: Global___Affair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["affair", b"affair"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
+
+Global___AdvanceAffairResponse: typing_extensions.TypeAlias = AdvanceAffairResponse
+
+@typing.final
+class AddCandidateRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    STATEMENT_FIELD_NUMBER: builtins.int
+    affair_id: builtins.str
+    name: builtins.str
+    person_id: builtins.str
+    statement: builtins.str
+    def __init__(
+        self,
+        *,
+        affair_id: builtins.str = ...,
+        name: builtins.str = ...,
+        person_id: builtins.str = ...,
+        statement: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["affair_id", b"affair_id", "name", b"name", "person_id", b"person_id", "statement", b"statement"]) -> None: ...
+
+Global___AddCandidateRequest: typing_extensions.TypeAlias = AddCandidateRequest
+
+@typing.final
+class AddCandidateResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_FIELD_NUMBER: builtins.int
+    @property
+    def affair(self) -> Global___Affair: ...
+    def __init__(
+        self,
+        *,
+        affair: Global___Affair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["affair", b"affair"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
+
+Global___AddCandidateResponse: typing_extensions.TypeAlias = AddCandidateResponse
+
+@typing.final
+class CandidateResult(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CANDIDATE_ID_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    ELECTED_FIELD_NUMBER: builtins.int
+    candidate_id: builtins.str
+    votes: builtins.int
+    elected: builtins.bool
+    def __init__(
+        self,
+        *,
+        candidate_id: builtins.str = ...,
+        votes: builtins.int = ...,
+        elected: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["candidate_id", b"candidate_id", "elected", b"elected", "votes", b"votes"]) -> None: ...
+
+Global___CandidateResult: typing_extensions.TypeAlias = CandidateResult
+
+@typing.final
+class RecordAffairResultRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    SUMMARY_FIELD_NUMBER: builtins.int
+    RESULTS_FIELD_NUMBER: builtins.int
+    affair_id: builtins.str
+    summary: builtins.str
+    @property
+    def results(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CandidateResult]: ...
+    def __init__(
+        self,
+        *,
+        affair_id: builtins.str = ...,
+        summary: builtins.str = ...,
+        results: collections.abc.Iterable[Global___CandidateResult] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["affair_id", b"affair_id", "results", b"results", "summary", b"summary"]) -> None: ...
+
+Global___RecordAffairResultRequest: typing_extensions.TypeAlias = RecordAffairResultRequest
+
+@typing.final
+class RecordAffairResultResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_FIELD_NUMBER: builtins.int
+    @property
+    def affair(self) -> Global___Affair: ...
+    def __init__(
+        self,
+        *,
+        affair: Global___Affair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["affair", b"affair"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
+
+Global___RecordAffairResultResponse: typing_extensions.TypeAlias = RecordAffairResultResponse

@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class BoardsServiceStub(object):
     """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
+
+    Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
+    create-style RPCs honour the `idempotency-key` metadata; lists use keyset cursors.
     """
 
     def __init__(self, channel):
@@ -40,13 +43,554 @@ class BoardsServiceStub(object):
                 request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsRequest.SerializeToString,
                 response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsResponse.FromString,
                 _registered_method=True)
+        self.GetBoard = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetBoard',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardResponse.FromString,
+                _registered_method=True)
+        self.ListCatalogue = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListCatalogue',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueResponse.FromString,
+                _registered_method=True)
+        self.PutCatalogueEntry = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/PutCatalogueEntry',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryResponse.FromString,
+                _registered_method=True)
+        self.GetUnreadCounts = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetUnreadCounts',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsResponse.FromString,
+                _registered_method=True)
+        self.MarkBoardRead = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/MarkBoardRead',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadResponse.FromString,
+                _registered_method=True)
+        self.CreatePost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/CreatePost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostResponse.FromString,
+                _registered_method=True)
+        self.GetPost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetPost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostResponse.FromString,
+                _registered_method=True)
+        self.EditPost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/EditPost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostResponse.FromString,
+                _registered_method=True)
+        self.DeletePost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/DeletePost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostResponse.FromString,
+                _registered_method=True)
+        self.ListPostRevisions = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListPostRevisions',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsResponse.FromString,
+                _registered_method=True)
+        self.ListBoardFeed = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListBoardFeed',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedResponse.FromString,
+                _registered_method=True)
+        self.ListHomeFeed = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListHomeFeed',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedResponse.FromString,
+                _registered_method=True)
+        self.SetPostLike = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/SetPostLike',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeResponse.FromString,
+                _registered_method=True)
+        self.PinPost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/PinPost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostResponse.FromString,
+                _registered_method=True)
+        self.LockPost = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/LockPost',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostResponse.FromString,
+                _registered_method=True)
+        self.CreateComment = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/CreateComment',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentResponse.FromString,
+                _registered_method=True)
+        self.ListComments = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListComments',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsResponse.FromString,
+                _registered_method=True)
+        self.EditComment = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/EditComment',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentResponse.FromString,
+                _registered_method=True)
+        self.DeleteComment = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/DeleteComment',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentResponse.FromString,
+                _registered_method=True)
+        self.SetCommentLike = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/SetCommentLike',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeResponse.FromString,
+                _registered_method=True)
+        self.ReportContent = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ReportContent',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentResponse.FromString,
+                _registered_method=True)
+        self.ListReports = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListReports',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsResponse.FromString,
+                _registered_method=True)
+        self.DismissReport = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/DismissReport',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportResponse.FromString,
+                _registered_method=True)
+        self.ModerateContent = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ModerateContent',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentResponse.FromString,
+                _registered_method=True)
+        self.MuteMember = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/MuteMember',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberResponse.FromString,
+                _registered_method=True)
+        self.UnmuteMember = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/UnmuteMember',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberResponse.FromString,
+                _registered_method=True)
+        self.ListModerationActions = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListModerationActions',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsResponse.FromString,
+                _registered_method=True)
+        self.ListMyModerationNotices = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListMyModerationNotices',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesResponse.FromString,
+                _registered_method=True)
+        self.CreatePoll = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/CreatePoll',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollResponse.FromString,
+                _registered_method=True)
+        self.GetPoll = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetPoll',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollResponse.FromString,
+                _registered_method=True)
+        self.CastVote = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/CastVote',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteResponse.FromString,
+                _registered_method=True)
+        self.ClosePoll = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ClosePoll',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollResponse.FromString,
+                _registered_method=True)
+        self.ProposeTopic = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ProposeTopic',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicResponse.FromString,
+                _registered_method=True)
+        self.GetTopic = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetTopic',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicResponse.FromString,
+                _registered_method=True)
+        self.ListTopics = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListTopics',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsResponse.FromString,
+                _registered_method=True)
+        self.AdvanceTopic = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/AdvanceTopic',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicResponse.FromString,
+                _registered_method=True)
+        self.UpdateMilestone = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/UpdateMilestone',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneResponse.FromString,
+                _registered_method=True)
+        self.RateTopic = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/RateTopic',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicResponse.FromString,
+                _registered_method=True)
+        self.SummariseEvaluation = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/SummariseEvaluation',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationResponse.FromString,
+                _registered_method=True)
+        self.ListConventions = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListConventions',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsResponse.FromString,
+                _registered_method=True)
+        self.GetConvention = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetConvention',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionResponse.FromString,
+                _registered_method=True)
+        self.AmendConvention = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/AmendConvention',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionResponse.FromString,
+                _registered_method=True)
+        self.CreateAffair = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/CreateAffair',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairResponse.FromString,
+                _registered_method=True)
+        self.GetAffair = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/GetAffair',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairResponse.FromString,
+                _registered_method=True)
+        self.ListAffairs = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ListAffairs',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsResponse.FromString,
+                _registered_method=True)
+        self.AdvanceAffair = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/AdvanceAffair',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairResponse.FromString,
+                _registered_method=True)
+        self.AddCandidate = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/AddCandidate',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateResponse.FromString,
+                _registered_method=True)
+        self.RecordAffairResult = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/RecordAffairResult',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.FromString,
+                _registered_method=True)
 
 
 class BoardsServiceServicer(object):
     """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
+
+    Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
+    create-style RPCs honour the `idempotency-key` metadata; lists use keyset cursors.
     """
 
     def ListBoards(self, request, context):
+        """--- boards and the catalogue ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBoard(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCatalogue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCatalogueEntry(self, request, context):
+        """District staff change a board kind's name or policy for their district, or add a kind
+        (district-scope kinds open one board shown in every neighbourhood of the district).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnreadCounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkBoardRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePost(self, request, context):
+        """--- posts and feeds ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditPost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPostRevisions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBoardFeed(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHomeFeed(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPostLike(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinPost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LockPost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateComment(self, request, context):
+        """--- comments (one level deep: replies point at a top-level comment) ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditComment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteComment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCommentLike(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportContent(self, request, context):
+        """--- moderation ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReports(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissReport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModerateContent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnmuteMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModerationActions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyModerationNotices(self, request, context):
+        """The caller's own notices: every action taken on their content or on them, with its reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePoll(self, request, context):
+        """--- polls ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPoll(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CastVote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClosePoll(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeTopic(self, request, context):
+        """--- deliberation (议事) ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMilestone(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateTopic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SummariseEvaluation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConventions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConvention(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AmendConvention(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAffair(self, request, context):
+        """--- open affairs (elections, owners'-committee formation) ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAffair(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAffairs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceAffair(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCandidate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAffairResult(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -60,6 +604,246 @@ def add_BoardsServiceServicer_to_server(servicer, server):
                     request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsRequest.FromString,
                     response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsResponse.SerializeToString,
             ),
+            'GetBoard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBoard,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardResponse.SerializeToString,
+            ),
+            'ListCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCatalogue,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueResponse.SerializeToString,
+            ),
+            'PutCatalogueEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCatalogueEntry,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryResponse.SerializeToString,
+            ),
+            'GetUnreadCounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnreadCounts,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsResponse.SerializeToString,
+            ),
+            'MarkBoardRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkBoardRead,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadResponse.SerializeToString,
+            ),
+            'CreatePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostResponse.SerializeToString,
+            ),
+            'GetPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostResponse.SerializeToString,
+            ),
+            'EditPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditPost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostResponse.SerializeToString,
+            ),
+            'DeletePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostResponse.SerializeToString,
+            ),
+            'ListPostRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPostRevisions,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsResponse.SerializeToString,
+            ),
+            'ListBoardFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBoardFeed,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedResponse.SerializeToString,
+            ),
+            'ListHomeFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHomeFeed,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedResponse.SerializeToString,
+            ),
+            'SetPostLike': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPostLike,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeResponse.SerializeToString,
+            ),
+            'PinPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinPost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostResponse.SerializeToString,
+            ),
+            'LockPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockPost,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostResponse.SerializeToString,
+            ),
+            'CreateComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateComment,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentResponse.SerializeToString,
+            ),
+            'ListComments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComments,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsResponse.SerializeToString,
+            ),
+            'EditComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditComment,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentResponse.SerializeToString,
+            ),
+            'DeleteComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteComment,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentResponse.SerializeToString,
+            ),
+            'SetCommentLike': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCommentLike,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeResponse.SerializeToString,
+            ),
+            'ReportContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportContent,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentResponse.SerializeToString,
+            ),
+            'ListReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReports,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsResponse.SerializeToString,
+            ),
+            'DismissReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissReport,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportResponse.SerializeToString,
+            ),
+            'ModerateContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModerateContent,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentResponse.SerializeToString,
+            ),
+            'MuteMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteMember,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberResponse.SerializeToString,
+            ),
+            'UnmuteMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnmuteMember,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberResponse.SerializeToString,
+            ),
+            'ListModerationActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModerationActions,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsResponse.SerializeToString,
+            ),
+            'ListMyModerationNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyModerationNotices,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesResponse.SerializeToString,
+            ),
+            'CreatePoll': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePoll,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollResponse.SerializeToString,
+            ),
+            'GetPoll': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPoll,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollResponse.SerializeToString,
+            ),
+            'CastVote': grpc.unary_unary_rpc_method_handler(
+                    servicer.CastVote,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteResponse.SerializeToString,
+            ),
+            'ClosePoll': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClosePoll,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollResponse.SerializeToString,
+            ),
+            'ProposeTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeTopic,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicResponse.SerializeToString,
+            ),
+            'GetTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTopic,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicResponse.SerializeToString,
+            ),
+            'ListTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopics,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsResponse.SerializeToString,
+            ),
+            'AdvanceTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceTopic,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicResponse.SerializeToString,
+            ),
+            'UpdateMilestone': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMilestone,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneResponse.SerializeToString,
+            ),
+            'RateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateTopic,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicResponse.SerializeToString,
+            ),
+            'SummariseEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SummariseEvaluation,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationResponse.SerializeToString,
+            ),
+            'ListConventions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConventions,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsResponse.SerializeToString,
+            ),
+            'GetConvention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConvention,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionResponse.SerializeToString,
+            ),
+            'AmendConvention': grpc.unary_unary_rpc_method_handler(
+                    servicer.AmendConvention,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionResponse.SerializeToString,
+            ),
+            'CreateAffair': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAffair,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairResponse.SerializeToString,
+            ),
+            'GetAffair': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAffair,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairResponse.SerializeToString,
+            ),
+            'ListAffairs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAffairs,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsResponse.SerializeToString,
+            ),
+            'AdvanceAffair': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceAffair,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairResponse.SerializeToString,
+            ),
+            'AddCandidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCandidate,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateResponse.SerializeToString,
+            ),
+            'RecordAffairResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAffairResult,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shequtong.boards.v1.BoardsService', rpc_method_handlers)
@@ -70,6 +854,9 @@ def add_BoardsServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class BoardsService(object):
     """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
+
+    Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
+    create-style RPCs honour the `idempotency-key` metadata; lists use keyset cursors.
     """
 
     @staticmethod
@@ -89,6 +876,1302 @@ class BoardsService(object):
             '/shequtong.boards.v1.BoardsService/ListBoards',
             shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsRequest.SerializeToString,
             shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBoard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetBoard',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetBoardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListCatalogue',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCatalogueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCatalogueEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/PutCatalogueEntry',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.PutCatalogueEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnreadCounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetUnreadCounts',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetUnreadCountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkBoardRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/MarkBoardRead',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.MarkBoardReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/CreatePost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetPost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/EditPost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.EditPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/DeletePost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DeletePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPostRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListPostRevisions',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListPostRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBoardFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListBoardFeed',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListBoardFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHomeFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListHomeFeed',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListHomeFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPostLike(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/SetPostLike',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SetPostLikeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/PinPost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.PinPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/LockPost',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.LockPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/CreateComment',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListComments',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListCommentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/EditComment',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.EditCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/DeleteComment',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DeleteCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCommentLike(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/SetCommentLike',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SetCommentLikeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ReportContent',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ReportContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListReports',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/DismissReport',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.DismissReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModerateContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ModerateContent',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ModerateContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/MuteMember',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.MuteMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnmuteMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/UnmuteMember',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.UnmuteMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModerationActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListModerationActions',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListModerationActionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyModerationNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListMyModerationNotices',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListMyModerationNoticesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePoll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/CreatePoll',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreatePollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPoll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetPoll',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetPollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CastVote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/CastVote',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CastVoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClosePoll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ClosePoll',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ClosePollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ProposeTopic',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ProposeTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetTopic',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListTopics',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/AdvanceTopic',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMilestone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/UpdateMilestone',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.UpdateMilestoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/RateTopic',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.RateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SummariseEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/SummariseEvaluation',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.SummariseEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConventions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListConventions',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListConventionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConvention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetConvention',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetConventionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AmendConvention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/AmendConvention',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AmendConventionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAffair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/CreateAffair',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.CreateAffairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAffair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/GetAffair',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.GetAffairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAffairs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ListAffairs',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ListAffairsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceAffair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/AdvanceAffair',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AdvanceAffairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCandidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/AddCandidate',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.AddCandidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAffairResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/RecordAffairResult',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,14 +41,978 @@ _BoardsServiceListBoardsType = typing_extensions.TypeVar(
     ],
 )
 
-class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType]):
-    """Every neighbourhood's boards, posts, comments, polls and deliberation chain."""
+_BoardsServiceGetBoardType = typing_extensions.TypeVar(
+    '_BoardsServiceGetBoardType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetBoardRequest,
+        shequtong.boards.v1.boards_pb2.GetBoardResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetBoardRequest,
+        shequtong.boards.v1.boards_pb2.GetBoardResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetBoardRequest,
+        shequtong.boards.v1.boards_pb2.GetBoardResponse,
+    ],
+)
+
+_BoardsServiceListCatalogueType = typing_extensions.TypeVar(
+    '_BoardsServiceListCatalogueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+        shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+        shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+        shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+    ],
+)
+
+_BoardsServicePutCatalogueEntryType = typing_extensions.TypeVar(
+    '_BoardsServicePutCatalogueEntryType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+    ],
+)
+
+_BoardsServiceGetUnreadCountsType = typing_extensions.TypeVar(
+    '_BoardsServiceGetUnreadCountsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+    ],
+)
+
+_BoardsServiceMarkBoardReadType = typing_extensions.TypeVar(
+    '_BoardsServiceMarkBoardReadType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+        shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+        shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+        shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+    ],
+)
+
+_BoardsServiceCreatePostType = typing_extensions.TypeVar(
+    '_BoardsServiceCreatePostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePostRequest,
+        shequtong.boards.v1.boards_pb2.CreatePostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePostRequest,
+        shequtong.boards.v1.boards_pb2.CreatePostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePostRequest,
+        shequtong.boards.v1.boards_pb2.CreatePostResponse,
+    ],
+)
+
+_BoardsServiceGetPostType = typing_extensions.TypeVar(
+    '_BoardsServiceGetPostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPostRequest,
+        shequtong.boards.v1.boards_pb2.GetPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPostRequest,
+        shequtong.boards.v1.boards_pb2.GetPostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPostRequest,
+        shequtong.boards.v1.boards_pb2.GetPostResponse,
+    ],
+)
+
+_BoardsServiceEditPostType = typing_extensions.TypeVar(
+    '_BoardsServiceEditPostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditPostRequest,
+        shequtong.boards.v1.boards_pb2.EditPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditPostRequest,
+        shequtong.boards.v1.boards_pb2.EditPostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditPostRequest,
+        shequtong.boards.v1.boards_pb2.EditPostResponse,
+    ],
+)
+
+_BoardsServiceDeletePostType = typing_extensions.TypeVar(
+    '_BoardsServiceDeletePostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeletePostRequest,
+        shequtong.boards.v1.boards_pb2.DeletePostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeletePostRequest,
+        shequtong.boards.v1.boards_pb2.DeletePostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeletePostRequest,
+        shequtong.boards.v1.boards_pb2.DeletePostResponse,
+    ],
+)
+
+_BoardsServiceListPostRevisionsType = typing_extensions.TypeVar(
+    '_BoardsServiceListPostRevisionsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+    ],
+)
+
+_BoardsServiceListBoardFeedType = typing_extensions.TypeVar(
+    '_BoardsServiceListBoardFeedType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+    ],
+)
+
+_BoardsServiceListHomeFeedType = typing_extensions.TypeVar(
+    '_BoardsServiceListHomeFeedType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+    ],
+)
+
+_BoardsServiceSetPostLikeType = typing_extensions.TypeVar(
+    '_BoardsServiceSetPostLikeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+    ],
+)
+
+_BoardsServicePinPostType = typing_extensions.TypeVar(
+    '_BoardsServicePinPostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PinPostRequest,
+        shequtong.boards.v1.boards_pb2.PinPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PinPostRequest,
+        shequtong.boards.v1.boards_pb2.PinPostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PinPostRequest,
+        shequtong.boards.v1.boards_pb2.PinPostResponse,
+    ],
+)
+
+_BoardsServiceLockPostType = typing_extensions.TypeVar(
+    '_BoardsServiceLockPostType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.LockPostRequest,
+        shequtong.boards.v1.boards_pb2.LockPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.LockPostRequest,
+        shequtong.boards.v1.boards_pb2.LockPostResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.LockPostRequest,
+        shequtong.boards.v1.boards_pb2.LockPostResponse,
+    ],
+)
+
+_BoardsServiceCreateCommentType = typing_extensions.TypeVar(
+    '_BoardsServiceCreateCommentType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+        shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+        shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+        shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+    ],
+)
+
+_BoardsServiceListCommentsType = typing_extensions.TypeVar(
+    '_BoardsServiceListCommentsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+    ],
+)
+
+_BoardsServiceEditCommentType = typing_extensions.TypeVar(
+    '_BoardsServiceEditCommentType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditCommentRequest,
+        shequtong.boards.v1.boards_pb2.EditCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditCommentRequest,
+        shequtong.boards.v1.boards_pb2.EditCommentResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditCommentRequest,
+        shequtong.boards.v1.boards_pb2.EditCommentResponse,
+    ],
+)
+
+_BoardsServiceDeleteCommentType = typing_extensions.TypeVar(
+    '_BoardsServiceDeleteCommentType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+        shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+        shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+        shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+    ],
+)
+
+_BoardsServiceSetCommentLikeType = typing_extensions.TypeVar(
+    '_BoardsServiceSetCommentLikeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+    ],
+)
+
+_BoardsServiceReportContentType = typing_extensions.TypeVar(
+    '_BoardsServiceReportContentType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ReportContentRequest,
+        shequtong.boards.v1.boards_pb2.ReportContentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ReportContentRequest,
+        shequtong.boards.v1.boards_pb2.ReportContentResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ReportContentRequest,
+        shequtong.boards.v1.boards_pb2.ReportContentResponse,
+    ],
+)
+
+_BoardsServiceListReportsType = typing_extensions.TypeVar(
+    '_BoardsServiceListReportsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListReportsRequest,
+        shequtong.boards.v1.boards_pb2.ListReportsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListReportsRequest,
+        shequtong.boards.v1.boards_pb2.ListReportsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListReportsRequest,
+        shequtong.boards.v1.boards_pb2.ListReportsResponse,
+    ],
+)
+
+_BoardsServiceDismissReportType = typing_extensions.TypeVar(
+    '_BoardsServiceDismissReportType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DismissReportRequest,
+        shequtong.boards.v1.boards_pb2.DismissReportResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DismissReportRequest,
+        shequtong.boards.v1.boards_pb2.DismissReportResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DismissReportRequest,
+        shequtong.boards.v1.boards_pb2.DismissReportResponse,
+    ],
+)
+
+_BoardsServiceModerateContentType = typing_extensions.TypeVar(
+    '_BoardsServiceModerateContentType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+        shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+        shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+        shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+    ],
+)
+
+_BoardsServiceMuteMemberType = typing_extensions.TypeVar(
+    '_BoardsServiceMuteMemberType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+    ],
+)
+
+_BoardsServiceUnmuteMemberType = typing_extensions.TypeVar(
+    '_BoardsServiceUnmuteMemberType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+    ],
+)
+
+_BoardsServiceListModerationActionsType = typing_extensions.TypeVar(
+    '_BoardsServiceListModerationActionsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+        shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+        shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+        shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+    ],
+)
+
+_BoardsServiceListMyModerationNoticesType = typing_extensions.TypeVar(
+    '_BoardsServiceListMyModerationNoticesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+    ],
+)
+
+_BoardsServiceCreatePollType = typing_extensions.TypeVar(
+    '_BoardsServiceCreatePollType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePollRequest,
+        shequtong.boards.v1.boards_pb2.CreatePollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePollRequest,
+        shequtong.boards.v1.boards_pb2.CreatePollResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePollRequest,
+        shequtong.boards.v1.boards_pb2.CreatePollResponse,
+    ],
+)
+
+_BoardsServiceGetPollType = typing_extensions.TypeVar(
+    '_BoardsServiceGetPollType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPollRequest,
+        shequtong.boards.v1.boards_pb2.GetPollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPollRequest,
+        shequtong.boards.v1.boards_pb2.GetPollResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPollRequest,
+        shequtong.boards.v1.boards_pb2.GetPollResponse,
+    ],
+)
+
+_BoardsServiceCastVoteType = typing_extensions.TypeVar(
+    '_BoardsServiceCastVoteType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CastVoteRequest,
+        shequtong.boards.v1.boards_pb2.CastVoteResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CastVoteRequest,
+        shequtong.boards.v1.boards_pb2.CastVoteResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CastVoteRequest,
+        shequtong.boards.v1.boards_pb2.CastVoteResponse,
+    ],
+)
+
+_BoardsServiceClosePollType = typing_extensions.TypeVar(
+    '_BoardsServiceClosePollType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ClosePollRequest,
+        shequtong.boards.v1.boards_pb2.ClosePollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ClosePollRequest,
+        shequtong.boards.v1.boards_pb2.ClosePollResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ClosePollRequest,
+        shequtong.boards.v1.boards_pb2.ClosePollResponse,
+    ],
+)
+
+_BoardsServiceProposeTopicType = typing_extensions.TypeVar(
+    '_BoardsServiceProposeTopicType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+        shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+        shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+        shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+    ],
+)
+
+_BoardsServiceGetTopicType = typing_extensions.TypeVar(
+    '_BoardsServiceGetTopicType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetTopicRequest,
+        shequtong.boards.v1.boards_pb2.GetTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetTopicRequest,
+        shequtong.boards.v1.boards_pb2.GetTopicResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetTopicRequest,
+        shequtong.boards.v1.boards_pb2.GetTopicResponse,
+    ],
+)
+
+_BoardsServiceListTopicsType = typing_extensions.TypeVar(
+    '_BoardsServiceListTopicsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+    ],
+)
+
+_BoardsServiceAdvanceTopicType = typing_extensions.TypeVar(
+    '_BoardsServiceAdvanceTopicType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+    ],
+)
+
+_BoardsServiceUpdateMilestoneType = typing_extensions.TypeVar(
+    '_BoardsServiceUpdateMilestoneType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+    ],
+)
+
+_BoardsServiceRateTopicType = typing_extensions.TypeVar(
+    '_BoardsServiceRateTopicType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RateTopicRequest,
+        shequtong.boards.v1.boards_pb2.RateTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RateTopicRequest,
+        shequtong.boards.v1.boards_pb2.RateTopicResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RateTopicRequest,
+        shequtong.boards.v1.boards_pb2.RateTopicResponse,
+    ],
+)
+
+_BoardsServiceSummariseEvaluationType = typing_extensions.TypeVar(
+    '_BoardsServiceSummariseEvaluationType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+    ],
+)
+
+_BoardsServiceListConventionsType = typing_extensions.TypeVar(
+    '_BoardsServiceListConventionsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+        shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+        shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+        shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+    ],
+)
+
+_BoardsServiceGetConventionType = typing_extensions.TypeVar(
+    '_BoardsServiceGetConventionType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetConventionRequest,
+        shequtong.boards.v1.boards_pb2.GetConventionResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetConventionRequest,
+        shequtong.boards.v1.boards_pb2.GetConventionResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetConventionRequest,
+        shequtong.boards.v1.boards_pb2.GetConventionResponse,
+    ],
+)
+
+_BoardsServiceAmendConventionType = typing_extensions.TypeVar(
+    '_BoardsServiceAmendConventionType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+        shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+        shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+        shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+    ],
+)
+
+_BoardsServiceCreateAffairType = typing_extensions.TypeVar(
+    '_BoardsServiceCreateAffairType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+        shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+        shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+        shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+    ],
+)
+
+_BoardsServiceGetAffairType = typing_extensions.TypeVar(
+    '_BoardsServiceGetAffairType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetAffairRequest,
+        shequtong.boards.v1.boards_pb2.GetAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetAffairRequest,
+        shequtong.boards.v1.boards_pb2.GetAffairResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetAffairRequest,
+        shequtong.boards.v1.boards_pb2.GetAffairResponse,
+    ],
+)
+
+_BoardsServiceListAffairsType = typing_extensions.TypeVar(
+    '_BoardsServiceListAffairsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+        shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+        shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+        shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+    ],
+)
+
+_BoardsServiceAdvanceAffairType = typing_extensions.TypeVar(
+    '_BoardsServiceAdvanceAffairType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+    ],
+)
+
+_BoardsServiceAddCandidateType = typing_extensions.TypeVar(
+    '_BoardsServiceAddCandidateType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+        shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+        shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+        shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+    ],
+)
+
+_BoardsServiceRecordAffairResultType = typing_extensions.TypeVar(
+    '_BoardsServiceRecordAffairResultType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+        shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+        shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+        shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+    ],
+)
+
+class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServiceGetBoardType, _BoardsServiceListCatalogueType, _BoardsServicePutCatalogueEntryType, _BoardsServiceGetUnreadCountsType, _BoardsServiceMarkBoardReadType, _BoardsServiceCreatePostType, _BoardsServiceGetPostType, _BoardsServiceEditPostType, _BoardsServiceDeletePostType, _BoardsServiceListPostRevisionsType, _BoardsServiceListBoardFeedType, _BoardsServiceListHomeFeedType, _BoardsServiceSetPostLikeType, _BoardsServicePinPostType, _BoardsServiceLockPostType, _BoardsServiceCreateCommentType, _BoardsServiceListCommentsType, _BoardsServiceEditCommentType, _BoardsServiceDeleteCommentType, _BoardsServiceSetCommentLikeType, _BoardsServiceReportContentType, _BoardsServiceListReportsType, _BoardsServiceDismissReportType, _BoardsServiceModerateContentType, _BoardsServiceMuteMemberType, _BoardsServiceUnmuteMemberType, _BoardsServiceListModerationActionsType, _BoardsServiceListMyModerationNoticesType, _BoardsServiceCreatePollType, _BoardsServiceGetPollType, _BoardsServiceCastVoteType, _BoardsServiceClosePollType, _BoardsServiceProposeTopicType, _BoardsServiceGetTopicType, _BoardsServiceListTopicsType, _BoardsServiceAdvanceTopicType, _BoardsServiceUpdateMilestoneType, _BoardsServiceRateTopicType, _BoardsServiceSummariseEvaluationType, _BoardsServiceListConventionsType, _BoardsServiceGetConventionType, _BoardsServiceAmendConventionType, _BoardsServiceCreateAffairType, _BoardsServiceGetAffairType, _BoardsServiceListAffairsType, _BoardsServiceAdvanceAffairType, _BoardsServiceAddCandidateType, _BoardsServiceRecordAffairResultType]):
+    """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
+
+    Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
+    create-style RPCs honour the `idempotency-key` metadata; lists use keyset cursors.
+    """
 
     @typing.overload
     def __init__(self: BoardsServiceStub[
         grpc.UnaryUnaryMultiCallable[
             shequtong.boards.v1.boards_pb2.ListBoardsRequest,
             shequtong.boards.v1.boards_pb2.ListBoardsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetBoardRequest,
+            shequtong.boards.v1.boards_pb2.GetBoardResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+            shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+            shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+            shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+            shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreatePostRequest,
+            shequtong.boards.v1.boards_pb2.CreatePostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetPostRequest,
+            shequtong.boards.v1.boards_pb2.GetPostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.EditPostRequest,
+            shequtong.boards.v1.boards_pb2.EditPostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DeletePostRequest,
+            shequtong.boards.v1.boards_pb2.DeletePostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+            shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+            shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+            shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+            shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.PinPostRequest,
+            shequtong.boards.v1.boards_pb2.PinPostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.LockPostRequest,
+            shequtong.boards.v1.boards_pb2.LockPostResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+            shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+            shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.EditCommentRequest,
+            shequtong.boards.v1.boards_pb2.EditCommentResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+            shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+            shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ReportContentRequest,
+            shequtong.boards.v1.boards_pb2.ReportContentResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListReportsRequest,
+            shequtong.boards.v1.boards_pb2.ListReportsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DismissReportRequest,
+            shequtong.boards.v1.boards_pb2.DismissReportResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+            shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+            shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+            shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+            shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+            shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreatePollRequest,
+            shequtong.boards.v1.boards_pb2.CreatePollResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetPollRequest,
+            shequtong.boards.v1.boards_pb2.GetPollResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CastVoteRequest,
+            shequtong.boards.v1.boards_pb2.CastVoteResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ClosePollRequest,
+            shequtong.boards.v1.boards_pb2.ClosePollResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+            shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetTopicRequest,
+            shequtong.boards.v1.boards_pb2.GetTopicResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+            shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+            shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+            shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.RateTopicRequest,
+            shequtong.boards.v1.boards_pb2.RateTopicResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+            shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+            shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetConventionRequest,
+            shequtong.boards.v1.boards_pb2.GetConventionResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+            shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+            shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetAffairRequest,
+            shequtong.boards.v1.boards_pb2.GetAffairResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+            shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+            shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+            shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+            shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -58,25 +1022,867 @@ class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType]):
             shequtong.boards.v1.boards_pb2.ListBoardsRequest,
             shequtong.boards.v1.boards_pb2.ListBoardsResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetBoardRequest,
+            shequtong.boards.v1.boards_pb2.GetBoardResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+            shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+            shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+            shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+            shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreatePostRequest,
+            shequtong.boards.v1.boards_pb2.CreatePostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetPostRequest,
+            shequtong.boards.v1.boards_pb2.GetPostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.EditPostRequest,
+            shequtong.boards.v1.boards_pb2.EditPostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DeletePostRequest,
+            shequtong.boards.v1.boards_pb2.DeletePostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+            shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+            shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+            shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+            shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.PinPostRequest,
+            shequtong.boards.v1.boards_pb2.PinPostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.LockPostRequest,
+            shequtong.boards.v1.boards_pb2.LockPostResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+            shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+            shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.EditCommentRequest,
+            shequtong.boards.v1.boards_pb2.EditCommentResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+            shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+            shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ReportContentRequest,
+            shequtong.boards.v1.boards_pb2.ReportContentResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListReportsRequest,
+            shequtong.boards.v1.boards_pb2.ListReportsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.DismissReportRequest,
+            shequtong.boards.v1.boards_pb2.DismissReportResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+            shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+            shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+            shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+            shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+            shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreatePollRequest,
+            shequtong.boards.v1.boards_pb2.CreatePollResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetPollRequest,
+            shequtong.boards.v1.boards_pb2.GetPollResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CastVoteRequest,
+            shequtong.boards.v1.boards_pb2.CastVoteResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ClosePollRequest,
+            shequtong.boards.v1.boards_pb2.ClosePollResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+            shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetTopicRequest,
+            shequtong.boards.v1.boards_pb2.GetTopicResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+            shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+            shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+            shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.RateTopicRequest,
+            shequtong.boards.v1.boards_pb2.RateTopicResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+            shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+            shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetConventionRequest,
+            shequtong.boards.v1.boards_pb2.GetConventionResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+            shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+            shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.GetAffairRequest,
+            shequtong.boards.v1.boards_pb2.GetAffairResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+            shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+            shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+            shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+            shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     ListBoards: _BoardsServiceListBoardsType
+    """--- boards and the catalogue ---"""
+
+    GetBoard: _BoardsServiceGetBoardType
+
+    ListCatalogue: _BoardsServiceListCatalogueType
+
+    PutCatalogueEntry: _BoardsServicePutCatalogueEntryType
+    """District staff change a board kind's name or policy for their district, or add a kind
+    (district-scope kinds open one board shown in every neighbourhood of the district).
+    """
+
+    GetUnreadCounts: _BoardsServiceGetUnreadCountsType
+
+    MarkBoardRead: _BoardsServiceMarkBoardReadType
+
+    CreatePost: _BoardsServiceCreatePostType
+    """--- posts and feeds ---"""
+
+    GetPost: _BoardsServiceGetPostType
+
+    EditPost: _BoardsServiceEditPostType
+
+    DeletePost: _BoardsServiceDeletePostType
+
+    ListPostRevisions: _BoardsServiceListPostRevisionsType
+
+    ListBoardFeed: _BoardsServiceListBoardFeedType
+
+    ListHomeFeed: _BoardsServiceListHomeFeedType
+
+    SetPostLike: _BoardsServiceSetPostLikeType
+
+    PinPost: _BoardsServicePinPostType
+
+    LockPost: _BoardsServiceLockPostType
+
+    CreateComment: _BoardsServiceCreateCommentType
+    """--- comments (one level deep: replies point at a top-level comment) ---"""
+
+    ListComments: _BoardsServiceListCommentsType
+
+    EditComment: _BoardsServiceEditCommentType
+
+    DeleteComment: _BoardsServiceDeleteCommentType
+
+    SetCommentLike: _BoardsServiceSetCommentLikeType
+
+    ReportContent: _BoardsServiceReportContentType
+    """--- moderation ---"""
+
+    ListReports: _BoardsServiceListReportsType
+
+    DismissReport: _BoardsServiceDismissReportType
+
+    ModerateContent: _BoardsServiceModerateContentType
+
+    MuteMember: _BoardsServiceMuteMemberType
+
+    UnmuteMember: _BoardsServiceUnmuteMemberType
+
+    ListModerationActions: _BoardsServiceListModerationActionsType
+
+    ListMyModerationNotices: _BoardsServiceListMyModerationNoticesType
+    """The caller's own notices: every action taken on their content or on them, with its reason."""
+
+    CreatePoll: _BoardsServiceCreatePollType
+    """--- polls ---"""
+
+    GetPoll: _BoardsServiceGetPollType
+
+    CastVote: _BoardsServiceCastVoteType
+
+    ClosePoll: _BoardsServiceClosePollType
+
+    ProposeTopic: _BoardsServiceProposeTopicType
+    """--- deliberation (议事) ---"""
+
+    GetTopic: _BoardsServiceGetTopicType
+
+    ListTopics: _BoardsServiceListTopicsType
+
+    AdvanceTopic: _BoardsServiceAdvanceTopicType
+
+    UpdateMilestone: _BoardsServiceUpdateMilestoneType
+
+    RateTopic: _BoardsServiceRateTopicType
+
+    SummariseEvaluation: _BoardsServiceSummariseEvaluationType
+
+    ListConventions: _BoardsServiceListConventionsType
+
+    GetConvention: _BoardsServiceGetConventionType
+
+    AmendConvention: _BoardsServiceAmendConventionType
+
+    CreateAffair: _BoardsServiceCreateAffairType
+    """--- open affairs (elections, owners'-committee formation) ---"""
+
+    GetAffair: _BoardsServiceGetAffairType
+
+    ListAffairs: _BoardsServiceListAffairsType
+
+    AdvanceAffair: _BoardsServiceAdvanceAffairType
+
+    AddCandidate: _BoardsServiceAddCandidateType
+
+    RecordAffairResult: _BoardsServiceRecordAffairResultType
 
 BoardsServiceAsyncStub: typing_extensions.TypeAlias = BoardsServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.boards.v1.boards_pb2.ListBoardsRequest,
         shequtong.boards.v1.boards_pb2.ListBoardsResponse,
     ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetBoardRequest,
+        shequtong.boards.v1.boards_pb2.GetBoardResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+        shequtong.boards.v1.boards_pb2.ListCatalogueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+        shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+        shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+        shequtong.boards.v1.boards_pb2.MarkBoardReadResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePostRequest,
+        shequtong.boards.v1.boards_pb2.CreatePostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPostRequest,
+        shequtong.boards.v1.boards_pb2.GetPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditPostRequest,
+        shequtong.boards.v1.boards_pb2.EditPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeletePostRequest,
+        shequtong.boards.v1.boards_pb2.DeletePostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+        shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListBoardFeedResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+        shequtong.boards.v1.boards_pb2.ListHomeFeedResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetPostLikeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.PinPostRequest,
+        shequtong.boards.v1.boards_pb2.PinPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.LockPostRequest,
+        shequtong.boards.v1.boards_pb2.LockPostResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+        shequtong.boards.v1.boards_pb2.CreateCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ListCommentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.EditCommentRequest,
+        shequtong.boards.v1.boards_pb2.EditCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+        shequtong.boards.v1.boards_pb2.DeleteCommentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+        shequtong.boards.v1.boards_pb2.SetCommentLikeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ReportContentRequest,
+        shequtong.boards.v1.boards_pb2.ReportContentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListReportsRequest,
+        shequtong.boards.v1.boards_pb2.ListReportsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.DismissReportRequest,
+        shequtong.boards.v1.boards_pb2.DismissReportResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+        shequtong.boards.v1.boards_pb2.ModerateContentResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.MuteMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+        shequtong.boards.v1.boards_pb2.UnmuteMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+        shequtong.boards.v1.boards_pb2.ListModerationActionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+        shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreatePollRequest,
+        shequtong.boards.v1.boards_pb2.CreatePollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetPollRequest,
+        shequtong.boards.v1.boards_pb2.GetPollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CastVoteRequest,
+        shequtong.boards.v1.boards_pb2.CastVoteResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ClosePollRequest,
+        shequtong.boards.v1.boards_pb2.ClosePollResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+        shequtong.boards.v1.boards_pb2.ProposeTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetTopicRequest,
+        shequtong.boards.v1.boards_pb2.GetTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ListTopicsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+        shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RateTopicRequest,
+        shequtong.boards.v1.boards_pb2.RateTopicResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+        shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+        shequtong.boards.v1.boards_pb2.ListConventionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetConventionRequest,
+        shequtong.boards.v1.boards_pb2.GetConventionResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+        shequtong.boards.v1.boards_pb2.AmendConventionResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+        shequtong.boards.v1.boards_pb2.CreateAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.GetAffairRequest,
+        shequtong.boards.v1.boards_pb2.GetAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+        shequtong.boards.v1.boards_pb2.ListAffairsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+        shequtong.boards.v1.boards_pb2.AdvanceAffairResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+        shequtong.boards.v1.boards_pb2.AddCandidateResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+        shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+    ],
 ]
 
 class BoardsServiceServicer(metaclass=abc.ABCMeta):
-    """Every neighbourhood's boards, posts, comments, polls and deliberation chain."""
+    """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
+
+    Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
+    create-style RPCs honour the `idempotency-key` metadata; lists use keyset cursors.
+    """
 
     @abc.abstractmethod
     def ListBoards(
         self,
         request: shequtong.boards.v1.boards_pb2.ListBoardsRequest,
         context: _ServicerContext,
-    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListBoardsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListBoardsResponse]]: ...
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListBoardsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListBoardsResponse]]:
+        """--- boards and the catalogue ---"""
+
+    @abc.abstractmethod
+    def GetBoard(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetBoardRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetBoardResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetBoardResponse]]: ...
+
+    @abc.abstractmethod
+    def ListCatalogue(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListCatalogueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListCatalogueResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListCatalogueResponse]]: ...
+
+    @abc.abstractmethod
+    def PutCatalogueEntry(
+        self,
+        request: shequtong.boards.v1.boards_pb2.PutCatalogueEntryRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.PutCatalogueEntryResponse]]:
+        """District staff change a board kind's name or policy for their district, or add a kind
+        (district-scope kinds open one board shown in every neighbourhood of the district).
+        """
+
+    @abc.abstractmethod
+    def GetUnreadCounts(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetUnreadCountsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetUnreadCountsResponse]]: ...
+
+    @abc.abstractmethod
+    def MarkBoardRead(
+        self,
+        request: shequtong.boards.v1.boards_pb2.MarkBoardReadRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.MarkBoardReadResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.MarkBoardReadResponse]]: ...
+
+    @abc.abstractmethod
+    def CreatePost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.CreatePostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.CreatePostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.CreatePostResponse]]:
+        """--- posts and feeds ---"""
+
+    @abc.abstractmethod
+    def GetPost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetPostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetPostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetPostResponse]]: ...
+
+    @abc.abstractmethod
+    def EditPost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.EditPostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.EditPostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.EditPostResponse]]: ...
+
+    @abc.abstractmethod
+    def DeletePost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.DeletePostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.DeletePostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.DeletePostResponse]]: ...
+
+    @abc.abstractmethod
+    def ListPostRevisions(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListPostRevisionsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListPostRevisionsResponse]]: ...
+
+    @abc.abstractmethod
+    def ListBoardFeed(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListBoardFeedRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListBoardFeedResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListBoardFeedResponse]]: ...
+
+    @abc.abstractmethod
+    def ListHomeFeed(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListHomeFeedRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListHomeFeedResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListHomeFeedResponse]]: ...
+
+    @abc.abstractmethod
+    def SetPostLike(
+        self,
+        request: shequtong.boards.v1.boards_pb2.SetPostLikeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.SetPostLikeResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.SetPostLikeResponse]]: ...
+
+    @abc.abstractmethod
+    def PinPost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.PinPostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.PinPostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.PinPostResponse]]: ...
+
+    @abc.abstractmethod
+    def LockPost(
+        self,
+        request: shequtong.boards.v1.boards_pb2.LockPostRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.LockPostResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.LockPostResponse]]: ...
+
+    @abc.abstractmethod
+    def CreateComment(
+        self,
+        request: shequtong.boards.v1.boards_pb2.CreateCommentRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.CreateCommentResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.CreateCommentResponse]]:
+        """--- comments (one level deep: replies point at a top-level comment) ---"""
+
+    @abc.abstractmethod
+    def ListComments(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListCommentsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListCommentsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListCommentsResponse]]: ...
+
+    @abc.abstractmethod
+    def EditComment(
+        self,
+        request: shequtong.boards.v1.boards_pb2.EditCommentRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.EditCommentResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.EditCommentResponse]]: ...
+
+    @abc.abstractmethod
+    def DeleteComment(
+        self,
+        request: shequtong.boards.v1.boards_pb2.DeleteCommentRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.DeleteCommentResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.DeleteCommentResponse]]: ...
+
+    @abc.abstractmethod
+    def SetCommentLike(
+        self,
+        request: shequtong.boards.v1.boards_pb2.SetCommentLikeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.SetCommentLikeResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.SetCommentLikeResponse]]: ...
+
+    @abc.abstractmethod
+    def ReportContent(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ReportContentRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ReportContentResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ReportContentResponse]]:
+        """--- moderation ---"""
+
+    @abc.abstractmethod
+    def ListReports(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListReportsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListReportsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListReportsResponse]]: ...
+
+    @abc.abstractmethod
+    def DismissReport(
+        self,
+        request: shequtong.boards.v1.boards_pb2.DismissReportRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.DismissReportResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.DismissReportResponse]]: ...
+
+    @abc.abstractmethod
+    def ModerateContent(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ModerateContentRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ModerateContentResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ModerateContentResponse]]: ...
+
+    @abc.abstractmethod
+    def MuteMember(
+        self,
+        request: shequtong.boards.v1.boards_pb2.MuteMemberRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.MuteMemberResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.MuteMemberResponse]]: ...
+
+    @abc.abstractmethod
+    def UnmuteMember(
+        self,
+        request: shequtong.boards.v1.boards_pb2.UnmuteMemberRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.UnmuteMemberResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.UnmuteMemberResponse]]: ...
+
+    @abc.abstractmethod
+    def ListModerationActions(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListModerationActionsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListModerationActionsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListModerationActionsResponse]]: ...
+
+    @abc.abstractmethod
+    def ListMyModerationNotices(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListMyModerationNoticesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListMyModerationNoticesResponse]]:
+        """The caller's own notices: every action taken on their content or on them, with its reason."""
+
+    @abc.abstractmethod
+    def CreatePoll(
+        self,
+        request: shequtong.boards.v1.boards_pb2.CreatePollRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.CreatePollResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.CreatePollResponse]]:
+        """--- polls ---"""
+
+    @abc.abstractmethod
+    def GetPoll(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetPollRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetPollResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetPollResponse]]: ...
+
+    @abc.abstractmethod
+    def CastVote(
+        self,
+        request: shequtong.boards.v1.boards_pb2.CastVoteRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.CastVoteResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.CastVoteResponse]]: ...
+
+    @abc.abstractmethod
+    def ClosePoll(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ClosePollRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ClosePollResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ClosePollResponse]]: ...
+
+    @abc.abstractmethod
+    def ProposeTopic(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ProposeTopicRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ProposeTopicResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ProposeTopicResponse]]:
+        """--- deliberation (议事) ---"""
+
+    @abc.abstractmethod
+    def GetTopic(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetTopicRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetTopicResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetTopicResponse]]: ...
+
+    @abc.abstractmethod
+    def ListTopics(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListTopicsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListTopicsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListTopicsResponse]]: ...
+
+    @abc.abstractmethod
+    def AdvanceTopic(
+        self,
+        request: shequtong.boards.v1.boards_pb2.AdvanceTopicRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.AdvanceTopicResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.AdvanceTopicResponse]]: ...
+
+    @abc.abstractmethod
+    def UpdateMilestone(
+        self,
+        request: shequtong.boards.v1.boards_pb2.UpdateMilestoneRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.UpdateMilestoneResponse]]: ...
+
+    @abc.abstractmethod
+    def RateTopic(
+        self,
+        request: shequtong.boards.v1.boards_pb2.RateTopicRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.RateTopicResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.RateTopicResponse]]: ...
+
+    @abc.abstractmethod
+    def SummariseEvaluation(
+        self,
+        request: shequtong.boards.v1.boards_pb2.SummariseEvaluationRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.SummariseEvaluationResponse]]: ...
+
+    @abc.abstractmethod
+    def ListConventions(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListConventionsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListConventionsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListConventionsResponse]]: ...
+
+    @abc.abstractmethod
+    def GetConvention(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetConventionRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetConventionResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetConventionResponse]]: ...
+
+    @abc.abstractmethod
+    def AmendConvention(
+        self,
+        request: shequtong.boards.v1.boards_pb2.AmendConventionRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.AmendConventionResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.AmendConventionResponse]]: ...
+
+    @abc.abstractmethod
+    def CreateAffair(
+        self,
+        request: shequtong.boards.v1.boards_pb2.CreateAffairRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.CreateAffairResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.CreateAffairResponse]]:
+        """--- open affairs (elections, owners'-committee formation) ---"""
+
+    @abc.abstractmethod
+    def GetAffair(
+        self,
+        request: shequtong.boards.v1.boards_pb2.GetAffairRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.GetAffairResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.GetAffairResponse]]: ...
+
+    @abc.abstractmethod
+    def ListAffairs(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ListAffairsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ListAffairsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ListAffairsResponse]]: ...
+
+    @abc.abstractmethod
+    def AdvanceAffair(
+        self,
+        request: shequtong.boards.v1.boards_pb2.AdvanceAffairRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.AdvanceAffairResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.AdvanceAffairResponse]]: ...
+
+    @abc.abstractmethod
+    def AddCandidate(
+        self,
+        request: shequtong.boards.v1.boards_pb2.AddCandidateRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.AddCandidateResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.AddCandidateResponse]]: ...
+
+    @abc.abstractmethod
+    def RecordAffairResult(
+        self,
+        request: shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.RecordAffairResultResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.RecordAffairResultResponse]]: ...
 
 def add_BoardsServiceServicer_to_server(servicer: BoardsServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

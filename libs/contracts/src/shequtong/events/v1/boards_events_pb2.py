@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'shequtong/events/v1/boards_events.proto\x12\x13shequtong.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n\x0bPostCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x12\n\nboard_kind\x18\x03 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x04 \x01(\t\x12\x11\n\tauthor_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x12\n\nimage_urls\x18\x08 \x03(\t\x12\x1c\n\x14mentioned_person_ids\x18\t \x03(\t\x12\x17\n\x0fmentioned_roles\x18\n \x03(\t\x12\x1a\n\x12mentions_committee\x18\x0b \x01(\x08\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'shequtong/events/v1/boards_events.proto\x12\x13shequtong.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n\x0bPostCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x12\n\nboard_kind\x18\x03 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x04 \x01(\t\x12\x11\n\tauthor_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x12\n\nimage_urls\x18\x08 \x03(\t\x12\x1c\n\x14mentioned_person_ids\x18\t \x03(\t\x12\x17\n\x0fmentioned_roles\x18\n \x03(\t\x12\x1a\n\x12mentions_committee\x18\x0b \x01(\x08\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x01\n\nPostEdited\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x03 \x01(\t\x12\x11\n\teditor_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12-\n\tedited_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x0bPostDeleted\x12\x0f\n\x07post_id\x18\x01 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x03 \x01(\t\x12\x12\n\ndeleted_by\x18\x04 \x01(\t\x12.\n\ndeleted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf7\x01\n\x0e\x43ommentCreated\x12\x12\n\ncomment_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x04 \x01(\t\x12\x12\n\nboard_kind\x18\x05 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x06 \x01(\t\x12\x11\n\tauthor_id\x18\x07 \x01(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\x12\x1c\n\x14mentioned_person_ids\x18\t \x03(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\x0fPersonMentioned\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x0f\n\x07post_id\x18\x03 \x01(\t\x12\x12\n\ncomment_id\x18\x04 \x01(\t\x12\x14\n\x0cmentioned_by\x18\x05 \x01(\t\x12\x12\n\nvia_handle\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x15ModerationActionTaken\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x13\n\x0btarget_type\x18\x03 \x01(\t\x12\x11\n\ttarget_id\x18\x04 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x05 \x01(\t\x12\x19\n\x11subject_person_id\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\x0bPollCreated\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x03 \x01(\t\x12\x10\n\x08topic_id\x18\x04 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\x12,\n\x08opens_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x08VoteCast\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x11\n\tperson_id\x18\x03 \x01(\t\x12\x14\n\x0chousehold_id\x18\x04 \x01(\t\x12+\n\x07\x63\x61st_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\x11TopicStageChanged\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x12\n\nfrom_stage\x18\x03 \x01(\t\x12\x10\n\x08to_stage\x18\x04 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcb\x01\n\x11\x43onventionAdopted\x12\x15\n\rconvention_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x10\n\x08topic_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x0f\n\x07poll_id\x18\x06 \x01(\t\x12\x12\n\nadopted_by\x18\x07 \x01(\t\x12.\n\nadopted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x12\x41\x66\x66\x61irStageChanged\x12\x11\n\taffair_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nfrom_stage\x18\x04 \x01(\t\x12\x10\n\x08to_stage\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x0c\n\x04note\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_POSTCREATED']._serialized_start=98
   _globals['_POSTCREATED']._serialized_end=391
+  _globals['_POSTEDITED']._serialized_start=394
+  _globals['_POSTEDITED']._serialized_end=550
+  _globals['_POSTDELETED']._serialized_start=553
+  _globals['_POSTDELETED']._serialized_end=695
+  _globals['_COMMENTCREATED']._serialized_start=698
+  _globals['_COMMENTCREATED']._serialized_end=945
+  _globals['_PERSONMENTIONED']._serialized_start=948
+  _globals['_PERSONMENTIONED']._serialized_end=1137
+  _globals['_MODERATIONACTIONTAKEN']._serialized_start=1140
+  _globals['_MODERATIONACTIONTAKEN']._serialized_end=1374
+  _globals['_POLLCREATED']._serialized_start=1377
+  _globals['_POLLCREATED']._serialized_end=1576
+  _globals['_VOTECAST']._serialized_start=1579
+  _globals['_VOTECAST']._serialized_end=1718
+  _globals['_TOPICSTAGECHANGED']._serialized_start=1721
+  _globals['_TOPICSTAGECHANGED']._serialized_end=1920
+  _globals['_CONVENTIONADOPTED']._serialized_start=1923
+  _globals['_CONVENTIONADOPTED']._serialized_end=2126
+  _globals['_AFFAIRSTAGECHANGED']._serialized_start=2129
+  _globals['_AFFAIRSTAGECHANGED']._serialized_end=2327
 # @@protoc_insertion_point(module_scope)

@@ -79,3 +79,395 @@ class PostCreated(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["author_id", b"author_id", "board_id", b"board_id", "board_kind", b"board_kind", "body", b"body", "created_at", b"created_at", "image_urls", b"image_urls", "mentioned_person_ids", b"mentioned_person_ids", "mentioned_roles", b"mentioned_roles", "mentions_committee", b"mentions_committee", "neighbourhood_id", b"neighbourhood_id", "post_id", b"post_id", "title", b"title"]) -> None: ...
 
 Global___PostCreated: typing_extensions.TypeAlias = PostCreated
+
+@typing.final
+class PostEdited(google.protobuf.message.Message):
+    """Subject boards.post.edited"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    EDITOR_ID_FIELD_NUMBER: builtins.int
+    VERSION_FIELD_NUMBER: builtins.int
+    EDITED_AT_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    board_id: builtins.str
+    neighbourhood_id: builtins.str
+    editor_id: builtins.str
+    version: builtins.int
+    @property
+    def edited_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        editor_id: builtins.str = ...,
+        version: builtins.int = ...,
+        edited_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["edited_at", b"edited_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "edited_at", b"edited_at", "editor_id", b"editor_id", "neighbourhood_id", b"neighbourhood_id", "post_id", b"post_id", "version", b"version"]) -> None: ...
+
+Global___PostEdited: typing_extensions.TypeAlias = PostEdited
+
+@typing.final
+class PostDeleted(google.protobuf.message.Message):
+    """Subject boards.post.deleted (soft delete by the author or a moderator)"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    DELETED_BY_FIELD_NUMBER: builtins.int
+    DELETED_AT_FIELD_NUMBER: builtins.int
+    post_id: builtins.str
+    board_id: builtins.str
+    neighbourhood_id: builtins.str
+    deleted_by: builtins.str
+    @property
+    def deleted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        post_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        deleted_by: builtins.str = ...,
+        deleted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["deleted_at", b"deleted_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["board_id", b"board_id", "deleted_at", b"deleted_at", "deleted_by", b"deleted_by", "neighbourhood_id", b"neighbourhood_id", "post_id", b"post_id"]) -> None: ...
+
+Global___PostDeleted: typing_extensions.TypeAlias = PostDeleted
+
+@typing.final
+class CommentCreated(google.protobuf.message.Message):
+    """Subject boards.comment.created"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENT_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    PARENT_ID_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    BOARD_KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    AUTHOR_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    MENTIONED_PERSON_IDS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    comment_id: builtins.str
+    post_id: builtins.str
+    parent_id: builtins.str
+    """Empty for a top-level comment."""
+    board_id: builtins.str
+    board_kind: builtins.str
+    neighbourhood_id: builtins.str
+    author_id: builtins.str
+    kind: builtins.str
+    """"member", "official" (a responder's official answer) or "system"."""
+    @property
+    def mentioned_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        comment_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        parent_id: builtins.str = ...,
+        board_id: builtins.str = ...,
+        board_kind: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        author_id: builtins.str = ...,
+        kind: builtins.str = ...,
+        mentioned_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["author_id", b"author_id", "board_id", b"board_id", "board_kind", b"board_kind", "comment_id", b"comment_id", "created_at", b"created_at", "kind", b"kind", "mentioned_person_ids", b"mentioned_person_ids", "neighbourhood_id", b"neighbourhood_id", "parent_id", b"parent_id", "post_id", b"post_id"]) -> None: ...
+
+Global___CommentCreated: typing_extensions.TypeAlias = CommentCreated
+
+@typing.final
+class PersonMentioned(google.protobuf.message.Message):
+    """Subject boards.mention.created — one per mentioned person, for notifications."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    COMMENT_ID_FIELD_NUMBER: builtins.int
+    MENTIONED_BY_FIELD_NUMBER: builtins.int
+    VIA_HANDLE_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    post_id: builtins.str
+    comment_id: builtins.str
+    """Empty when the mention is in the post itself."""
+    mentioned_by: builtins.str
+    via_handle: builtins.str
+    """The role handle that resolved to this person ("committee", "police" ...), empty for a direct mention."""
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        comment_id: builtins.str = ...,
+        mentioned_by: builtins.str = ...,
+        via_handle: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["comment_id", b"comment_id", "created_at", b"created_at", "mentioned_by", b"mentioned_by", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "post_id", b"post_id", "via_handle", b"via_handle"]) -> None: ...
+
+Global___PersonMentioned: typing_extensions.TypeAlias = PersonMentioned
+
+@typing.final
+class ModerationActionTaken(google.protobuf.message.Message):
+    """Subject boards.moderation.action_taken — hide, restore, lock, unlock, mute, unmute, pin, unpin, delete."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: builtins.int
+    ACTION_FIELD_NUMBER: builtins.int
+    TARGET_TYPE_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBJECT_PERSON_ID_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    action_id: builtins.str
+    action: builtins.str
+    target_type: builtins.str
+    """"post", "comment" or "member"."""
+    target_id: builtins.str
+    neighbourhood_id: builtins.str
+    subject_person_id: builtins.str
+    actor_id: builtins.str
+    reason: builtins.str
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        action_id: builtins.str = ...,
+        action: builtins.str = ...,
+        target_type: builtins.str = ...,
+        target_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        subject_person_id: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "action_id", b"action_id", "actor_id", b"actor_id", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "reason", b"reason", "subject_person_id", b"subject_person_id", "target_id", b"target_id", "target_type", b"target_type"]) -> None: ...
+
+Global___ModerationActionTaken: typing_extensions.TypeAlias = ModerationActionTaken
+
+@typing.final
+class PollCreated(google.protobuf.message.Message):
+    """Subject boards.poll.created"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    BASIS_FIELD_NUMBER: builtins.int
+    OPENS_AT_FIELD_NUMBER: builtins.int
+    CLOSES_AT_FIELD_NUMBER: builtins.int
+    poll_id: builtins.str
+    post_id: builtins.str
+    neighbourhood_id: builtins.str
+    topic_id: builtins.str
+    basis: builtins.str
+    """"resident" or "household"."""
+    @property
+    def opens_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def closes_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        poll_id: builtins.str = ...,
+        post_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        topic_id: builtins.str = ...,
+        basis: builtins.str = ...,
+        opens_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        closes_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["closes_at", b"closes_at", "opens_at", b"opens_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["basis", b"basis", "closes_at", b"closes_at", "neighbourhood_id", b"neighbourhood_id", "opens_at", b"opens_at", "poll_id", b"poll_id", "post_id", b"post_id", "topic_id", b"topic_id"]) -> None: ...
+
+Global___PollCreated: typing_extensions.TypeAlias = PollCreated
+
+@typing.final
+class VoteCast(google.protobuf.message.Message):
+    """Subject boards.poll.voted — who took part, never what they chose (ballots are secret)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    CAST_AT_FIELD_NUMBER: builtins.int
+    poll_id: builtins.str
+    neighbourhood_id: builtins.str
+    person_id: builtins.str
+    household_id: builtins.str
+    """Set for household-basis polls."""
+    @property
+    def cast_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        poll_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        cast_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["cast_at", b"cast_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["cast_at", b"cast_at", "household_id", b"household_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "poll_id", b"poll_id"]) -> None: ...
+
+Global___VoteCast: typing_extensions.TypeAlias = VoteCast
+
+@typing.final
+class TopicStageChanged(google.protobuf.message.Message):
+    """Subject boards.topic.stage_changed (also for the proposal itself, with from_stage empty)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    FROM_STAGE_FIELD_NUMBER: builtins.int
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    topic_id: builtins.str
+    neighbourhood_id: builtins.str
+    from_stage: builtins.str
+    """"proposed", "review", "consultation", "project", "implementation", "evaluation", "convention",
+    "declined", "concluded"; empty for the proposal.
+    """
+    to_stage: builtins.str
+    actor_id: builtins.str
+    reason: builtins.str
+    title: builtins.str
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        topic_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        from_stage: builtins.str = ...,
+        to_stage: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        title: builtins.str = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "from_stage", b"from_stage", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "reason", b"reason", "title", b"title", "to_stage", b"to_stage", "topic_id", b"topic_id"]) -> None: ...
+
+Global___TopicStageChanged: typing_extensions.TypeAlias = TopicStageChanged
+
+@typing.final
+class ConventionAdopted(google.protobuf.message.Message):
+    """Subject boards.convention.adopted (a first version or an amendment)"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONVENTION_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TOPIC_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    VERSION_FIELD_NUMBER: builtins.int
+    POLL_ID_FIELD_NUMBER: builtins.int
+    ADOPTED_BY_FIELD_NUMBER: builtins.int
+    ADOPTED_AT_FIELD_NUMBER: builtins.int
+    convention_id: builtins.str
+    neighbourhood_id: builtins.str
+    topic_id: builtins.str
+    title: builtins.str
+    version: builtins.int
+    poll_id: builtins.str
+    adopted_by: builtins.str
+    @property
+    def adopted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        convention_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        topic_id: builtins.str = ...,
+        title: builtins.str = ...,
+        version: builtins.int = ...,
+        poll_id: builtins.str = ...,
+        adopted_by: builtins.str = ...,
+        adopted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["adopted_at", b"adopted_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["adopted_at", b"adopted_at", "adopted_by", b"adopted_by", "convention_id", b"convention_id", "neighbourhood_id", b"neighbourhood_id", "poll_id", b"poll_id", "title", b"title", "topic_id", b"topic_id", "version", b"version"]) -> None: ...
+
+Global___ConventionAdopted: typing_extensions.TypeAlias = ConventionAdopted
+
+@typing.final
+class AffairStageChanged(google.protobuf.message.Message):
+    """Subject boards.affair.stage_changed (elections, owners'-committee formation)"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    AFFAIR_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    FROM_STAGE_FIELD_NUMBER: builtins.int
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    affair_id: builtins.str
+    neighbourhood_id: builtins.str
+    kind: builtins.str
+    """"election" or "owners_committee_formation"."""
+    from_stage: builtins.str
+    to_stage: builtins.str
+    actor_id: builtins.str
+    note: builtins.str
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        affair_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        kind: builtins.str = ...,
+        from_stage: builtins.str = ...,
+        to_stage: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        note: builtins.str = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "affair_id", b"affair_id", "from_stage", b"from_stage", "kind", b"kind", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "occurred_at", b"occurred_at", "to_stage", b"to_stage"]) -> None: ...
+
+Global___AffairStageChanged: typing_extensions.TypeAlias = AffairStageChanged

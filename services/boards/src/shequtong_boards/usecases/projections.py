@@ -1,0 +1,127 @@
+"""What boards keeps from other services' events: verified members (households, display names), role
+holders (who answers @居委会, badges), and issue → post links so an issue's progress shows on its post."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong_boards.repository import IssueLinkRepository, PeopleRepository, PostRepository
+from shequtong_boards.usecases.base import Context
+from shequtong_boards.usecases.posts import add_system_comment
+from shequtong_kit.consumer import ReceivedEvent
+
+ISSUE_STATES = {
+    "reported": "已登记",
+    "acknowledged": "已受理",
+    "assigned": "已分派",
+    "in_progress": "处理中",
+    "started": "处理中",
+    "escalated": "已上报",
+    "dispatched": "已派单至网格平台",
+    "resolved": "已解决",
+    "closed": "已办结",
+    "rejected": "不予受理",
+    "merged": "已合并",
+    "reopened": "已重新打开",
+    "returned": "已退回",
+}
+LEVELS = {"neighbourhood": "居委", "subdistrict": "街镇", "grid": "网格平台"}
+
+
+def issue_status_text(message: issues_ev.IssueStateChanged) -> str:
+    state = ISSUE_STATES.get(message.to_state, message.to_state or "状态更新")
+    text = f"问题进展：{state}"
+    if message.level:
+        text += f"（{LEVELS.get(message.level, message.level)}）"
+    if message.note:
+        text += f"。{message.note}"
+    return text
+
+
+class ProjectionUseCases:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def member_verified(
+        self, session: AsyncSession, message: identity_ev.MemberVerified, event: ReceivedEvent
+    ) -> None:
+        await PeopleRepository(session).record_member(
+            {
+                "person_id": message.person_id,
+                "neighbourhood_id": message.neighbourhood_id,
+                "household_id": message.household_id or None,
+                "display_name": message.display_name[:100],
+                "verified_at": _when(event, self.ctx),
+                "active": True,
+            }
+        )
+
+    async def member_left(self, session: AsyncSession, message: identity_ev.MemberLeft, _event: ReceivedEvent) -> None:
+        await PeopleRepository(session).member_left(message.person_id, message.neighbourhood_id)
+
+    async def role_granted(
+        self, session: AsyncSession, message: identity_ev.RoleGranted, _event: ReceivedEvent
+    ) -> None:
+        await PeopleRepository(session).grant(
+            {
+                "person_id": message.person_id,
+                "role": message.role,
+                "scope": message.scope,
+                "display_name": message.display_name[:100],
+            }
+        )
+
+    async def role_revoked(
+        self, session: AsyncSession, message: identity_ev.RoleRevoked, _event: ReceivedEvent
+    ) -> None:
+        await PeopleRepository(session).revoke(message.person_id, message.role, message.scope)
+
+    async def person_updated(
+        self, session: AsyncSession, message: identity_ev.PersonProfileUpdated, _event: ReceivedEvent
+    ) -> None:
+        if message.display_name:
+            await PeopleRepository(session).rename(message.person_id, message.display_name[:100])
+
+    async def issue_reported(
+        self, session: AsyncSession, message: issues_ev.IssueReported, event: ReceivedEvent
+    ) -> None:
+        if not message.source_post_id:
+            return
+        post = await PostRepository(session).get(message.source_post_id)
+        if post is None:
+            return
+        linked = await IssueLinkRepository(session).link(
+            message.issue_id, post.id, message.neighbourhood_id or post.neighbourhood_id or "", self.ctx.clock.now()
+        )
+        if linked:
+            await add_system_comment(
+                self.ctx,
+                session,
+                post,
+                "已转为问题工单，居委会将在15小时内响应，处理进展会在这里更新。",
+                source_event_id=event.id,
+            )
+
+    async def issue_state_changed(
+        self, session: AsyncSession, message: issues_ev.IssueStateChanged, event: ReceivedEvent
+    ) -> None:
+        post_id = await IssueLinkRepository(session).post_of(message.issue_id)
+        if post_id is None:
+            return  # an issue not collected from a post
+        post = await PostRepository(session).get(post_id)
+        if post is None:
+            return
+        await add_system_comment(self.ctx, session, post, issue_status_text(message), source_event_id=event.id)
+
+
+def _when(event: ReceivedEvent, ctx: Context) -> datetime:
+    """When identity verified the member (the event's time), falling back to now."""
+    try:
+        when = event.occurred_at
+    except ValueError:
+        return ctx.clock.now()
+    return when if when.tzinfo else ctx.clock.now()

@@ -148,8 +148,11 @@ async def _open_loop(workload: Workload, spec: LoadSpec, seconds: float, rec: _R
             i += 1
     if pending:
         await asyncio.wait(pending, timeout=spec.timeout + 5)
-    for task in list(pending):
+    unfinished = list(pending)
+    for task in unfinished:
         task.cancel()
+    if rec is not None and unfinished:
+        rec.errors["(unfinished)"]["unfinished"] += len(unfinished)  # never silently dropped
     return max(clock() - start, count * interval)
 
 

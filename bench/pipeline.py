@@ -209,7 +209,8 @@ def _phase(
         filler.start()
         queue.get(timeout=300)
         filler.join(10)
-    expected = backlog or int(rate * duration / events_per_tx) * events_per_tx // replicas * replicas
+    # Exactly what the replicas will write (each writes its share in whole transactions).
+    expected = backlog or replicas * int((rate / replicas) * duration / events_per_tx) * events_per_tx
     start_at = time.time() + 3.0
     until = start_at + duration + timeout
     consumer = ctx.Process(

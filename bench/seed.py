@@ -497,9 +497,11 @@ class Seeder:
         party_every = max(1, round(t["residents"] / max(1, t["party_members"])))
 
         async def one(i: int) -> bool:
-            n = hoods[i % len(hoods)]
+            # The first `households` residents open a household, the others join one of those: a
+            # household's people all live in the same neighbourhood.
+            house = i % households
+            n = hoods[house % len(hoods)]
             seed = f"{self.world.run}-r{i}"
-            house = i % households  # the first `households` residents open a household, the rest join one
             address = {
                 "building": f"{house // 60 + 1}号楼",
                 "unit": f"{house // 12 % 5 + 1}",

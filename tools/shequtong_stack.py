@@ -181,6 +181,13 @@ class Stack:
                     "GRID_API_KEY": s.grid_api_key,
                     "GRID_WEBHOOK_SECRET": s.grid_webhook_secret,
                     "GRID_WEBHOOK_API_KEY": s.grid_webhook_api_key,
+                    # Quick enough for a developer watching (and for the tests): poll every
+                    # second, probe a platform that was down after 3 s, retry at most 10 s apart.
+                    "GRID_POLL_INTERVAL_SECONDS": "1",
+                    "GRID_POLL_REQUESTS_EVERY_SECONDS": "10",
+                    "GRID_CIRCUIT_COOLDOWN_SECONDS": "3",
+                    "GRID_RETRY_MAX_DELAY_SECONDS": "10",
+                    "GRID_SEND_RATE_PER_SECOND": "50",
                 }
             )
         if name == GATEWAY.name:

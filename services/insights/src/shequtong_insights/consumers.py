@@ -1,17 +1,326 @@
-"""JetStream handlers of insights: every event it reacts to, idempotent through the kit's inbox."""
+"""JetStream handlers of insights: every producer's events projected into its own tables.
+
+One durable consumer per producing stream, `insights-<stream>`, filtered on the aggregates insights
+reads (wildcards, so events a producer adds later reach the handler and are ignored until projected).
+Each event is handled once through the kit's inbox, and every write is also idempotent or
+order-independent by itself (upserts keyed by neighbourhood, day and metric; per-entity rows whose
+"first" and "latest" values are decided by the events' own times), so a replay of the streams in any
+interleaving rebuilds the same figures. Times come from the events, never from the clock.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shequtong.events.v1 import boards_events_pb2 as boards_ev
+from shequtong.events.v1 import grid_events_pb2 as grid_ev
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
+from shequtong_insights.domain import facts as issue_rules
+from shequtong_insights.domain import metrics as m
+from shequtong_insights.domain.periods import local_day
+from shequtong_insights.models import Convention, Member, Topic
+from shequtong_insights.repository import ProjectionWriter
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, route
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent
+from shequtong_kit.proto import from_ts
+
+ISSUE_PREFIX = "issues.issue."
+
+# (consumer name, stream, filter subjects)
+CONSUMERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("insights-identity", "IDENTITY", ("identity.neighbourhood.>", "identity.membership.>")),
+    (
+        "insights-boards",
+        "BOARDS",
+        ("boards.post.>", "boards.comment.>", "boards.poll.>", "boards.topic.>", "boards.convention.>"),
+    ),
+    ("insights-issues", "ISSUES", ("issues.issue.>",)),
+    ("insights-grid", "GRID", ("grid.ticket.>",)),
+    (
+        "insights-volunteers",
+        "VOLUNTEERS",
+        (
+            "volunteers.volunteer.>",
+            "volunteers.hours.>",
+            "volunteers.booking.>",
+            "volunteers.attendance.>",
+        ),
+    ),
+)
+CONSUMER_NAMES = tuple(name for name, _, _ in CONSUMERS)
+
+Apply = Callable[[ProjectionWriter, Any, ReceivedEvent], Awaitable[None]]
 
 
-def consumer_specs() -> list[ConsumerSpec]:
-    return [
-        ConsumerSpec(
-            name="insights-regions",
-            stream="IDENTITY",
-            subjects=[regions.NEIGHBOURHOOD_CREATED],
-            handler=route(dict(regions.ROUTES)),
+class Projector:
+    """Turns one event into projection writes."""
+
+    def __init__(self, day_offset_minutes: int) -> None:
+        self.offset = day_offset_minutes
+        self.routes: dict[str, tuple[type[Message], Apply]] = {
+            regions.NEIGHBOURHOOD_CREATED: (identity_ev.NeighbourhoodCreated, self.neighbourhood_created),
+            "identity.membership.joined": (identity_ev.MemberJoined, self.member_joined),
+            "identity.membership.verified": (identity_ev.MemberVerified, self.member_verified),
+            "identity.membership.left": (identity_ev.MemberLeft, self.member_left),
+            "identity.membership.rejected": (identity_ev.MemberRejected, self.member_rejected),
+            "boards.post.created": (boards_ev.PostCreated, self.post_created),
+            "boards.comment.created": (boards_ev.CommentCreated, self.comment_created),
+            "boards.poll.voted": (boards_ev.VoteCast, self.vote_cast),
+            "boards.topic.stage_changed": (boards_ev.TopicStageChanged, self.topic_stage_changed),
+            "boards.convention.adopted": (boards_ev.ConventionAdopted, self.convention_adopted),
+            "issues.issue.reported": (issues_ev.IssueReported, self.issue_reported),
+            "issues.issue.sla_breached": (issues_ev.IssueSlaBreached, self.issue_sla_breached),
+            "issues.issue.rated": (issues_ev.IssueRated, self.issue_rated),
+            "volunteers.volunteer.approved": (volunteers_ev.VolunteerApproved, self.volunteer_approved),
+        }
+        for transition in issue_rules.KNOWN_TRANSITIONS:
+            self.routes[ISSUE_PREFIX + transition] = (issues_ev.IssueStateChanged, self.issue_transition)
+        _ = grid_ev  # grid tickets are followed through the issues' own transitions
+
+    def day(self, moment: datetime) -> date:
+        return local_day(moment, self.offset)
+
+    async def handle(self, session: AsyncSession, event: ReceivedEvent) -> None:
+        entry = self.routes.get(event.subject)
+        if entry is None:
+            return  # an event of an aggregate we read but do not project (yet)
+        cls, apply = entry
+        message = event.parse(cls)
+        writer = ProjectionWriter(session)
+        await writer.share_projection_lock()
+        try:
+            await apply(writer, message, event)
+            await session.flush()
+        except DBAPIError as exc:
+            if not _is_data_error(exc):
+                raise
+            # A value our columns can never hold (e.g. an id longer than any id we issue): retrying
+            # cannot help, so the event goes to the dead-letter subject.
+            raise PoisonMessage(f"{event.subject}: a value does not fit the projection") from exc
+
+    # --- identity ----------------------------------------------------------------------------------
+    async def neighbourhood_created(
+        self, w: ProjectionWriter, msg: identity_ev.NeighbourhoodCreated, event: ReceivedEvent
+    ) -> None:
+        await regions.record_neighbourhood(w.session, msg, event)
+        await w.neighbourhood(
+            {
+                "neighbourhood_id": msg.neighbourhood_id,
+                "code": msg.code,
+                "name": msg.name,
+                "kind": int(msg.kind),
+                "subdistrict_id": msg.subdistrict_id,
+                "district_id": msg.district_id,
+                "created_at": event.occurred_at,
+            }
         )
+
+    async def _membership(
+        self, w: ProjectionWriter, membership_id: str, neighbourhood_id: str, person_id: str
+    ) -> Member:
+        row = await w.member(membership_id)
+        if row is None:
+            row = Member(
+                membership_id=membership_id,
+                neighbourhood_id=neighbourhood_id,
+                person_id=person_id,
+                household_id="",
+            )
+            w.add_row(row)
+        return row
+
+    async def member_joined(self, w: ProjectionWriter, msg: identity_ev.MemberJoined, event: ReceivedEvent) -> None:
+        at = event.occurred_at
+        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        row.joined_at = _earliest(row.joined_at, at)
+        row.household_id = row.household_id or msg.household_id
+        await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_JOINED)
+
+    async def member_verified(self, w: ProjectionWriter, msg: identity_ev.MemberVerified, event: ReceivedEvent) -> None:
+        at = event.occurred_at
+        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        row.verified_at = _earliest(row.verified_at, at)
+        row.household_id = msg.household_id or row.household_id
+        await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_VERIFIED)
+
+    async def member_left(self, w: ProjectionWriter, msg: identity_ev.MemberLeft, event: ReceivedEvent) -> None:
+        at = event.occurred_at
+        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        row.left_at = _latest(row.left_at, at)
+        await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_LEFT)
+
+    async def member_rejected(self, w: ProjectionWriter, msg: identity_ev.MemberRejected, event: ReceivedEvent) -> None:
+        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        row.rejected_at = _latest(row.rejected_at, event.occurred_at)
+
+    # --- boards ------------------------------------------------------------------------------------
+    async def post_created(self, w: ProjectionWriter, msg: boards_ev.PostCreated, event: ReceivedEvent) -> None:
+        day = self.day(_when(msg.created_at, event))
+        await w.add(msg.neighbourhood_id, day, m.POSTS)
+        await w.took_part(msg.neighbourhood_id, day, msg.author_id)
+
+    async def comment_created(self, w: ProjectionWriter, msg: boards_ev.CommentCreated, event: ReceivedEvent) -> None:
+        if msg.kind == "system":
+            return  # written by the platform, not by anyone taking part
+        day = self.day(_when(msg.created_at, event))
+        await w.add(msg.neighbourhood_id, day, m.COMMENTS)
+        await w.took_part(msg.neighbourhood_id, day, msg.author_id)
+
+    async def vote_cast(self, w: ProjectionWriter, msg: boards_ev.VoteCast, event: ReceivedEvent) -> None:
+        day = self.day(_when(msg.cast_at, event))
+        await w.add(msg.neighbourhood_id, day, m.VOTES)
+        await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+
+    async def topic_stage_changed(
+        self, w: ProjectionWriter, msg: boards_ev.TopicStageChanged, event: ReceivedEvent
+    ) -> None:
+        at = _when(msg.occurred_at, event)
+        day = self.day(at)
+        row = await w.topic(msg.topic_id)
+        if row is None:
+            w.add_row(
+                Topic(topic_id=msg.topic_id, neighbourhood_id=msg.neighbourhood_id, stage=msg.to_stage, stage_at=at)
+            )
+        elif (at, msg.to_stage) > (row.stage_at, row.stage):
+            row.stage, row.stage_at = msg.to_stage, at
+        if not msg.from_stage:
+            await w.add(msg.neighbourhood_id, day, m.TOPICS_PROPOSED)
+            await w.took_part(msg.neighbourhood_id, day, msg.actor_id)
+        else:
+            await w.add(msg.neighbourhood_id, day, m.TOPIC_STAGE_CHANGES)
+
+    async def convention_adopted(
+        self, w: ProjectionWriter, msg: boards_ev.ConventionAdopted, event: ReceivedEvent
+    ) -> None:
+        at = _when(msg.adopted_at, event)
+        first = msg.version <= 1  # the first version; later ones are amendments
+        row = await w.convention(msg.convention_id)
+        if row is None:
+            w.add_row(
+                Convention(
+                    convention_id=msg.convention_id,
+                    neighbourhood_id=msg.neighbourhood_id,
+                    first_adopted_at=at,
+                    version=msg.version,
+                )
+            )
+        else:
+            row.first_adopted_at = min(row.first_adopted_at, at)
+            row.version = max(row.version, msg.version)
+        await w.add(msg.neighbourhood_id, self.day(at), m.CONVENTIONS_ADOPTED if first else m.CONVENTIONS_AMENDED)
+
+    # --- issues ------------------------------------------------------------------------------------
+    async def issue_reported(self, w: ProjectionWriter, msg: issues_ev.IssueReported, event: ReceivedEvent) -> None:
+        at = _when(msg.reported_at, event)
+        facts = await w.issue(msg.issue_id)
+        facts = issue_rules.reported(
+            facts,
+            neighbourhood_id=msg.neighbourhood_id,
+            category_code=msg.category_code,
+            building=msg.building,
+            source=msg.source,
+            reported_at=at,
+            response_due_at=from_ts(msg.response_due_at) if msg.HasField("response_due_at") else None,
+        )
+        await w.save_issue(facts)
+        await w.add(msg.neighbourhood_id, self.day(at), m.ISSUES_REPORTED)
+        if msg.source != "cadre":
+            await w.took_part(msg.neighbourhood_id, self.day(at), msg.reporter_id)
+
+    async def issue_transition(
+        self, w: ProjectionWriter, msg: issues_ev.IssueStateChanged, event: ReceivedEvent
+    ) -> None:
+        transition = event.subject[len(ISSUE_PREFIX) :]
+        at = _when(msg.occurred_at, event)
+        facts = await w.issue(msg.issue_id)
+        facts = issue_rules.transitioned(
+            facts,
+            transition=transition,
+            to_state=msg.to_state,
+            level=msg.level,
+            occurred_at=at,
+            actor_kind=str(getattr(msg, "actor_kind", "")),
+            neighbourhood_id=msg.neighbourhood_id,
+            category_code=msg.category_code,
+            reported_at=from_ts(msg.reported_at) if msg.HasField("reported_at") else None,
+        )
+        await w.save_issue(facts)
+        counter = m.TRANSITION_COUNTERS.get(transition)
+        if counter:
+            await w.add(facts.neighbourhood_id or msg.neighbourhood_id, self.day(at), counter)
+
+    async def issue_sla_breached(
+        self, w: ProjectionWriter, msg: issues_ev.IssueSlaBreached, event: ReceivedEvent
+    ) -> None:
+        at = _when(msg.breached_at, event)
+        facts = issue_rules.sla_breached(await w.issue(msg.issue_id), neighbourhood_id=msg.neighbourhood_id)
+        await w.save_issue(facts)
+        day = self.day(at)
+        await w.add(msg.neighbourhood_id, day, m.SLA_BREACHES)
+        which = {"response": m.SLA_BREACHES_RESPONSE, "resolution": m.SLA_BREACHES_RESOLUTION}.get(msg.clock)
+        if which:
+            await w.add(msg.neighbourhood_id, day, which)
+
+    async def issue_rated(self, w: ProjectionWriter, msg: issues_ev.IssueRated, event: ReceivedEvent) -> None:
+        at = _when(msg.rated_at, event)
+        facts = issue_rules.rated(
+            await w.issue(msg.issue_id),
+            rating=msg.rating,
+            fixed=msg.fixed,
+            rated_at=at,
+            neighbourhood_id=msg.neighbourhood_id,
+        )
+        await w.save_issue(facts)
+        day = self.day(at)
+        await w.add(msg.neighbourhood_id, day, m.RATINGS)
+        await w.add(msg.neighbourhood_id, day, m.RATING_SUM, msg.rating)
+        if msg.rating >= m.SATISFIED_RATING:
+            await w.add(msg.neighbourhood_id, day, m.RATINGS_SATISFIED)
+        if msg.fixed:
+            await w.add(msg.neighbourhood_id, day, m.RATINGS_FIXED)
+
+    # --- volunteers --------------------------------------------------------------------------------
+    async def volunteer_approved(
+        self, w: ProjectionWriter, msg: volunteers_ev.VolunteerApproved, event: ReceivedEvent
+    ) -> None:
+        day = self.day(_when(msg.approved_at, event))
+        await w.add(msg.neighbourhood_id, day, m.VOLUNTEERS_APPROVED)
+        await w.took_part(msg.neighbourhood_id, day, msg.person_id)
+
+
+def _when(stamp: Timestamp, event: ReceivedEvent) -> datetime:
+    """The payload's own time when it has one, else the event's (ce-time): never the clock."""
+    return from_ts(stamp) or event.occurred_at
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 (data exception: value too long, out of range ...), whatever the driver."""
+    if isinstance(exc, DataError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return str(code or "").startswith("22")
+
+
+def _earliest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate < current else current
+
+
+def _latest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current
+
+
+def consumer_specs(projector: Projector) -> list[ConsumerSpec]:
+    return [
+        ConsumerSpec(name=name, stream=stream, subjects=list(subjects), handler=projector.handle, max_deliver=20)
+        for name, stream, subjects in CONSUMERS
     ]

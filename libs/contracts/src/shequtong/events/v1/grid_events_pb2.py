@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%shequtong/events/v1/grid_events.proto\x12\x13shequtong.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\nTicketSent\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe1\x01\n\x13TicketStatusChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x16\n\x0egrid_update_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0e\n\x06\x61gency\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x0cTicketFailed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%shequtong/events/v1/grid_events.proto\x12\x13shequtong.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n\nTicketSent\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05token\x18\x06 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x07 \x01(\t\x12\x14\n\x0cservice_code\x18\x08 \x01(\t\"\xd9\x02\n\x13TicketStatusChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x16\n\x0egrid_update_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0e\n\x06\x61gency\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eprevious_state\x18\n \x01(\t\x12\x13\n\x0bgrid_status\x18\x0b \x01(\t\x12\x1c\n\x14\x65xternal_status_code\x18\x0c \x01(\t\x12\x11\n\tmedia_url\x18\r \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x0e \x01(\t\"\xd6\x01\n\x0cTicketFailed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x13\n\x0bhttp_status\x18\x07 \x01(\x05\x12\x18\n\x10neighbourhood_id\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\"\xbd\x01\n\x10TicketIdentified\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x31\n\ridentified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10neighbourhood_id\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shequtong.events.v1.grid_ev
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TICKETSENT']._serialized_start=96
-  _globals['_TICKETSENT']._serialized_end=232
-  _globals['_TICKETSTATUSCHANGED']._serialized_start=235
-  _globals['_TICKETSTATUSCHANGED']._serialized_end=460
-  _globals['_TICKETFAILED']._serialized_start=463
-  _globals['_TICKETFAILED']._serialized_end=598
+  _globals['_TICKETSENT']._serialized_end=295
+  _globals['_TICKETSTATUSCHANGED']._serialized_start=298
+  _globals['_TICKETSTATUSCHANGED']._serialized_end=643
+  _globals['_TICKETFAILED']._serialized_start=646
+  _globals['_TICKETFAILED']._serialized_end=860
+  _globals['_TICKETIDENTIFIED']._serialized_start=863
+  _globals['_TICKETIDENTIFIED']._serialized_end=1052
 # @@protoc_insertion_point(module_scope)

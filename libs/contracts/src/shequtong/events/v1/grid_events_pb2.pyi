@@ -28,10 +28,19 @@ class TicketSent(google.protobuf.message.Message):
     DISPATCH_ID_FIELD_NUMBER: builtins.int
     EXTERNAL_ID_FIELD_NUMBER: builtins.int
     SENT_AT_FIELD_NUMBER: builtins.int
+    TOKEN_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SERVICE_CODE_FIELD_NUMBER: builtins.int
     ticket_id: builtins.str
     issue_id: builtins.str
     dispatch_id: builtins.str
     external_id: builtins.str
+    token: builtins.str
+    """The platform's token when it answered with one (external_id is then the token until
+    grid.ticket.identified gives the id).
+    """
+    neighbourhood_id: builtins.str
+    service_code: builtins.str
     @property
     def sent_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
@@ -42,9 +51,12 @@ class TicketSent(google.protobuf.message.Message):
         dispatch_id: builtins.str = ...,
         external_id: builtins.str = ...,
         sent_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        token: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        service_code: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["sent_at", b"sent_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "external_id", b"external_id", "issue_id", b"issue_id", "sent_at", b"sent_at", "ticket_id", b"ticket_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "external_id", b"external_id", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "sent_at", b"sent_at", "service_code", b"service_code", "ticket_id", b"ticket_id", "token", b"token"]) -> None: ...
 
 Global___TicketSent: typing_extensions.TypeAlias = TicketSent
 
@@ -63,6 +75,11 @@ class TicketStatusChanged(google.protobuf.message.Message):
     DESCRIPTION_FIELD_NUMBER: builtins.int
     AGENCY_FIELD_NUMBER: builtins.int
     OCCURRED_AT_FIELD_NUMBER: builtins.int
+    PREVIOUS_STATE_FIELD_NUMBER: builtins.int
+    GRID_STATUS_FIELD_NUMBER: builtins.int
+    EXTERNAL_STATUS_CODE_FIELD_NUMBER: builtins.int
+    MEDIA_URL_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
     ticket_id: builtins.str
     issue_id: builtins.str
     dispatch_id: builtins.str
@@ -72,6 +89,12 @@ class TicketStatusChanged(google.protobuf.message.Message):
     grid_update_id: builtins.str
     description: builtins.str
     agency: builtins.str
+    previous_state: builtins.str
+    grid_status: builtins.str
+    """The grid's own words: Open311 status (open, closed) and extended status code."""
+    external_status_code: builtins.str
+    media_url: builtins.str
+    neighbourhood_id: builtins.str
     @property
     def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
@@ -86,9 +109,14 @@ class TicketStatusChanged(google.protobuf.message.Message):
         description: builtins.str = ...,
         agency: builtins.str = ...,
         occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        previous_state: builtins.str = ...,
+        grid_status: builtins.str = ...,
+        external_status_code: builtins.str = ...,
+        media_url: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["agency", b"agency", "description", b"description", "dispatch_id", b"dispatch_id", "external_id", b"external_id", "grid_update_id", b"grid_update_id", "issue_id", b"issue_id", "occurred_at", b"occurred_at", "state", b"state", "ticket_id", b"ticket_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["agency", b"agency", "description", b"description", "dispatch_id", b"dispatch_id", "external_id", b"external_id", "external_status_code", b"external_status_code", "grid_status", b"grid_status", "grid_update_id", b"grid_update_id", "issue_id", b"issue_id", "media_url", b"media_url", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "previous_state", b"previous_state", "state", b"state", "ticket_id", b"ticket_id"]) -> None: ...
 
 Global___TicketStatusChanged: typing_extensions.TypeAlias = TicketStatusChanged
 
@@ -103,10 +131,21 @@ class TicketFailed(google.protobuf.message.Message):
     DISPATCH_ID_FIELD_NUMBER: builtins.int
     REASON_FIELD_NUMBER: builtins.int
     FAILED_AT_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    HTTP_STATUS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ATTEMPTS_FIELD_NUMBER: builtins.int
     ticket_id: builtins.str
     issue_id: builtins.str
     dispatch_id: builtins.str
     reason: builtins.str
+    code: builtins.str
+    """Stable code: platform_rejected (a 4xx), service_code_unknown, location_missing,
+    delivery_abandoned (still undelivered after the give-up window).
+    """
+    http_status: builtins.int
+    neighbourhood_id: builtins.str
+    attempts: builtins.int
     @property
     def failed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
@@ -117,8 +156,49 @@ class TicketFailed(google.protobuf.message.Message):
         dispatch_id: builtins.str = ...,
         reason: builtins.str = ...,
         failed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        code: builtins.str = ...,
+        http_status: builtins.int = ...,
+        neighbourhood_id: builtins.str = ...,
+        attempts: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["failed_at", b"failed_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "failed_at", b"failed_at", "issue_id", b"issue_id", "reason", b"reason", "ticket_id", b"ticket_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["attempts", b"attempts", "code", b"code", "dispatch_id", b"dispatch_id", "failed_at", b"failed_at", "http_status", b"http_status", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "reason", b"reason", "ticket_id", b"ticket_id"]) -> None: ...
 
 Global___TicketFailed: typing_extensions.TypeAlias = TicketFailed
+
+@typing.final
+class TicketIdentified(google.protobuf.message.Message):
+    """Subject grid.ticket.identified — a ticket accepted with a token got the platform's id."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: builtins.int
+    TOKEN_FIELD_NUMBER: builtins.int
+    IDENTIFIED_AT_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ticket_id: builtins.str
+    issue_id: builtins.str
+    dispatch_id: builtins.str
+    external_id: builtins.str
+    token: builtins.str
+    neighbourhood_id: builtins.str
+    @property
+    def identified_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: builtins.str = ...,
+        issue_id: builtins.str = ...,
+        dispatch_id: builtins.str = ...,
+        external_id: builtins.str = ...,
+        token: builtins.str = ...,
+        identified_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        neighbourhood_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["identified_at", b"identified_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "external_id", b"external_id", "identified_at", b"identified_at", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "ticket_id", b"ticket_id", "token", b"token"]) -> None: ...
+
+Global___TicketIdentified: typing_extensions.TypeAlias = TicketIdentified

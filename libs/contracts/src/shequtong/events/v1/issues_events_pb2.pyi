@@ -35,6 +35,14 @@ class IssueReported(google.protobuf.message.Message):
     REPORTED_AT_FIELD_NUMBER: builtins.int
     RESPONSE_DUE_AT_FIELD_NUMBER: builtins.int
     BUILDING_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    RESOLUTION_DUE_AT_FIELD_NUMBER: builtins.int
+    PUBLIC_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    LAT_FIELD_NUMBER: builtins.int
+    LON_FIELD_NUMBER: builtins.int
+    HAS_POINT_FIELD_NUMBER: builtins.int
     issue_id: builtins.str
     neighbourhood_id: builtins.str
     category_code: builtins.str
@@ -44,10 +52,20 @@ class IssueReported(google.protobuf.message.Message):
     source_post_id: builtins.str
     assignee_id: builtins.str
     building: builtins.str
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    public: builtins.bool
+    created_by: builtins.str
+    """The cadre who recorded it on someone's behalf (source "cadre")."""
+    lat: builtins.float
+    lon: builtins.float
+    has_point: builtins.bool
     @property
     def reported_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     @property
     def response_due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def resolution_due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -61,16 +79,25 @@ class IssueReported(google.protobuf.message.Message):
         reported_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         response_due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         building: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        resolution_due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        public: builtins.bool = ...,
+        created_by: builtins.str = ...,
+        lat: builtins.float = ...,
+        lon: builtins.float = ...,
+        has_point: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["reported_at", b"reported_at", "response_due_at", b"response_due_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["assignee_id", b"assignee_id", "building", b"building", "category_code", b"category_code", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "reported_at", b"reported_at", "reporter_id", b"reporter_id", "response_due_at", b"response_due_at", "source", b"source", "source_post_id", b"source_post_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["reported_at", b"reported_at", "resolution_due_at", b"resolution_due_at", "response_due_at", b"response_due_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["assignee_id", b"assignee_id", "building", b"building", "category_code", b"category_code", "created_by", b"created_by", "district_id", b"district_id", "has_point", b"has_point", "issue_id", b"issue_id", "lat", b"lat", "lon", b"lon", "neighbourhood_id", b"neighbourhood_id", "public", b"public", "reported_at", b"reported_at", "reporter_id", b"reporter_id", "resolution_due_at", b"resolution_due_at", "response_due_at", b"response_due_at", "source", b"source", "source_post_id", b"source_post_id", "subdistrict_id", b"subdistrict_id"]) -> None: ...
 
 Global___IssueReported: typing_extensions.TypeAlias = IssueReported
 
 @typing.final
 class IssueStateChanged(google.protobuf.message.Message):
-    """Subject issues.issue.<transition> for every state change (acknowledged, started, escalated,
-    resolved, closed, rejected, merged, reopened, returned ...).
+    """Subject issues.issue.<transition> for every state change: acknowledged, started, escalated (by a
+    cadre, or by the SLA policy: actor_kind "system"), dispatched, returned_from_grid, dispatch_failed,
+    redispatched, resolved (by staff or by the grid), closed, rejected, merged, reopened.
     """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -85,6 +112,14 @@ class IssueStateChanged(google.protobuf.message.Message):
     OCCURRED_AT_FIELD_NUMBER: builtins.int
     CATEGORY_CODE_FIELD_NUMBER: builtins.int
     REPORTED_AT_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    TRANSITION_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    DUPLICATE_OF_ID_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    ACTOR_KIND_FIELD_NUMBER: builtins.int
     issue_id: builtins.str
     neighbourhood_id: builtins.str
     from_state: builtins.str
@@ -94,6 +129,17 @@ class IssueStateChanged(google.protobuf.message.Message):
     level: builtins.str
     """Level now responsible: "neighbourhood", "subdistrict", "grid"."""
     category_code: builtins.str
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    transition: builtins.str
+    """The transition's name (also the subject's last token)."""
+    round: builtins.int
+    """Round of handling: 1, then +1 at every reopening."""
+    reason: builtins.str
+    duplicate_of_id: builtins.str
+    dispatch_id: builtins.str
+    actor_kind: builtins.str
+    """"person", "system" (scheduler) or "grid"."""
     @property
     def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     @property
@@ -111,9 +157,17 @@ class IssueStateChanged(google.protobuf.message.Message):
         occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         category_code: builtins.str = ...,
         reported_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        transition: builtins.str = ...,
+        round: builtins.int = ...,
+        reason: builtins.str = ...,
+        duplicate_of_id: builtins.str = ...,
+        dispatch_id: builtins.str = ...,
+        actor_kind: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at", "reported_at", b"reported_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "category_code", b"category_code", "from_state", b"from_state", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "occurred_at", b"occurred_at", "reported_at", b"reported_at", "to_state", b"to_state"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "actor_kind", b"actor_kind", "category_code", b"category_code", "dispatch_id", b"dispatch_id", "district_id", b"district_id", "duplicate_of_id", b"duplicate_of_id", "from_state", b"from_state", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "occurred_at", b"occurred_at", "reason", b"reason", "reported_at", b"reported_at", "round", b"round", "subdistrict_id", b"subdistrict_id", "to_state", b"to_state", "transition", b"transition"]) -> None: ...
 
 Global___IssueStateChanged: typing_extensions.TypeAlias = IssueStateChanged
 
@@ -184,11 +238,25 @@ class IssueSlaBreached(google.protobuf.message.Message):
     LEVEL_FIELD_NUMBER: builtins.int
     DUE_AT_FIELD_NUMBER: builtins.int
     BREACHED_AT_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    NOTIFIED_LEVEL_FIELD_NUMBER: builtins.int
+    AUTO_ESCALATED_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
     issue_id: builtins.str
     neighbourhood_id: builtins.str
     clock: builtins.str
     """"response" or "resolution"."""
     level: builtins.str
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    round: builtins.int
+    notified_level: builtins.str
+    """The level above the one that breached, which is notified."""
+    auto_escalated: builtins.bool
+    """True when the policy escalated the issue one level because of this breach."""
+    category_code: builtins.str
     @property
     def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     @property
@@ -202,9 +270,15 @@ class IssueSlaBreached(google.protobuf.message.Message):
         level: builtins.str = ...,
         due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         breached_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        round: builtins.int = ...,
+        notified_level: builtins.str = ...,
+        auto_escalated: builtins.bool = ...,
+        category_code: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["breached_at", b"breached_at", "due_at", b"due_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["breached_at", b"breached_at", "clock", b"clock", "due_at", b"due_at", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["auto_escalated", b"auto_escalated", "breached_at", b"breached_at", "category_code", b"category_code", "clock", b"clock", "district_id", b"district_id", "due_at", b"due_at", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "notified_level", b"notified_level", "round", b"round", "subdistrict_id", b"subdistrict_id"]) -> None: ...
 
 Global___IssueSlaBreached: typing_extensions.TypeAlias = IssueSlaBreached
 
@@ -220,11 +294,21 @@ class IssueRated(google.protobuf.message.Message):
     FIXED_FIELD_NUMBER: builtins.int
     LEVEL_FIELD_NUMBER: builtins.int
     RATED_AT_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    REOPENED_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
     issue_id: builtins.str
     neighbourhood_id: builtins.str
     rating: builtins.int
     fixed: builtins.bool
     level: builtins.str
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    round: builtins.int
+    reopened: builtins.bool
+    category_code: builtins.str
     @property
     def rated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
@@ -236,8 +320,118 @@ class IssueRated(google.protobuf.message.Message):
         fixed: builtins.bool = ...,
         level: builtins.str = ...,
         rated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        round: builtins.int = ...,
+        reopened: builtins.bool = ...,
+        category_code: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["rated_at", b"rated_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["fixed", b"fixed", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "rated_at", b"rated_at", "rating", b"rating"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "district_id", b"district_id", "fixed", b"fixed", "issue_id", b"issue_id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "rated_at", b"rated_at", "rating", b"rating", "reopened", b"reopened", "round", b"round", "subdistrict_id", b"subdistrict_id"]) -> None: ...
 
 Global___IssueRated: typing_extensions.TypeAlias = IssueRated
+
+@typing.final
+class IssueAssigned(google.protobuf.message.Message):
+    """Subject issues.record.assigned (not issues.issue.*: every other subject there carries IssueStateChanged)
+    — the issue was given to a person (on-duty cadre, or later by the retrying task).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: builtins.int
+    FALLBACK_TO_SECRETARY_FIELD_NUMBER: builtins.int
+    ASSIGNED_AT_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    neighbourhood_id: builtins.str
+    assignee_id: builtins.str
+    fallback_to_secretary: builtins.bool
+    """True when the roster had nobody and the secretary was chosen."""
+    @property
+    def assigned_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        assignee_id: builtins.str = ...,
+        fallback_to_secretary: builtins.bool = ...,
+        assigned_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["assigned_at", b"assigned_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["assigned_at", b"assigned_at", "assignee_id", b"assignee_id", "fallback_to_secretary", b"fallback_to_secretary", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___IssueAssigned: typing_extensions.TypeAlias = IssueAssigned
+
+@typing.final
+class IssueNoteAdded(google.protobuf.message.Message):
+    """Subject issues.record.noted — a note or photos were added (text stays in the issues service)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ENTRY_ID_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    INTERNAL_FIELD_NUMBER: builtins.int
+    PHOTO_COUNT_FIELD_NUMBER: builtins.int
+    ADDED_AT_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    neighbourhood_id: builtins.str
+    entry_id: builtins.str
+    actor_id: builtins.str
+    internal: builtins.bool
+    photo_count: builtins.int
+    @property
+    def added_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        entry_id: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        internal: builtins.bool = ...,
+        photo_count: builtins.int = ...,
+        added_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["added_at", b"added_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "added_at", b"added_at", "entry_id", b"entry_id", "internal", b"internal", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "photo_count", b"photo_count"]) -> None: ...
+
+Global___IssueNoteAdded: typing_extensions.TypeAlias = IssueNoteAdded
+
+@typing.final
+class IssueRecategorised(google.protobuf.message.Message):
+    """Subject issues.record.recategorised"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    FROM_CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    TO_CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    neighbourhood_id: builtins.str
+    from_category_code: builtins.str
+    to_category_code: builtins.str
+    actor_id: builtins.str
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        from_category_code: builtins.str = ...,
+        to_category_code: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "from_category_code", b"from_category_code", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "to_category_code", b"to_category_code"]) -> None: ...
+
+Global___IssueRecategorised: typing_extensions.TypeAlias = IssueRecategorised

@@ -4,7 +4,9 @@ isort:skip_file
 """
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
 import google.protobuf.message
 import google.protobuf.timestamp_pb2
 import sys
@@ -76,3 +78,548 @@ class VolunteerLeft(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "volunteer_id", b"volunteer_id"]) -> None: ...
 
 Global___VolunteerLeft: typing_extensions.TypeAlias = VolunteerLeft
+
+@typing.final
+class VolunteerApplied(google.protobuf.message.Message):
+    """Subject volunteers.volunteer.applied — a resident's application awaiting a cadre."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    SKILLS_FIELD_NUMBER: builtins.int
+    APPLIED_AT_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    @property
+    def skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def applied_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        skills: collections.abc.Iterable[builtins.str] | None = ...,
+        applied_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["applied_at", b"applied_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["applied_at", b"applied_at", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "skills", b"skills", "team_id", b"team_id", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___VolunteerApplied: typing_extensions.TypeAlias = VolunteerApplied
+
+@typing.final
+class VolunteerRejected(google.protobuf.message.Message):
+    """Subject volunteers.volunteer.rejected"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    REJECTED_BY_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    reason: builtins.str
+    rejected_by: builtins.str
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        rejected_by: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "rejected_by", b"rejected_by", "team_id", b"team_id", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___VolunteerRejected: typing_extensions.TypeAlias = VolunteerRejected
+
+@typing.final
+class TeamCreated(google.protobuf.message.Message):
+    """Subject volunteers.team.created"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    IS_DEFAULT_FIELD_NUMBER: builtins.int
+    team_id: builtins.str
+    neighbourhood_id: builtins.str
+    name: builtins.str
+    is_default: builtins.bool
+    def __init__(
+        self,
+        *,
+        team_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        name: builtins.str = ...,
+        is_default: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["is_default", b"is_default", "name", b"name", "neighbourhood_id", b"neighbourhood_id", "team_id", b"team_id"]) -> None: ...
+
+Global___TeamCreated: typing_extensions.TypeAlias = TeamCreated
+
+@typing.final
+class TeamLeaderChanged(google.protobuf.message.Message):
+    """Subject volunteers.team.leader_changed"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    LEADER_FIELD_NUMBER: builtins.int
+    CHANGED_BY_FIELD_NUMBER: builtins.int
+    team_id: builtins.str
+    neighbourhood_id: builtins.str
+    volunteer_id: builtins.str
+    person_id: builtins.str
+    leader: builtins.bool
+    changed_by: builtins.str
+    def __init__(
+        self,
+        *,
+        team_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        volunteer_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        leader: builtins.bool = ...,
+        changed_by: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["changed_by", b"changed_by", "leader", b"leader", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "team_id", b"team_id", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___TeamLeaderChanged: typing_extensions.TypeAlias = TeamLeaderChanged
+
+@typing.final
+class ActivityPublished(google.protobuf.message.Message):
+    """Subject volunteers.activity.published"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    ORGANISER_KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    AUDIENCE_NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    organiser_kind: builtins.str
+    """"neighbourhood" or "organisation"."""
+    neighbourhood_id: builtins.str
+    organisation_id: builtins.str
+    team_id: builtins.str
+    title: builtins.str
+    capacity: builtins.int
+    created_by: builtins.str
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def audience_neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        organiser_kind: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        title: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        capacity: builtins.int = ...,
+        audience_neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        created_by: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "audience_neighbourhood_ids", b"audience_neighbourhood_ids", "capacity", b"capacity", "created_by", b"created_by", "ends_at", b"ends_at", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "organiser_kind", b"organiser_kind", "starts_at", b"starts_at", "team_id", b"team_id", "title", b"title"]) -> None: ...
+
+Global___ActivityPublished: typing_extensions.TypeAlias = ActivityPublished
+
+@typing.final
+class ActivityCancelled(google.protobuf.message.Message):
+    """Subject volunteers.activity.cancelled — one event naming everyone who was signed up, so the
+    notifier can tell each of them.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    CANCELLED_BY_FIELD_NUMBER: builtins.int
+    CANCELLED_AT_FIELD_NUMBER: builtins.int
+    NOTIFIED_PERSON_IDS_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    neighbourhood_id: builtins.str
+    organisation_id: builtins.str
+    title: builtins.str
+    reason: builtins.str
+    cancelled_by: builtins.str
+    @property
+    def cancelled_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def notified_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        title: builtins.str = ...,
+        reason: builtins.str = ...,
+        cancelled_by: builtins.str = ...,
+        cancelled_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        notified_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["cancelled_at", b"cancelled_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "cancelled_at", b"cancelled_at", "cancelled_by", b"cancelled_by", "neighbourhood_id", b"neighbourhood_id", "notified_person_ids", b"notified_person_ids", "organisation_id", b"organisation_id", "reason", b"reason", "title", b"title"]) -> None: ...
+
+Global___ActivityCancelled: typing_extensions.TypeAlias = ActivityCancelled
+
+@typing.final
+class SignupChanged(google.protobuf.message.Message):
+    """Subject volunteers.signup.created (state "confirmed" or "waitlisted"), volunteers.signup.cancelled,
+    volunteers.signup.promoted (a waitlisted sign-up got a place).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    WAITLIST_POSITION_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    signup_id: builtins.str
+    activity_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    state: builtins.str
+    waitlist_position: builtins.int
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        signup_id: builtins.str = ...,
+        activity_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        state: builtins.str = ...,
+        waitlist_position: builtins.int = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "person_id", b"person_id", "signup_id", b"signup_id", "state", b"state", "waitlist_position", b"waitlist_position"]) -> None: ...
+
+Global___SignupChanged: typing_extensions.TypeAlias = SignupChanged
+
+@typing.final
+class AttendanceRecorded(google.protobuf.message.Message):
+    """Subject volunteers.attendance.checked_in / volunteers.attendance.checked_out"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    METHOD_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    RECORDED_BY_FIELD_NUMBER: builtins.int
+    signup_id: builtins.str
+    activity_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    method: builtins.str
+    """"organiser" or "qr"."""
+    recorded_by: builtins.str
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        signup_id: builtins.str = ...,
+        activity_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        method: builtins.str = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        recorded_by: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "at", b"at", "method", b"method", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "recorded_by", b"recorded_by", "signup_id", b"signup_id"]) -> None: ...
+
+Global___AttendanceRecorded: typing_extensions.TypeAlias = AttendanceRecorded
+
+@typing.final
+class HoursRecorded(google.protobuf.message.Message):
+    """Subject volunteers.hours.credited / volunteers.hours.reversed / volunteers.hours.adjusted"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    MINUTES_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    CORRECTS_ENTRY_ID_FIELD_NUMBER: builtins.int
+    SERVED_AT_FIELD_NUMBER: builtins.int
+    RECORDED_BY_FIELD_NUMBER: builtins.int
+    entry_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    activity_id: builtins.str
+    kind: builtins.str
+    """"credit", "reversal" or "adjustment"."""
+    minutes: builtins.int
+    reason: builtins.str
+    corrects_entry_id: builtins.str
+    recorded_by: builtins.str
+    @property
+    def served_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        entry_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        activity_id: builtins.str = ...,
+        kind: builtins.str = ...,
+        minutes: builtins.int = ...,
+        reason: builtins.str = ...,
+        corrects_entry_id: builtins.str = ...,
+        served_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        recorded_by: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["served_at", b"served_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "corrects_entry_id", b"corrects_entry_id", "entry_id", b"entry_id", "kind", b"kind", "minutes", b"minutes", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "recorded_by", b"recorded_by", "served_at", b"served_at", "team_id", b"team_id"]) -> None: ...
+
+Global___HoursRecorded: typing_extensions.TypeAlias = HoursRecorded
+
+@typing.final
+class OrganisationChanged(google.protobuf.message.Message):
+    """Subject volunteers.organisation.registered / .approved / .rejected"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    ADMIN_PERSON_IDS_FIELD_NUMBER: builtins.int
+    organisation_id: builtins.str
+    name: builtins.str
+    district_id: builtins.str
+    state: builtins.str
+    actor_id: builtins.str
+    reason: builtins.str
+    @property
+    def admin_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Who administers it (the identity service may grant org_admin@o:<id> on approval)."""
+
+    def __init__(
+        self,
+        *,
+        organisation_id: builtins.str = ...,
+        name: builtins.str = ...,
+        district_id: builtins.str = ...,
+        state: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        admin_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "admin_person_ids", b"admin_person_ids", "district_id", b"district_id", "name", b"name", "organisation_id", b"organisation_id", "reason", b"reason", "state", b"state"]) -> None: ...
+
+Global___OrganisationChanged: typing_extensions.TypeAlias = OrganisationChanged
+
+@typing.final
+class StorefrontChanged(google.protobuf.message.Message):
+    """Subject volunteers.storefront.opened / volunteers.storefront.closed"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    storefront_id: builtins.str
+    organisation_id: builtins.str
+    name: builtins.str
+    state: builtins.str
+    actor_id: builtins.str
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        storefront_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        name: builtins.str = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        state: builtins.str = ...,
+        actor_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "name", b"name", "neighbourhood_ids", b"neighbourhood_ids", "organisation_id", b"organisation_id", "state", b"state", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___StorefrontChanged: typing_extensions.TypeAlias = StorefrontChanged
+
+@typing.final
+class BookingChanged(google.protobuf.message.Message):
+    """Subject volunteers.booking.requested / .accepted / .declined / .fulfilled / .cancelled"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: builtins.int
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    SLOT_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    OCCURRED_AT_FIELD_NUMBER: builtins.int
+    booking_id: builtins.str
+    storefront_id: builtins.str
+    organisation_id: builtins.str
+    offering_id: builtins.str
+    slot_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    state: builtins.str
+    actor_id: builtins.str
+    reason: builtins.str
+    @property
+    def occurred_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        booking_id: builtins.str = ...,
+        storefront_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        offering_id: builtins.str = ...,
+        slot_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        state: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        occurred_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["occurred_at", b"occurred_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "booking_id", b"booking_id", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "offering_id", b"offering_id", "organisation_id", b"organisation_id", "person_id", b"person_id", "reason", b"reason", "slot_id", b"slot_id", "state", b"state", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___BookingChanged: typing_extensions.TypeAlias = BookingChanged
+
+@typing.final
+class BookingRated(google.protobuf.message.Message):
+    """Subject volunteers.booking.rated"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: builtins.int
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    RATED_AT_FIELD_NUMBER: builtins.int
+    booking_id: builtins.str
+    storefront_id: builtins.str
+    organisation_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    rating: builtins.int
+    @property
+    def rated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        booking_id: builtins.str = ...,
+        storefront_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        rating: builtins.int = ...,
+        rated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["rated_at", b"rated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking_id", b"booking_id", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "person_id", b"person_id", "rated_at", b"rated_at", "rating", b"rating", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___BookingRated: typing_extensions.TypeAlias = BookingRated
+
+@typing.final
+class MutualAidLinked(google.protobuf.message.Message):
+    """Subject volunteers.mutual_aid.linked — an issue resolved through an activity or a storefront booking."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LINK_ID_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    TARGET_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    LINKED_BY_FIELD_NUMBER: builtins.int
+    LINKED_AT_FIELD_NUMBER: builtins.int
+    link_id: builtins.str
+    issue_id: builtins.str
+    target: builtins.str
+    """"activity" or "booking"."""
+    target_id: builtins.str
+    neighbourhood_id: builtins.str
+    organisation_id: builtins.str
+    linked_by: builtins.str
+    @property
+    def linked_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        link_id: builtins.str = ...,
+        issue_id: builtins.str = ...,
+        target: builtins.str = ...,
+        target_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        linked_by: builtins.str = ...,
+        linked_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["linked_at", b"linked_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id", "link_id", b"link_id", "linked_at", b"linked_at", "linked_by", b"linked_by", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "target", b"target", "target_id", b"target_id"]) -> None: ...
+
+Global___MutualAidLinked: typing_extensions.TypeAlias = MutualAidLinked

@@ -23,21 +23,52 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from shequtong.common.v1 import common_pb2 as shequtong_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*shequtong/gridgateway/v1/gridgateway.proto\x12\x18shequtong.gridgateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\x06Ticket\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1e\n\x10GetTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x11GetTicketResponse\x12\x30\n\x06ticket\x18\x01 \x01(\x0b\x32 .shequtong.gridgateway.v1.Ticket2z\n\x12GridGatewayService\x12\x64\n\tGetTicket\x12*.shequtong.gridgateway.v1.GetTicketRequest\x1a+.shequtong.gridgateway.v1.GetTicketResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*shequtong/gridgateway/v1/gridgateway.proto\x12\x18shequtong.gridgateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a shequtong/common/v1/common.proto\"\x8d\x05\n\x06Ticket\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64ispatch_id\x18\x06 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x07 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x08 \x01(\t\x12\x15\n\rcategory_code\x18\t \x01(\t\x12\x14\n\x0cservice_code\x18\n \x01(\t\x12\r\n\x05token\x18\x0b \x01(\t\x12\x10\n\x08platform\x18\x0c \x01(\t\x12\x10\n\x08\x61ttempts\x18\r \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0f \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x10 \x01(\t\x12+\n\x07sent_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0elast_update_id\x18\x13 \x01(\t\x12\x32\n\x0elast_update_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61gency\x18\x15 \x01(\t\x12/\n\x0b\x65xpected_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65scription\x18\x17 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x18 \x01(\t\"\xbf\x01\n\x0f\x44\x65liveryAttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x05\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x13\n\x0bhttp_status\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x07 \x01(\t\x12\r\n\x05token\x18\x08 \x01(\t\"\xa2\x02\n\nGridUpdate\x12\x11\n\tupdate_id\x18\x01 \x01(\t\x12\x1a\n\x12service_request_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x1c\n\x14\x65xternal_status_code\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x11\n\tmedia_url\x18\x07 \x01(\t\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\n \x01(\t\x12\x0f\n\x07outcome\x18\x0b \x01(\t\"\x1e\n\x10GetTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xd0\x01\n\x11GetTicketResponse\x12\x30\n\x06ticket\x18\x01 \x01(\x0b\x32 .shequtong.gridgateway.v1.Ticket\x12;\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32).shequtong.gridgateway.v1.DeliveryAttempt\x12\x35\n\x07updates\x18\x03 \x03(\x0b\x32$.shequtong.gridgateway.v1.GridUpdate\x12\x15\n\rattempt_count\x18\x04 \x01(\x05\"\x8f\x01\n\x12ListTicketsRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x10\n\x08issue_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x04 \x01(\t\x12.\n\x04page\x18\x05 \x01(\x0b\x32 .shequtong.common.v1.PageRequest\"u\n\x13ListTicketsResponse\x12\x31\n\x07tickets\x18\x01 \x03(\x0b\x32 .shequtong.gridgateway.v1.Ticket\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shequtong.common.v1.PageInfo\" \n\x12RetryTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x13RetryTicketResponse\x12\x30\n\x06ticket\x18\x01 \x01(\x0b\x32 .shequtong.gridgateway.v1.Ticket\"\xb3\x02\n\x07\x43ircuit\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12-\n\topened_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08retry_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x10\n\x08instance\x18\x07 \x01(\t\x12\x17\n\x0fpending_tickets\x18\x08 \x01(\x03\x12\x35\n\x11oldest_pending_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66\x61iled_tickets\x18\n \x01(\x03\"\x14\n\x12GetCircuitsRequest\"J\n\x13GetCircuitsResponse\x12\x33\n\x08\x63ircuits\x18\x01 \x03(\x0b\x32!.shequtong.gridgateway.v1.Circuit\"y\n\x07Service\x12\x14\n\x0cservice_code\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08keywords\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\">\n\x0f\x43\x61tegoryMapping\x12\x15\n\rcategory_code\x18\x01 \x01(\t\x12\x14\n\x0cservice_code\x18\x02 \x01(\t\"*\n\x13GetCatalogueRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\"\xde\x01\n\x14GetCatalogueResponse\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12-\n\tloaded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x08services\x18\x04 \x03(\x0b\x32!.shequtong.gridgateway.v1.Service\x12=\n\ncategories\x18\x05 \x03(\x0b\x32).shequtong.gridgateway.v1.CategoryMapping\"\x18\n\x16ReloadCatalogueRequest\"]\n\x17ReloadCatalogueResponse\x12\x42\n\ncatalogues\x18\x01 \x03(\x0b\x32..shequtong.gridgateway.v1.GetCatalogueResponse2\xa5\x05\n\x12GridGatewayService\x12\x64\n\tGetTicket\x12*.shequtong.gridgateway.v1.GetTicketRequest\x1a+.shequtong.gridgateway.v1.GetTicketResponse\x12j\n\x0bListTickets\x12,.shequtong.gridgateway.v1.ListTicketsRequest\x1a-.shequtong.gridgateway.v1.ListTicketsResponse\x12j\n\x0bRetryTicket\x12,.shequtong.gridgateway.v1.RetryTicketRequest\x1a-.shequtong.gridgateway.v1.RetryTicketResponse\x12j\n\x0bGetCircuits\x12,.shequtong.gridgateway.v1.GetCircuitsRequest\x1a-.shequtong.gridgateway.v1.GetCircuitsResponse\x12m\n\x0cGetCatalogue\x12-.shequtong.gridgateway.v1.GetCatalogueRequest\x1a..shequtong.gridgateway.v1.GetCatalogueResponse\x12v\n\x0fReloadCatalogue\x12\x30.shequtong.gridgateway.v1.ReloadCatalogueRequest\x1a\x31.shequtong.gridgateway.v1.ReloadCatalogueResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shequtong.gridgateway.v1.gridgateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TICKET']._serialized_start=105
-  _globals['_TICKET']._serialized_end=227
-  _globals['_GETTICKETREQUEST']._serialized_start=229
-  _globals['_GETTICKETREQUEST']._serialized_end=259
-  _globals['_GETTICKETRESPONSE']._serialized_start=261
-  _globals['_GETTICKETRESPONSE']._serialized_end=330
-  _globals['_GRIDGATEWAYSERVICE']._serialized_start=332
-  _globals['_GRIDGATEWAYSERVICE']._serialized_end=454
+  _globals['_TICKET']._serialized_start=140
+  _globals['_TICKET']._serialized_end=793
+  _globals['_DELIVERYATTEMPT']._serialized_start=796
+  _globals['_DELIVERYATTEMPT']._serialized_end=987
+  _globals['_GRIDUPDATE']._serialized_start=990
+  _globals['_GRIDUPDATE']._serialized_end=1280
+  _globals['_GETTICKETREQUEST']._serialized_start=1282
+  _globals['_GETTICKETREQUEST']._serialized_end=1312
+  _globals['_GETTICKETRESPONSE']._serialized_start=1315
+  _globals['_GETTICKETRESPONSE']._serialized_end=1523
+  _globals['_LISTTICKETSREQUEST']._serialized_start=1526
+  _globals['_LISTTICKETSREQUEST']._serialized_end=1669
+  _globals['_LISTTICKETSRESPONSE']._serialized_start=1671
+  _globals['_LISTTICKETSRESPONSE']._serialized_end=1788
+  _globals['_RETRYTICKETREQUEST']._serialized_start=1790
+  _globals['_RETRYTICKETREQUEST']._serialized_end=1822
+  _globals['_RETRYTICKETRESPONSE']._serialized_start=1824
+  _globals['_RETRYTICKETRESPONSE']._serialized_end=1895
+  _globals['_CIRCUIT']._serialized_start=1898
+  _globals['_CIRCUIT']._serialized_end=2205
+  _globals['_GETCIRCUITSREQUEST']._serialized_start=2207
+  _globals['_GETCIRCUITSREQUEST']._serialized_end=2227
+  _globals['_GETCIRCUITSRESPONSE']._serialized_start=2229
+  _globals['_GETCIRCUITSRESPONSE']._serialized_end=2303
+  _globals['_SERVICE']._serialized_start=2305
+  _globals['_SERVICE']._serialized_end=2426
+  _globals['_CATEGORYMAPPING']._serialized_start=2428
+  _globals['_CATEGORYMAPPING']._serialized_end=2490
+  _globals['_GETCATALOGUEREQUEST']._serialized_start=2492
+  _globals['_GETCATALOGUEREQUEST']._serialized_end=2534
+  _globals['_GETCATALOGUERESPONSE']._serialized_start=2537
+  _globals['_GETCATALOGUERESPONSE']._serialized_end=2759
+  _globals['_RELOADCATALOGUEREQUEST']._serialized_start=2761
+  _globals['_RELOADCATALOGUEREQUEST']._serialized_end=2785
+  _globals['_RELOADCATALOGUERESPONSE']._serialized_start=2787
+  _globals['_RELOADCATALOGUERESPONSE']._serialized_end=2880
+  _globals['_GRIDGATEWAYSERVICE']._serialized_start=2883
+  _globals['_GRIDGATEWAYSERVICE']._serialized_end=3560
 # @@protoc_insertion_point(module_scope)

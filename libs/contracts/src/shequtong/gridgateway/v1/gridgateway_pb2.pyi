@@ -4,9 +4,12 @@ isort:skip_file
 """
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
 import google.protobuf.message
 import google.protobuf.timestamp_pb2
+import shequtong.common.v1.common_pb2
 import sys
 import typing
 
@@ -19,6 +22,8 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class Ticket(google.protobuf.message.Message):
+    """A ticket (派单): one per issue and escalation (dispatch_id)."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ID_FIELD_NUMBER: builtins.int
@@ -26,12 +31,65 @@ class Ticket(google.protobuf.message.Message):
     EXTERNAL_ID_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
     CREATED_AT_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    SERVICE_CODE_FIELD_NUMBER: builtins.int
+    TOKEN_FIELD_NUMBER: builtins.int
+    PLATFORM_FIELD_NUMBER: builtins.int
+    ATTEMPTS_FIELD_NUMBER: builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: builtins.int
+    LAST_ERROR_FIELD_NUMBER: builtins.int
+    FAILURE_CODE_FIELD_NUMBER: builtins.int
+    SENT_AT_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    LAST_UPDATE_ID_FIELD_NUMBER: builtins.int
+    LAST_UPDATE_AT_FIELD_NUMBER: builtins.int
+    AGENCY_FIELD_NUMBER: builtins.int
+    EXPECTED_AT_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
     id: builtins.str
     issue_id: builtins.str
     external_id: builtins.str
+    """The platform's service_request_id; empty until known (see token)."""
     state: builtins.str
+    """pending, sent, accepted, dispatched, handled, closed, rejected, returned, deferred,
+    reopened, failed.
+    """
+    dispatch_id: builtins.str
+    neighbourhood_id: builtins.str
+    district_id: builtins.str
+    category_code: builtins.str
+    service_code: builtins.str
+    """The grid's Open311 service_code the ticket is filed under."""
+    token: builtins.str
+    """The platform's token when it answered with one instead of an id."""
+    platform: builtins.str
+    attempts: builtins.int
+    last_error: builtins.str
+    failure_code: builtins.str
+    """Stable code of the failure (failed tickets): platform_rejected, service_code_unknown,
+    location_missing, delivery_abandoned.
+    """
+    last_update_id: builtins.str
+    agency: builtins.str
+    """The department the grid dispatched it to (agency_responsible), when known."""
+    description: builtins.str
+    address: builtins.str
     @property
     def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def next_attempt_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def sent_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def last_update_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def expected_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -40,11 +98,126 @@ class Ticket(google.protobuf.message.Message):
         external_id: builtins.str = ...,
         state: builtins.str = ...,
         created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        dispatch_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+        service_code: builtins.str = ...,
+        token: builtins.str = ...,
+        platform: builtins.str = ...,
+        attempts: builtins.int = ...,
+        next_attempt_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        last_error: builtins.str = ...,
+        failure_code: builtins.str = ...,
+        sent_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        last_update_id: builtins.str = ...,
+        last_update_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        agency: builtins.str = ...,
+        expected_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        description: builtins.str = ...,
+        address: builtins.str = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "external_id", b"external_id", "id", b"id", "issue_id", b"issue_id", "state", b"state"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "expected_at", b"expected_at", "last_update_at", b"last_update_at", "next_attempt_at", b"next_attempt_at", "sent_at", b"sent_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "agency", b"agency", "attempts", b"attempts", "category_code", b"category_code", "created_at", b"created_at", "description", b"description", "dispatch_id", b"dispatch_id", "district_id", b"district_id", "expected_at", b"expected_at", "external_id", b"external_id", "failure_code", b"failure_code", "id", b"id", "issue_id", b"issue_id", "last_error", b"last_error", "last_update_at", b"last_update_at", "last_update_id", b"last_update_id", "neighbourhood_id", b"neighbourhood_id", "next_attempt_at", b"next_attempt_at", "platform", b"platform", "sent_at", b"sent_at", "service_code", b"service_code", "state", b"state", "token", b"token", "updated_at", b"updated_at"]) -> None: ...
 
 Global___Ticket: typing_extensions.TypeAlias = Ticket
+
+@typing.final
+class DeliveryAttempt(google.protobuf.message.Message):
+    """One try at handing a ticket to the platform."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: builtins.int
+    STARTED_AT_FIELD_NUMBER: builtins.int
+    DURATION_MS_FIELD_NUMBER: builtins.int
+    OUTCOME_FIELD_NUMBER: builtins.int
+    HTTP_STATUS_FIELD_NUMBER: builtins.int
+    ERROR_FIELD_NUMBER: builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: builtins.int
+    TOKEN_FIELD_NUMBER: builtins.int
+    number: builtins.int
+    duration_ms: builtins.int
+    outcome: builtins.str
+    """sent, retry (transient failure), failed (refused by the platform)."""
+    http_status: builtins.int
+    error: builtins.str
+    external_id: builtins.str
+    token: builtins.str
+    @property
+    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        number: builtins.int = ...,
+        started_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        duration_ms: builtins.int = ...,
+        outcome: builtins.str = ...,
+        http_status: builtins.int = ...,
+        error: builtins.str = ...,
+        external_id: builtins.str = ...,
+        token: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["started_at", b"started_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["duration_ms", b"duration_ms", "error", b"error", "external_id", b"external_id", "http_status", b"http_status", "number", b"number", "outcome", b"outcome", "started_at", b"started_at", "token", b"token"]) -> None: ...
+
+Global___DeliveryAttempt: typing_extensions.TypeAlias = DeliveryAttempt
+
+@typing.final
+class GridUpdate(google.protobuf.message.Message):
+    """One status update from the grid, as received."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    UPDATE_ID_FIELD_NUMBER: builtins.int
+    SERVICE_REQUEST_ID_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    EXTERNAL_STATUS_CODE_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    MEDIA_URL_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    RECEIVED_AT_FIELD_NUMBER: builtins.int
+    SOURCE_FIELD_NUMBER: builtins.int
+    OUTCOME_FIELD_NUMBER: builtins.int
+    update_id: builtins.str
+    service_request_id: builtins.str
+    status: builtins.str
+    external_status_code: builtins.str
+    state: builtins.str
+    """The ticket state it maps to (empty when it maps to none)."""
+    description: builtins.str
+    media_url: builtins.str
+    source: builtins.str
+    """webhook or poll."""
+    outcome: builtins.str
+    """applied, stale (older than the ticket's latest: recorded, not applied), noted (no state),
+    orphan (no ticket known yet for the id).
+    """
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def received_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        update_id: builtins.str = ...,
+        service_request_id: builtins.str = ...,
+        status: builtins.str = ...,
+        external_status_code: builtins.str = ...,
+        state: builtins.str = ...,
+        description: builtins.str = ...,
+        media_url: builtins.str = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        received_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        source: builtins.str = ...,
+        outcome: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["received_at", b"received_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["description", b"description", "external_status_code", b"external_status_code", "media_url", b"media_url", "outcome", b"outcome", "received_at", b"received_at", "service_request_id", b"service_request_id", "source", b"source", "state", b"state", "status", b"status", "update_id", b"update_id", "updated_at", b"updated_at"]) -> None: ...
+
+Global___GridUpdate: typing_extensions.TypeAlias = GridUpdate
 
 @typing.final
 class GetTicketRequest(google.protobuf.message.Message):
@@ -66,6 +239,105 @@ class GetTicketResponse(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TICKET_FIELD_NUMBER: builtins.int
+    ATTEMPTS_FIELD_NUMBER: builtins.int
+    UPDATES_FIELD_NUMBER: builtins.int
+    ATTEMPT_COUNT_FIELD_NUMBER: builtins.int
+    attempt_count: builtins.int
+    @property
+    def ticket(self) -> Global___Ticket: ...
+    @property
+    def attempts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___DeliveryAttempt]:
+        """The latest 100 attempts, oldest first."""
+
+    @property
+    def updates(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___GridUpdate]:
+        """Every update in the grid's order."""
+
+    def __init__(
+        self,
+        *,
+        ticket: Global___Ticket | None = ...,
+        attempts: collections.abc.Iterable[Global___DeliveryAttempt] | None = ...,
+        updates: collections.abc.Iterable[Global___GridUpdate] | None = ...,
+        attempt_count: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ticket", b"ticket"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["attempt_count", b"attempt_count", "attempts", b"attempts", "ticket", b"ticket", "updates", b"updates"]) -> None: ...
+
+Global___GetTicketResponse: typing_extensions.TypeAlias = GetTicketResponse
+
+@typing.final
+class ListTicketsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    state: builtins.str
+    """Empty: every state."""
+    district_id: builtins.str
+    """Empty: all the caller may see (district staff: their districts)."""
+    issue_id: builtins.str
+    dispatch_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        state: builtins.str = ...,
+        district_id: builtins.str = ...,
+        issue_id: builtins.str = ...,
+        dispatch_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "district_id", b"district_id", "issue_id", b"issue_id", "page", b"page", "state", b"state"]) -> None: ...
+
+Global___ListTicketsRequest: typing_extensions.TypeAlias = ListTicketsRequest
+
+@typing.final
+class ListTicketsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TICKETS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def tickets(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Ticket]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        tickets: collections.abc.Iterable[Global___Ticket] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "tickets", b"tickets"]) -> None: ...
+
+Global___ListTicketsResponse: typing_extensions.TypeAlias = ListTicketsResponse
+
+@typing.final
+class RetryTicketRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___RetryTicketRequest: typing_extensions.TypeAlias = RetryTicketRequest
+
+@typing.final
+class RetryTicketResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: builtins.int
     @property
     def ticket(self) -> Global___Ticket: ...
     def __init__(
@@ -76,4 +348,204 @@ class GetTicketResponse(google.protobuf.message.Message):
     def HasField(self, field_name: typing.Literal["ticket", b"ticket"]) -> builtins.bool: ...
     def ClearField(self, field_name: typing.Literal["ticket", b"ticket"]) -> None: ...
 
-Global___GetTicketResponse: typing_extensions.TypeAlias = GetTicketResponse
+Global___RetryTicketResponse: typing_extensions.TypeAlias = RetryTicketResponse
+
+@typing.final
+class Circuit(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: builtins.int
+    OPENED_AT_FIELD_NUMBER: builtins.int
+    RETRY_AT_FIELD_NUMBER: builtins.int
+    LAST_ERROR_FIELD_NUMBER: builtins.int
+    INSTANCE_FIELD_NUMBER: builtins.int
+    PENDING_TICKETS_FIELD_NUMBER: builtins.int
+    OLDEST_PENDING_AT_FIELD_NUMBER: builtins.int
+    FAILED_TICKETS_FIELD_NUMBER: builtins.int
+    platform: builtins.str
+    state: builtins.str
+    """closed, open, half_open."""
+    consecutive_failures: builtins.int
+    last_error: builtins.str
+    instance: builtins.str
+    """The replica answering (each replica keeps its own breaker)."""
+    pending_tickets: builtins.int
+    failed_tickets: builtins.int
+    @property
+    def opened_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def retry_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When an open circuit lets a probe through."""
+
+    @property
+    def oldest_pending_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform: builtins.str = ...,
+        state: builtins.str = ...,
+        consecutive_failures: builtins.int = ...,
+        opened_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        retry_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        last_error: builtins.str = ...,
+        instance: builtins.str = ...,
+        pending_tickets: builtins.int = ...,
+        oldest_pending_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        failed_tickets: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["oldest_pending_at", b"oldest_pending_at", "opened_at", b"opened_at", "retry_at", b"retry_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["consecutive_failures", b"consecutive_failures", "failed_tickets", b"failed_tickets", "instance", b"instance", "last_error", b"last_error", "oldest_pending_at", b"oldest_pending_at", "opened_at", b"opened_at", "pending_tickets", b"pending_tickets", "platform", b"platform", "retry_at", b"retry_at", "state", b"state"]) -> None: ...
+
+Global___Circuit: typing_extensions.TypeAlias = Circuit
+
+@typing.final
+class GetCircuitsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___GetCircuitsRequest: typing_extensions.TypeAlias = GetCircuitsRequest
+
+@typing.final
+class GetCircuitsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CIRCUITS_FIELD_NUMBER: builtins.int
+    @property
+    def circuits(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Circuit]: ...
+    def __init__(
+        self,
+        *,
+        circuits: collections.abc.Iterable[Global___Circuit] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["circuits", b"circuits"]) -> None: ...
+
+Global___GetCircuitsResponse: typing_extensions.TypeAlias = GetCircuitsResponse
+
+@typing.final
+class Service(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SERVICE_CODE_FIELD_NUMBER: builtins.int
+    SERVICE_NAME_FIELD_NUMBER: builtins.int
+    GROUP_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    KEYWORDS_FIELD_NUMBER: builtins.int
+    TYPE_FIELD_NUMBER: builtins.int
+    service_code: builtins.str
+    service_name: builtins.str
+    group: builtins.str
+    description: builtins.str
+    keywords: builtins.str
+    type: builtins.str
+    def __init__(
+        self,
+        *,
+        service_code: builtins.str = ...,
+        service_name: builtins.str = ...,
+        group: builtins.str = ...,
+        description: builtins.str = ...,
+        keywords: builtins.str = ...,
+        type: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["description", b"description", "group", b"group", "keywords", b"keywords", "service_code", b"service_code", "service_name", b"service_name", "type", b"type"]) -> None: ...
+
+Global___Service: typing_extensions.TypeAlias = Service
+
+@typing.final
+class CategoryMapping(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    SERVICE_CODE_FIELD_NUMBER: builtins.int
+    category_code: builtins.str
+    service_code: builtins.str
+    def __init__(
+        self,
+        *,
+        category_code: builtins.str = ...,
+        service_code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "service_code", b"service_code"]) -> None: ...
+
+Global___CategoryMapping: typing_extensions.TypeAlias = CategoryMapping
+
+@typing.final
+class GetCatalogueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    """Empty: the default catalogue (for districts without their own)."""
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id"]) -> None: ...
+
+Global___GetCatalogueRequest: typing_extensions.TypeAlias = GetCatalogueRequest
+
+@typing.final
+class GetCatalogueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    SOURCE_FIELD_NUMBER: builtins.int
+    LOADED_AT_FIELD_NUMBER: builtins.int
+    SERVICES_FIELD_NUMBER: builtins.int
+    CATEGORIES_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    source: builtins.str
+    """file, platform or none (not loaded yet)."""
+    @property
+    def loaded_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def services(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Service]: ...
+    @property
+    def categories(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CategoryMapping]: ...
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        source: builtins.str = ...,
+        loaded_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        services: collections.abc.Iterable[Global___Service] | None = ...,
+        categories: collections.abc.Iterable[Global___CategoryMapping] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["loaded_at", b"loaded_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["categories", b"categories", "district_id", b"district_id", "loaded_at", b"loaded_at", "services", b"services", "source", b"source"]) -> None: ...
+
+Global___GetCatalogueResponse: typing_extensions.TypeAlias = GetCatalogueResponse
+
+@typing.final
+class ReloadCatalogueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___ReloadCatalogueRequest: typing_extensions.TypeAlias = ReloadCatalogueRequest
+
+@typing.final
+class ReloadCatalogueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CATALOGUES_FIELD_NUMBER: builtins.int
+    @property
+    def catalogues(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___GetCatalogueResponse]:
+        """The catalogues loaded (district id, empty for the default) and their sizes."""
+
+    def __init__(
+        self,
+        *,
+        catalogues: collections.abc.Iterable[Global___GetCatalogueResponse] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["catalogues", b"catalogues"]) -> None: ...
+
+Global___ReloadCatalogueResponse: typing_extensions.TypeAlias = ReloadCatalogueResponse

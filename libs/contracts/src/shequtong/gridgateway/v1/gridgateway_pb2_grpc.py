@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class GridGatewayServiceStub(object):
     """The bridge to the district grid-management platform (operators' view).
+
+    Every RPC is for platform operators (operator@*) and the staff of the ticket's district
+    (district_staff@d:<id>); our own services (service@*) may read.
     """
 
     def __init__(self, channel):
@@ -40,14 +43,78 @@ class GridGatewayServiceStub(object):
                 request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketRequest.SerializeToString,
                 response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketResponse.FromString,
                 _registered_method=True)
+        self.ListTickets = channel.unary_unary(
+                '/shequtong.gridgateway.v1.GridGatewayService/ListTickets',
+                request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsResponse.FromString,
+                _registered_method=True)
+        self.RetryTicket = channel.unary_unary(
+                '/shequtong.gridgateway.v1.GridGatewayService/RetryTicket',
+                request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketRequest.SerializeToString,
+                response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketResponse.FromString,
+                _registered_method=True)
+        self.GetCircuits = channel.unary_unary(
+                '/shequtong.gridgateway.v1.GridGatewayService/GetCircuits',
+                request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsResponse.FromString,
+                _registered_method=True)
+        self.GetCatalogue = channel.unary_unary(
+                '/shequtong.gridgateway.v1.GridGatewayService/GetCatalogue',
+                request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueResponse.FromString,
+                _registered_method=True)
+        self.ReloadCatalogue = channel.unary_unary(
+                '/shequtong.gridgateway.v1.GridGatewayService/ReloadCatalogue',
+                request_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueResponse.FromString,
+                _registered_method=True)
 
 
 class GridGatewayServiceServicer(object):
     """The bridge to the district grid-management platform (operators' view).
+
+    Every RPC is for platform operators (operator@*) and the staff of the ticket's district
+    (district_staff@d:<id>); our own services (service@*) may read.
     """
 
     def GetTicket(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One ticket with its delivery attempts and the grid's updates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTickets(self, request, context):
+        """Tickets by state (newest first, keyset pagination).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryTicket(self, request, context):
+        """Sends a failed ticket again (only one that never reached the platform).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCircuits(self, request, context):
+        """The circuit breaker of each grid platform, as this replica sees it, and the backlog.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCatalogue(self, request, context):
+        """The grid's service catalogue in force for a district.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReloadCatalogue(self, request, context):
+        """Loads the catalogue again from its file or from the platform's services.json (operators).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -60,6 +127,31 @@ def add_GridGatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketRequest.FromString,
                     response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketResponse.SerializeToString,
             ),
+            'ListTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTickets,
+                    request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsRequest.FromString,
+                    response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsResponse.SerializeToString,
+            ),
+            'RetryTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryTicket,
+                    request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketRequest.FromString,
+                    response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketResponse.SerializeToString,
+            ),
+            'GetCircuits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCircuits,
+                    request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsRequest.FromString,
+                    response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsResponse.SerializeToString,
+            ),
+            'GetCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCatalogue,
+                    request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueRequest.FromString,
+                    response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueResponse.SerializeToString,
+            ),
+            'ReloadCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadCatalogue,
+                    request_deserializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueRequest.FromString,
+                    response_serializer=shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shequtong.gridgateway.v1.GridGatewayService', rpc_method_handlers)
@@ -70,6 +162,9 @@ def add_GridGatewayServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class GridGatewayService(object):
     """The bridge to the district grid-management platform (operators' view).
+
+    Every RPC is for platform operators (operator@*) and the staff of the ticket's district
+    (district_staff@d:<id>); our own services (service@*) may read.
     """
 
     @staticmethod
@@ -89,6 +184,141 @@ class GridGatewayService(object):
             '/shequtong.gridgateway.v1.GridGatewayService/GetTicket',
             shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketRequest.SerializeToString,
             shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.gridgateway.v1.GridGatewayService/ListTickets',
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsRequest.SerializeToString,
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ListTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.gridgateway.v1.GridGatewayService/RetryTicket',
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketRequest.SerializeToString,
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.RetryTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCircuits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.gridgateway.v1.GridGatewayService/GetCircuits',
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsRequest.SerializeToString,
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCircuitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.gridgateway.v1.GridGatewayService/GetCatalogue',
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueRequest.SerializeToString,
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.GetCatalogueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.gridgateway.v1.GridGatewayService/ReloadCatalogue',
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueRequest.SerializeToString,
+            shequtong_dot_gridgateway_dot_v1_dot_gridgateway__pb2.ReloadCatalogueResponse.FromString,
             options,
             channel_credentials,
             insecure,

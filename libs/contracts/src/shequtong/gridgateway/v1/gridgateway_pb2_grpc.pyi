@@ -41,14 +41,118 @@ _GridGatewayServiceGetTicketType = typing_extensions.TypeVar(
     ],
 )
 
-class GridGatewayServiceStub(typing.Generic[_GridGatewayServiceGetTicketType]):
-    """The bridge to the district grid-management platform (operators' view)."""
+_GridGatewayServiceListTicketsType = typing_extensions.TypeVar(
+    '_GridGatewayServiceListTicketsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+    ],
+)
+
+_GridGatewayServiceRetryTicketType = typing_extensions.TypeVar(
+    '_GridGatewayServiceRetryTicketType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+    ],
+)
+
+_GridGatewayServiceGetCircuitsType = typing_extensions.TypeVar(
+    '_GridGatewayServiceGetCircuitsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+    ],
+)
+
+_GridGatewayServiceGetCatalogueType = typing_extensions.TypeVar(
+    '_GridGatewayServiceGetCatalogueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+    ],
+)
+
+_GridGatewayServiceReloadCatalogueType = typing_extensions.TypeVar(
+    '_GridGatewayServiceReloadCatalogueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
+    ],
+)
+
+class GridGatewayServiceStub(typing.Generic[_GridGatewayServiceGetTicketType, _GridGatewayServiceListTicketsType, _GridGatewayServiceRetryTicketType, _GridGatewayServiceGetCircuitsType, _GridGatewayServiceGetCatalogueType, _GridGatewayServiceReloadCatalogueType]):
+    """The bridge to the district grid-management platform (operators' view).
+
+    Every RPC is for platform operators (operator@*) and the staff of the ticket's district
+    (district_staff@d:<id>); our own services (service@*) may read.
+    """
 
     @typing.overload
     def __init__(self: GridGatewayServiceStub[
         grpc.UnaryUnaryMultiCallable[
             shequtong.gridgateway.v1.gridgateway_pb2.GetTicketRequest,
             shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -58,25 +162,126 @@ class GridGatewayServiceStub(typing.Generic[_GridGatewayServiceGetTicketType]):
             shequtong.gridgateway.v1.gridgateway_pb2.GetTicketRequest,
             shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+            shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     GetTicket: _GridGatewayServiceGetTicketType
+    """One ticket with its delivery attempts and the grid's updates."""
+
+    ListTickets: _GridGatewayServiceListTicketsType
+    """Tickets by state (newest first, keyset pagination)."""
+
+    RetryTicket: _GridGatewayServiceRetryTicketType
+    """Sends a failed ticket again (only one that never reached the platform)."""
+
+    GetCircuits: _GridGatewayServiceGetCircuitsType
+    """The circuit breaker of each grid platform, as this replica sees it, and the backlog."""
+
+    GetCatalogue: _GridGatewayServiceGetCatalogueType
+    """The grid's service catalogue in force for a district."""
+
+    ReloadCatalogue: _GridGatewayServiceReloadCatalogueType
+    """Loads the catalogue again from its file or from the platform's services.json (operators)."""
 
 GridGatewayServiceAsyncStub: typing_extensions.TypeAlias = GridGatewayServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.gridgateway.v1.gridgateway_pb2.GetTicketRequest,
         shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse,
     ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+        shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse,
+    ],
 ]
 
 class GridGatewayServiceServicer(metaclass=abc.ABCMeta):
-    """The bridge to the district grid-management platform (operators' view)."""
+    """The bridge to the district grid-management platform (operators' view).
+
+    Every RPC is for platform operators (operator@*) and the staff of the ticket's district
+    (district_staff@d:<id>); our own services (service@*) may read.
+    """
 
     @abc.abstractmethod
     def GetTicket(
         self,
         request: shequtong.gridgateway.v1.gridgateway_pb2.GetTicketRequest,
         context: _ServicerContext,
-    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse]]: ...
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.GetTicketResponse]]:
+        """One ticket with its delivery attempts and the grid's updates."""
+
+    @abc.abstractmethod
+    def ListTickets(
+        self,
+        request: shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.ListTicketsResponse]]:
+        """Tickets by state (newest first, keyset pagination)."""
+
+    @abc.abstractmethod
+    def RetryTicket(
+        self,
+        request: shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.RetryTicketResponse]]:
+        """Sends a failed ticket again (only one that never reached the platform)."""
+
+    @abc.abstractmethod
+    def GetCircuits(
+        self,
+        request: shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.GetCircuitsResponse]]:
+        """The circuit breaker of each grid platform, as this replica sees it, and the backlog."""
+
+    @abc.abstractmethod
+    def GetCatalogue(
+        self,
+        request: shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.GetCatalogueResponse]]:
+        """The grid's service catalogue in force for a district."""
+
+    @abc.abstractmethod
+    def ReloadCatalogue(
+        self,
+        request: shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse, collections.abc.Awaitable[shequtong.gridgateway.v1.gridgateway_pb2.ReloadCatalogueResponse]]:
+        """Loads the catalogue again from its file or from the platform's services.json (operators)."""
 
 def add_GridGatewayServiceServicer_to_server(servicer: GridGatewayServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

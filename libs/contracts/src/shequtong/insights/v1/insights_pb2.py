@@ -22,21 +22,95 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from shequtong.common.v1 import common_pb2 as shequtong_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$shequtong/insights/v1/insights.proto\x12\x15shequtong.insights.v1\"B\n\x08Portrait\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x62oards\x18\x03 \x01(\x03\".\n\x12GetPortraitRequest\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\"H\n\x13GetPortraitResponse\x12\x31\n\x08portrait\x18\x01 \x01(\x0b\x32\x1f.shequtong.insights.v1.Portrait2w\n\x0fInsightsService\x12\x64\n\x0bGetPortrait\x12).shequtong.insights.v1.GetPortraitRequest\x1a*.shequtong.insights.v1.GetPortraitResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$shequtong/insights/v1/insights.proto\x12\x15shequtong.insights.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a shequtong/common/v1/common.proto\"\xaf\x01\n\x06Period\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\x05\x12\x1e\n\x16\x64\x61y_utc_offset_minutes\x18\x04 \x01(\x05\x12\x11\n\tfirst_day\x18\x05 \x01(\t\x12\x10\n\x08last_day\x18\x06 \x01(\t\"m\n\x0c\x44istribution\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x14\n\x0cmedian_hours\x18\x02 \x01(\x01\x12\x11\n\tp90_hours\x18\x03 \x01(\x01\x12\x12\n\nmean_hours\x18\x04 \x01(\x01\x12\x11\n\tmax_hours\x18\x05 \x01(\x01\"D\n\rCategoryCount\x12\x15\n\rcategory_code\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\r\n\x05share\x18\x03 \x01(\x01\"*\n\nStageCount\x12\r\n\x05stage\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xa8\x07\n\x07\x46igures\x12\x11\n\tresidents\x18\x01 \x01(\x03\x12\x12\n\nhouseholds\x18\x02 \x01(\x03\x12\x18\n\x10residents_joined\x18\x03 \x01(\x03\x12\x1a\n\x12residents_verified\x18\x04 \x01(\x03\x12\x16\n\x0eresidents_left\x18\x05 \x01(\x03\x12\x18\n\x10\x61\x63tive_residents\x18\x06 \x01(\x03\x12\x1a\n\x12participation_rate\x18\x07 \x01(\x01\x12\r\n\x05posts\x18\x08 \x01(\x03\x12\x10\n\x08\x63omments\x18\t \x01(\x03\x12\r\n\x05votes\x18\n \x01(\x03\x12\x17\n\x0ftopics_proposed\x18\x0b \x01(\x03\x12:\n\x0ftopics_by_stage\x18\x0c \x03(\x0b\x32!.shequtong.insights.v1.StageCount\x12\x1b\n\x13\x63onventions_adopted\x18\r \x01(\x03\x12\x17\n\x0fissues_reported\x18\x0e \x01(\x03\x12\x1b\n\x13issues_acknowledged\x18\x0f \x01(\x03\x12\x17\n\x0fissues_resolved\x18\x10 \x01(\x03\x12\x18\n\x10issues_escalated\x18\x11 \x01(\x03\x12\x19\n\x11issues_dispatched\x18\x12 \x01(\x03\x12\x17\n\x0fissues_reopened\x18\x13 \x01(\x03\x12\x14\n\x0csla_breaches\x18\x14 \x01(\x03\x12:\n\rresponse_time\x18\x15 \x01(\x0b\x32#.shequtong.insights.v1.Distribution\x12<\n\x0fresolution_time\x18\x16 \x01(\x0b\x32#.shequtong.insights.v1.Distribution\x12\x17\n\x0fresolved_inside\x18\x17 \x01(\x03\x12\x1d\n\x15share_resolved_inside\x18\x18 \x01(\x01\x12\x0f\n\x07ratings\x18\x19 \x01(\x03\x12\x13\n\x0bmean_rating\x18\x1a \x01(\x01\x12\x17\n\x0fshare_satisfied\x18\x1b \x01(\x01\x12\x17\n\x0fvolunteer_hours\x18\x1c \x01(\x01\x12\x1b\n\x13volunteers_approved\x18\x1d \x01(\x03\x12\x10\n\x08\x62ookings\x18\x1e \x01(\x03\x12\x17\n\x0f\x62ooking_ratings\x18\x1f \x01(\x03\x12\x1b\n\x13mean_booking_rating\x18  \x01(\x01\x12\x19\n\x11\x63onventions_total\x18! \x01(\x03\x12\x13\n\x0bissues_open\x18\" \x01(\x03\"\xed\x01\n\x05Trend\x12\x0f\n\x07measure\x18\x01 \x01(\t\x12\x14\n\x07\x63urrent\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08previous\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0bpeer_median\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\r\n\x05peers\x18\x05 \x01(\x05\x12\x11\n\tdirection\x18\x06 \x01(\t\x12\x14\n\x0cversus_peers\x18\x07 \x01(\t\x12\x18\n\x10higher_is_better\x18\x08 \x01(\x08\x12\x11\n\tstatement\x18\t \x01(\tB\n\n\x08_currentB\x0b\n\t_previousB\x0e\n\x0c_peer_median\"\x8b\x06\n\x08Portrait\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\x06\x62oards\x18\x03 \x01(\x03\x42\x02\x18\x01\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x34\n\x04kind\x18\x05 \x01(\x0e\x32&.shequtong.common.v1.NeighbourhoodKind\x12\x16\n\x0esubdistrict_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x07 \x01(\t\x12\x35\n\x11on_platform_since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64\x61ys_on_platform\x18\t \x01(\x05\x12\x35\n\nvisibility\x18\n \x01(\x0e\x32!.shequtong.insights.v1.Visibility\x12-\n\x06period\x18\x0b \x01(\x0b\x32\x1d.shequtong.insights.v1.Period\x12/\n\x07\x66igures\x18\x0c \x01(\x0b\x32\x1e.shequtong.insights.v1.Figures\x12\x36\n\x0fprevious_period\x18\r \x01(\x0b\x32\x1d.shequtong.insights.v1.Period\x12\x38\n\x10previous_figures\x18\x0e \x01(\x0b\x32\x1e.shequtong.insights.v1.Figures\x12\x34\n\x0cpeer_figures\x18\x0f \x01(\x0b\x32\x1e.shequtong.insights.v1.Figures\x12\x10\n\x08peer_ids\x18\x10 \x03(\t\x12<\n\x0etop_categories\x18\x11 \x03(\x0b\x32$.shequtong.insights.v1.CategoryCount\x12,\n\x06trends\x18\x12 \x03(\x0b\x32\x1c.shequtong.insights.v1.Trend\x12\x30\n\x0cgenerated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrebuilding\x18\x14 \x01(\x08\"C\n\x12GetPortraitRequest\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x13\n\x0bperiod_days\x18\x02 \x01(\x05\"H\n\x13GetPortraitResponse\x12\x31\n\x08portrait\x18\x01 \x01(\x0b\x32\x1f.shequtong.insights.v1.Portrait\"t\n\rComparisonRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x16\n\x0eneighbourhoods\x18\x03 \x01(\x05\x12/\n\x07\x66igures\x18\x04 \x01(\x0b\x32\x1e.shequtong.insights.v1.Figures\"\xba\x01\n\x14\x43ompareGroupsRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x02 \x01(\t\x12\x30\n\x08group_by\x18\x03 \x01(\x0e\x32\x1e.shequtong.insights.v1.GroupBy\x12\x13\n\x0bperiod_days\x18\x04 \x01(\x05\x12.\n\x04page\x18\x05 \x01(\x0b\x32 .shequtong.common.v1.PageRequest\"\xd9\x01\n\x15\x43ompareGroupsResponse\x12-\n\x06period\x18\x01 \x01(\x0b\x32\x1d.shequtong.insights.v1.Period\x12\x30\n\x08group_by\x18\x02 \x01(\x0e\x32\x1e.shequtong.insights.v1.GroupBy\x12\x32\n\x04rows\x18\x03 \x03(\x0b\x32$.shequtong.insights.v1.ComparisonRow\x12+\n\x04page\x18\x04 \x01(\x0b\x32\x1d.shequtong.common.v1.PageInfo\"\xd1\x01\n\x10\x45xportCsvRequest\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.shequtong.insights.v1.ExportKind\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x04 \x01(\t\x12\x30\n\x08group_by\x18\x05 \x01(\x0e\x32\x1e.shequtong.insights.v1.GroupBy\x12\x13\n\x0bperiod_days\x18\x06 \x01(\x05\"D\n\x11\x45xportCsvResponse\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x0c\n\x04rows\x18\x03 \x01(\x05\"\xa6\x02\n\x08\x45vidence\x12\x11\n\trule_text\x18\x01 \x01(\t\x12\x10\n\x08observed\x18\x02 \x01(\x03\x12\x10\n\x08\x65xpected\x18\x03 \x01(\x01\x12\x16\n\x0e\x62\x61seline_count\x18\x04 \x01(\x03\x12\x15\n\rbaseline_days\x18\x05 \x01(\x05\x12\x13\n\x0bwindow_days\x18\x06 \x01(\x05\x12\x0f\n\x07p_value\x18\x07 \x01(\x01\x12\x13\n\x0bp_threshold\x18\x08 \x01(\x01\x12\x11\n\tmin_count\x18\t \x01(\x03\x12\x11\n\tissue_ids\x18\n \x03(\t\x12\x38\n\ncategories\x18\x0b \x03(\x0b\x32$.shequtong.insights.v1.CategoryCount\x12\x19\n\x11neighbourhood_ids\x18\x0c \x03(\t\"\xa3\x04\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x05level\x18\x02 \x01(\x0e\x32!.shequtong.insights.v1.PlaceLevel\x12\x18\n\x10neighbourhood_id\x18\x03 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x05 \x01(\t\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12\x30\n\x0cwindow_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05title\x18\n \x01(\t\x12\x11\n\tstatement\x18\x0b \x01(\t\x12\x31\n\x08\x65vidence\x18\x0c \x01(\x0b\x32\x1f.shequtong.insights.v1.Evidence\x12\x33\n\x06status\x18\r \x01(\x0e\x32#.shequtong.insights.v1.PromptStatus\x12\x12\n\ndecided_by\x18\x0e \x01(\t\x12\x15\n\rdecision_note\x18\x0f \x01(\t\x12.\n\ndecided_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x12ListPromptsRequest\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x03 \x01(\t\x12\x33\n\x06status\x18\x04 \x01(\x0e\x32#.shequtong.insights.v1.PromptStatus\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12.\n\x04page\x18\x06 \x01(\x0b\x32 .shequtong.common.v1.PageRequest\"r\n\x13ListPromptsResponse\x12.\n\x07prompts\x18\x01 \x03(\x0b\x32\x1d.shequtong.insights.v1.Prompt\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shequtong.common.v1.PageInfo\"%\n\x10GetPromptRequest\x12\x11\n\tprompt_id\x18\x01 \x01(\t\"B\n\x11GetPromptResponse\x12-\n\x06prompt\x18\x01 \x01(\x0b\x32\x1d.shequtong.insights.v1.Prompt\";\n\x18\x41\x63knowledgePromptRequest\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"J\n\x19\x41\x63knowledgePromptResponse\x12-\n\x06prompt\x18\x01 \x01(\x0b\x32\x1d.shequtong.insights.v1.Prompt\"9\n\x14\x44ismissPromptRequest\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"F\n\x15\x44ismissPromptResponse\x12-\n\x06prompt\x18\x01 \x01(\x0b\x32\x1d.shequtong.insights.v1.Prompt\"\x19\n\x17\x44\x65tectPainPointsRequest\"\x8c\x01\n\x18\x44\x65tectPainPointsResponse\x12.\n\x07\x63reated\x18\x01 \x03(\x0b\x32\x1d.shequtong.insights.v1.Prompt\x12\x10\n\x08\x66indings\x18\x02 \x01(\x05\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x0eStreamProgress\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x17\n\x0ftarget_sequence\x18\x03 \x01(\x04\x12\x16\n\x0e\x61\x63ked_sequence\x18\x04 \x01(\x04\x12\x0f\n\x07pending\x18\x05 \x01(\x04\x12\x11\n\tcaught_up\x18\x06 \x01(\x08\"\x8e\x02\n\x07Rebuild\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x05phase\x18\x02 \x01(\x0e\x32#.shequtong.insights.v1.RebuildPhase\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crows_dropped\x18\x06 \x01(\x03\x12\x36\n\x07streams\x18\x07 \x03(\x0b\x32%.shequtong.insights.v1.StreamProgress\"\x15\n\x13StartRebuildRequest\"G\n\x14StartRebuildResponse\x12/\n\x07rebuild\x18\x01 \x01(\x0b\x32\x1e.shequtong.insights.v1.Rebuild\"\'\n\x11GetRebuildRequest\x12\x12\n\nrebuild_id\x18\x01 \x01(\t\"E\n\x12GetRebuildResponse\x12/\n\x07rebuild\x18\x01 \x01(\x0b\x32\x1e.shequtong.insights.v1.Rebuild*T\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x01\x12\x13\n\x0fVISIBILITY_FULL\x10\x02*l\n\x07GroupBy\x12\x18\n\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x18\n\x14GROUP_BY_SUBDISTRICT\x10\x01\x12\x11\n\rGROUP_BY_KIND\x10\x02\x12\x1a\n\x16GROUP_BY_NEIGHBOURHOOD\x10\x03*\\\n\nExportKind\x12\x1b\n\x17\x45XPORT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_KIND_DAILY\x10\x01\x12\x1a\n\x16\x45XPORT_KIND_COMPARISON\x10\x02*\x82\x01\n\x0cPromptStatus\x12\x1d\n\x19PROMPT_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12PROMPT_STATUS_OPEN\x10\x01\x12\x1e\n\x1aPROMPT_STATUS_ACKNOWLEDGED\x10\x02\x12\x1b\n\x17PROMPT_STATUS_DISMISSED\x10\x03*e\n\nPlaceLevel\x12\x1b\n\x17PLACE_LEVEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19PLACE_LEVEL_NEIGHBOURHOOD\x10\x01\x12\x1b\n\x17PLACE_LEVEL_SUBDISTRICT\x10\x02*\x7f\n\x0cRebuildPhase\x12\x1d\n\x19REBUILD_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REBUILD_PHASE_RESETTING\x10\x01\x12\x1b\n\x17REBUILD_PHASE_REPLAYING\x10\x02\x12\x16\n\x12REBUILD_PHASE_DONE\x10\x03\x32\xae\x08\n\x0fInsightsService\x12\x64\n\x0bGetPortrait\x12).shequtong.insights.v1.GetPortraitRequest\x1a*.shequtong.insights.v1.GetPortraitResponse\x12j\n\rCompareGroups\x12+.shequtong.insights.v1.CompareGroupsRequest\x1a,.shequtong.insights.v1.CompareGroupsResponse\x12^\n\tExportCsv\x12\'.shequtong.insights.v1.ExportCsvRequest\x1a(.shequtong.insights.v1.ExportCsvResponse\x12\x64\n\x0bListPrompts\x12).shequtong.insights.v1.ListPromptsRequest\x1a*.shequtong.insights.v1.ListPromptsResponse\x12^\n\tGetPrompt\x12\'.shequtong.insights.v1.GetPromptRequest\x1a(.shequtong.insights.v1.GetPromptResponse\x12v\n\x11\x41\x63knowledgePrompt\x12/.shequtong.insights.v1.AcknowledgePromptRequest\x1a\x30.shequtong.insights.v1.AcknowledgePromptResponse\x12j\n\rDismissPrompt\x12+.shequtong.insights.v1.DismissPromptRequest\x1a,.shequtong.insights.v1.DismissPromptResponse\x12s\n\x10\x44\x65tectPainPoints\x12..shequtong.insights.v1.DetectPainPointsRequest\x1a/.shequtong.insights.v1.DetectPainPointsResponse\x12g\n\x0cStartRebuild\x12*.shequtong.insights.v1.StartRebuildRequest\x1a+.shequtong.insights.v1.StartRebuildResponse\x12\x61\n\nGetRebuild\x12(.shequtong.insights.v1.GetRebuildRequest\x1a).shequtong.insights.v1.GetRebuildResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shequtong.insights.v1.insights_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PORTRAIT']._serialized_start=63
-  _globals['_PORTRAIT']._serialized_end=129
-  _globals['_GETPORTRAITREQUEST']._serialized_start=131
-  _globals['_GETPORTRAITREQUEST']._serialized_end=177
-  _globals['_GETPORTRAITRESPONSE']._serialized_start=179
-  _globals['_GETPORTRAITRESPONSE']._serialized_end=251
-  _globals['_INSIGHTSSERVICE']._serialized_start=253
-  _globals['_INSIGHTSSERVICE']._serialized_end=372
+  _globals['_PORTRAIT'].fields_by_name['boards']._loaded_options = None
+  _globals['_PORTRAIT'].fields_by_name['boards']._serialized_options = b'\030\001'
+  _globals['_VISIBILITY']._serialized_start=5782
+  _globals['_VISIBILITY']._serialized_end=5866
+  _globals['_GROUPBY']._serialized_start=5868
+  _globals['_GROUPBY']._serialized_end=5976
+  _globals['_EXPORTKIND']._serialized_start=5978
+  _globals['_EXPORTKIND']._serialized_end=6070
+  _globals['_PROMPTSTATUS']._serialized_start=6073
+  _globals['_PROMPTSTATUS']._serialized_end=6203
+  _globals['_PLACELEVEL']._serialized_start=6205
+  _globals['_PLACELEVEL']._serialized_end=6306
+  _globals['_REBUILDPHASE']._serialized_start=6308
+  _globals['_REBUILDPHASE']._serialized_end=6435
+  _globals['_PERIOD']._serialized_start=131
+  _globals['_PERIOD']._serialized_end=306
+  _globals['_DISTRIBUTION']._serialized_start=308
+  _globals['_DISTRIBUTION']._serialized_end=417
+  _globals['_CATEGORYCOUNT']._serialized_start=419
+  _globals['_CATEGORYCOUNT']._serialized_end=487
+  _globals['_STAGECOUNT']._serialized_start=489
+  _globals['_STAGECOUNT']._serialized_end=531
+  _globals['_FIGURES']._serialized_start=534
+  _globals['_FIGURES']._serialized_end=1470
+  _globals['_TREND']._serialized_start=1473
+  _globals['_TREND']._serialized_end=1710
+  _globals['_PORTRAIT']._serialized_start=1713
+  _globals['_PORTRAIT']._serialized_end=2492
+  _globals['_GETPORTRAITREQUEST']._serialized_start=2494
+  _globals['_GETPORTRAITREQUEST']._serialized_end=2561
+  _globals['_GETPORTRAITRESPONSE']._serialized_start=2563
+  _globals['_GETPORTRAITRESPONSE']._serialized_end=2635
+  _globals['_COMPARISONROW']._serialized_start=2637
+  _globals['_COMPARISONROW']._serialized_end=2753
+  _globals['_COMPAREGROUPSREQUEST']._serialized_start=2756
+  _globals['_COMPAREGROUPSREQUEST']._serialized_end=2942
+  _globals['_COMPAREGROUPSRESPONSE']._serialized_start=2945
+  _globals['_COMPAREGROUPSRESPONSE']._serialized_end=3162
+  _globals['_EXPORTCSVREQUEST']._serialized_start=3165
+  _globals['_EXPORTCSVREQUEST']._serialized_end=3374
+  _globals['_EXPORTCSVRESPONSE']._serialized_start=3376
+  _globals['_EXPORTCSVRESPONSE']._serialized_end=3444
+  _globals['_EVIDENCE']._serialized_start=3447
+  _globals['_EVIDENCE']._serialized_end=3741
+  _globals['_PROMPT']._serialized_start=3744
+  _globals['_PROMPT']._serialized_end=4291
+  _globals['_LISTPROMPTSREQUEST']._serialized_start=4294
+  _globals['_LISTPROMPTSREQUEST']._serialized_end=4500
+  _globals['_LISTPROMPTSRESPONSE']._serialized_start=4502
+  _globals['_LISTPROMPTSRESPONSE']._serialized_end=4616
+  _globals['_GETPROMPTREQUEST']._serialized_start=4618
+  _globals['_GETPROMPTREQUEST']._serialized_end=4655
+  _globals['_GETPROMPTRESPONSE']._serialized_start=4657
+  _globals['_GETPROMPTRESPONSE']._serialized_end=4723
+  _globals['_ACKNOWLEDGEPROMPTREQUEST']._serialized_start=4725
+  _globals['_ACKNOWLEDGEPROMPTREQUEST']._serialized_end=4784
+  _globals['_ACKNOWLEDGEPROMPTRESPONSE']._serialized_start=4786
+  _globals['_ACKNOWLEDGEPROMPTRESPONSE']._serialized_end=4860
+  _globals['_DISMISSPROMPTREQUEST']._serialized_start=4862
+  _globals['_DISMISSPROMPTREQUEST']._serialized_end=4919
+  _globals['_DISMISSPROMPTRESPONSE']._serialized_start=4921
+  _globals['_DISMISSPROMPTRESPONSE']._serialized_end=4991
+  _globals['_DETECTPAINPOINTSREQUEST']._serialized_start=4993
+  _globals['_DETECTPAINPOINTSREQUEST']._serialized_end=5018
+  _globals['_DETECTPAINPOINTSRESPONSE']._serialized_start=5021
+  _globals['_DETECTPAINPOINTSRESPONSE']._serialized_end=5161
+  _globals['_STREAMPROGRESS']._serialized_start=5164
+  _globals['_STREAMPROGRESS']._serialized_end=5299
+  _globals['_REBUILD']._serialized_start=5302
+  _globals['_REBUILD']._serialized_end=5572
+  _globals['_STARTREBUILDREQUEST']._serialized_start=5574
+  _globals['_STARTREBUILDREQUEST']._serialized_end=5595
+  _globals['_STARTREBUILDRESPONSE']._serialized_start=5597
+  _globals['_STARTREBUILDRESPONSE']._serialized_end=5668
+  _globals['_GETREBUILDREQUEST']._serialized_start=5670
+  _globals['_GETREBUILDREQUEST']._serialized_end=5709
+  _globals['_GETREBUILDRESPONSE']._serialized_start=5711
+  _globals['_GETREBUILDRESPONSE']._serialized_end=5780
+  _globals['_INSIGHTSSERVICE']._serialized_start=6438
+  _globals['_INSIGHTSSERVICE']._serialized_end=7508
 # @@protoc_insertion_point(module_scope)

@@ -4,8 +4,13 @@ isort:skip_file
 """
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
+import google.protobuf.internal.enum_type_wrapper
 import google.protobuf.message
+import google.protobuf.timestamp_pb2
+import shequtong.common.v1.common_pb2
 import sys
 import typing
 
@@ -16,6 +21,427 @@ else:
 
 DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
+class _Visibility:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _VisibilityEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_Visibility.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    VISIBILITY_UNSPECIFIED: _Visibility.ValueType  # 0
+    VISIBILITY_PUBLIC: _Visibility.ValueType  # 1
+    """Only the public figures: issues solved, response time, conventions."""
+    VISIBILITY_FULL: _Visibility.ValueType  # 2
+
+class Visibility(_Visibility, metaclass=_VisibilityEnumTypeWrapper):
+    """What a caller may see of a portrait."""
+
+VISIBILITY_UNSPECIFIED: Visibility.ValueType  # 0
+VISIBILITY_PUBLIC: Visibility.ValueType  # 1
+"""Only the public figures: issues solved, response time, conventions."""
+VISIBILITY_FULL: Visibility.ValueType  # 2
+Global___Visibility: typing_extensions.TypeAlias = Visibility
+
+class _GroupBy:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _GroupByEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_GroupBy.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    GROUP_BY_UNSPECIFIED: _GroupBy.ValueType  # 0
+    GROUP_BY_SUBDISTRICT: _GroupBy.ValueType  # 1
+    GROUP_BY_KIND: _GroupBy.ValueType  # 2
+    GROUP_BY_NEIGHBOURHOOD: _GroupBy.ValueType  # 3
+
+class GroupBy(_GroupBy, metaclass=_GroupByEnumTypeWrapper): ...
+
+GROUP_BY_UNSPECIFIED: GroupBy.ValueType  # 0
+GROUP_BY_SUBDISTRICT: GroupBy.ValueType  # 1
+GROUP_BY_KIND: GroupBy.ValueType  # 2
+GROUP_BY_NEIGHBOURHOOD: GroupBy.ValueType  # 3
+Global___GroupBy: typing_extensions.TypeAlias = GroupBy
+
+class _ExportKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ExportKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ExportKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    EXPORT_KIND_UNSPECIFIED: _ExportKind.ValueType  # 0
+    EXPORT_KIND_DAILY: _ExportKind.ValueType  # 1
+    """One row per neighbourhood and day."""
+    EXPORT_KIND_COMPARISON: _ExportKind.ValueType  # 2
+    """One row per group, as CompareGroups."""
+
+class ExportKind(_ExportKind, metaclass=_ExportKindEnumTypeWrapper): ...
+
+EXPORT_KIND_UNSPECIFIED: ExportKind.ValueType  # 0
+EXPORT_KIND_DAILY: ExportKind.ValueType  # 1
+"""One row per neighbourhood and day."""
+EXPORT_KIND_COMPARISON: ExportKind.ValueType  # 2
+"""One row per group, as CompareGroups."""
+Global___ExportKind: typing_extensions.TypeAlias = ExportKind
+
+class _PromptStatus:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _PromptStatusEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PromptStatus.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    PROMPT_STATUS_UNSPECIFIED: _PromptStatus.ValueType  # 0
+    PROMPT_STATUS_OPEN: _PromptStatus.ValueType  # 1
+    PROMPT_STATUS_ACKNOWLEDGED: _PromptStatus.ValueType  # 2
+    PROMPT_STATUS_DISMISSED: _PromptStatus.ValueType  # 3
+
+class PromptStatus(_PromptStatus, metaclass=_PromptStatusEnumTypeWrapper): ...
+
+PROMPT_STATUS_UNSPECIFIED: PromptStatus.ValueType  # 0
+PROMPT_STATUS_OPEN: PromptStatus.ValueType  # 1
+PROMPT_STATUS_ACKNOWLEDGED: PromptStatus.ValueType  # 2
+PROMPT_STATUS_DISMISSED: PromptStatus.ValueType  # 3
+Global___PromptStatus: typing_extensions.TypeAlias = PromptStatus
+
+class _PlaceLevel:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _PlaceLevelEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PlaceLevel.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    PLACE_LEVEL_UNSPECIFIED: _PlaceLevel.ValueType  # 0
+    PLACE_LEVEL_NEIGHBOURHOOD: _PlaceLevel.ValueType  # 1
+    PLACE_LEVEL_SUBDISTRICT: _PlaceLevel.ValueType  # 2
+
+class PlaceLevel(_PlaceLevel, metaclass=_PlaceLevelEnumTypeWrapper): ...
+
+PLACE_LEVEL_UNSPECIFIED: PlaceLevel.ValueType  # 0
+PLACE_LEVEL_NEIGHBOURHOOD: PlaceLevel.ValueType  # 1
+PLACE_LEVEL_SUBDISTRICT: PlaceLevel.ValueType  # 2
+Global___PlaceLevel: typing_extensions.TypeAlias = PlaceLevel
+
+class _RebuildPhase:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _RebuildPhaseEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_RebuildPhase.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    REBUILD_PHASE_UNSPECIFIED: _RebuildPhase.ValueType  # 0
+    REBUILD_PHASE_RESETTING: _RebuildPhase.ValueType  # 1
+    """Projections dropped; the durable consumers are being reset to the start of their streams."""
+    REBUILD_PHASE_REPLAYING: _RebuildPhase.ValueType  # 2
+    """The consumers are replaying; figures are incomplete."""
+    REBUILD_PHASE_DONE: _RebuildPhase.ValueType  # 3
+    """Every consumer has caught up with the stream position taken when the rebuild started."""
+
+class RebuildPhase(_RebuildPhase, metaclass=_RebuildPhaseEnumTypeWrapper): ...
+
+REBUILD_PHASE_UNSPECIFIED: RebuildPhase.ValueType  # 0
+REBUILD_PHASE_RESETTING: RebuildPhase.ValueType  # 1
+"""Projections dropped; the durable consumers are being reset to the start of their streams."""
+REBUILD_PHASE_REPLAYING: RebuildPhase.ValueType  # 2
+"""The consumers are replaying; figures are incomplete."""
+REBUILD_PHASE_DONE: RebuildPhase.ValueType  # 3
+"""Every consumer has caught up with the stream position taken when the rebuild started."""
+Global___RebuildPhase: typing_extensions.TypeAlias = RebuildPhase
+
+@typing.final
+class Period(google.protobuf.message.Message):
+    """A period of whole local days [start, end) (days begin at midnight in the configured UTC offset)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    START_FIELD_NUMBER: builtins.int
+    END_FIELD_NUMBER: builtins.int
+    DAYS_FIELD_NUMBER: builtins.int
+    DAY_UTC_OFFSET_MINUTES_FIELD_NUMBER: builtins.int
+    FIRST_DAY_FIELD_NUMBER: builtins.int
+    LAST_DAY_FIELD_NUMBER: builtins.int
+    days: builtins.int
+    day_utc_offset_minutes: builtins.int
+    """The offset of the local day from UTC, in minutes (480 for China Standard Time)."""
+    first_day: builtins.str
+    """First and last local day, YYYY-MM-DD."""
+    last_day: builtins.str
+    @property
+    def start(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        days: builtins.int = ...,
+        day_utc_offset_minutes: builtins.int = ...,
+        first_day: builtins.str = ...,
+        last_day: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["end", b"end", "start", b"start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["day_utc_offset_minutes", b"day_utc_offset_minutes", "days", b"days", "end", b"end", "first_day", b"first_day", "last_day", b"last_day", "start", b"start"]) -> None: ...
+
+Global___Period: typing_extensions.TypeAlias = Period
+
+@typing.final
+class Distribution(google.protobuf.message.Message):
+    """A distribution of durations, exact (computed from every issue's own times)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: builtins.int
+    MEDIAN_HOURS_FIELD_NUMBER: builtins.int
+    P90_HOURS_FIELD_NUMBER: builtins.int
+    MEAN_HOURS_FIELD_NUMBER: builtins.int
+    MAX_HOURS_FIELD_NUMBER: builtins.int
+    count: builtins.int
+    median_hours: builtins.float
+    p90_hours: builtins.float
+    mean_hours: builtins.float
+    max_hours: builtins.float
+    def __init__(
+        self,
+        *,
+        count: builtins.int = ...,
+        median_hours: builtins.float = ...,
+        p90_hours: builtins.float = ...,
+        mean_hours: builtins.float = ...,
+        max_hours: builtins.float = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["count", b"count", "max_hours", b"max_hours", "mean_hours", b"mean_hours", "median_hours", b"median_hours", "p90_hours", b"p90_hours"]) -> None: ...
+
+Global___Distribution: typing_extensions.TypeAlias = Distribution
+
+@typing.final
+class CategoryCount(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    COUNT_FIELD_NUMBER: builtins.int
+    SHARE_FIELD_NUMBER: builtins.int
+    category_code: builtins.str
+    count: builtins.int
+    share: builtins.float
+    """count / all issues reported in the period."""
+    def __init__(
+        self,
+        *,
+        category_code: builtins.str = ...,
+        count: builtins.int = ...,
+        share: builtins.float = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "count", b"count", "share", b"share"]) -> None: ...
+
+Global___CategoryCount: typing_extensions.TypeAlias = CategoryCount
+
+@typing.final
+class StageCount(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: builtins.int
+    COUNT_FIELD_NUMBER: builtins.int
+    stage: builtins.str
+    count: builtins.int
+    def __init__(
+        self,
+        *,
+        stage: builtins.str = ...,
+        count: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["count", b"count", "stage", b"stage"]) -> None: ...
+
+Global___StageCount: typing_extensions.TypeAlias = StageCount
+
+@typing.final
+class Figures(google.protobuf.message.Message):
+    """One set of measures over a period, for a neighbourhood or a group of them. In a public view only
+    issues_resolved, response_time, conventions_adopted and conventions_total are filled.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESIDENTS_FIELD_NUMBER: builtins.int
+    HOUSEHOLDS_FIELD_NUMBER: builtins.int
+    RESIDENTS_JOINED_FIELD_NUMBER: builtins.int
+    RESIDENTS_VERIFIED_FIELD_NUMBER: builtins.int
+    RESIDENTS_LEFT_FIELD_NUMBER: builtins.int
+    ACTIVE_RESIDENTS_FIELD_NUMBER: builtins.int
+    PARTICIPATION_RATE_FIELD_NUMBER: builtins.int
+    POSTS_FIELD_NUMBER: builtins.int
+    COMMENTS_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    TOPICS_PROPOSED_FIELD_NUMBER: builtins.int
+    TOPICS_BY_STAGE_FIELD_NUMBER: builtins.int
+    CONVENTIONS_ADOPTED_FIELD_NUMBER: builtins.int
+    ISSUES_REPORTED_FIELD_NUMBER: builtins.int
+    ISSUES_ACKNOWLEDGED_FIELD_NUMBER: builtins.int
+    ISSUES_RESOLVED_FIELD_NUMBER: builtins.int
+    ISSUES_ESCALATED_FIELD_NUMBER: builtins.int
+    ISSUES_DISPATCHED_FIELD_NUMBER: builtins.int
+    ISSUES_REOPENED_FIELD_NUMBER: builtins.int
+    SLA_BREACHES_FIELD_NUMBER: builtins.int
+    RESPONSE_TIME_FIELD_NUMBER: builtins.int
+    RESOLUTION_TIME_FIELD_NUMBER: builtins.int
+    RESOLVED_INSIDE_FIELD_NUMBER: builtins.int
+    SHARE_RESOLVED_INSIDE_FIELD_NUMBER: builtins.int
+    RATINGS_FIELD_NUMBER: builtins.int
+    MEAN_RATING_FIELD_NUMBER: builtins.int
+    SHARE_SATISFIED_FIELD_NUMBER: builtins.int
+    VOLUNTEER_HOURS_FIELD_NUMBER: builtins.int
+    VOLUNTEERS_APPROVED_FIELD_NUMBER: builtins.int
+    BOOKINGS_FIELD_NUMBER: builtins.int
+    BOOKING_RATINGS_FIELD_NUMBER: builtins.int
+    MEAN_BOOKING_RATING_FIELD_NUMBER: builtins.int
+    CONVENTIONS_TOTAL_FIELD_NUMBER: builtins.int
+    ISSUES_OPEN_FIELD_NUMBER: builtins.int
+    residents: builtins.int
+    """Verified members at the end of the period, and their households."""
+    households: builtins.int
+    residents_joined: builtins.int
+    residents_verified: builtins.int
+    residents_left: builtins.int
+    active_residents: builtins.int
+    """Distinct people who posted, commented, voted, proposed a topic, reported an issue, volunteered,
+    checked in or booked a storefront service in the period.
+    """
+    participation_rate: builtins.float
+    """active_residents / residents (0 when there are no residents)."""
+    posts: builtins.int
+    comments: builtins.int
+    votes: builtins.int
+    topics_proposed: builtins.int
+    conventions_adopted: builtins.int
+    issues_reported: builtins.int
+    """Issues reported in the period."""
+    issues_acknowledged: builtins.int
+    """Transitions in the period (an issue resolved twice after a reopening counts twice)."""
+    issues_resolved: builtins.int
+    issues_escalated: builtins.int
+    issues_dispatched: builtins.int
+    issues_reopened: builtins.int
+    sla_breaches: builtins.int
+    resolved_inside: builtins.int
+    """Of those, resolved while the neighbourhood was the level responsible (the reference is 90%)."""
+    share_resolved_inside: builtins.float
+    ratings: builtins.int
+    mean_rating: builtins.float
+    share_satisfied: builtins.float
+    """Ratings of 4 or 5 out of 5, over all ratings."""
+    volunteer_hours: builtins.float
+    volunteers_approved: builtins.int
+    bookings: builtins.int
+    booking_ratings: builtins.int
+    mean_booking_rating: builtins.float
+    conventions_total: builtins.int
+    """Conventions in force at the end of the period (all time)."""
+    issues_open: builtins.int
+    """Issues reported in the period still open at the time of asking."""
+    @property
+    def topics_by_stage(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___StageCount]:
+        """Topics by their current stage (at the time of asking)."""
+
+    @property
+    def response_time(self) -> Global___Distribution:
+        """First response after the report, for issues reported in the period that got one."""
+
+    @property
+    def resolution_time(self) -> Global___Distribution:
+        """Report to (standing) resolution, for issues whose resolution fell in the period."""
+
+    def __init__(
+        self,
+        *,
+        residents: builtins.int = ...,
+        households: builtins.int = ...,
+        residents_joined: builtins.int = ...,
+        residents_verified: builtins.int = ...,
+        residents_left: builtins.int = ...,
+        active_residents: builtins.int = ...,
+        participation_rate: builtins.float = ...,
+        posts: builtins.int = ...,
+        comments: builtins.int = ...,
+        votes: builtins.int = ...,
+        topics_proposed: builtins.int = ...,
+        topics_by_stage: collections.abc.Iterable[Global___StageCount] | None = ...,
+        conventions_adopted: builtins.int = ...,
+        issues_reported: builtins.int = ...,
+        issues_acknowledged: builtins.int = ...,
+        issues_resolved: builtins.int = ...,
+        issues_escalated: builtins.int = ...,
+        issues_dispatched: builtins.int = ...,
+        issues_reopened: builtins.int = ...,
+        sla_breaches: builtins.int = ...,
+        response_time: Global___Distribution | None = ...,
+        resolution_time: Global___Distribution | None = ...,
+        resolved_inside: builtins.int = ...,
+        share_resolved_inside: builtins.float = ...,
+        ratings: builtins.int = ...,
+        mean_rating: builtins.float = ...,
+        share_satisfied: builtins.float = ...,
+        volunteer_hours: builtins.float = ...,
+        volunteers_approved: builtins.int = ...,
+        bookings: builtins.int = ...,
+        booking_ratings: builtins.int = ...,
+        mean_booking_rating: builtins.float = ...,
+        conventions_total: builtins.int = ...,
+        issues_open: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["resolution_time", b"resolution_time", "response_time", b"response_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["active_residents", b"active_residents", "booking_ratings", b"booking_ratings", "bookings", b"bookings", "comments", b"comments", "conventions_adopted", b"conventions_adopted", "conventions_total", b"conventions_total", "households", b"households", "issues_acknowledged", b"issues_acknowledged", "issues_dispatched", b"issues_dispatched", "issues_escalated", b"issues_escalated", "issues_open", b"issues_open", "issues_reopened", b"issues_reopened", "issues_reported", b"issues_reported", "issues_resolved", b"issues_resolved", "mean_booking_rating", b"mean_booking_rating", "mean_rating", b"mean_rating", "participation_rate", b"participation_rate", "posts", b"posts", "ratings", b"ratings", "residents", b"residents", "residents_joined", b"residents_joined", "residents_left", b"residents_left", "residents_verified", b"residents_verified", "resolution_time", b"resolution_time", "resolved_inside", b"resolved_inside", "response_time", b"response_time", "share_resolved_inside", b"share_resolved_inside", "share_satisfied", b"share_satisfied", "sla_breaches", b"sla_breaches", "topics_by_stage", b"topics_by_stage", "topics_proposed", b"topics_proposed", "volunteer_hours", b"volunteer_hours", "volunteers_approved", b"volunteers_approved", "votes", b"votes"]) -> None: ...
+
+Global___Figures: typing_extensions.TypeAlias = Figures
+
+@typing.final
+class Trend(google.protobuf.message.Message):
+    """One statement of a portrait, with the numbers behind it."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEASURE_FIELD_NUMBER: builtins.int
+    CURRENT_FIELD_NUMBER: builtins.int
+    PREVIOUS_FIELD_NUMBER: builtins.int
+    PEER_MEDIAN_FIELD_NUMBER: builtins.int
+    PEERS_FIELD_NUMBER: builtins.int
+    DIRECTION_FIELD_NUMBER: builtins.int
+    VERSUS_PEERS_FIELD_NUMBER: builtins.int
+    HIGHER_IS_BETTER_FIELD_NUMBER: builtins.int
+    STATEMENT_FIELD_NUMBER: builtins.int
+    measure: builtins.str
+    """Name of the measure, e.g. "participation_rate", "response_median_hours"."""
+    current: builtins.float
+    """Absent when there is nothing to measure (e.g. no issue got a response)."""
+    previous: builtins.float
+    """The same measure over the period just before (its own past)."""
+    peer_median: builtins.float
+    """Median over similar neighbourhoods (same kind, same sub-district) in the current period."""
+    peers: builtins.int
+    direction: builtins.str
+    """"up", "down", "flat" (within 5%) or "no_data"."""
+    versus_peers: builtins.str
+    """"above", "below", "level" (within 5%) or "no_peers"."""
+    higher_is_better: builtins.bool
+    """True when a higher value is better for residents (false for times)."""
+    statement: builtins.str
+    def __init__(
+        self,
+        *,
+        measure: builtins.str = ...,
+        current: builtins.float | None = ...,
+        previous: builtins.float | None = ...,
+        peer_median: builtins.float | None = ...,
+        peers: builtins.int = ...,
+        direction: builtins.str = ...,
+        versus_peers: builtins.str = ...,
+        higher_is_better: builtins.bool = ...,
+        statement: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_current", b"_current", "_peer_median", b"_peer_median", "_previous", b"_previous", "current", b"current", "peer_median", b"peer_median", "previous", b"previous"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_current", b"_current", "_peer_median", b"_peer_median", "_previous", b"_previous", "current", b"current", "direction", b"direction", "higher_is_better", b"higher_is_better", "measure", b"measure", "peer_median", b"peer_median", "peers", b"peers", "previous", b"previous", "statement", b"statement", "versus_peers", b"versus_peers"]) -> None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_current", b"_current"]) -> typing.Literal["current"] | None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_peer_median", b"_peer_median"]) -> typing.Literal["peer_median"] | None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_previous", b"_previous"]) -> typing.Literal["previous"] | None: ...
+
+Global___Trend: typing_extensions.TypeAlias = Trend
+
 @typing.final
 class Portrait(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -23,17 +449,89 @@ class Portrait(google.protobuf.message.Message):
     NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
     NAME_FIELD_NUMBER: builtins.int
     BOARDS_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    ON_PLATFORM_SINCE_FIELD_NUMBER: builtins.int
+    DAYS_ON_PLATFORM_FIELD_NUMBER: builtins.int
+    VISIBILITY_FIELD_NUMBER: builtins.int
+    PERIOD_FIELD_NUMBER: builtins.int
+    FIGURES_FIELD_NUMBER: builtins.int
+    PREVIOUS_PERIOD_FIELD_NUMBER: builtins.int
+    PREVIOUS_FIGURES_FIELD_NUMBER: builtins.int
+    PEER_FIGURES_FIELD_NUMBER: builtins.int
+    PEER_IDS_FIELD_NUMBER: builtins.int
+    TOP_CATEGORIES_FIELD_NUMBER: builtins.int
+    TRENDS_FIELD_NUMBER: builtins.int
+    GENERATED_AT_FIELD_NUMBER: builtins.int
+    REBUILDING_FIELD_NUMBER: builtins.int
     neighbourhood_id: builtins.str
     name: builtins.str
     boards: builtins.int
+    """Unused since the walking skeleton; always 0."""
+    code: builtins.str
+    kind: shequtong.common.v1.common_pb2.NeighbourhoodKind.ValueType
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    days_on_platform: builtins.int
+    visibility: Global___Visibility.ValueType
+    rebuilding: builtins.bool
+    """True while a rebuild is replaying the streams (figures are incomplete until it ends)."""
+    @property
+    def on_platform_since(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the neighbourhood opened on the platform, and how many whole days ago."""
+
+    @property
+    def period(self) -> Global___Period: ...
+    @property
+    def figures(self) -> Global___Figures: ...
+    @property
+    def previous_period(self) -> Global___Period:
+        """The same measures over the period just before."""
+
+    @property
+    def previous_figures(self) -> Global___Figures: ...
+    @property
+    def peer_figures(self) -> Global___Figures:
+        """Median of similar neighbourhoods' figures (same kind, same sub-district), field by field."""
+
+    @property
+    def peer_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def top_categories(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CategoryCount]:
+        """The five most reported issue categories in the period."""
+
+    @property
+    def trends(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Trend]: ...
+    @property
+    def generated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         neighbourhood_id: builtins.str = ...,
         name: builtins.str = ...,
         boards: builtins.int = ...,
+        code: builtins.str = ...,
+        kind: shequtong.common.v1.common_pb2.NeighbourhoodKind.ValueType = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        on_platform_since: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        days_on_platform: builtins.int = ...,
+        visibility: Global___Visibility.ValueType = ...,
+        period: Global___Period | None = ...,
+        figures: Global___Figures | None = ...,
+        previous_period: Global___Period | None = ...,
+        previous_figures: Global___Figures | None = ...,
+        peer_figures: Global___Figures | None = ...,
+        peer_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        top_categories: collections.abc.Iterable[Global___CategoryCount] | None = ...,
+        trends: collections.abc.Iterable[Global___Trend] | None = ...,
+        generated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        rebuilding: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["boards", b"boards", "name", b"name", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["figures", b"figures", "generated_at", b"generated_at", "on_platform_since", b"on_platform_since", "peer_figures", b"peer_figures", "period", b"period", "previous_figures", b"previous_figures", "previous_period", b"previous_period"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["boards", b"boards", "code", b"code", "days_on_platform", b"days_on_platform", "district_id", b"district_id", "figures", b"figures", "generated_at", b"generated_at", "kind", b"kind", "name", b"name", "neighbourhood_id", b"neighbourhood_id", "on_platform_since", b"on_platform_since", "peer_figures", b"peer_figures", "peer_ids", b"peer_ids", "period", b"period", "previous_figures", b"previous_figures", "previous_period", b"previous_period", "rebuilding", b"rebuilding", "subdistrict_id", b"subdistrict_id", "top_categories", b"top_categories", "trends", b"trends", "visibility", b"visibility"]) -> None: ...
 
 Global___Portrait: typing_extensions.TypeAlias = Portrait
 
@@ -42,13 +540,17 @@ class GetPortraitRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PERIOD_DAYS_FIELD_NUMBER: builtins.int
     neighbourhood_id: builtins.str
+    period_days: builtins.int
+    """1..366; 0 means 30."""
     def __init__(
         self,
         *,
         neighbourhood_id: builtins.str = ...,
+        period_days: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "period_days", b"period_days"]) -> None: ...
 
 Global___GetPortraitRequest: typing_extensions.TypeAlias = GetPortraitRequest
 
@@ -68,3 +570,596 @@ class GetPortraitResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["portrait", b"portrait"]) -> None: ...
 
 Global___GetPortraitResponse: typing_extensions.TypeAlias = GetPortraitResponse
+
+@typing.final
+class ComparisonRow(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: builtins.int
+    LABEL_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOODS_FIELD_NUMBER: builtins.int
+    FIGURES_FIELD_NUMBER: builtins.int
+    key: builtins.str
+    """Sub-district id, kind ("residential", "village") or neighbourhood id."""
+    label: builtins.str
+    neighbourhoods: builtins.int
+    @property
+    def figures(self) -> Global___Figures: ...
+    def __init__(
+        self,
+        *,
+        key: builtins.str = ...,
+        label: builtins.str = ...,
+        neighbourhoods: builtins.int = ...,
+        figures: Global___Figures | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["figures", b"figures"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["figures", b"figures", "key", b"key", "label", b"label", "neighbourhoods", b"neighbourhoods"]) -> None: ...
+
+Global___ComparisonRow: typing_extensions.TypeAlias = ComparisonRow
+
+@typing.final
+class CompareGroupsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    GROUP_BY_FIELD_NUMBER: builtins.int
+    PERIOD_DAYS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    """Exactly one of district_id and subdistrict_id sets the scope."""
+    subdistrict_id: builtins.str
+    group_by: Global___GroupBy.ValueType
+    period_days: builtins.int
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        group_by: Global___GroupBy.ValueType = ...,
+        period_days: builtins.int = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "group_by", b"group_by", "page", b"page", "period_days", b"period_days", "subdistrict_id", b"subdistrict_id"]) -> None: ...
+
+Global___CompareGroupsRequest: typing_extensions.TypeAlias = CompareGroupsRequest
+
+@typing.final
+class CompareGroupsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: builtins.int
+    GROUP_BY_FIELD_NUMBER: builtins.int
+    ROWS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    group_by: Global___GroupBy.ValueType
+    @property
+    def period(self) -> Global___Period: ...
+    @property
+    def rows(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ComparisonRow]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        period: Global___Period | None = ...,
+        group_by: Global___GroupBy.ValueType = ...,
+        rows: collections.abc.Iterable[Global___ComparisonRow] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page", "period", b"period"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["group_by", b"group_by", "page", b"page", "period", b"period", "rows", b"rows"]) -> None: ...
+
+Global___CompareGroupsResponse: typing_extensions.TypeAlias = CompareGroupsResponse
+
+@typing.final
+class ExportCsvRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    GROUP_BY_FIELD_NUMBER: builtins.int
+    PERIOD_DAYS_FIELD_NUMBER: builtins.int
+    kind: Global___ExportKind.ValueType
+    neighbourhood_id: builtins.str
+    """The scope: one neighbourhood, one sub-district or one district."""
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    group_by: Global___GroupBy.ValueType
+    period_days: builtins.int
+    def __init__(
+        self,
+        *,
+        kind: Global___ExportKind.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        group_by: Global___GroupBy.ValueType = ...,
+        period_days: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "group_by", b"group_by", "kind", b"kind", "neighbourhood_id", b"neighbourhood_id", "period_days", b"period_days", "subdistrict_id", b"subdistrict_id"]) -> None: ...
+
+Global___ExportCsvRequest: typing_extensions.TypeAlias = ExportCsvRequest
+
+@typing.final
+class ExportCsvResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    FILENAME_FIELD_NUMBER: builtins.int
+    CONTENT_FIELD_NUMBER: builtins.int
+    ROWS_FIELD_NUMBER: builtins.int
+    filename: builtins.str
+    content: builtins.bytes
+    """UTF-8 CSV with a header row."""
+    rows: builtins.int
+    def __init__(
+        self,
+        *,
+        filename: builtins.str = ...,
+        content: builtins.bytes = ...,
+        rows: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["content", b"content", "filename", b"filename", "rows", b"rows"]) -> None: ...
+
+Global___ExportCsvResponse: typing_extensions.TypeAlias = ExportCsvResponse
+
+@typing.final
+class Evidence(google.protobuf.message.Message):
+    """Why a prompt was raised: the rule, its threshold and the numbers it was applied to."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RULE_TEXT_FIELD_NUMBER: builtins.int
+    OBSERVED_FIELD_NUMBER: builtins.int
+    EXPECTED_FIELD_NUMBER: builtins.int
+    BASELINE_COUNT_FIELD_NUMBER: builtins.int
+    BASELINE_DAYS_FIELD_NUMBER: builtins.int
+    WINDOW_DAYS_FIELD_NUMBER: builtins.int
+    P_VALUE_FIELD_NUMBER: builtins.int
+    P_THRESHOLD_FIELD_NUMBER: builtins.int
+    MIN_COUNT_FIELD_NUMBER: builtins.int
+    ISSUE_IDS_FIELD_NUMBER: builtins.int
+    CATEGORIES_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    rule_text: builtins.str
+    """The rule in words, with its thresholds."""
+    observed: builtins.int
+    expected: builtins.float
+    """Expected count in the window from the baseline (spikes), or the threshold count (other rules)."""
+    baseline_count: builtins.int
+    baseline_days: builtins.int
+    window_days: builtins.int
+    p_value: builtins.float
+    """Poisson upper-tail probability of seeing `observed` or more (spikes only)."""
+    p_threshold: builtins.float
+    min_count: builtins.int
+    @property
+    def issue_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def categories(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CategoryCount]: ...
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Neighbourhoods contributing to a sub-district finding."""
+
+    def __init__(
+        self,
+        *,
+        rule_text: builtins.str = ...,
+        observed: builtins.int = ...,
+        expected: builtins.float = ...,
+        baseline_count: builtins.int = ...,
+        baseline_days: builtins.int = ...,
+        window_days: builtins.int = ...,
+        p_value: builtins.float = ...,
+        p_threshold: builtins.float = ...,
+        min_count: builtins.int = ...,
+        issue_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        categories: collections.abc.Iterable[Global___CategoryCount] | None = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["baseline_count", b"baseline_count", "baseline_days", b"baseline_days", "categories", b"categories", "expected", b"expected", "issue_ids", b"issue_ids", "min_count", b"min_count", "neighbourhood_ids", b"neighbourhood_ids", "observed", b"observed", "p_threshold", b"p_threshold", "p_value", b"p_value", "rule_text", b"rule_text", "window_days", b"window_days"]) -> None: ...
+
+Global___Evidence: typing_extensions.TypeAlias = Evidence
+
+@typing.final
+class Prompt(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    LEVEL_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    RULE_FIELD_NUMBER: builtins.int
+    SUBJECT_FIELD_NUMBER: builtins.int
+    WINDOW_START_FIELD_NUMBER: builtins.int
+    WINDOW_END_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    STATEMENT_FIELD_NUMBER: builtins.int
+    EVIDENCE_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    DECIDED_BY_FIELD_NUMBER: builtins.int
+    DECISION_NOTE_FIELD_NUMBER: builtins.int
+    DECIDED_AT_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    level: Global___PlaceLevel.ValueType
+    neighbourhood_id: builtins.str
+    """The neighbourhood (level neighbourhood) or empty (level sub-district)."""
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    rule: builtins.str
+    """"category_spike", "repeated_place" or "overdue_cluster"."""
+    subject: builtins.str
+    """What the rule found: the category code (spikes), the building (repeated place), or "" (overdue)."""
+    title: builtins.str
+    statement: builtins.str
+    status: Global___PromptStatus.ValueType
+    decided_by: builtins.str
+    decision_note: builtins.str
+    @property
+    def window_start(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def window_end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def evidence(self) -> Global___Evidence: ...
+    @property
+    def decided_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        level: Global___PlaceLevel.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        rule: builtins.str = ...,
+        subject: builtins.str = ...,
+        window_start: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        window_end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        title: builtins.str = ...,
+        statement: builtins.str = ...,
+        evidence: Global___Evidence | None = ...,
+        status: Global___PromptStatus.ValueType = ...,
+        decided_by: builtins.str = ...,
+        decision_note: builtins.str = ...,
+        decided_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "evidence", b"evidence", "window_end", b"window_end", "window_start", b"window_start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_note", b"decision_note", "district_id", b"district_id", "evidence", b"evidence", "id", b"id", "level", b"level", "neighbourhood_id", b"neighbourhood_id", "rule", b"rule", "statement", b"statement", "status", b"status", "subdistrict_id", b"subdistrict_id", "subject", b"subject", "title", b"title", "window_end", b"window_end", "window_start", b"window_start"]) -> None: ...
+
+Global___Prompt: typing_extensions.TypeAlias = Prompt
+
+@typing.final
+class ListPromptsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    STATUS_FIELD_NUMBER: builtins.int
+    RULE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    """Optional filters; without them, every prompt the caller may see."""
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    status: Global___PromptStatus.ValueType
+    rule: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        status: Global___PromptStatus.ValueType = ...,
+        rule: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "neighbourhood_id", b"neighbourhood_id", "page", b"page", "rule", b"rule", "status", b"status", "subdistrict_id", b"subdistrict_id"]) -> None: ...
+
+Global___ListPromptsRequest: typing_extensions.TypeAlias = ListPromptsRequest
+
+@typing.final
+class ListPromptsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def prompts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Prompt]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        prompts: collections.abc.Iterable[Global___Prompt] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "prompts", b"prompts"]) -> None: ...
+
+Global___ListPromptsResponse: typing_extensions.TypeAlias = ListPromptsResponse
+
+@typing.final
+class GetPromptRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_ID_FIELD_NUMBER: builtins.int
+    prompt_id: builtins.str
+    def __init__(
+        self,
+        *,
+        prompt_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["prompt_id", b"prompt_id"]) -> None: ...
+
+Global___GetPromptRequest: typing_extensions.TypeAlias = GetPromptRequest
+
+@typing.final
+class GetPromptResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: builtins.int
+    @property
+    def prompt(self) -> Global___Prompt: ...
+    def __init__(
+        self,
+        *,
+        prompt: Global___Prompt | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["prompt", b"prompt"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["prompt", b"prompt"]) -> None: ...
+
+Global___GetPromptResponse: typing_extensions.TypeAlias = GetPromptResponse
+
+@typing.final
+class AcknowledgePromptRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    prompt_id: builtins.str
+    note: builtins.str
+    """What the committee will do (optional, at most 500 characters)."""
+    def __init__(
+        self,
+        *,
+        prompt_id: builtins.str = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["note", b"note", "prompt_id", b"prompt_id"]) -> None: ...
+
+Global___AcknowledgePromptRequest: typing_extensions.TypeAlias = AcknowledgePromptRequest
+
+@typing.final
+class AcknowledgePromptResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: builtins.int
+    @property
+    def prompt(self) -> Global___Prompt: ...
+    def __init__(
+        self,
+        *,
+        prompt: Global___Prompt | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["prompt", b"prompt"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["prompt", b"prompt"]) -> None: ...
+
+Global___AcknowledgePromptResponse: typing_extensions.TypeAlias = AcknowledgePromptResponse
+
+@typing.final
+class DismissPromptRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    prompt_id: builtins.str
+    reason: builtins.str
+    """Why it needs no action (required, at most 500 characters)."""
+    def __init__(
+        self,
+        *,
+        prompt_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["prompt_id", b"prompt_id", "reason", b"reason"]) -> None: ...
+
+Global___DismissPromptRequest: typing_extensions.TypeAlias = DismissPromptRequest
+
+@typing.final
+class DismissPromptResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: builtins.int
+    @property
+    def prompt(self) -> Global___Prompt: ...
+    def __init__(
+        self,
+        *,
+        prompt: Global___Prompt | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["prompt", b"prompt"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["prompt", b"prompt"]) -> None: ...
+
+Global___DismissPromptResponse: typing_extensions.TypeAlias = DismissPromptResponse
+
+@typing.final
+class DetectPainPointsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___DetectPainPointsRequest: typing_extensions.TypeAlias = DetectPainPointsRequest
+
+@typing.final
+class DetectPainPointsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CREATED_FIELD_NUMBER: builtins.int
+    FINDINGS_FIELD_NUMBER: builtins.int
+    WINDOW_END_FIELD_NUMBER: builtins.int
+    findings: builtins.int
+    @property
+    def created(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Prompt]:
+        """Prompts raised by this run (a finding already raised for its place, rule and window is not
+        raised again).
+        """
+
+    @property
+    def window_end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        created: collections.abc.Iterable[Global___Prompt] | None = ...,
+        findings: builtins.int = ...,
+        window_end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["window_end", b"window_end"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "findings", b"findings", "window_end", b"window_end"]) -> None: ...
+
+Global___DetectPainPointsResponse: typing_extensions.TypeAlias = DetectPainPointsResponse
+
+@typing.final
+class StreamProgress(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STREAM_FIELD_NUMBER: builtins.int
+    CONSUMER_FIELD_NUMBER: builtins.int
+    TARGET_SEQUENCE_FIELD_NUMBER: builtins.int
+    ACKED_SEQUENCE_FIELD_NUMBER: builtins.int
+    PENDING_FIELD_NUMBER: builtins.int
+    CAUGHT_UP_FIELD_NUMBER: builtins.int
+    stream: builtins.str
+    consumer: builtins.str
+    target_sequence: builtins.int
+    """The stream's last sequence when the rebuild started."""
+    acked_sequence: builtins.int
+    """The consumer's acknowledged floor in the stream."""
+    pending: builtins.int
+    caught_up: builtins.bool
+    def __init__(
+        self,
+        *,
+        stream: builtins.str = ...,
+        consumer: builtins.str = ...,
+        target_sequence: builtins.int = ...,
+        acked_sequence: builtins.int = ...,
+        pending: builtins.int = ...,
+        caught_up: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["acked_sequence", b"acked_sequence", "caught_up", b"caught_up", "consumer", b"consumer", "pending", b"pending", "stream", b"stream", "target_sequence", b"target_sequence"]) -> None: ...
+
+Global___StreamProgress: typing_extensions.TypeAlias = StreamProgress
+
+@typing.final
+class Rebuild(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PHASE_FIELD_NUMBER: builtins.int
+    REQUESTED_BY_FIELD_NUMBER: builtins.int
+    STARTED_AT_FIELD_NUMBER: builtins.int
+    FINISHED_AT_FIELD_NUMBER: builtins.int
+    ROWS_DROPPED_FIELD_NUMBER: builtins.int
+    STREAMS_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    phase: Global___RebuildPhase.ValueType
+    requested_by: builtins.str
+    rows_dropped: builtins.int
+    """Projection rows dropped when it started."""
+    @property
+    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def finished_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def streams(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___StreamProgress]: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        phase: Global___RebuildPhase.ValueType = ...,
+        requested_by: builtins.str = ...,
+        started_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        finished_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        rows_dropped: builtins.int = ...,
+        streams: collections.abc.Iterable[Global___StreamProgress] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["finished_at", b"finished_at", "id", b"id", "phase", b"phase", "requested_by", b"requested_by", "rows_dropped", b"rows_dropped", "started_at", b"started_at", "streams", b"streams"]) -> None: ...
+
+Global___Rebuild: typing_extensions.TypeAlias = Rebuild
+
+@typing.final
+class StartRebuildRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+Global___StartRebuildRequest: typing_extensions.TypeAlias = StartRebuildRequest
+
+@typing.final
+class StartRebuildResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REBUILD_FIELD_NUMBER: builtins.int
+    @property
+    def rebuild(self) -> Global___Rebuild: ...
+    def __init__(
+        self,
+        *,
+        rebuild: Global___Rebuild | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["rebuild", b"rebuild"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["rebuild", b"rebuild"]) -> None: ...
+
+Global___StartRebuildResponse: typing_extensions.TypeAlias = StartRebuildResponse
+
+@typing.final
+class GetRebuildRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REBUILD_ID_FIELD_NUMBER: builtins.int
+    rebuild_id: builtins.str
+    def __init__(
+        self,
+        *,
+        rebuild_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["rebuild_id", b"rebuild_id"]) -> None: ...
+
+Global___GetRebuildRequest: typing_extensions.TypeAlias = GetRebuildRequest
+
+@typing.final
+class GetRebuildResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REBUILD_FIELD_NUMBER: builtins.int
+    @property
+    def rebuild(self) -> Global___Rebuild: ...
+    def __init__(
+        self,
+        *,
+        rebuild: Global___Rebuild | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["rebuild", b"rebuild"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["rebuild", b"rebuild"]) -> None: ...
+
+Global___GetRebuildResponse: typing_extensions.TypeAlias = GetRebuildResponse

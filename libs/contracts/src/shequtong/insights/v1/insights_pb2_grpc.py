@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class InsightsServiceStub(object):
-    """Projections of every event into community portraits, comparisons and work prompts.
+    """The insight centre (治慧中心): projections of every service's events into community portraits,
+    comparisons, exports and work prompts for the cadres. It owns nothing but projections (and the
+    prompts it raises with the cadres' decisions on them).
+
+    Access: a neighbourhood's committee sees its figures, sub-district staff those of their
+    sub-district, district staff those of their district, operators everything; a resident sees the
+    public figures of their own neighbourhood only (issues solved, response time, conventions).
     """
 
     def __init__(self, channel):
@@ -40,13 +46,124 @@ class InsightsServiceStub(object):
                 request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitRequest.SerializeToString,
                 response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitResponse.FromString,
                 _registered_method=True)
+        self.CompareGroups = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/CompareGroups',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsResponse.FromString,
+                _registered_method=True)
+        self.ExportCsv = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/ExportCsv',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvResponse.FromString,
+                _registered_method=True)
+        self.ListPrompts = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/ListPrompts',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsResponse.FromString,
+                _registered_method=True)
+        self.GetPrompt = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/GetPrompt',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgePrompt = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/AcknowledgePrompt',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptResponse.FromString,
+                _registered_method=True)
+        self.DismissPrompt = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/DismissPrompt',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptResponse.FromString,
+                _registered_method=True)
+        self.DetectPainPoints = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/DetectPainPoints',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsResponse.FromString,
+                _registered_method=True)
+        self.StartRebuild = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/StartRebuild',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildResponse.FromString,
+                _registered_method=True)
+        self.GetRebuild = channel.unary_unary(
+                '/shequtong.insights.v1.InsightsService/GetRebuild',
+                request_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildRequest.SerializeToString,
+                response_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildResponse.FromString,
+                _registered_method=True)
 
 
 class InsightsServiceServicer(object):
-    """Projections of every event into community portraits, comparisons and work prompts.
+    """The insight centre (治慧中心): projections of every service's events into community portraits,
+    comparisons, exports and work prompts for the cadres. It owns nothing but projections (and the
+    prompts it raises with the cadres' decisions on them).
+
+    Access: a neighbourhood's committee sees its figures, sub-district staff those of their
+    sub-district, district staff those of their district, operators everything; a resident sees the
+    public figures of their own neighbourhood only (issues solved, response time, conventions).
     """
 
     def GetPortrait(self, request, context):
+        """A neighbourhood's portrait over a period (default the last 30 days, today included).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareGroups(self, request, context):
+        """Groups of neighbourhoods (sub-districts, kinds, or single neighbourhoods) side by side.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCsv(self, request, context):
+        """The daily figures or a comparison as CSV.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrompts(self, request, context):
+        """Work prompts the caller may see, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrompt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgePrompt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissPrompt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetectPainPoints(self, request, context):
+        """Runs pain-point detection now (it also runs on a schedule). Operators and services only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartRebuild(self, request, context):
+        """Drops every projection and replays the producers' streams from the start. Operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRebuild(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -60,6 +177,51 @@ def add_InsightsServiceServicer_to_server(servicer, server):
                     request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitRequest.FromString,
                     response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitResponse.SerializeToString,
             ),
+            'CompareGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareGroups,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsResponse.SerializeToString,
+            ),
+            'ExportCsv': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCsv,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvResponse.SerializeToString,
+            ),
+            'ListPrompts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrompts,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsResponse.SerializeToString,
+            ),
+            'GetPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrompt,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptResponse.SerializeToString,
+            ),
+            'AcknowledgePrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgePrompt,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptResponse.SerializeToString,
+            ),
+            'DismissPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissPrompt,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptResponse.SerializeToString,
+            ),
+            'DetectPainPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetectPainPoints,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsResponse.SerializeToString,
+            ),
+            'StartRebuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRebuild,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildResponse.SerializeToString,
+            ),
+            'GetRebuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRebuild,
+                    request_deserializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildRequest.FromString,
+                    response_serializer=shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shequtong.insights.v1.InsightsService', rpc_method_handlers)
@@ -69,7 +231,13 @@ def add_InsightsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InsightsService(object):
-    """Projections of every event into community portraits, comparisons and work prompts.
+    """The insight centre (治慧中心): projections of every service's events into community portraits,
+    comparisons, exports and work prompts for the cadres. It owns nothing but projections (and the
+    prompts it raises with the cadres' decisions on them).
+
+    Access: a neighbourhood's committee sees its figures, sub-district staff those of their
+    sub-district, district staff those of their district, operators everything; a resident sees the
+    public figures of their own neighbourhood only (issues solved, response time, conventions).
     """
 
     @staticmethod
@@ -89,6 +257,249 @@ class InsightsService(object):
             '/shequtong.insights.v1.InsightsService/GetPortrait',
             shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitRequest.SerializeToString,
             shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPortraitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/CompareGroups',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.CompareGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCsv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/ExportCsv',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.ExportCsvResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrompts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/ListPrompts',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.ListPromptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/GetPrompt',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.GetPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgePrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/AcknowledgePrompt',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.AcknowledgePromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/DismissPrompt',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.DismissPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetectPainPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/DetectPainPoints',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.DetectPainPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRebuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/StartRebuild',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.StartRebuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRebuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.insights.v1.InsightsService/GetRebuild',
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildRequest.SerializeToString,
+            shequtong_dot_insights_dot_v1_dot_insights__pb2.GetRebuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,14 +41,201 @@ _InsightsServiceGetPortraitType = typing_extensions.TypeVar(
     ],
 )
 
-class InsightsServiceStub(typing.Generic[_InsightsServiceGetPortraitType]):
-    """Projections of every event into community portraits, comparisons and work prompts."""
+_InsightsServiceCompareGroupsType = typing_extensions.TypeVar(
+    '_InsightsServiceCompareGroupsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+        shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+        shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+        shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+    ],
+)
+
+_InsightsServiceExportCsvType = typing_extensions.TypeVar(
+    '_InsightsServiceExportCsvType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+        shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+        shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+        shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+    ],
+)
+
+_InsightsServiceListPromptsType = typing_extensions.TypeVar(
+    '_InsightsServiceListPromptsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+        shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+        shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+        shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+    ],
+)
+
+_InsightsServiceGetPromptType = typing_extensions.TypeVar(
+    '_InsightsServiceGetPromptType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetPromptRequest,
+        shequtong.insights.v1.insights_pb2.GetPromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetPromptRequest,
+        shequtong.insights.v1.insights_pb2.GetPromptResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetPromptRequest,
+        shequtong.insights.v1.insights_pb2.GetPromptResponse,
+    ],
+)
+
+_InsightsServiceAcknowledgePromptType = typing_extensions.TypeVar(
+    '_InsightsServiceAcknowledgePromptType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+    ],
+)
+
+_InsightsServiceDismissPromptType = typing_extensions.TypeVar(
+    '_InsightsServiceDismissPromptType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+        shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+        shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+        shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+    ],
+)
+
+_InsightsServiceDetectPainPointsType = typing_extensions.TypeVar(
+    '_InsightsServiceDetectPainPointsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+        shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+        shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+        shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+    ],
+)
+
+_InsightsServiceStartRebuildType = typing_extensions.TypeVar(
+    '_InsightsServiceStartRebuildType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+        shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+        shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+        shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+    ],
+)
+
+_InsightsServiceGetRebuildType = typing_extensions.TypeVar(
+    '_InsightsServiceGetRebuildType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+        shequtong.insights.v1.insights_pb2.GetRebuildResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+        shequtong.insights.v1.insights_pb2.GetRebuildResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+        shequtong.insights.v1.insights_pb2.GetRebuildResponse,
+    ],
+)
+
+class InsightsServiceStub(typing.Generic[_InsightsServiceGetPortraitType, _InsightsServiceCompareGroupsType, _InsightsServiceExportCsvType, _InsightsServiceListPromptsType, _InsightsServiceGetPromptType, _InsightsServiceAcknowledgePromptType, _InsightsServiceDismissPromptType, _InsightsServiceDetectPainPointsType, _InsightsServiceStartRebuildType, _InsightsServiceGetRebuildType]):
+    """The insight centre (治慧中心): projections of every service's events into community portraits,
+    comparisons, exports and work prompts for the cadres. It owns nothing but projections (and the
+    prompts it raises with the cadres' decisions on them).
+
+    Access: a neighbourhood's committee sees its figures, sub-district staff those of their
+    sub-district, district staff those of their district, operators everything; a resident sees the
+    public figures of their own neighbourhood only (issues solved, response time, conventions).
+    """
 
     @typing.overload
     def __init__(self: InsightsServiceStub[
         grpc.UnaryUnaryMultiCallable[
             shequtong.insights.v1.insights_pb2.GetPortraitRequest,
             shequtong.insights.v1.insights_pb2.GetPortraitResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+            shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+            shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+            shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.GetPromptRequest,
+            shequtong.insights.v1.insights_pb2.GetPromptResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+            shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+            shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+            shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+            shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+            shequtong.insights.v1.insights_pb2.GetRebuildResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -58,25 +245,197 @@ class InsightsServiceStub(typing.Generic[_InsightsServiceGetPortraitType]):
             shequtong.insights.v1.insights_pb2.GetPortraitRequest,
             shequtong.insights.v1.insights_pb2.GetPortraitResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+            shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+            shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+            shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.GetPromptRequest,
+            shequtong.insights.v1.insights_pb2.GetPromptResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+            shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+            shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+            shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+            shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+            shequtong.insights.v1.insights_pb2.GetRebuildResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     GetPortrait: _InsightsServiceGetPortraitType
+    """A neighbourhood's portrait over a period (default the last 30 days, today included)."""
+
+    CompareGroups: _InsightsServiceCompareGroupsType
+    """Groups of neighbourhoods (sub-districts, kinds, or single neighbourhoods) side by side."""
+
+    ExportCsv: _InsightsServiceExportCsvType
+    """The daily figures or a comparison as CSV."""
+
+    ListPrompts: _InsightsServiceListPromptsType
+    """Work prompts the caller may see, newest first."""
+
+    GetPrompt: _InsightsServiceGetPromptType
+
+    AcknowledgePrompt: _InsightsServiceAcknowledgePromptType
+
+    DismissPrompt: _InsightsServiceDismissPromptType
+
+    DetectPainPoints: _InsightsServiceDetectPainPointsType
+    """Runs pain-point detection now (it also runs on a schedule). Operators and services only."""
+
+    StartRebuild: _InsightsServiceStartRebuildType
+    """Drops every projection and replays the producers' streams from the start. Operators only."""
+
+    GetRebuild: _InsightsServiceGetRebuildType
 
 InsightsServiceAsyncStub: typing_extensions.TypeAlias = InsightsServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.insights.v1.insights_pb2.GetPortraitRequest,
         shequtong.insights.v1.insights_pb2.GetPortraitResponse,
     ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+        shequtong.insights.v1.insights_pb2.CompareGroupsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+        shequtong.insights.v1.insights_pb2.ExportCsvResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+        shequtong.insights.v1.insights_pb2.ListPromptsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetPromptRequest,
+        shequtong.insights.v1.insights_pb2.GetPromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+        shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+        shequtong.insights.v1.insights_pb2.DismissPromptResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+        shequtong.insights.v1.insights_pb2.DetectPainPointsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+        shequtong.insights.v1.insights_pb2.StartRebuildResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+        shequtong.insights.v1.insights_pb2.GetRebuildResponse,
+    ],
 ]
 
 class InsightsServiceServicer(metaclass=abc.ABCMeta):
-    """Projections of every event into community portraits, comparisons and work prompts."""
+    """The insight centre (治慧中心): projections of every service's events into community portraits,
+    comparisons, exports and work prompts for the cadres. It owns nothing but projections (and the
+    prompts it raises with the cadres' decisions on them).
+
+    Access: a neighbourhood's committee sees its figures, sub-district staff those of their
+    sub-district, district staff those of their district, operators everything; a resident sees the
+    public figures of their own neighbourhood only (issues solved, response time, conventions).
+    """
 
     @abc.abstractmethod
     def GetPortrait(
         self,
         request: shequtong.insights.v1.insights_pb2.GetPortraitRequest,
         context: _ServicerContext,
-    ) -> typing.Union[shequtong.insights.v1.insights_pb2.GetPortraitResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.GetPortraitResponse]]: ...
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.GetPortraitResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.GetPortraitResponse]]:
+        """A neighbourhood's portrait over a period (default the last 30 days, today included)."""
+
+    @abc.abstractmethod
+    def CompareGroups(
+        self,
+        request: shequtong.insights.v1.insights_pb2.CompareGroupsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.CompareGroupsResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.CompareGroupsResponse]]:
+        """Groups of neighbourhoods (sub-districts, kinds, or single neighbourhoods) side by side."""
+
+    @abc.abstractmethod
+    def ExportCsv(
+        self,
+        request: shequtong.insights.v1.insights_pb2.ExportCsvRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.ExportCsvResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.ExportCsvResponse]]:
+        """The daily figures or a comparison as CSV."""
+
+    @abc.abstractmethod
+    def ListPrompts(
+        self,
+        request: shequtong.insights.v1.insights_pb2.ListPromptsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.ListPromptsResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.ListPromptsResponse]]:
+        """Work prompts the caller may see, newest first."""
+
+    @abc.abstractmethod
+    def GetPrompt(
+        self,
+        request: shequtong.insights.v1.insights_pb2.GetPromptRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.GetPromptResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.GetPromptResponse]]: ...
+
+    @abc.abstractmethod
+    def AcknowledgePrompt(
+        self,
+        request: shequtong.insights.v1.insights_pb2.AcknowledgePromptRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.AcknowledgePromptResponse]]: ...
+
+    @abc.abstractmethod
+    def DismissPrompt(
+        self,
+        request: shequtong.insights.v1.insights_pb2.DismissPromptRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.DismissPromptResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.DismissPromptResponse]]: ...
+
+    @abc.abstractmethod
+    def DetectPainPoints(
+        self,
+        request: shequtong.insights.v1.insights_pb2.DetectPainPointsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.DetectPainPointsResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.DetectPainPointsResponse]]:
+        """Runs pain-point detection now (it also runs on a schedule). Operators and services only."""
+
+    @abc.abstractmethod
+    def StartRebuild(
+        self,
+        request: shequtong.insights.v1.insights_pb2.StartRebuildRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.StartRebuildResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.StartRebuildResponse]]:
+        """Drops every projection and replays the producers' streams from the start. Operators only."""
+
+    @abc.abstractmethod
+    def GetRebuild(
+        self,
+        request: shequtong.insights.v1.insights_pb2.GetRebuildRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.insights.v1.insights_pb2.GetRebuildResponse, collections.abc.Awaitable[shequtong.insights.v1.insights_pb2.GetRebuildResponse]]: ...
 
 def add_InsightsServiceServicer_to_server(servicer: InsightsServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -23,21 +23,90 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from shequtong.common.v1 import common_pb2 as shequtong_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n shequtong/issues/v1/issues.proto\x12\x13shequtong.issues.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x05Issue\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rcategory_code\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12/\n\x0breported_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1d\n\x0fGetIssueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x10GetIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue2h\n\rIssuesService\x12W\n\x08GetIssue\x12$.shequtong.issues.v1.GetIssueRequest\x1a%.shequtong.issues.v1.GetIssueResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n shequtong/issues/v1/issues.proto\x12\x13shequtong.issues.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a shequtong/common/v1/common.proto\"\x89\x01\n\rIssueLocation\x12\x14\n\x0chousehold_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uilding\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12,\n\x05point\x18\x04 \x01(\x0b\x32\x1d.shequtong.common.v1.GeoPoint\x12\x11\n\thas_point\x18\x05 \x01(\x08\"\xec\x07\n\x05Issue\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rcategory_code\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12/\n\x0breported_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esubdistrict_id\x18\x07 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x08 \x01(\t\x12\r\n\x05level\x18\t \x01(\t\x12\x13\n\x0breporter_id\x18\n \x01(\t\x12\x17\n\x0freporter_masked\x18\x0b \x01(\x08\x12\x0e\n\x06source\x18\x0c \x01(\t\x12\x16\n\x0esource_post_id\x18\r \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x0e \x01(\t\x12\x34\n\x08location\x18\x0f \x01(\x0b\x32\".shequtong.issues.v1.IssueLocation\x12\x12\n\nphoto_urls\x18\x10 \x03(\t\x12\x0e\n\x06public\x18\x11 \x01(\x08\x12\x33\n\x0fresponse_due_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11resolution_due_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x14 \x01(\x08\x12\r\n\x05round\x18\x15 \x01(\x05\x12\x0f\n\x07version\x18\x16 \x01(\x03\x12.\n\nupdated_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64uplicate_of_id\x18\x1a \x01(\t\x12\x15\n\rreject_reason\x18\x1b \x01(\t\x12\x13\n\x0b\x64ispatch_id\x18\x1c \x01(\t\x12\x19\n\x11grid_service_code\x18\x1d \x01(\t\x12\x15\n\rcategory_name\x18\x1e \x01(\t\x12\r\n\x05title\x18\x1f \x01(\t\x12\x12\n\ncreated_by\x18  \x01(\t\x12\x11\n\tescalated\x18! \x01(\x08\x12\x19\n\x11\x61waiting_feedback\x18\" \x01(\x08\x12\x33\n\x0f\x66\x65\x65\x64\x62\x61\x63k_due_at\x18# \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eresolved_level\x18$ \x01(\t\x12\x0e\n\x06rating\x18% \x01(\x05\"\x92\x02\n\rTimelineEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08issue_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x12\n\nactor_role\x18\x07 \x01(\t\x12\x12\n\nfrom_state\x18\x08 \x01(\t\x12\x10\n\x08to_state\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\t\x12\x10\n\x08internal\x18\x0b \x01(\x08\x12\x0c\n\x04text\x18\x0c \x01(\t\x12\x12\n\nphoto_urls\x18\r \x03(\t\x12\x11\n\tdata_json\x18\x0e \x01(\t\"\xe3\x01\n\x12ReportIssueRequest\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x34\n\x08location\x18\x05 \x01(\x0b\x32\".shequtong.issues.v1.IssueLocation\x12\x12\n\nphoto_urls\x18\x06 \x03(\t\x12\x0e\n\x06public\x18\x07 \x01(\x08\x12\x1e\n\x16on_behalf_of_person_id\x18\x08 \x01(\t\"@\n\x13ReportIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue\"\x1d\n\x0fGetIssueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x10GetIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue\"J\n\x0bIssueFilter\x12\x0e\n\x06states\x18\x01 \x03(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x14\n\x0coverdue_only\x18\x03 \x01(\x08\"\xd7\x01\n\x11ListIssuesRequest\x12.\n\x05scope\x18\x01 \x01(\x0e\x32\x1f.shequtong.issues.v1.IssueScope\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x03 \x01(\t\x12\x30\n\x06\x66ilter\x18\x04 \x01(\x0b\x32 .shequtong.issues.v1.IssueFilter\x12.\n\x04page\x18\x05 \x01(\x0b\x32 .shequtong.common.v1.PageRequest\"m\n\x12ListIssuesResponse\x12*\n\x06issues\x18\x01 \x03(\x0b\x32\x1a.shequtong.issues.v1.Issue\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shequtong.common.v1.PageInfo\"\xa8\x01\n\x12\x43ountIssuesRequest\x12.\n\x05scope\x18\x01 \x01(\x0e\x32\x1f.shequtong.issues.v1.IssueScope\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x16\n\x0esubdistrict_id\x18\x03 \x01(\t\x12\x30\n\x06\x66ilter\x18\x04 \x01(\x0b\x32 .shequtong.issues.v1.IssueFilter\"(\n\nCountEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"]\n\x13NeighbourhoodCounts\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x0c\n\x04open\x18\x03 \x01(\x03\x12\x0f\n\x07overdue\x18\x04 \x01(\x03\"\x82\x02\n\x13\x43ountIssuesResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04open\x18\x02 \x01(\x03\x12\x0f\n\x07overdue\x18\x03 \x01(\x03\x12\x31\n\x08\x62y_state\x18\x04 \x03(\x0b\x32\x1f.shequtong.issues.v1.CountEntry\x12\x34\n\x0b\x62y_category\x18\x05 \x03(\x0b\x32\x1f.shequtong.issues.v1.CountEntry\x12\x42\n\x10\x62y_neighbourhood\x18\x06 \x03(\x0b\x32(.shequtong.issues.v1.NeighbourhoodCounts\x12\x10\n\x08\x62reaches\x18\x07 \x01(\x03\"\xd9\x01\n\x16TransitionIssueRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\x12\x30\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32 .shequtong.issues.v1.IssueAction\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0f\x64uplicate_of_id\x18\x05 \x01(\t\x12\x19\n\x11grid_service_code\x18\x06 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x07 \x01(\x03\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\"Y\n\x17TransitionIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue\x12\x13\n\x0b\x64ispatch_id\x18\x02 \x01(\t\"C\n\x18RecategoriseIssueRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\"F\n\x19RecategoriseIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue\"[\n\x13\x41\x64\x64IssueNoteRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08internal\x18\x03 \x01(\x08\x12\x12\n\nphoto_urls\x18\x04 \x03(\t\"I\n\x14\x41\x64\x64IssueNoteResponse\x12\x31\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\".shequtong.issues.v1.TimelineEntry\"T\n\x10RateIssueRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\x12\x0e\n\x06rating\x18\x02 \x01(\x05\x12\r\n\x05\x66ixed\x18\x03 \x01(\x08\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"P\n\x11RateIssueResponse\x12)\n\x05issue\x18\x01 \x01(\x0b\x32\x1a.shequtong.issues.v1.Issue\x12\x10\n\x08reopened\x18\x02 \x01(\x08\"\\\n\x18ListIssueTimelineRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\x12.\n\x04page\x18\x02 \x01(\x0b\x32 .shequtong.common.v1.PageRequest\"}\n\x19ListIssueTimelineResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".shequtong.issues.v1.TimelineEntry\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shequtong.common.v1.PageInfo\"\x91\x02\n\x08SlaClock\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\x12\r\n\x05\x63lock\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstopped_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12/\n\x0b\x62reached_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\tSlaBreach\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\x12\r\n\x05\x63lock\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\t\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65tected_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61uto_escalated\x18\x07 \x01(\x08\x12\x16\n\x0enotified_level\x18\x08 \x01(\t\"&\n\x12GetIssueSlaRequest\x12\x10\n\x08issue_id\x18\x01 \x01(\t\"v\n\x13GetIssueSlaResponse\x12-\n\x06\x63locks\x18\x01 \x03(\x0b\x32\x1d.shequtong.issues.v1.SlaClock\x12\x30\n\x08\x62reaches\x18\x02 \x03(\x0b\x32\x1e.shequtong.issues.v1.SlaBreach\"\xde\x01\n\rIssueCategory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x03 \x01(\t\x12\x19\n\x11grid_service_code\x18\x04 \x01(\t\x12\x19\n\x11grid_service_name\x18\x05 \x01(\t\x12\x16\n\x0eresponse_hours\x18\x06 \x01(\x01\x12\x18\n\x10resolution_hours\x18\x07 \x01(\x01\x12\x10\n\x08keywords\x18\x08 \x03(\t\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x12\n\nsort_order\x18\n \x01(\x05\"e\n\x1aListIssueCategoriesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x18\n\x10include_inactive\x18\x03 \x01(\x08\"i\n\x1bListIssueCategoriesResponse\x12\x36\n\ncategories\x18\x01 \x03(\x0b\x32\".shequtong.issues.v1.IssueCategory\x12\x12\n\nis_default\x18\x02 \x01(\x08\"g\n\x1aUpsertIssueCategoryRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x34\n\x08\x63\x61tegory\x18\x02 \x01(\x0b\x32\".shequtong.issues.v1.IssueCategory\"S\n\x1bUpsertIssueCategoryResponse\x12\x34\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\".shequtong.issues.v1.IssueCategory\"c\n\x18SetResponseTargetRequest\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x16\n\x0eresponse_hours\x18\x03 \x01(\x01\"d\n\x19SetResponseTargetResponse\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x16\n\x0eresponse_hours\x18\x03 \x01(\x01*\xcb\x01\n\nIssueScope\x12\x1b\n\x17ISSUE_SCOPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19ISSUE_SCOPE_NEIGHBOURHOOD\x10\x01\x12\x1b\n\x17ISSUE_SCOPE_SUBDISTRICT\x10\x02\x12\x1e\n\x1aISSUE_SCOPE_ASSIGNED_TO_ME\x10\x03\x12\x1e\n\x1aISSUE_SCOPE_REPORTED_BY_ME\x10\x04\x12$\n ISSUE_SCOPE_NEIGHBOURHOOD_PUBLIC\x10\x05*\xe2\x01\n\x0bIssueAction\x12\x1c\n\x18ISSUE_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18ISSUE_ACTION_ACKNOWLEDGE\x10\x01\x12\x16\n\x12ISSUE_ACTION_START\x10\x02\x12\x19\n\x15ISSUE_ACTION_ESCALATE\x10\x03\x12\x19\n\x15ISSUE_ACTION_DISPATCH\x10\x04\x12\x18\n\x14ISSUE_ACTION_RESOLVE\x10\x05\x12\x17\n\x13ISSUE_ACTION_REJECT\x10\x06\x12\x16\n\x12ISSUE_ACTION_MERGE\x10\x07\x32\xec\n\n\rIssuesService\x12`\n\x0bReportIssue\x12\'.shequtong.issues.v1.ReportIssueRequest\x1a(.shequtong.issues.v1.ReportIssueResponse\x12W\n\x08GetIssue\x12$.shequtong.issues.v1.GetIssueRequest\x1a%.shequtong.issues.v1.GetIssueResponse\x12]\n\nListIssues\x12&.shequtong.issues.v1.ListIssuesRequest\x1a\'.shequtong.issues.v1.ListIssuesResponse\x12`\n\x0b\x43ountIssues\x12\'.shequtong.issues.v1.CountIssuesRequest\x1a(.shequtong.issues.v1.CountIssuesResponse\x12l\n\x0fTransitionIssue\x12+.shequtong.issues.v1.TransitionIssueRequest\x1a,.shequtong.issues.v1.TransitionIssueResponse\x12r\n\x11RecategoriseIssue\x12-.shequtong.issues.v1.RecategoriseIssueRequest\x1a..shequtong.issues.v1.RecategoriseIssueResponse\x12\x63\n\x0c\x41\x64\x64IssueNote\x12(.shequtong.issues.v1.AddIssueNoteRequest\x1a).shequtong.issues.v1.AddIssueNoteResponse\x12Z\n\tRateIssue\x12%.shequtong.issues.v1.RateIssueRequest\x1a&.shequtong.issues.v1.RateIssueResponse\x12r\n\x11ListIssueTimeline\x12-.shequtong.issues.v1.ListIssueTimelineRequest\x1a..shequtong.issues.v1.ListIssueTimelineResponse\x12`\n\x0bGetIssueSla\x12\'.shequtong.issues.v1.GetIssueSlaRequest\x1a(.shequtong.issues.v1.GetIssueSlaResponse\x12x\n\x13ListIssueCategories\x12/.shequtong.issues.v1.ListIssueCategoriesRequest\x1a\x30.shequtong.issues.v1.ListIssueCategoriesResponse\x12x\n\x13UpsertIssueCategory\x12/.shequtong.issues.v1.UpsertIssueCategoryRequest\x1a\x30.shequtong.issues.v1.UpsertIssueCategoryResponse\x12r\n\x11SetResponseTarget\x12-.shequtong.issues.v1.SetResponseTargetRequest\x1a..shequtong.issues.v1.SetResponseTargetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shequtong.issues.v1.issues_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ISSUE']._serialized_start=91
-  _globals['_ISSUE']._serialized_end=244
-  _globals['_GETISSUEREQUEST']._serialized_start=246
-  _globals['_GETISSUEREQUEST']._serialized_end=275
-  _globals['_GETISSUERESPONSE']._serialized_start=277
-  _globals['_GETISSUERESPONSE']._serialized_end=338
-  _globals['_ISSUESSERVICE']._serialized_start=340
-  _globals['_ISSUESSERVICE']._serialized_end=444
+  _globals['_ISSUESCOPE']._serialized_start=5398
+  _globals['_ISSUESCOPE']._serialized_end=5601
+  _globals['_ISSUEACTION']._serialized_start=5604
+  _globals['_ISSUEACTION']._serialized_end=5830
+  _globals['_ISSUELOCATION']._serialized_start=125
+  _globals['_ISSUELOCATION']._serialized_end=262
+  _globals['_ISSUE']._serialized_start=265
+  _globals['_ISSUE']._serialized_end=1269
+  _globals['_TIMELINEENTRY']._serialized_start=1272
+  _globals['_TIMELINEENTRY']._serialized_end=1546
+  _globals['_REPORTISSUEREQUEST']._serialized_start=1549
+  _globals['_REPORTISSUEREQUEST']._serialized_end=1776
+  _globals['_REPORTISSUERESPONSE']._serialized_start=1778
+  _globals['_REPORTISSUERESPONSE']._serialized_end=1842
+  _globals['_GETISSUEREQUEST']._serialized_start=1844
+  _globals['_GETISSUEREQUEST']._serialized_end=1873
+  _globals['_GETISSUERESPONSE']._serialized_start=1875
+  _globals['_GETISSUERESPONSE']._serialized_end=1936
+  _globals['_ISSUEFILTER']._serialized_start=1938
+  _globals['_ISSUEFILTER']._serialized_end=2012
+  _globals['_LISTISSUESREQUEST']._serialized_start=2015
+  _globals['_LISTISSUESREQUEST']._serialized_end=2230
+  _globals['_LISTISSUESRESPONSE']._serialized_start=2232
+  _globals['_LISTISSUESRESPONSE']._serialized_end=2341
+  _globals['_COUNTISSUESREQUEST']._serialized_start=2344
+  _globals['_COUNTISSUESREQUEST']._serialized_end=2512
+  _globals['_COUNTENTRY']._serialized_start=2514
+  _globals['_COUNTENTRY']._serialized_end=2554
+  _globals['_NEIGHBOURHOODCOUNTS']._serialized_start=2556
+  _globals['_NEIGHBOURHOODCOUNTS']._serialized_end=2649
+  _globals['_COUNTISSUESRESPONSE']._serialized_start=2652
+  _globals['_COUNTISSUESRESPONSE']._serialized_end=2910
+  _globals['_TRANSITIONISSUEREQUEST']._serialized_start=2913
+  _globals['_TRANSITIONISSUEREQUEST']._serialized_end=3130
+  _globals['_TRANSITIONISSUERESPONSE']._serialized_start=3132
+  _globals['_TRANSITIONISSUERESPONSE']._serialized_end=3221
+  _globals['_RECATEGORISEISSUEREQUEST']._serialized_start=3223
+  _globals['_RECATEGORISEISSUEREQUEST']._serialized_end=3290
+  _globals['_RECATEGORISEISSUERESPONSE']._serialized_start=3292
+  _globals['_RECATEGORISEISSUERESPONSE']._serialized_end=3362
+  _globals['_ADDISSUENOTEREQUEST']._serialized_start=3364
+  _globals['_ADDISSUENOTEREQUEST']._serialized_end=3455
+  _globals['_ADDISSUENOTERESPONSE']._serialized_start=3457
+  _globals['_ADDISSUENOTERESPONSE']._serialized_end=3530
+  _globals['_RATEISSUEREQUEST']._serialized_start=3532
+  _globals['_RATEISSUEREQUEST']._serialized_end=3616
+  _globals['_RATEISSUERESPONSE']._serialized_start=3618
+  _globals['_RATEISSUERESPONSE']._serialized_end=3698
+  _globals['_LISTISSUETIMELINEREQUEST']._serialized_start=3700
+  _globals['_LISTISSUETIMELINEREQUEST']._serialized_end=3792
+  _globals['_LISTISSUETIMELINERESPONSE']._serialized_start=3794
+  _globals['_LISTISSUETIMELINERESPONSE']._serialized_end=3919
+  _globals['_SLACLOCK']._serialized_start=3922
+  _globals['_SLACLOCK']._serialized_end=4195
+  _globals['_SLABREACH']._serialized_start=4198
+  _globals['_SLABREACH']._serialized_end=4407
+  _globals['_GETISSUESLAREQUEST']._serialized_start=4409
+  _globals['_GETISSUESLAREQUEST']._serialized_end=4447
+  _globals['_GETISSUESLARESPONSE']._serialized_start=4449
+  _globals['_GETISSUESLARESPONSE']._serialized_end=4567
+  _globals['_ISSUECATEGORY']._serialized_start=4570
+  _globals['_ISSUECATEGORY']._serialized_end=4792
+  _globals['_LISTISSUECATEGORIESREQUEST']._serialized_start=4794
+  _globals['_LISTISSUECATEGORIESREQUEST']._serialized_end=4895
+  _globals['_LISTISSUECATEGORIESRESPONSE']._serialized_start=4897
+  _globals['_LISTISSUECATEGORIESRESPONSE']._serialized_end=5002
+  _globals['_UPSERTISSUECATEGORYREQUEST']._serialized_start=5004
+  _globals['_UPSERTISSUECATEGORYREQUEST']._serialized_end=5107
+  _globals['_UPSERTISSUECATEGORYRESPONSE']._serialized_start=5109
+  _globals['_UPSERTISSUECATEGORYRESPONSE']._serialized_end=5192
+  _globals['_SETRESPONSETARGETREQUEST']._serialized_start=5194
+  _globals['_SETRESPONSETARGETREQUEST']._serialized_end=5293
+  _globals['_SETRESPONSETARGETRESPONSE']._serialized_start=5295
+  _globals['_SETRESPONSETARGETRESPONSE']._serialized_end=5395
+  _globals['_ISSUESSERVICE']._serialized_start=5833
+  _globals['_ISSUESSERVICE']._serialized_end=7221
 # @@protoc_insertion_point(module_scope)

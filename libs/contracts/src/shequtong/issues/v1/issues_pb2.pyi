@@ -4,9 +4,13 @@ isort:skip_file
 """
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
+import google.protobuf.internal.enum_type_wrapper
 import google.protobuf.message
 import google.protobuf.timestamp_pb2
+import shequtong.common.v1.common_pb2
 import sys
 import typing
 
@@ -16,6 +20,95 @@ else:
     import typing_extensions
 
 DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
+
+class _IssueScope:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _IssueScopeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_IssueScope.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ISSUE_SCOPE_UNSPECIFIED: _IssueScope.ValueType  # 0
+    ISSUE_SCOPE_NEIGHBOURHOOD: _IssueScope.ValueType  # 1
+    """Every issue of a neighbourhood (its committee, staff above it)."""
+    ISSUE_SCOPE_SUBDISTRICT: _IssueScope.ValueType  # 2
+    """Issues escalated to a sub-district (its staff, district staff)."""
+    ISSUE_SCOPE_ASSIGNED_TO_ME: _IssueScope.ValueType  # 3
+    """Issues assigned to the caller."""
+    ISSUE_SCOPE_REPORTED_BY_ME: _IssueScope.ValueType  # 4
+    """Issues the caller reported."""
+    ISSUE_SCOPE_NEIGHBOURHOOD_PUBLIC: _IssueScope.ValueType  # 5
+    """A neighbourhood's public issues, reporters masked (its residents)."""
+
+class IssueScope(_IssueScope, metaclass=_IssueScopeEnumTypeWrapper): ...
+
+ISSUE_SCOPE_UNSPECIFIED: IssueScope.ValueType  # 0
+ISSUE_SCOPE_NEIGHBOURHOOD: IssueScope.ValueType  # 1
+"""Every issue of a neighbourhood (its committee, staff above it)."""
+ISSUE_SCOPE_SUBDISTRICT: IssueScope.ValueType  # 2
+"""Issues escalated to a sub-district (its staff, district staff)."""
+ISSUE_SCOPE_ASSIGNED_TO_ME: IssueScope.ValueType  # 3
+"""Issues assigned to the caller."""
+ISSUE_SCOPE_REPORTED_BY_ME: IssueScope.ValueType  # 4
+"""Issues the caller reported."""
+ISSUE_SCOPE_NEIGHBOURHOOD_PUBLIC: IssueScope.ValueType  # 5
+"""A neighbourhood's public issues, reporters masked (its residents)."""
+Global___IssueScope: typing_extensions.TypeAlias = IssueScope
+
+class _IssueAction:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _IssueActionEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_IssueAction.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ISSUE_ACTION_UNSPECIFIED: _IssueAction.ValueType  # 0
+    ISSUE_ACTION_ACKNOWLEDGE: _IssueAction.ValueType  # 1
+    ISSUE_ACTION_START: _IssueAction.ValueType  # 2
+    ISSUE_ACTION_ESCALATE: _IssueAction.ValueType  # 3
+    ISSUE_ACTION_DISPATCH: _IssueAction.ValueType  # 4
+    ISSUE_ACTION_RESOLVE: _IssueAction.ValueType  # 5
+    ISSUE_ACTION_REJECT: _IssueAction.ValueType  # 6
+    ISSUE_ACTION_MERGE: _IssueAction.ValueType  # 7
+
+class IssueAction(_IssueAction, metaclass=_IssueActionEnumTypeWrapper): ...
+
+ISSUE_ACTION_UNSPECIFIED: IssueAction.ValueType  # 0
+ISSUE_ACTION_ACKNOWLEDGE: IssueAction.ValueType  # 1
+ISSUE_ACTION_START: IssueAction.ValueType  # 2
+ISSUE_ACTION_ESCALATE: IssueAction.ValueType  # 3
+ISSUE_ACTION_DISPATCH: IssueAction.ValueType  # 4
+ISSUE_ACTION_RESOLVE: IssueAction.ValueType  # 5
+ISSUE_ACTION_REJECT: IssueAction.ValueType  # 6
+ISSUE_ACTION_MERGE: IssueAction.ValueType  # 7
+Global___IssueAction: typing_extensions.TypeAlias = IssueAction
+
+@typing.final
+class IssueLocation(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    BUILDING_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    POINT_FIELD_NUMBER: builtins.int
+    HAS_POINT_FIELD_NUMBER: builtins.int
+    household_id: builtins.str
+    building: builtins.str
+    address: builtins.str
+    has_point: builtins.bool
+    @property
+    def point(self) -> shequtong.common.v1.common_pb2.GeoPoint: ...
+    def __init__(
+        self,
+        *,
+        household_id: builtins.str = ...,
+        building: builtins.str = ...,
+        address: builtins.str = ...,
+        point: shequtong.common.v1.common_pb2.GeoPoint | None = ...,
+        has_point: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["point", b"point"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "building", b"building", "has_point", b"has_point", "household_id", b"household_id", "point", b"point"]) -> None: ...
+
+Global___IssueLocation: typing_extensions.TypeAlias = IssueLocation
 
 @typing.final
 class Issue(google.protobuf.message.Message):
@@ -27,13 +120,88 @@ class Issue(google.protobuf.message.Message):
     DESCRIPTION_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
     REPORTED_AT_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    LEVEL_FIELD_NUMBER: builtins.int
+    REPORTER_ID_FIELD_NUMBER: builtins.int
+    REPORTER_MASKED_FIELD_NUMBER: builtins.int
+    SOURCE_FIELD_NUMBER: builtins.int
+    SOURCE_POST_ID_FIELD_NUMBER: builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: builtins.int
+    LOCATION_FIELD_NUMBER: builtins.int
+    PHOTO_URLS_FIELD_NUMBER: builtins.int
+    PUBLIC_FIELD_NUMBER: builtins.int
+    RESPONSE_DUE_AT_FIELD_NUMBER: builtins.int
+    RESOLUTION_DUE_AT_FIELD_NUMBER: builtins.int
+    OVERDUE_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    VERSION_FIELD_NUMBER: builtins.int
+    UPDATED_AT_FIELD_NUMBER: builtins.int
+    RESOLVED_AT_FIELD_NUMBER: builtins.int
+    CLOSED_AT_FIELD_NUMBER: builtins.int
+    DUPLICATE_OF_ID_FIELD_NUMBER: builtins.int
+    REJECT_REASON_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    GRID_SERVICE_CODE_FIELD_NUMBER: builtins.int
+    CATEGORY_NAME_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    ESCALATED_FIELD_NUMBER: builtins.int
+    AWAITING_FEEDBACK_FIELD_NUMBER: builtins.int
+    FEEDBACK_DUE_AT_FIELD_NUMBER: builtins.int
+    RESOLVED_LEVEL_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
     id: builtins.str
     neighbourhood_id: builtins.str
     category_code: builtins.str
     description: builtins.str
     state: builtins.str
+    subdistrict_id: builtins.str
+    district_id: builtins.str
+    level: builtins.str
+    """Level now responsible: neighbourhood, subdistrict or grid."""
+    reporter_id: builtins.str
+    """Empty when the viewer may not see who reported it (reporter_masked is then true)."""
+    reporter_masked: builtins.bool
+    source: builtins.str
+    """"post", "resident" or "cadre"."""
+    source_post_id: builtins.str
+    assignee_id: builtins.str
+    public: builtins.bool
+    overdue: builtins.bool
+    round: builtins.int
+    """Starts at 1; each reopening starts a new round of clocks."""
+    version: builtins.int
+    """Grows with every timeline entry (optimistic concurrency: TransitionIssueRequest.expected_version)."""
+    duplicate_of_id: builtins.str
+    reject_reason: builtins.str
+    dispatch_id: builtins.str
+    grid_service_code: builtins.str
+    category_name: builtins.str
+    title: builtins.str
+    created_by: builtins.str
+    escalated: builtins.bool
+    awaiting_feedback: builtins.bool
+    resolved_level: builtins.str
+    rating: builtins.int
     @property
     def reported_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def location(self) -> Global___IssueLocation: ...
+    @property
+    def photo_urls(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def response_due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def resolution_due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def updated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def resolved_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def closed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def feedback_due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -43,11 +211,160 @@ class Issue(google.protobuf.message.Message):
         description: builtins.str = ...,
         state: builtins.str = ...,
         reported_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        subdistrict_id: builtins.str = ...,
+        district_id: builtins.str = ...,
+        level: builtins.str = ...,
+        reporter_id: builtins.str = ...,
+        reporter_masked: builtins.bool = ...,
+        source: builtins.str = ...,
+        source_post_id: builtins.str = ...,
+        assignee_id: builtins.str = ...,
+        location: Global___IssueLocation | None = ...,
+        photo_urls: collections.abc.Iterable[builtins.str] | None = ...,
+        public: builtins.bool = ...,
+        response_due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        resolution_due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        overdue: builtins.bool = ...,
+        round: builtins.int = ...,
+        version: builtins.int = ...,
+        updated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        resolved_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        closed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        duplicate_of_id: builtins.str = ...,
+        reject_reason: builtins.str = ...,
+        dispatch_id: builtins.str = ...,
+        grid_service_code: builtins.str = ...,
+        category_name: builtins.str = ...,
+        title: builtins.str = ...,
+        created_by: builtins.str = ...,
+        escalated: builtins.bool = ...,
+        awaiting_feedback: builtins.bool = ...,
+        feedback_due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        resolved_level: builtins.str = ...,
+        rating: builtins.int = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["reported_at", b"reported_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "description", b"description", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "reported_at", b"reported_at", "state", b"state"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["closed_at", b"closed_at", "feedback_due_at", b"feedback_due_at", "location", b"location", "reported_at", b"reported_at", "resolution_due_at", b"resolution_due_at", "resolved_at", b"resolved_at", "response_due_at", b"response_due_at", "updated_at", b"updated_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["assignee_id", b"assignee_id", "awaiting_feedback", b"awaiting_feedback", "category_code", b"category_code", "category_name", b"category_name", "closed_at", b"closed_at", "created_by", b"created_by", "description", b"description", "dispatch_id", b"dispatch_id", "district_id", b"district_id", "duplicate_of_id", b"duplicate_of_id", "escalated", b"escalated", "feedback_due_at", b"feedback_due_at", "grid_service_code", b"grid_service_code", "id", b"id", "level", b"level", "location", b"location", "neighbourhood_id", b"neighbourhood_id", "overdue", b"overdue", "photo_urls", b"photo_urls", "public", b"public", "rating", b"rating", "reject_reason", b"reject_reason", "reported_at", b"reported_at", "reporter_id", b"reporter_id", "reporter_masked", b"reporter_masked", "resolution_due_at", b"resolution_due_at", "resolved_at", b"resolved_at", "resolved_level", b"resolved_level", "response_due_at", b"response_due_at", "round", b"round", "source", b"source", "source_post_id", b"source_post_id", "state", b"state", "subdistrict_id", b"subdistrict_id", "title", b"title", "updated_at", b"updated_at", "version", b"version"]) -> None: ...
 
 Global___Issue: typing_extensions.TypeAlias = Issue
+
+@typing.final
+class TimelineEntry(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    SEQ_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    ACTOR_ROLE_FIELD_NUMBER: builtins.int
+    FROM_STATE_FIELD_NUMBER: builtins.int
+    TO_STATE_FIELD_NUMBER: builtins.int
+    LEVEL_FIELD_NUMBER: builtins.int
+    INTERNAL_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    PHOTO_URLS_FIELD_NUMBER: builtins.int
+    DATA_JSON_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    issue_id: builtins.str
+    seq: builtins.int
+    kind: builtins.str
+    """reported, assigned, state_changed, note, photo, recategorised, grid_status, sla_breached, feedback."""
+    actor_id: builtins.str
+    """Empty when masked for the viewer; actor_role says who acted in general terms."""
+    actor_role: builtins.str
+    """reporter, committee, subdistrict, district, operator, grid, system, service."""
+    from_state: builtins.str
+    to_state: builtins.str
+    level: builtins.str
+    internal: builtins.bool
+    text: builtins.str
+    data_json: builtins.str
+    """Extra facts as JSON (dispatch_id, rating, grid state, assignee, category...)."""
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def photo_urls(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        issue_id: builtins.str = ...,
+        seq: builtins.int = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        kind: builtins.str = ...,
+        actor_id: builtins.str = ...,
+        actor_role: builtins.str = ...,
+        from_state: builtins.str = ...,
+        to_state: builtins.str = ...,
+        level: builtins.str = ...,
+        internal: builtins.bool = ...,
+        text: builtins.str = ...,
+        photo_urls: collections.abc.Iterable[builtins.str] | None = ...,
+        data_json: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "actor_role", b"actor_role", "at", b"at", "data_json", b"data_json", "from_state", b"from_state", "id", b"id", "internal", b"internal", "issue_id", b"issue_id", "kind", b"kind", "level", b"level", "photo_urls", b"photo_urls", "seq", b"seq", "text", b"text", "to_state", b"to_state"]) -> None: ...
+
+Global___TimelineEntry: typing_extensions.TypeAlias = TimelineEntry
+
+@typing.final
+class ReportIssueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    LOCATION_FIELD_NUMBER: builtins.int
+    PHOTO_URLS_FIELD_NUMBER: builtins.int
+    PUBLIC_FIELD_NUMBER: builtins.int
+    ON_BEHALF_OF_PERSON_ID_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    category_code: builtins.str
+    title: builtins.str
+    description: builtins.str
+    public: builtins.bool
+    on_behalf_of_person_id: builtins.str
+    """A cadre reporting on a resident's behalf (a phone call): that resident's person id, optional."""
+    @property
+    def location(self) -> Global___IssueLocation: ...
+    @property
+    def photo_urls(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        location: Global___IssueLocation | None = ...,
+        photo_urls: collections.abc.Iterable[builtins.str] | None = ...,
+        public: builtins.bool = ...,
+        on_behalf_of_person_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["location", b"location"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "description", b"description", "location", b"location", "neighbourhood_id", b"neighbourhood_id", "on_behalf_of_person_id", b"on_behalf_of_person_id", "photo_urls", b"photo_urls", "public", b"public", "title", b"title"]) -> None: ...
+
+Global___ReportIssueRequest: typing_extensions.TypeAlias = ReportIssueRequest
+
+@typing.final
+class ReportIssueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_FIELD_NUMBER: builtins.int
+    @property
+    def issue(self) -> Global___Issue: ...
+    def __init__(
+        self,
+        *,
+        issue: Global___Issue | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["issue", b"issue"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue", b"issue"]) -> None: ...
+
+Global___ReportIssueResponse: typing_extensions.TypeAlias = ReportIssueResponse
 
 @typing.final
 class GetIssueRequest(google.protobuf.message.Message):
@@ -80,3 +397,696 @@ class GetIssueResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["issue", b"issue"]) -> None: ...
 
 Global___GetIssueResponse: typing_extensions.TypeAlias = GetIssueResponse
+
+@typing.final
+class IssueFilter(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: builtins.int
+    category_code: builtins.str
+    overdue_only: builtins.bool
+    @property
+    def states(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        states: collections.abc.Iterable[builtins.str] | None = ...,
+        category_code: builtins.str = ...,
+        overdue_only: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "overdue_only", b"overdue_only", "states", b"states"]) -> None: ...
+
+Global___IssueFilter: typing_extensions.TypeAlias = IssueFilter
+
+@typing.final
+class ListIssuesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    FILTER_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    scope: Global___IssueScope.ValueType
+    neighbourhood_id: builtins.str
+    subdistrict_id: builtins.str
+    @property
+    def filter(self) -> Global___IssueFilter: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        scope: Global___IssueScope.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        filter: Global___IssueFilter | None = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["filter", b"filter", "page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["filter", b"filter", "neighbourhood_id", b"neighbourhood_id", "page", b"page", "scope", b"scope", "subdistrict_id", b"subdistrict_id"]) -> None: ...
+
+Global___ListIssuesRequest: typing_extensions.TypeAlias = ListIssuesRequest
+
+@typing.final
+class ListIssuesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUES_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def issues(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Issue]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        issues: collections.abc.Iterable[Global___Issue] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issues", b"issues", "page", b"page"]) -> None: ...
+
+Global___ListIssuesResponse: typing_extensions.TypeAlias = ListIssuesResponse
+
+@typing.final
+class CountIssuesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    SUBDISTRICT_ID_FIELD_NUMBER: builtins.int
+    FILTER_FIELD_NUMBER: builtins.int
+    scope: Global___IssueScope.ValueType
+    """ISSUE_SCOPE_NEIGHBOURHOOD (neighbourhood_id) or ISSUE_SCOPE_SUBDISTRICT (subdistrict_id:
+    every neighbourhood of the sub-district, not only escalated issues).
+    """
+    neighbourhood_id: builtins.str
+    subdistrict_id: builtins.str
+    @property
+    def filter(self) -> Global___IssueFilter: ...
+    def __init__(
+        self,
+        *,
+        scope: Global___IssueScope.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        subdistrict_id: builtins.str = ...,
+        filter: Global___IssueFilter | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["filter", b"filter"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["filter", b"filter", "neighbourhood_id", b"neighbourhood_id", "scope", b"scope", "subdistrict_id", b"subdistrict_id"]) -> None: ...
+
+Global___CountIssuesRequest: typing_extensions.TypeAlias = CountIssuesRequest
+
+@typing.final
+class CountEntry(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: builtins.int
+    COUNT_FIELD_NUMBER: builtins.int
+    key: builtins.str
+    count: builtins.int
+    def __init__(
+        self,
+        *,
+        key: builtins.str = ...,
+        count: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["count", b"count", "key", b"key"]) -> None: ...
+
+Global___CountEntry: typing_extensions.TypeAlias = CountEntry
+
+@typing.final
+class NeighbourhoodCounts(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TOTAL_FIELD_NUMBER: builtins.int
+    OPEN_FIELD_NUMBER: builtins.int
+    OVERDUE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    total: builtins.int
+    open: builtins.int
+    overdue: builtins.int
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        total: builtins.int = ...,
+        open: builtins.int = ...,
+        overdue: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "open", b"open", "overdue", b"overdue", "total", b"total"]) -> None: ...
+
+Global___NeighbourhoodCounts: typing_extensions.TypeAlias = NeighbourhoodCounts
+
+@typing.final
+class CountIssuesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: builtins.int
+    OPEN_FIELD_NUMBER: builtins.int
+    OVERDUE_FIELD_NUMBER: builtins.int
+    BY_STATE_FIELD_NUMBER: builtins.int
+    BY_CATEGORY_FIELD_NUMBER: builtins.int
+    BY_NEIGHBOURHOOD_FIELD_NUMBER: builtins.int
+    BREACHES_FIELD_NUMBER: builtins.int
+    total: builtins.int
+    open: builtins.int
+    overdue: builtins.int
+    breaches: builtins.int
+    @property
+    def by_state(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CountEntry]: ...
+    @property
+    def by_category(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CountEntry]: ...
+    @property
+    def by_neighbourhood(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___NeighbourhoodCounts]: ...
+    def __init__(
+        self,
+        *,
+        total: builtins.int = ...,
+        open: builtins.int = ...,
+        overdue: builtins.int = ...,
+        by_state: collections.abc.Iterable[Global___CountEntry] | None = ...,
+        by_category: collections.abc.Iterable[Global___CountEntry] | None = ...,
+        by_neighbourhood: collections.abc.Iterable[Global___NeighbourhoodCounts] | None = ...,
+        breaches: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["breaches", b"breaches", "by_category", b"by_category", "by_neighbourhood", b"by_neighbourhood", "by_state", b"by_state", "open", b"open", "overdue", b"overdue", "total", b"total"]) -> None: ...
+
+Global___CountIssuesResponse: typing_extensions.TypeAlias = CountIssuesResponse
+
+@typing.final
+class TransitionIssueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    ACTION_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    DUPLICATE_OF_ID_FIELD_NUMBER: builtins.int
+    GRID_SERVICE_CODE_FIELD_NUMBER: builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    action: Global___IssueAction.ValueType
+    note: builtins.str
+    reason: builtins.str
+    """Required to reject."""
+    duplicate_of_id: builtins.str
+    """Required to merge: the issue this one duplicates."""
+    grid_service_code: builtins.str
+    """Dispatch only: overrides the category's grid service code."""
+    expected_version: builtins.int
+    """When set, the transition is refused (ABORTED version_mismatch) unless the issue is at this version."""
+    address: builtins.str
+    """Dispatch only: where, for an issue reported without a location (e.g. from a post); kept on the issue."""
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        action: Global___IssueAction.ValueType = ...,
+        note: builtins.str = ...,
+        reason: builtins.str = ...,
+        duplicate_of_id: builtins.str = ...,
+        grid_service_code: builtins.str = ...,
+        expected_version: builtins.int = ...,
+        address: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "address", b"address", "duplicate_of_id", b"duplicate_of_id", "expected_version", b"expected_version", "grid_service_code", b"grid_service_code", "issue_id", b"issue_id", "note", b"note", "reason", b"reason"]) -> None: ...
+
+Global___TransitionIssueRequest: typing_extensions.TypeAlias = TransitionIssueRequest
+
+@typing.final
+class TransitionIssueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_FIELD_NUMBER: builtins.int
+    DISPATCH_ID_FIELD_NUMBER: builtins.int
+    dispatch_id: builtins.str
+    """Set by a dispatch: the grid gateway's idempotency key for the ticket."""
+    @property
+    def issue(self) -> Global___Issue: ...
+    def __init__(
+        self,
+        *,
+        issue: Global___Issue | None = ...,
+        dispatch_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["issue", b"issue"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["dispatch_id", b"dispatch_id", "issue", b"issue"]) -> None: ...
+
+Global___TransitionIssueResponse: typing_extensions.TypeAlias = TransitionIssueResponse
+
+@typing.final
+class RecategoriseIssueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    category_code: builtins.str
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "issue_id", b"issue_id"]) -> None: ...
+
+Global___RecategoriseIssueRequest: typing_extensions.TypeAlias = RecategoriseIssueRequest
+
+@typing.final
+class RecategoriseIssueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_FIELD_NUMBER: builtins.int
+    @property
+    def issue(self) -> Global___Issue: ...
+    def __init__(
+        self,
+        *,
+        issue: Global___Issue | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["issue", b"issue"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue", b"issue"]) -> None: ...
+
+Global___RecategoriseIssueResponse: typing_extensions.TypeAlias = RecategoriseIssueResponse
+
+@typing.final
+class AddIssueNoteRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    INTERNAL_FIELD_NUMBER: builtins.int
+    PHOTO_URLS_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    text: builtins.str
+    internal: builtins.bool
+    @property
+    def photo_urls(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        text: builtins.str = ...,
+        internal: builtins.bool = ...,
+        photo_urls: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["internal", b"internal", "issue_id", b"issue_id", "photo_urls", b"photo_urls", "text", b"text"]) -> None: ...
+
+Global___AddIssueNoteRequest: typing_extensions.TypeAlias = AddIssueNoteRequest
+
+@typing.final
+class AddIssueNoteResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: builtins.int
+    @property
+    def entry(self) -> Global___TimelineEntry: ...
+    def __init__(
+        self,
+        *,
+        entry: Global___TimelineEntry | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["entry", b"entry"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["entry", b"entry"]) -> None: ...
+
+Global___AddIssueNoteResponse: typing_extensions.TypeAlias = AddIssueNoteResponse
+
+@typing.final
+class RateIssueRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    FIXED_FIELD_NUMBER: builtins.int
+    COMMENT_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    rating: builtins.int
+    fixed: builtins.bool
+    comment: builtins.str
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        rating: builtins.int = ...,
+        fixed: builtins.bool = ...,
+        comment: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment", "fixed", b"fixed", "issue_id", b"issue_id", "rating", b"rating"]) -> None: ...
+
+Global___RateIssueRequest: typing_extensions.TypeAlias = RateIssueRequest
+
+@typing.final
+class RateIssueResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_FIELD_NUMBER: builtins.int
+    REOPENED_FIELD_NUMBER: builtins.int
+    reopened: builtins.bool
+    @property
+    def issue(self) -> Global___Issue: ...
+    def __init__(
+        self,
+        *,
+        issue: Global___Issue | None = ...,
+        reopened: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["issue", b"issue"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue", b"issue", "reopened", b"reopened"]) -> None: ...
+
+Global___RateIssueResponse: typing_extensions.TypeAlias = RateIssueResponse
+
+@typing.final
+class ListIssueTimelineRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id", "page", b"page"]) -> None: ...
+
+Global___ListIssueTimelineRequest: typing_extensions.TypeAlias = ListIssueTimelineRequest
+
+@typing.final
+class ListIssueTimelineResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def entries(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___TimelineEntry]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        entries: collections.abc.Iterable[Global___TimelineEntry] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["entries", b"entries", "page", b"page"]) -> None: ...
+
+Global___ListIssueTimelineResponse: typing_extensions.TypeAlias = ListIssueTimelineResponse
+
+@typing.final
+class SlaClock(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    CLOCK_FIELD_NUMBER: builtins.int
+    LEVEL_FIELD_NUMBER: builtins.int
+    STARTED_AT_FIELD_NUMBER: builtins.int
+    DUE_AT_FIELD_NUMBER: builtins.int
+    STOPPED_AT_FIELD_NUMBER: builtins.int
+    OUTCOME_FIELD_NUMBER: builtins.int
+    BREACHED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    round: builtins.int
+    clock: builtins.str
+    """"response" or "resolution"."""
+    level: builtins.str
+    outcome: builtins.str
+    """running, met, late, breached, handed_over, cancelled."""
+    @property
+    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def stopped_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def breached_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        round: builtins.int = ...,
+        clock: builtins.str = ...,
+        level: builtins.str = ...,
+        started_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        stopped_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        outcome: builtins.str = ...,
+        breached_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["breached_at", b"breached_at", "due_at", b"due_at", "started_at", b"started_at", "stopped_at", b"stopped_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["breached_at", b"breached_at", "clock", b"clock", "due_at", b"due_at", "id", b"id", "level", b"level", "outcome", b"outcome", "round", b"round", "started_at", b"started_at", "stopped_at", b"stopped_at"]) -> None: ...
+
+Global___SlaClock: typing_extensions.TypeAlias = SlaClock
+
+@typing.final
+class SlaBreach(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ROUND_FIELD_NUMBER: builtins.int
+    CLOCK_FIELD_NUMBER: builtins.int
+    LEVEL_FIELD_NUMBER: builtins.int
+    DUE_AT_FIELD_NUMBER: builtins.int
+    DETECTED_AT_FIELD_NUMBER: builtins.int
+    AUTO_ESCALATED_FIELD_NUMBER: builtins.int
+    NOTIFIED_LEVEL_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    round: builtins.int
+    clock: builtins.str
+    level: builtins.str
+    auto_escalated: builtins.bool
+    notified_level: builtins.str
+    """The level notified (the one above the level that breached)."""
+    @property
+    def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def detected_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        round: builtins.int = ...,
+        clock: builtins.str = ...,
+        level: builtins.str = ...,
+        due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        detected_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        auto_escalated: builtins.bool = ...,
+        notified_level: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["detected_at", b"detected_at", "due_at", b"due_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["auto_escalated", b"auto_escalated", "clock", b"clock", "detected_at", b"detected_at", "due_at", b"due_at", "id", b"id", "level", b"level", "notified_level", b"notified_level", "round", b"round"]) -> None: ...
+
+Global___SlaBreach: typing_extensions.TypeAlias = SlaBreach
+
+@typing.final
+class GetIssueSlaRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id"]) -> None: ...
+
+Global___GetIssueSlaRequest: typing_extensions.TypeAlias = GetIssueSlaRequest
+
+@typing.final
+class GetIssueSlaResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CLOCKS_FIELD_NUMBER: builtins.int
+    BREACHES_FIELD_NUMBER: builtins.int
+    @property
+    def clocks(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___SlaClock]: ...
+    @property
+    def breaches(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___SlaBreach]: ...
+    def __init__(
+        self,
+        *,
+        clocks: collections.abc.Iterable[Global___SlaClock] | None = ...,
+        breaches: collections.abc.Iterable[Global___SlaBreach] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["breaches", b"breaches", "clocks", b"clocks"]) -> None: ...
+
+Global___GetIssueSlaResponse: typing_extensions.TypeAlias = GetIssueSlaResponse
+
+@typing.final
+class IssueCategory(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    GRID_SERVICE_CODE_FIELD_NUMBER: builtins.int
+    GRID_SERVICE_NAME_FIELD_NUMBER: builtins.int
+    RESPONSE_HOURS_FIELD_NUMBER: builtins.int
+    RESOLUTION_HOURS_FIELD_NUMBER: builtins.int
+    KEYWORDS_FIELD_NUMBER: builtins.int
+    ACTIVE_FIELD_NUMBER: builtins.int
+    SORT_ORDER_FIELD_NUMBER: builtins.int
+    code: builtins.str
+    name: builtins.str
+    district_id: builtins.str
+    """Empty for the default catalogue."""
+    grid_service_code: builtins.str
+    """The grid platform's service code (Open311 service_code), e.g. "01-02"; empty: not dispatchable."""
+    grid_service_name: builtins.str
+    response_hours: builtins.float
+    resolution_hours: builtins.float
+    active: builtins.bool
+    sort_order: builtins.int
+    @property
+    def keywords(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        code: builtins.str = ...,
+        name: builtins.str = ...,
+        district_id: builtins.str = ...,
+        grid_service_code: builtins.str = ...,
+        grid_service_name: builtins.str = ...,
+        response_hours: builtins.float = ...,
+        resolution_hours: builtins.float = ...,
+        keywords: collections.abc.Iterable[builtins.str] | None = ...,
+        active: builtins.bool = ...,
+        sort_order: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["active", b"active", "code", b"code", "district_id", b"district_id", "grid_service_code", b"grid_service_code", "grid_service_name", b"grid_service_name", "keywords", b"keywords", "name", b"name", "resolution_hours", b"resolution_hours", "response_hours", b"response_hours", "sort_order", b"sort_order"]) -> None: ...
+
+Global___IssueCategory: typing_extensions.TypeAlias = IssueCategory
+
+@typing.final
+class ListIssueCategoriesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    INCLUDE_INACTIVE_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    """Either: the district's catalogue, or the catalogue in force for the neighbourhood's district."""
+    neighbourhood_id: builtins.str
+    include_inactive: builtins.bool
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        include_inactive: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "include_inactive", b"include_inactive", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___ListIssueCategoriesRequest: typing_extensions.TypeAlias = ListIssueCategoriesRequest
+
+@typing.final
+class ListIssueCategoriesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CATEGORIES_FIELD_NUMBER: builtins.int
+    IS_DEFAULT_FIELD_NUMBER: builtins.int
+    is_default: builtins.bool
+    """True when the district has no catalogue of its own and the default applies."""
+    @property
+    def categories(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___IssueCategory]: ...
+    def __init__(
+        self,
+        *,
+        categories: collections.abc.Iterable[Global___IssueCategory] | None = ...,
+        is_default: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["categories", b"categories", "is_default", b"is_default"]) -> None: ...
+
+Global___ListIssueCategoriesResponse: typing_extensions.TypeAlias = ListIssueCategoriesResponse
+
+@typing.final
+class UpsertIssueCategoryRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    @property
+    def category(self) -> Global___IssueCategory: ...
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        category: Global___IssueCategory | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["category", b"category"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["category", b"category", "district_id", b"district_id"]) -> None: ...
+
+Global___UpsertIssueCategoryRequest: typing_extensions.TypeAlias = UpsertIssueCategoryRequest
+
+@typing.final
+class UpsertIssueCategoryResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: builtins.int
+    @property
+    def category(self) -> Global___IssueCategory: ...
+    def __init__(
+        self,
+        *,
+        category: Global___IssueCategory | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["category", b"category"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["category", b"category"]) -> None: ...
+
+Global___UpsertIssueCategoryResponse: typing_extensions.TypeAlias = UpsertIssueCategoryResponse
+
+@typing.final
+class SetResponseTargetRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    RESPONSE_HOURS_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    category_code: builtins.str
+    """Empty: every category of the neighbourhood."""
+    response_hours: builtins.float
+    """0 removes the neighbourhood's own target."""
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+        response_hours: builtins.float = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "neighbourhood_id", b"neighbourhood_id", "response_hours", b"response_hours"]) -> None: ...
+
+Global___SetResponseTargetRequest: typing_extensions.TypeAlias = SetResponseTargetRequest
+
+@typing.final
+class SetResponseTargetResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    RESPONSE_HOURS_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    category_code: builtins.str
+    response_hours: builtins.float
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+        response_hours: builtins.float = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "neighbourhood_id", b"neighbourhood_id", "response_hours", b"response_hours"]) -> None: ...
+
+Global___SetResponseTargetResponse: typing_extensions.TypeAlias = SetResponseTargetResponse

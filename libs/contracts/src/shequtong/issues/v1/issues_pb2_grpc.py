@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class IssuesServiceStub(object):
-    """Problems raised by residents: collection, layered handling, full record, feedback.
+    """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
+
+    States (strings): reported, acknowledged, in_progress, escalated, dispatched,
+    returned_from_grid, resolved, closed, rejected, merged, reopened.
+    Levels (strings): neighbourhood, subdistrict, grid.
     """
 
     def __init__(self, channel):
@@ -35,16 +39,87 @@ class IssuesServiceStub(object):
         Args:
             channel: A grpc.Channel.
         """
+        self.ReportIssue = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/ReportIssue',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueResponse.FromString,
+                _registered_method=True)
         self.GetIssue = channel.unary_unary(
                 '/shequtong.issues.v1.IssuesService/GetIssue',
                 request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueRequest.SerializeToString,
                 response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueResponse.FromString,
                 _registered_method=True)
+        self.ListIssues = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/ListIssues',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesResponse.FromString,
+                _registered_method=True)
+        self.CountIssues = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/CountIssues',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesResponse.FromString,
+                _registered_method=True)
+        self.TransitionIssue = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/TransitionIssue',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueResponse.FromString,
+                _registered_method=True)
+        self.RecategoriseIssue = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/RecategoriseIssue',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueResponse.FromString,
+                _registered_method=True)
+        self.AddIssueNote = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/AddIssueNote',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteResponse.FromString,
+                _registered_method=True)
+        self.RateIssue = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/RateIssue',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueResponse.FromString,
+                _registered_method=True)
+        self.ListIssueTimeline = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/ListIssueTimeline',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineResponse.FromString,
+                _registered_method=True)
+        self.GetIssueSla = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/GetIssueSla',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaResponse.FromString,
+                _registered_method=True)
+        self.ListIssueCategories = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/ListIssueCategories',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesResponse.FromString,
+                _registered_method=True)
+        self.UpsertIssueCategory = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/UpsertIssueCategory',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryResponse.FromString,
+                _registered_method=True)
+        self.SetResponseTarget = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/SetResponseTarget',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.FromString,
+                _registered_method=True)
 
 
 class IssuesServiceServicer(object):
-    """Problems raised by residents: collection, layered handling, full record, feedback.
+    """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
+
+    States (strings): reported, acknowledged, in_progress, escalated, dispatched,
+    returned_from_grid, resolved, closed, rejected, merged, reopened.
+    Levels (strings): neighbourhood, subdistrict, grid.
     """
+
+    def ReportIssue(self, request, context):
+        """A resident reports a problem directly, or a cadre records one on someone's behalf.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetIssue(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -52,13 +127,148 @@ class IssuesServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIssues(self, request, context):
+        """Queues and views: per neighbourhood, per sub-district, mine, reported by me, public list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountIssues(self, request, context):
+        """Counts by state and category (statistics for committees and sub-district staff).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransitionIssue(self, request, context):
+        """One step of the state machine (acknowledge, start, escalate, dispatch, resolve, reject, merge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecategoriseIssue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddIssueNote(self, request, context):
+        """A note (public or internal), optionally with photos.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateIssue(self, request, context):
+        """The reporter's verdict once resolved: rating 1-5, fixed or not, comment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIssueTimeline(self, request, context):
+        """The append-only record of the issue, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIssueSla(self, request, context):
+        """SLA clocks of every level and the breaches recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIssueCategories(self, request, context):
+        """The category catalogue in force for a district (its own, else the default).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertIssueCategory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetResponseTarget(self, request, context):
+        """A neighbourhood's own response target (hours), for all categories or one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ReportIssue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportIssue,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueResponse.SerializeToString,
+            ),
             'GetIssue': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIssue,
                     request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueRequest.FromString,
                     response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueResponse.SerializeToString,
+            ),
+            'ListIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIssues,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesResponse.SerializeToString,
+            ),
+            'CountIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountIssues,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesResponse.SerializeToString,
+            ),
+            'TransitionIssue': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransitionIssue,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueResponse.SerializeToString,
+            ),
+            'RecategoriseIssue': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecategoriseIssue,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueResponse.SerializeToString,
+            ),
+            'AddIssueNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddIssueNote,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteResponse.SerializeToString,
+            ),
+            'RateIssue': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateIssue,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueResponse.SerializeToString,
+            ),
+            'ListIssueTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIssueTimeline,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineResponse.SerializeToString,
+            ),
+            'GetIssueSla': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIssueSla,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaResponse.SerializeToString,
+            ),
+            'ListIssueCategories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIssueCategories,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesResponse.SerializeToString,
+            ),
+            'UpsertIssueCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertIssueCategory,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryResponse.SerializeToString,
+            ),
+            'SetResponseTarget': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetResponseTarget,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -69,8 +279,39 @@ def add_IssuesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IssuesService(object):
-    """Problems raised by residents: collection, layered handling, full record, feedback.
+    """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
+
+    States (strings): reported, acknowledged, in_progress, escalated, dispatched,
+    returned_from_grid, resolved, closed, rejected, merged, reopened.
+    Levels (strings): neighbourhood, subdistrict, grid.
     """
+
+    @staticmethod
+    def ReportIssue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/ReportIssue',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ReportIssueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetIssue(request,
@@ -89,6 +330,303 @@ class IssuesService(object):
             '/shequtong.issues.v1.IssuesService/GetIssue',
             shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueRequest.SerializeToString,
             shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/ListIssues',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/CountIssues',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.CountIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransitionIssue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/TransitionIssue',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.TransitionIssueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecategoriseIssue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/RecategoriseIssue',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.RecategoriseIssueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddIssueNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/AddIssueNote',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.AddIssueNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateIssue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/RateIssue',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.RateIssueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIssueTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/ListIssueTimeline',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIssueSla(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/GetIssueSla',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.GetIssueSlaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIssueCategories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/ListIssueCategories',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ListIssueCategoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertIssueCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/UpsertIssueCategory',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.UpsertIssueCategoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetResponseTarget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/SetResponseTarget',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,6 +25,22 @@ class _ServicerContext(grpc.ServicerContext, grpc.aio.ServicerContext):  # type:
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+_IssuesServiceReportIssueType = typing_extensions.TypeVar(
+    '_IssuesServiceReportIssueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+        shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+        shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+        shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+    ],
+)
+
 _IssuesServiceGetIssueType = typing_extensions.TypeVar(
     '_IssuesServiceGetIssueType',
     grpc.UnaryUnaryMultiCallable[
@@ -41,36 +57,408 @@ _IssuesServiceGetIssueType = typing_extensions.TypeVar(
     ],
 )
 
-class IssuesServiceStub(typing.Generic[_IssuesServiceGetIssueType]):
-    """Problems raised by residents: collection, layered handling, full record, feedback."""
+_IssuesServiceListIssuesType = typing_extensions.TypeVar(
+    '_IssuesServiceListIssuesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+    ],
+)
+
+_IssuesServiceCountIssuesType = typing_extensions.TypeVar(
+    '_IssuesServiceCountIssuesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+        shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+        shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+        shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+    ],
+)
+
+_IssuesServiceTransitionIssueType = typing_extensions.TypeVar(
+    '_IssuesServiceTransitionIssueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+        shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+        shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+        shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+    ],
+)
+
+_IssuesServiceRecategoriseIssueType = typing_extensions.TypeVar(
+    '_IssuesServiceRecategoriseIssueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+    ],
+)
+
+_IssuesServiceAddIssueNoteType = typing_extensions.TypeVar(
+    '_IssuesServiceAddIssueNoteType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+        shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+        shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+        shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+    ],
+)
+
+_IssuesServiceRateIssueType = typing_extensions.TypeVar(
+    '_IssuesServiceRateIssueType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RateIssueRequest,
+        shequtong.issues.v1.issues_pb2.RateIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RateIssueRequest,
+        shequtong.issues.v1.issues_pb2.RateIssueResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RateIssueRequest,
+        shequtong.issues.v1.issues_pb2.RateIssueResponse,
+    ],
+)
+
+_IssuesServiceListIssueTimelineType = typing_extensions.TypeVar(
+    '_IssuesServiceListIssueTimelineType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+    ],
+)
+
+_IssuesServiceGetIssueSlaType = typing_extensions.TypeVar(
+    '_IssuesServiceGetIssueSlaType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+        shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+        shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+        shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+    ],
+)
+
+_IssuesServiceListIssueCategoriesType = typing_extensions.TypeVar(
+    '_IssuesServiceListIssueCategoriesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+    ],
+)
+
+_IssuesServiceUpsertIssueCategoryType = typing_extensions.TypeVar(
+    '_IssuesServiceUpsertIssueCategoryType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+    ],
+)
+
+_IssuesServiceSetResponseTargetType = typing_extensions.TypeVar(
+    '_IssuesServiceSetResponseTargetType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+        shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+        shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+        shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+    ],
+)
+
+class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesServiceGetIssueType, _IssuesServiceListIssuesType, _IssuesServiceCountIssuesType, _IssuesServiceTransitionIssueType, _IssuesServiceRecategoriseIssueType, _IssuesServiceAddIssueNoteType, _IssuesServiceRateIssueType, _IssuesServiceListIssueTimelineType, _IssuesServiceGetIssueSlaType, _IssuesServiceListIssueCategoriesType, _IssuesServiceUpsertIssueCategoryType, _IssuesServiceSetResponseTargetType]):
+    """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
+
+    States (strings): reported, acknowledged, in_progress, escalated, dispatched,
+    returned_from_grid, resolved, closed, rejected, merged, reopened.
+    Levels (strings): neighbourhood, subdistrict, grid.
+    """
 
     @typing.overload
     def __init__(self: IssuesServiceStub[
         grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+            shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
             shequtong.issues.v1.issues_pb2.GetIssueRequest,
             shequtong.issues.v1.issues_pb2.GetIssueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+            shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+            shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+            shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+            shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+            shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.RateIssueRequest,
+            shequtong.issues.v1.issues_pb2.RateIssueResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+            shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+            shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+            shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+            shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+            shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
     @typing.overload
     def __init__(self: IssuesServiceStub[
         grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+            shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
             shequtong.issues.v1.issues_pb2.GetIssueRequest,
             shequtong.issues.v1.issues_pb2.GetIssueResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+            shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+            shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+            shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+            shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+            shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.RateIssueRequest,
+            shequtong.issues.v1.issues_pb2.RateIssueResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+            shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+            shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+            shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+            shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+            shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
+
+    ReportIssue: _IssuesServiceReportIssueType
+    """A resident reports a problem directly, or a cadre records one on someone's behalf."""
 
     GetIssue: _IssuesServiceGetIssueType
 
+    ListIssues: _IssuesServiceListIssuesType
+    """Queues and views: per neighbourhood, per sub-district, mine, reported by me, public list."""
+
+    CountIssues: _IssuesServiceCountIssuesType
+    """Counts by state and category (statistics for committees and sub-district staff)."""
+
+    TransitionIssue: _IssuesServiceTransitionIssueType
+    """One step of the state machine (acknowledge, start, escalate, dispatch, resolve, reject, merge)."""
+
+    RecategoriseIssue: _IssuesServiceRecategoriseIssueType
+
+    AddIssueNote: _IssuesServiceAddIssueNoteType
+    """A note (public or internal), optionally with photos."""
+
+    RateIssue: _IssuesServiceRateIssueType
+    """The reporter's verdict once resolved: rating 1-5, fixed or not, comment."""
+
+    ListIssueTimeline: _IssuesServiceListIssueTimelineType
+    """The append-only record of the issue, oldest first."""
+
+    GetIssueSla: _IssuesServiceGetIssueSlaType
+    """SLA clocks of every level and the breaches recorded."""
+
+    ListIssueCategories: _IssuesServiceListIssueCategoriesType
+    """The category catalogue in force for a district (its own, else the default)."""
+
+    UpsertIssueCategory: _IssuesServiceUpsertIssueCategoryType
+
+    SetResponseTarget: _IssuesServiceSetResponseTargetType
+    """A neighbourhood's own response target (hours), for all categories or one."""
+
 IssuesServiceAsyncStub: typing_extensions.TypeAlias = IssuesServiceStub[
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+        shequtong.issues.v1.issues_pb2.ReportIssueResponse,
+    ],
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.issues.v1.issues_pb2.GetIssueRequest,
         shequtong.issues.v1.issues_pb2.GetIssueResponse,
     ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssuesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+        shequtong.issues.v1.issues_pb2.CountIssuesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+        shequtong.issues.v1.issues_pb2.TransitionIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+        shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+        shequtong.issues.v1.issues_pb2.AddIssueNoteResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.RateIssueRequest,
+        shequtong.issues.v1.issues_pb2.RateIssueResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+        shequtong.issues.v1.issues_pb2.GetIssueSlaResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+        shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+        shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+        shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+    ],
 ]
 
 class IssuesServiceServicer(metaclass=abc.ABCMeta):
-    """Problems raised by residents: collection, layered handling, full record, feedback."""
+    """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
+
+    States (strings): reported, acknowledged, in_progress, escalated, dispatched,
+    returned_from_grid, resolved, closed, rejected, merged, reopened.
+    Levels (strings): neighbourhood, subdistrict, grid.
+    """
+
+    @abc.abstractmethod
+    def ReportIssue(
+        self,
+        request: shequtong.issues.v1.issues_pb2.ReportIssueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.ReportIssueResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.ReportIssueResponse]]:
+        """A resident reports a problem directly, or a cadre records one on someone's behalf."""
 
     @abc.abstractmethod
     def GetIssue(
@@ -78,5 +466,91 @@ class IssuesServiceServicer(metaclass=abc.ABCMeta):
         request: shequtong.issues.v1.issues_pb2.GetIssueRequest,
         context: _ServicerContext,
     ) -> typing.Union[shequtong.issues.v1.issues_pb2.GetIssueResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.GetIssueResponse]]: ...
+
+    @abc.abstractmethod
+    def ListIssues(
+        self,
+        request: shequtong.issues.v1.issues_pb2.ListIssuesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.ListIssuesResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.ListIssuesResponse]]:
+        """Queues and views: per neighbourhood, per sub-district, mine, reported by me, public list."""
+
+    @abc.abstractmethod
+    def CountIssues(
+        self,
+        request: shequtong.issues.v1.issues_pb2.CountIssuesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.CountIssuesResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.CountIssuesResponse]]:
+        """Counts by state and category (statistics for committees and sub-district staff)."""
+
+    @abc.abstractmethod
+    def TransitionIssue(
+        self,
+        request: shequtong.issues.v1.issues_pb2.TransitionIssueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.TransitionIssueResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.TransitionIssueResponse]]:
+        """One step of the state machine (acknowledge, start, escalate, dispatch, resolve, reject, merge)."""
+
+    @abc.abstractmethod
+    def RecategoriseIssue(
+        self,
+        request: shequtong.issues.v1.issues_pb2.RecategoriseIssueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.RecategoriseIssueResponse]]: ...
+
+    @abc.abstractmethod
+    def AddIssueNote(
+        self,
+        request: shequtong.issues.v1.issues_pb2.AddIssueNoteRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.AddIssueNoteResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.AddIssueNoteResponse]]:
+        """A note (public or internal), optionally with photos."""
+
+    @abc.abstractmethod
+    def RateIssue(
+        self,
+        request: shequtong.issues.v1.issues_pb2.RateIssueRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.RateIssueResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.RateIssueResponse]]:
+        """The reporter's verdict once resolved: rating 1-5, fixed or not, comment."""
+
+    @abc.abstractmethod
+    def ListIssueTimeline(
+        self,
+        request: shequtong.issues.v1.issues_pb2.ListIssueTimelineRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.ListIssueTimelineResponse]]:
+        """The append-only record of the issue, oldest first."""
+
+    @abc.abstractmethod
+    def GetIssueSla(
+        self,
+        request: shequtong.issues.v1.issues_pb2.GetIssueSlaRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.GetIssueSlaResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.GetIssueSlaResponse]]:
+        """SLA clocks of every level and the breaches recorded."""
+
+    @abc.abstractmethod
+    def ListIssueCategories(
+        self,
+        request: shequtong.issues.v1.issues_pb2.ListIssueCategoriesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.ListIssueCategoriesResponse]]:
+        """The category catalogue in force for a district (its own, else the default)."""
+
+    @abc.abstractmethod
+    def UpsertIssueCategory(
+        self,
+        request: shequtong.issues.v1.issues_pb2.UpsertIssueCategoryRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.UpsertIssueCategoryResponse]]: ...
+
+    @abc.abstractmethod
+    def SetResponseTarget(
+        self,
+        request: shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.SetResponseTargetResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.SetResponseTargetResponse]]:
+        """A neighbourhood's own response target (hours), for all categories or one."""
 
 def add_IssuesServiceServicer_to_server(servicer: IssuesServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -7,7 +7,10 @@ import builtins
 import collections.abc
 import google.protobuf.descriptor
 import google.protobuf.internal.containers
+import google.protobuf.internal.enum_type_wrapper
 import google.protobuf.message
+import google.protobuf.timestamp_pb2
+import shequtong.common.v1.common_pb2
 import sys
 import typing
 
@@ -18,24 +21,279 @@ else:
 
 DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
+class _VolunteerState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _VolunteerStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_VolunteerState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    VOLUNTEER_STATE_UNSPECIFIED: _VolunteerState.ValueType  # 0
+    VOLUNTEER_STATE_PENDING: _VolunteerState.ValueType  # 1
+    VOLUNTEER_STATE_APPROVED: _VolunteerState.ValueType  # 2
+    VOLUNTEER_STATE_REJECTED: _VolunteerState.ValueType  # 3
+    VOLUNTEER_STATE_LEFT: _VolunteerState.ValueType  # 4
+    VOLUNTEER_STATE_REMOVED: _VolunteerState.ValueType  # 5
+
+class VolunteerState(_VolunteerState, metaclass=_VolunteerStateEnumTypeWrapper): ...
+
+VOLUNTEER_STATE_UNSPECIFIED: VolunteerState.ValueType  # 0
+VOLUNTEER_STATE_PENDING: VolunteerState.ValueType  # 1
+VOLUNTEER_STATE_APPROVED: VolunteerState.ValueType  # 2
+VOLUNTEER_STATE_REJECTED: VolunteerState.ValueType  # 3
+VOLUNTEER_STATE_LEFT: VolunteerState.ValueType  # 4
+VOLUNTEER_STATE_REMOVED: VolunteerState.ValueType  # 5
+Global___VolunteerState: typing_extensions.TypeAlias = VolunteerState
+
+class _OrganiserKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _OrganiserKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_OrganiserKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ORGANISER_KIND_UNSPECIFIED: _OrganiserKind.ValueType  # 0
+    ORGANISER_KIND_NEIGHBOURHOOD: _OrganiserKind.ValueType  # 1
+    ORGANISER_KIND_ORGANISATION: _OrganiserKind.ValueType  # 2
+
+class OrganiserKind(_OrganiserKind, metaclass=_OrganiserKindEnumTypeWrapper):
+    """===================================================================================================
+    Activities
+    ===================================================================================================
+    """
+
+ORGANISER_KIND_UNSPECIFIED: OrganiserKind.ValueType  # 0
+ORGANISER_KIND_NEIGHBOURHOOD: OrganiserKind.ValueType  # 1
+ORGANISER_KIND_ORGANISATION: OrganiserKind.ValueType  # 2
+Global___OrganiserKind: typing_extensions.TypeAlias = OrganiserKind
+
+class _ActivityState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ActivityStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ActivityState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ACTIVITY_STATE_UNSPECIFIED: _ActivityState.ValueType  # 0
+    ACTIVITY_STATE_OPEN: _ActivityState.ValueType  # 1
+    ACTIVITY_STATE_CANCELLED: _ActivityState.ValueType  # 2
+
+class ActivityState(_ActivityState, metaclass=_ActivityStateEnumTypeWrapper): ...
+
+ACTIVITY_STATE_UNSPECIFIED: ActivityState.ValueType  # 0
+ACTIVITY_STATE_OPEN: ActivityState.ValueType  # 1
+ACTIVITY_STATE_CANCELLED: ActivityState.ValueType  # 2
+Global___ActivityState: typing_extensions.TypeAlias = ActivityState
+
+class _SignupState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _SignupStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_SignupState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    SIGNUP_STATE_UNSPECIFIED: _SignupState.ValueType  # 0
+    SIGNUP_STATE_CONFIRMED: _SignupState.ValueType  # 1
+    SIGNUP_STATE_WAITLISTED: _SignupState.ValueType  # 2
+    SIGNUP_STATE_CANCELLED: _SignupState.ValueType  # 3
+    SIGNUP_STATE_ACTIVITY_CANCELLED: _SignupState.ValueType  # 4
+
+class SignupState(_SignupState, metaclass=_SignupStateEnumTypeWrapper): ...
+
+SIGNUP_STATE_UNSPECIFIED: SignupState.ValueType  # 0
+SIGNUP_STATE_CONFIRMED: SignupState.ValueType  # 1
+SIGNUP_STATE_WAITLISTED: SignupState.ValueType  # 2
+SIGNUP_STATE_CANCELLED: SignupState.ValueType  # 3
+SIGNUP_STATE_ACTIVITY_CANCELLED: SignupState.ValueType  # 4
+Global___SignupState: typing_extensions.TypeAlias = SignupState
+
+class _AttendanceMethod:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _AttendanceMethodEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_AttendanceMethod.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ATTENDANCE_METHOD_UNSPECIFIED: _AttendanceMethod.ValueType  # 0
+    ATTENDANCE_METHOD_ORGANISER: _AttendanceMethod.ValueType  # 1
+    ATTENDANCE_METHOD_QR: _AttendanceMethod.ValueType  # 2
+
+class AttendanceMethod(_AttendanceMethod, metaclass=_AttendanceMethodEnumTypeWrapper): ...
+
+ATTENDANCE_METHOD_UNSPECIFIED: AttendanceMethod.ValueType  # 0
+ATTENDANCE_METHOD_ORGANISER: AttendanceMethod.ValueType  # 1
+ATTENDANCE_METHOD_QR: AttendanceMethod.ValueType  # 2
+Global___AttendanceMethod: typing_extensions.TypeAlias = AttendanceMethod
+
+class _HoursEntryKind:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _HoursEntryKindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_HoursEntryKind.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    HOURS_ENTRY_KIND_UNSPECIFIED: _HoursEntryKind.ValueType  # 0
+    HOURS_ENTRY_KIND_CREDIT: _HoursEntryKind.ValueType  # 1
+    """Attended time credited at check-out."""
+    HOURS_ENTRY_KIND_REVERSAL: _HoursEntryKind.ValueType  # 2
+    """Cancels an earlier entry (negative minutes), with a reason."""
+    HOURS_ENTRY_KIND_ADJUSTMENT: _HoursEntryKind.ValueType  # 3
+    """The corrected amount that replaces a reversed entry, with a reason."""
+
+class HoursEntryKind(_HoursEntryKind, metaclass=_HoursEntryKindEnumTypeWrapper):
+    """===================================================================================================
+    Service hours
+    ===================================================================================================
+    """
+
+HOURS_ENTRY_KIND_UNSPECIFIED: HoursEntryKind.ValueType  # 0
+HOURS_ENTRY_KIND_CREDIT: HoursEntryKind.ValueType  # 1
+"""Attended time credited at check-out."""
+HOURS_ENTRY_KIND_REVERSAL: HoursEntryKind.ValueType  # 2
+"""Cancels an earlier entry (negative minutes), with a reason."""
+HOURS_ENTRY_KIND_ADJUSTMENT: HoursEntryKind.ValueType  # 3
+"""The corrected amount that replaces a reversed entry, with a reason."""
+Global___HoursEntryKind: typing_extensions.TypeAlias = HoursEntryKind
+
+class _HoursScope:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _HoursScopeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_HoursScope.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    HOURS_SCOPE_UNSPECIFIED: _HoursScope.ValueType  # 0
+    HOURS_SCOPE_PERSON: _HoursScope.ValueType  # 1
+    HOURS_SCOPE_TEAM: _HoursScope.ValueType  # 2
+    HOURS_SCOPE_NEIGHBOURHOOD: _HoursScope.ValueType  # 3
+
+class HoursScope(_HoursScope, metaclass=_HoursScopeEnumTypeWrapper): ...
+
+HOURS_SCOPE_UNSPECIFIED: HoursScope.ValueType  # 0
+HOURS_SCOPE_PERSON: HoursScope.ValueType  # 1
+HOURS_SCOPE_TEAM: HoursScope.ValueType  # 2
+HOURS_SCOPE_NEIGHBOURHOOD: HoursScope.ValueType  # 3
+Global___HoursScope: typing_extensions.TypeAlias = HoursScope
+
+class _OrganisationState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _OrganisationStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_OrganisationState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ORGANISATION_STATE_UNSPECIFIED: _OrganisationState.ValueType  # 0
+    ORGANISATION_STATE_PENDING: _OrganisationState.ValueType  # 1
+    ORGANISATION_STATE_APPROVED: _OrganisationState.ValueType  # 2
+    ORGANISATION_STATE_REJECTED: _OrganisationState.ValueType  # 3
+
+class OrganisationState(_OrganisationState, metaclass=_OrganisationStateEnumTypeWrapper):
+    """===================================================================================================
+    Social organisations and storefronts
+    ===================================================================================================
+    """
+
+ORGANISATION_STATE_UNSPECIFIED: OrganisationState.ValueType  # 0
+ORGANISATION_STATE_PENDING: OrganisationState.ValueType  # 1
+ORGANISATION_STATE_APPROVED: OrganisationState.ValueType  # 2
+ORGANISATION_STATE_REJECTED: OrganisationState.ValueType  # 3
+Global___OrganisationState: typing_extensions.TypeAlias = OrganisationState
+
+class _StorefrontState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _StorefrontStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_StorefrontState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    STOREFRONT_STATE_UNSPECIFIED: _StorefrontState.ValueType  # 0
+    STOREFRONT_STATE_OPEN: _StorefrontState.ValueType  # 1
+    STOREFRONT_STATE_CLOSED: _StorefrontState.ValueType  # 2
+
+class StorefrontState(_StorefrontState, metaclass=_StorefrontStateEnumTypeWrapper): ...
+
+STOREFRONT_STATE_UNSPECIFIED: StorefrontState.ValueType  # 0
+STOREFRONT_STATE_OPEN: StorefrontState.ValueType  # 1
+STOREFRONT_STATE_CLOSED: StorefrontState.ValueType  # 2
+Global___StorefrontState: typing_extensions.TypeAlias = StorefrontState
+
+class _BookingState:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _BookingStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_BookingState.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    BOOKING_STATE_UNSPECIFIED: _BookingState.ValueType  # 0
+    BOOKING_STATE_REQUESTED: _BookingState.ValueType  # 1
+    BOOKING_STATE_ACCEPTED: _BookingState.ValueType  # 2
+    BOOKING_STATE_DECLINED: _BookingState.ValueType  # 3
+    BOOKING_STATE_FULFILLED: _BookingState.ValueType  # 4
+    BOOKING_STATE_CANCELLED: _BookingState.ValueType  # 5
+
+class BookingState(_BookingState, metaclass=_BookingStateEnumTypeWrapper): ...
+
+BOOKING_STATE_UNSPECIFIED: BookingState.ValueType  # 0
+BOOKING_STATE_REQUESTED: BookingState.ValueType  # 1
+BOOKING_STATE_ACCEPTED: BookingState.ValueType  # 2
+BOOKING_STATE_DECLINED: BookingState.ValueType  # 3
+BOOKING_STATE_FULFILLED: BookingState.ValueType  # 4
+BOOKING_STATE_CANCELLED: BookingState.ValueType  # 5
+Global___BookingState: typing_extensions.TypeAlias = BookingState
+
+class _MutualAidTarget:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _MutualAidTargetEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MutualAidTarget.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    MUTUAL_AID_TARGET_UNSPECIFIED: _MutualAidTarget.ValueType  # 0
+    MUTUAL_AID_TARGET_ACTIVITY: _MutualAidTarget.ValueType  # 1
+    MUTUAL_AID_TARGET_BOOKING: _MutualAidTarget.ValueType  # 2
+
+class MutualAidTarget(_MutualAidTarget, metaclass=_MutualAidTargetEnumTypeWrapper):
+    """===================================================================================================
+    Mutual aid
+    ===================================================================================================
+    """
+
+MUTUAL_AID_TARGET_UNSPECIFIED: MutualAidTarget.ValueType  # 0
+MUTUAL_AID_TARGET_ACTIVITY: MutualAidTarget.ValueType  # 1
+MUTUAL_AID_TARGET_BOOKING: MutualAidTarget.ValueType  # 2
+Global___MutualAidTarget: typing_extensions.TypeAlias = MutualAidTarget
+
 @typing.final
 class Team(google.protobuf.message.Message):
+    """===================================================================================================
+    Teams and volunteers
+    ===================================================================================================
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ID_FIELD_NUMBER: builtins.int
     NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
     NAME_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    IS_DEFAULT_FIELD_NUMBER: builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: builtins.int
+    LEADER_PERSON_IDS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
     id: builtins.str
     neighbourhood_id: builtins.str
     name: builtins.str
+    description: builtins.str
+    is_default: builtins.bool
+    """The team a resident joins when they do not name one (one per neighbourhood)."""
+    member_count: builtins.int
+    @property
+    def leader_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         id: builtins.str = ...,
         neighbourhood_id: builtins.str = ...,
         name: builtins.str = ...,
+        description: builtins.str = ...,
+        is_default: builtins.bool = ...,
+        member_count: builtins.int = ...,
+        leader_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["id", b"id", "name", b"name", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["created_at", b"created_at", "description", b"description", "id", b"id", "is_default", b"is_default", "leader_person_ids", b"leader_person_ids", "member_count", b"member_count", "name", b"name", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
 
 Global___Team: typing_extensions.TypeAlias = Team
 
@@ -44,13 +302,18 @@ class ListTeamsRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
     neighbourhood_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
         neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
 
 Global___ListTeamsRequest: typing_extensions.TypeAlias = ListTeamsRequest
 
@@ -59,13 +322,2610 @@ class ListTeamsResponse(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TEAMS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
     @property
     def teams(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Team]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
     def __init__(
         self,
         *,
         teams: collections.abc.Iterable[Global___Team] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["teams", b"teams"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "teams", b"teams"]) -> None: ...
 
 Global___ListTeamsResponse: typing_extensions.TypeAlias = ListTeamsResponse
+
+@typing.final
+class CreateTeamRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    name: builtins.str
+    description: builtins.str
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        name: builtins.str = ...,
+        description: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["description", b"description", "name", b"name", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___CreateTeamRequest: typing_extensions.TypeAlias = CreateTeamRequest
+
+@typing.final
+class CreateTeamResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TEAM_FIELD_NUMBER: builtins.int
+    @property
+    def team(self) -> Global___Team: ...
+    def __init__(
+        self,
+        *,
+        team: Global___Team | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["team", b"team"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["team", b"team"]) -> None: ...
+
+Global___CreateTeamResponse: typing_extensions.TypeAlias = CreateTeamResponse
+
+@typing.final
+class GetTeamRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetTeamRequest: typing_extensions.TypeAlias = GetTeamRequest
+
+@typing.final
+class GetTeamResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TEAM_FIELD_NUMBER: builtins.int
+    @property
+    def team(self) -> Global___Team: ...
+    def __init__(
+        self,
+        *,
+        team: Global___Team | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["team", b"team"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["team", b"team"]) -> None: ...
+
+Global___GetTeamResponse: typing_extensions.TypeAlias = GetTeamResponse
+
+@typing.final
+class SetTeamLeaderRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    LEADER_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    leader: builtins.bool
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        leader: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["leader", b"leader", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___SetTeamLeaderRequest: typing_extensions.TypeAlias = SetTeamLeaderRequest
+
+@typing.final
+class SetTeamLeaderResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___SetTeamLeaderResponse: typing_extensions.TypeAlias = SetTeamLeaderResponse
+
+@typing.final
+class Volunteer(google.protobuf.message.Message):
+    """One person's application to / membership of one team."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    SKILLS_FIELD_NUMBER: builtins.int
+    AVAILABILITY_FIELD_NUMBER: builtins.int
+    MOTIVATION_FIELD_NUMBER: builtins.int
+    IS_LEADER_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    APPLIED_AT_FIELD_NUMBER: builtins.int
+    DECIDED_AT_FIELD_NUMBER: builtins.int
+    DECIDED_BY_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    ENDED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    state: Global___VolunteerState.ValueType
+    availability: builtins.str
+    motivation: builtins.str
+    is_leader: builtins.bool
+    display_name: builtins.str
+    decided_by: builtins.str
+    reason: builtins.str
+    """Why an application was rejected or a volunteer removed / left."""
+    @property
+    def skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def applied_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def decided_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ended_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        state: Global___VolunteerState.ValueType = ...,
+        skills: collections.abc.Iterable[builtins.str] | None = ...,
+        availability: builtins.str = ...,
+        motivation: builtins.str = ...,
+        is_leader: builtins.bool = ...,
+        display_name: builtins.str = ...,
+        applied_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        decided_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        decided_by: builtins.str = ...,
+        reason: builtins.str = ...,
+        ended_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["applied_at", b"applied_at", "decided_at", b"decided_at", "ended_at", b"ended_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["applied_at", b"applied_at", "availability", b"availability", "decided_at", b"decided_at", "decided_by", b"decided_by", "display_name", b"display_name", "ended_at", b"ended_at", "id", b"id", "is_leader", b"is_leader", "motivation", b"motivation", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "skills", b"skills", "state", b"state", "team_id", b"team_id"]) -> None: ...
+
+Global___Volunteer: typing_extensions.TypeAlias = Volunteer
+
+@typing.final
+class ApplyToVolunteerRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    SKILLS_FIELD_NUMBER: builtins.int
+    AVAILABILITY_FIELD_NUMBER: builtins.int
+    MOTIVATION_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    """Empty: the neighbourhood's default team."""
+    availability: builtins.str
+    motivation: builtins.str
+    @property
+    def skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        skills: collections.abc.Iterable[builtins.str] | None = ...,
+        availability: builtins.str = ...,
+        motivation: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["availability", b"availability", "motivation", b"motivation", "neighbourhood_id", b"neighbourhood_id", "skills", b"skills", "team_id", b"team_id"]) -> None: ...
+
+Global___ApplyToVolunteerRequest: typing_extensions.TypeAlias = ApplyToVolunteerRequest
+
+@typing.final
+class ApplyToVolunteerResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___ApplyToVolunteerResponse: typing_extensions.TypeAlias = ApplyToVolunteerResponse
+
+@typing.final
+class GetVolunteerRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetVolunteerRequest: typing_extensions.TypeAlias = GetVolunteerRequest
+
+@typing.final
+class GetVolunteerResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___GetVolunteerResponse: typing_extensions.TypeAlias = GetVolunteerResponse
+
+@typing.final
+class ListVolunteersRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    MINE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    state: Global___VolunteerState.ValueType
+    mine: builtins.bool
+    """Only the caller's own applications and memberships (any neighbourhood)."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        state: Global___VolunteerState.ValueType = ...,
+        mine: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["mine", b"mine", "neighbourhood_id", b"neighbourhood_id", "page", b"page", "state", b"state", "team_id", b"team_id"]) -> None: ...
+
+Global___ListVolunteersRequest: typing_extensions.TypeAlias = ListVolunteersRequest
+
+@typing.final
+class ListVolunteersResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEERS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def volunteers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Volunteer]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        volunteers: collections.abc.Iterable[Global___Volunteer] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "volunteers", b"volunteers"]) -> None: ...
+
+Global___ListVolunteersResponse: typing_extensions.TypeAlias = ListVolunteersResponse
+
+@typing.final
+class ApproveVolunteerRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___ApproveVolunteerRequest: typing_extensions.TypeAlias = ApproveVolunteerRequest
+
+@typing.final
+class ApproveVolunteerResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___ApproveVolunteerResponse: typing_extensions.TypeAlias = ApproveVolunteerResponse
+
+@typing.final
+class RejectVolunteerRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["reason", b"reason", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___RejectVolunteerRequest: typing_extensions.TypeAlias = RejectVolunteerRequest
+
+@typing.final
+class RejectVolunteerResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___RejectVolunteerResponse: typing_extensions.TypeAlias = RejectVolunteerResponse
+
+@typing.final
+class LeaveTeamRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["reason", b"reason", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___LeaveTeamRequest: typing_extensions.TypeAlias = LeaveTeamRequest
+
+@typing.final
+class LeaveTeamResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___LeaveTeamResponse: typing_extensions.TypeAlias = LeaveTeamResponse
+
+@typing.final
+class RemoveVolunteerRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    volunteer_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        volunteer_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["reason", b"reason", "volunteer_id", b"volunteer_id"]) -> None: ...
+
+Global___RemoveVolunteerRequest: typing_extensions.TypeAlias = RemoveVolunteerRequest
+
+@typing.final
+class RemoveVolunteerResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEER_FIELD_NUMBER: builtins.int
+    @property
+    def volunteer(self) -> Global___Volunteer: ...
+    def __init__(
+        self,
+        *,
+        volunteer: Global___Volunteer | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["volunteer", b"volunteer"]) -> None: ...
+
+Global___RemoveVolunteerResponse: typing_extensions.TypeAlias = RemoveVolunteerResponse
+
+@typing.final
+class Activity(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ORGANISER_KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    PLACE_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    REQUIRED_SKILLS_FIELD_NUMBER: builtins.int
+    AUDIENCE_NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    CONFIRMED_COUNT_FIELD_NUMBER: builtins.int
+    WAITLIST_COUNT_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    CANCEL_REASON_FIELD_NUMBER: builtins.int
+    CANCELLED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    organiser_kind: Global___OrganiserKind.ValueType
+    neighbourhood_id: builtins.str
+    """The hosting neighbourhood (neighbourhood activities)."""
+    organisation_id: builtins.str
+    """The organising social organisation (organisation activities)."""
+    team_id: builtins.str
+    """The volunteer team running it, if any (its leaders may organise)."""
+    title: builtins.str
+    description: builtins.str
+    place: builtins.str
+    capacity: builtins.int
+    state: Global___ActivityState.ValueType
+    confirmed_count: builtins.int
+    waitlist_count: builtins.int
+    created_by: builtins.str
+    cancel_reason: builtins.str
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def required_skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def audience_neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Whose residents may sign up."""
+
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def cancelled_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        organiser_kind: Global___OrganiserKind.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        place: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        capacity: builtins.int = ...,
+        required_skills: collections.abc.Iterable[builtins.str] | None = ...,
+        audience_neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        state: Global___ActivityState.ValueType = ...,
+        confirmed_count: builtins.int = ...,
+        waitlist_count: builtins.int = ...,
+        created_by: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        cancel_reason: builtins.str = ...,
+        cancelled_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["cancelled_at", b"cancelled_at", "created_at", b"created_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["audience_neighbourhood_ids", b"audience_neighbourhood_ids", "cancel_reason", b"cancel_reason", "cancelled_at", b"cancelled_at", "capacity", b"capacity", "confirmed_count", b"confirmed_count", "created_at", b"created_at", "created_by", b"created_by", "description", b"description", "ends_at", b"ends_at", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "organiser_kind", b"organiser_kind", "place", b"place", "required_skills", b"required_skills", "starts_at", b"starts_at", "state", b"state", "team_id", b"team_id", "title", b"title", "waitlist_count", b"waitlist_count"]) -> None: ...
+
+Global___Activity: typing_extensions.TypeAlias = Activity
+
+@typing.final
+class CreateActivityRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISER_KIND_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    PLACE_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    REQUIRED_SKILLS_FIELD_NUMBER: builtins.int
+    AUDIENCE_NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    organiser_kind: Global___OrganiserKind.ValueType
+    neighbourhood_id: builtins.str
+    organisation_id: builtins.str
+    team_id: builtins.str
+    title: builtins.str
+    description: builtins.str
+    place: builtins.str
+    capacity: builtins.int
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def required_skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def audience_neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Empty for a neighbourhood activity: the hosting neighbourhood only."""
+
+    def __init__(
+        self,
+        *,
+        organiser_kind: Global___OrganiserKind.ValueType = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        place: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        capacity: builtins.int = ...,
+        required_skills: collections.abc.Iterable[builtins.str] | None = ...,
+        audience_neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["audience_neighbourhood_ids", b"audience_neighbourhood_ids", "capacity", b"capacity", "description", b"description", "ends_at", b"ends_at", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "organiser_kind", b"organiser_kind", "place", b"place", "required_skills", b"required_skills", "starts_at", b"starts_at", "team_id", b"team_id", "title", b"title"]) -> None: ...
+
+Global___CreateActivityRequest: typing_extensions.TypeAlias = CreateActivityRequest
+
+@typing.final
+class CreateActivityResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: builtins.int
+    @property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["activity", b"activity"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity", b"activity"]) -> None: ...
+
+Global___CreateActivityResponse: typing_extensions.TypeAlias = CreateActivityResponse
+
+@typing.final
+class GetActivityRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetActivityRequest: typing_extensions.TypeAlias = GetActivityRequest
+
+@typing.final
+class GetActivityResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: builtins.int
+    MY_SIGNUP_FIELD_NUMBER: builtins.int
+    @property
+    def activity(self) -> Global___Activity: ...
+    @property
+    def my_signup(self) -> Global___Signup:
+        """The caller's own current sign-up, if any."""
+
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+        my_signup: Global___Signup | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["activity", b"activity", "my_signup", b"my_signup"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity", b"activity", "my_signup", b"my_signup"]) -> None: ...
+
+Global___GetActivityResponse: typing_extensions.TypeAlias = GetActivityResponse
+
+@typing.final
+class ListActivitiesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    ENDS_AFTER_FIELD_NUMBER: builtins.int
+    INCLUDE_CANCELLED_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    """Activities open to this neighbourhood's residents (hosted there or with it in the audience)."""
+    organisation_id: builtins.str
+    include_cancelled: builtins.bool
+    @property
+    def ends_after(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Only activities ending at or after this time (default: all)."""
+
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        ends_after: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        include_cancelled: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_after", b"ends_after", "page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["ends_after", b"ends_after", "include_cancelled", b"include_cancelled", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "page", b"page"]) -> None: ...
+
+Global___ListActivitiesRequest: typing_extensions.TypeAlias = ListActivitiesRequest
+
+@typing.final
+class ListActivitiesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITIES_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def activities(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Activity]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        activities: collections.abc.Iterable[Global___Activity] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activities", b"activities", "page", b"page"]) -> None: ...
+
+Global___ListActivitiesResponse: typing_extensions.TypeAlias = ListActivitiesResponse
+
+@typing.final
+class CancelActivityRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "reason", b"reason"]) -> None: ...
+
+Global___CancelActivityRequest: typing_extensions.TypeAlias = CancelActivityRequest
+
+@typing.final
+class CancelActivityResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: builtins.int
+    NOTIFIED_COUNT_FIELD_NUMBER: builtins.int
+    notified_count: builtins.int
+    @property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+        notified_count: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["activity", b"activity"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity", b"activity", "notified_count", b"notified_count"]) -> None: ...
+
+Global___CancelActivityResponse: typing_extensions.TypeAlias = CancelActivityResponse
+
+@typing.final
+class Signup(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    WAITLIST_POSITION_FIELD_NUMBER: builtins.int
+    SIGNED_UP_AT_FIELD_NUMBER: builtins.int
+    CONFIRMED_AT_FIELD_NUMBER: builtins.int
+    CANCELLED_AT_FIELD_NUMBER: builtins.int
+    CHECKED_IN_AT_FIELD_NUMBER: builtins.int
+    CHECKED_OUT_AT_FIELD_NUMBER: builtins.int
+    CHECK_IN_METHOD_FIELD_NUMBER: builtins.int
+    CHECK_OUT_METHOD_FIELD_NUMBER: builtins.int
+    CREDITED_MINUTES_FIELD_NUMBER: builtins.int
+    PROMOTED_FROM_WAITLIST_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    activity_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    """The audience neighbourhood the person signed up through (hours count there)."""
+    state: Global___SignupState.ValueType
+    waitlist_position: builtins.int
+    """1-based place in the waitlist (waitlisted sign-ups only)."""
+    check_in_method: Global___AttendanceMethod.ValueType
+    check_out_method: Global___AttendanceMethod.ValueType
+    credited_minutes: builtins.int
+    """Minutes credited to the ledger at check-out."""
+    promoted_from_waitlist: builtins.bool
+    display_name: builtins.str
+    @property
+    def signed_up_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def confirmed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def cancelled_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def checked_in_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def checked_out_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        activity_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        state: Global___SignupState.ValueType = ...,
+        waitlist_position: builtins.int = ...,
+        signed_up_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        confirmed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        cancelled_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        checked_in_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        checked_out_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        check_in_method: Global___AttendanceMethod.ValueType = ...,
+        check_out_method: Global___AttendanceMethod.ValueType = ...,
+        credited_minutes: builtins.int = ...,
+        promoted_from_waitlist: builtins.bool = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["cancelled_at", b"cancelled_at", "checked_in_at", b"checked_in_at", "checked_out_at", b"checked_out_at", "confirmed_at", b"confirmed_at", "signed_up_at", b"signed_up_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "cancelled_at", b"cancelled_at", "check_in_method", b"check_in_method", "check_out_method", b"check_out_method", "checked_in_at", b"checked_in_at", "checked_out_at", b"checked_out_at", "confirmed_at", b"confirmed_at", "credited_minutes", b"credited_minutes", "display_name", b"display_name", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "promoted_from_waitlist", b"promoted_from_waitlist", "signed_up_at", b"signed_up_at", "state", b"state", "waitlist_position", b"waitlist_position"]) -> None: ...
+
+Global___Signup: typing_extensions.TypeAlias = Signup
+
+@typing.final
+class SignUpRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    neighbourhood_id: builtins.str
+    """Which of the caller's neighbourhoods (must be in the audience); empty: the first that is."""
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "neighbourhood_id", b"neighbourhood_id"]) -> None: ...
+
+Global___SignUpRequest: typing_extensions.TypeAlias = SignUpRequest
+
+@typing.final
+class SignUpResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_FIELD_NUMBER: builtins.int
+    @property
+    def signup(self) -> Global___Signup: ...
+    def __init__(
+        self,
+        *,
+        signup: Global___Signup | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["signup", b"signup"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["signup", b"signup"]) -> None: ...
+
+Global___SignUpResponse: typing_extensions.TypeAlias = SignUpResponse
+
+@typing.final
+class CancelSignupRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id"]) -> None: ...
+
+Global___CancelSignupRequest: typing_extensions.TypeAlias = CancelSignupRequest
+
+@typing.final
+class CancelSignupResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_FIELD_NUMBER: builtins.int
+    PROMOTED_FIELD_NUMBER: builtins.int
+    @property
+    def signup(self) -> Global___Signup: ...
+    @property
+    def promoted(self) -> Global___Signup:
+        """The waitlisted sign-up promoted into the freed place, if any."""
+
+    def __init__(
+        self,
+        *,
+        signup: Global___Signup | None = ...,
+        promoted: Global___Signup | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["promoted", b"promoted", "signup", b"signup"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["promoted", b"promoted", "signup", b"signup"]) -> None: ...
+
+Global___CancelSignupResponse: typing_extensions.TypeAlias = CancelSignupResponse
+
+@typing.final
+class ListSignupsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    MINE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    """The activity's sign-ups (organiser), or the caller's own when empty and mine=true."""
+    state: Global___SignupState.ValueType
+    mine: builtins.bool
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        state: Global___SignupState.ValueType = ...,
+        mine: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "mine", b"mine", "page", b"page", "state", b"state"]) -> None: ...
+
+Global___ListSignupsRequest: typing_extensions.TypeAlias = ListSignupsRequest
+
+@typing.final
+class ListSignupsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUPS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def signups(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Signup]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        signups: collections.abc.Iterable[Global___Signup] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "signups", b"signups"]) -> None: ...
+
+Global___ListSignupsResponse: typing_extensions.TypeAlias = ListSignupsResponse
+
+@typing.final
+class GetCheckinCodeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id"]) -> None: ...
+
+Global___GetCheckinCodeRequest: typing_extensions.TypeAlias = GetCheckinCodeRequest
+
+@typing.final
+class GetCheckinCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: builtins.int
+    CHECK_IN_OPENS_AT_FIELD_NUMBER: builtins.int
+    CHECK_IN_CLOSES_AT_FIELD_NUMBER: builtins.int
+    CHECK_OUT_CLOSES_AT_FIELD_NUMBER: builtins.int
+    code: builtins.str
+    """The QR code's content: scanning it signs the scanner in or out within the window."""
+    @property
+    def check_in_opens_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def check_in_closes_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def check_out_closes_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        code: builtins.str = ...,
+        check_in_opens_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        check_in_closes_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        check_out_closes_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["check_in_closes_at", b"check_in_closes_at", "check_in_opens_at", b"check_in_opens_at", "check_out_closes_at", b"check_out_closes_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["check_in_closes_at", b"check_in_closes_at", "check_in_opens_at", b"check_in_opens_at", "check_out_closes_at", b"check_out_closes_at", "code", b"code"]) -> None: ...
+
+Global___GetCheckinCodeResponse: typing_extensions.TypeAlias = GetCheckinCodeResponse
+
+@typing.final
+class CheckInRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    person_id: builtins.str
+    """Organiser: whom to check in. Empty: the caller, who must give the QR code."""
+    code: builtins.str
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "code", b"code", "person_id", b"person_id"]) -> None: ...
+
+Global___CheckInRequest: typing_extensions.TypeAlias = CheckInRequest
+
+@typing.final
+class CheckInResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_FIELD_NUMBER: builtins.int
+    @property
+    def signup(self) -> Global___Signup: ...
+    def __init__(
+        self,
+        *,
+        signup: Global___Signup | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["signup", b"signup"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["signup", b"signup"]) -> None: ...
+
+Global___CheckInResponse: typing_extensions.TypeAlias = CheckInResponse
+
+@typing.final
+class CheckOutRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    person_id: builtins.str
+    code: builtins.str
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "code", b"code", "person_id", b"person_id"]) -> None: ...
+
+Global___CheckOutRequest: typing_extensions.TypeAlias = CheckOutRequest
+
+@typing.final
+class CheckOutResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SIGNUP_FIELD_NUMBER: builtins.int
+    ENTRY_FIELD_NUMBER: builtins.int
+    @property
+    def signup(self) -> Global___Signup: ...
+    @property
+    def entry(self) -> Global___HoursEntry: ...
+    def __init__(
+        self,
+        *,
+        signup: Global___Signup | None = ...,
+        entry: Global___HoursEntry | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["entry", b"entry", "signup", b"signup"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["entry", b"entry", "signup", b"signup"]) -> None: ...
+
+Global___CheckOutResponse: typing_extensions.TypeAlias = CheckOutResponse
+
+@typing.final
+class HoursEntry(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    SIGNUP_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    MINUTES_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    CORRECTS_ENTRY_ID_FIELD_NUMBER: builtins.int
+    RECORDED_BY_FIELD_NUMBER: builtins.int
+    SERVED_AT_FIELD_NUMBER: builtins.int
+    RECORDED_AT_FIELD_NUMBER: builtins.int
+    ACTIVITY_TITLE_FIELD_NUMBER: builtins.int
+    REVERSED_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    activity_id: builtins.str
+    signup_id: builtins.str
+    kind: Global___HoursEntryKind.ValueType
+    minutes: builtins.int
+    """Signed: reversals are negative."""
+    reason: builtins.str
+    corrects_entry_id: builtins.str
+    """The entry a reversal cancels or an adjustment replaces."""
+    recorded_by: builtins.str
+    activity_title: builtins.str
+    reversed: builtins.bool
+    """True when a later reversal cancels this entry."""
+    @property
+    def served_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the service happened (the activity's start), used for period totals."""
+
+    @property
+    def recorded_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        activity_id: builtins.str = ...,
+        signup_id: builtins.str = ...,
+        kind: Global___HoursEntryKind.ValueType = ...,
+        minutes: builtins.int = ...,
+        reason: builtins.str = ...,
+        corrects_entry_id: builtins.str = ...,
+        recorded_by: builtins.str = ...,
+        served_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        recorded_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        activity_title: builtins.str = ...,
+        reversed: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["recorded_at", b"recorded_at", "served_at", b"served_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "activity_title", b"activity_title", "corrects_entry_id", b"corrects_entry_id", "id", b"id", "kind", b"kind", "minutes", b"minutes", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by", "reversed", b"reversed", "served_at", b"served_at", "signup_id", b"signup_id", "team_id", b"team_id"]) -> None: ...
+
+Global___HoursEntry: typing_extensions.TypeAlias = HoursEntry
+
+@typing.final
+class ListHoursEntriesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    """Empty: the caller."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "person_id", b"person_id"]) -> None: ...
+
+Global___ListHoursEntriesRequest: typing_extensions.TypeAlias = ListHoursEntriesRequest
+
+@typing.final
+class ListHoursEntriesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def entries(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___HoursEntry]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        entries: collections.abc.Iterable[Global___HoursEntry] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["entries", b"entries", "page", b"page"]) -> None: ...
+
+Global___ListHoursEntriesResponse: typing_extensions.TypeAlias = ListHoursEntriesResponse
+
+@typing.final
+class ReverseHoursEntryRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ENTRY_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    CORRECTED_MINUTES_FIELD_NUMBER: builtins.int
+    entry_id: builtins.str
+    reason: builtins.str
+    corrected_minutes: builtins.int
+    """When > 0, an adjustment entry with this many minutes replaces the reversed one."""
+    def __init__(
+        self,
+        *,
+        entry_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        corrected_minutes: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["corrected_minutes", b"corrected_minutes", "entry_id", b"entry_id", "reason", b"reason"]) -> None: ...
+
+Global___ReverseHoursEntryRequest: typing_extensions.TypeAlias = ReverseHoursEntryRequest
+
+@typing.final
+class ReverseHoursEntryResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REVERSAL_FIELD_NUMBER: builtins.int
+    ADJUSTMENT_FIELD_NUMBER: builtins.int
+    @property
+    def reversal(self) -> Global___HoursEntry: ...
+    @property
+    def adjustment(self) -> Global___HoursEntry: ...
+    def __init__(
+        self,
+        *,
+        reversal: Global___HoursEntry | None = ...,
+        adjustment: Global___HoursEntry | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["adjustment", b"adjustment", "reversal", b"reversal"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["adjustment", b"adjustment", "reversal", b"reversal"]) -> None: ...
+
+Global___ReverseHoursEntryResponse: typing_extensions.TypeAlias = ReverseHoursEntryResponse
+
+@typing.final
+class GetHoursTotalsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    PERIOD_START_FIELD_NUMBER: builtins.int
+    PERIOD_END_FIELD_NUMBER: builtins.int
+    scope: Global___HoursScope.ValueType
+    id: builtins.str
+    """Person id, team id or neighbourhood id; empty with PERSON: the caller."""
+    @property
+    def period_start(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Half-open period [period_start, period_end) on served_at; either end may be open."""
+
+    @property
+    def period_end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        scope: Global___HoursScope.ValueType = ...,
+        id: builtins.str = ...,
+        period_start: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        period_end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["period_end", b"period_end", "period_start", b"period_start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "period_end", b"period_end", "period_start", b"period_start", "scope", b"scope"]) -> None: ...
+
+Global___GetHoursTotalsRequest: typing_extensions.TypeAlias = GetHoursTotalsRequest
+
+@typing.final
+class GetHoursTotalsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    TOTAL_MINUTES_FIELD_NUMBER: builtins.int
+    TOTAL_HOURS_FIELD_NUMBER: builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: builtins.int
+    VOLUNTEER_COUNT_FIELD_NUMBER: builtins.int
+    ACTIVITY_COUNT_FIELD_NUMBER: builtins.int
+    scope: Global___HoursScope.ValueType
+    id: builtins.str
+    total_minutes: builtins.int
+    total_hours: builtins.float
+    entry_count: builtins.int
+    volunteer_count: builtins.int
+    activity_count: builtins.int
+    def __init__(
+        self,
+        *,
+        scope: Global___HoursScope.ValueType = ...,
+        id: builtins.str = ...,
+        total_minutes: builtins.int = ...,
+        total_hours: builtins.float = ...,
+        entry_count: builtins.int = ...,
+        volunteer_count: builtins.int = ...,
+        activity_count: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["activity_count", b"activity_count", "entry_count", b"entry_count", "id", b"id", "scope", b"scope", "total_hours", b"total_hours", "total_minutes", b"total_minutes", "volunteer_count", b"volunteer_count"]) -> None: ...
+
+Global___GetHoursTotalsResponse: typing_extensions.TypeAlias = GetHoursTotalsResponse
+
+@typing.final
+class GetServiceCertificateRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    PERIOD_START_FIELD_NUMBER: builtins.int
+    PERIOD_END_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    """Empty: the caller."""
+    @property
+    def period_start(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def period_end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        period_start: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        period_end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["period_end", b"period_end", "period_start", b"period_start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["period_end", b"period_end", "period_start", b"period_start", "person_id", b"person_id"]) -> None: ...
+
+Global___GetServiceCertificateRequest: typing_extensions.TypeAlias = GetServiceCertificateRequest
+
+@typing.final
+class CertificateLine(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: builtins.int
+    ACTIVITY_TITLE_FIELD_NUMBER: builtins.int
+    SERVED_AT_FIELD_NUMBER: builtins.int
+    MINUTES_FIELD_NUMBER: builtins.int
+    activity_id: builtins.str
+    activity_title: builtins.str
+    minutes: builtins.int
+    @property
+    def served_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        activity_id: builtins.str = ...,
+        activity_title: builtins.str = ...,
+        served_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        minutes: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["served_at", b"served_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_id", b"activity_id", "activity_title", b"activity_title", "minutes", b"minutes", "served_at", b"served_at"]) -> None: ...
+
+Global___CertificateLine: typing_extensions.TypeAlias = CertificateLine
+
+@typing.final
+class GetServiceCertificateResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CERTIFICATE_NUMBER_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    TEAM_NAMES_FIELD_NUMBER: builtins.int
+    PERIOD_START_FIELD_NUMBER: builtins.int
+    PERIOD_END_FIELD_NUMBER: builtins.int
+    TOTAL_MINUTES_FIELD_NUMBER: builtins.int
+    TOTAL_HOURS_FIELD_NUMBER: builtins.int
+    ACTIVITY_COUNT_FIELD_NUMBER: builtins.int
+    LINES_FIELD_NUMBER: builtins.int
+    ISSUED_AT_FIELD_NUMBER: builtins.int
+    certificate_number: builtins.str
+    """A stable number for this person, period and ledger state (changes if the ledger changes)."""
+    person_id: builtins.str
+    display_name: builtins.str
+    total_minutes: builtins.int
+    total_hours: builtins.float
+    activity_count: builtins.int
+    @property
+    def team_names(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def period_start(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def period_end(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def lines(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CertificateLine]: ...
+    @property
+    def issued_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        certificate_number: builtins.str = ...,
+        person_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+        team_names: collections.abc.Iterable[builtins.str] | None = ...,
+        period_start: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        period_end: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        total_minutes: builtins.int = ...,
+        total_hours: builtins.float = ...,
+        activity_count: builtins.int = ...,
+        lines: collections.abc.Iterable[Global___CertificateLine] | None = ...,
+        issued_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["issued_at", b"issued_at", "period_end", b"period_end", "period_start", b"period_start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["activity_count", b"activity_count", "certificate_number", b"certificate_number", "display_name", b"display_name", "issued_at", b"issued_at", "lines", b"lines", "period_end", b"period_end", "period_start", b"period_start", "person_id", b"person_id", "team_names", b"team_names", "total_hours", b"total_hours", "total_minutes", b"total_minutes"]) -> None: ...
+
+Global___GetServiceCertificateResponse: typing_extensions.TypeAlias = GetServiceCertificateResponse
+
+@typing.final
+class Organisation(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    CREDIT_CODE_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    REGISTERED_BY_FIELD_NUMBER: builtins.int
+    REGISTERED_AT_FIELD_NUMBER: builtins.int
+    DECIDED_BY_FIELD_NUMBER: builtins.int
+    DECIDED_AT_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    ADMIN_PERSON_IDS_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    name: builtins.str
+    credit_code: builtins.str
+    """统一社会信用代码 (18 characters), unique."""
+    district_id: builtins.str
+    description: builtins.str
+    state: Global___OrganisationState.ValueType
+    registered_by: builtins.str
+    decided_by: builtins.str
+    reason: builtins.str
+    @property
+    def registered_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def decided_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def admin_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        name: builtins.str = ...,
+        credit_code: builtins.str = ...,
+        district_id: builtins.str = ...,
+        description: builtins.str = ...,
+        state: Global___OrganisationState.ValueType = ...,
+        registered_by: builtins.str = ...,
+        registered_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        decided_by: builtins.str = ...,
+        decided_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        reason: builtins.str = ...,
+        admin_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["decided_at", b"decided_at", "registered_at", b"registered_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["admin_person_ids", b"admin_person_ids", "credit_code", b"credit_code", "decided_at", b"decided_at", "decided_by", b"decided_by", "description", b"description", "district_id", b"district_id", "id", b"id", "name", b"name", "reason", b"reason", "registered_at", b"registered_at", "registered_by", b"registered_by", "state", b"state"]) -> None: ...
+
+Global___Organisation: typing_extensions.TypeAlias = Organisation
+
+@typing.final
+class RegisterOrganisationRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    CREDIT_CODE_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    credit_code: builtins.str
+    district_id: builtins.str
+    description: builtins.str
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        credit_code: builtins.str = ...,
+        district_id: builtins.str = ...,
+        description: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["credit_code", b"credit_code", "description", b"description", "district_id", b"district_id", "name", b"name"]) -> None: ...
+
+Global___RegisterOrganisationRequest: typing_extensions.TypeAlias = RegisterOrganisationRequest
+
+@typing.final
+class RegisterOrganisationResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_FIELD_NUMBER: builtins.int
+    @property
+    def organisation(self) -> Global___Organisation: ...
+    def __init__(
+        self,
+        *,
+        organisation: Global___Organisation | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["organisation", b"organisation"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["organisation", b"organisation"]) -> None: ...
+
+Global___RegisterOrganisationResponse: typing_extensions.TypeAlias = RegisterOrganisationResponse
+
+@typing.final
+class GetOrganisationRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetOrganisationRequest: typing_extensions.TypeAlias = GetOrganisationRequest
+
+@typing.final
+class GetOrganisationResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_FIELD_NUMBER: builtins.int
+    @property
+    def organisation(self) -> Global___Organisation: ...
+    def __init__(
+        self,
+        *,
+        organisation: Global___Organisation | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["organisation", b"organisation"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["organisation", b"organisation"]) -> None: ...
+
+Global___GetOrganisationResponse: typing_extensions.TypeAlias = GetOrganisationResponse
+
+@typing.final
+class ListOrganisationsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    MINE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    district_id: builtins.str
+    state: Global___OrganisationState.ValueType
+    """Default: approved. Pending and rejected ones only for the district's staff."""
+    mine: builtins.bool
+    """Only organisations the caller administers (any state)."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        district_id: builtins.str = ...,
+        state: Global___OrganisationState.ValueType = ...,
+        mine: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["district_id", b"district_id", "mine", b"mine", "page", b"page", "state", b"state"]) -> None: ...
+
+Global___ListOrganisationsRequest: typing_extensions.TypeAlias = ListOrganisationsRequest
+
+@typing.final
+class ListOrganisationsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATIONS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def organisations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Organisation]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        organisations: collections.abc.Iterable[Global___Organisation] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["organisations", b"organisations", "page", b"page"]) -> None: ...
+
+Global___ListOrganisationsResponse: typing_extensions.TypeAlias = ListOrganisationsResponse
+
+@typing.final
+class ApproveOrganisationRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___ApproveOrganisationRequest: typing_extensions.TypeAlias = ApproveOrganisationRequest
+
+@typing.final
+class ApproveOrganisationResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_FIELD_NUMBER: builtins.int
+    @property
+    def organisation(self) -> Global___Organisation: ...
+    def __init__(
+        self,
+        *,
+        organisation: Global___Organisation | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["organisation", b"organisation"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["organisation", b"organisation"]) -> None: ...
+
+Global___ApproveOrganisationResponse: typing_extensions.TypeAlias = ApproveOrganisationResponse
+
+@typing.final
+class RejectOrganisationRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "reason", b"reason"]) -> None: ...
+
+Global___RejectOrganisationRequest: typing_extensions.TypeAlias = RejectOrganisationRequest
+
+@typing.final
+class RejectOrganisationResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_FIELD_NUMBER: builtins.int
+    @property
+    def organisation(self) -> Global___Organisation: ...
+    def __init__(
+        self,
+        *,
+        organisation: Global___Organisation | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["organisation", b"organisation"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["organisation", b"organisation"]) -> None: ...
+
+Global___RejectOrganisationResponse: typing_extensions.TypeAlias = RejectOrganisationResponse
+
+@typing.final
+class StorefrontStats(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RATING_COUNT_FIELD_NUMBER: builtins.int
+    AVERAGE_RATING_FIELD_NUMBER: builtins.int
+    FULFILLED_COUNT_FIELD_NUMBER: builtins.int
+    DECLINED_COUNT_FIELD_NUMBER: builtins.int
+    FULFILMENT_RATE_FIELD_NUMBER: builtins.int
+    BOOKING_COUNT_FIELD_NUMBER: builtins.int
+    rating_count: builtins.int
+    average_rating: builtins.float
+    """Mean of the residents' ratings (1-5); 0 when none."""
+    fulfilled_count: builtins.int
+    declined_count: builtins.int
+    fulfilment_rate: builtins.float
+    """fulfilled / (fulfilled + declined); 0 when nothing was decided yet."""
+    booking_count: builtins.int
+    def __init__(
+        self,
+        *,
+        rating_count: builtins.int = ...,
+        average_rating: builtins.float = ...,
+        fulfilled_count: builtins.int = ...,
+        declined_count: builtins.int = ...,
+        fulfilment_rate: builtins.float = ...,
+        booking_count: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["average_rating", b"average_rating", "booking_count", b"booking_count", "declined_count", b"declined_count", "fulfilled_count", b"fulfilled_count", "fulfilment_rate", b"fulfilment_rate", "rating_count", b"rating_count"]) -> None: ...
+
+Global___StorefrontStats: typing_extensions.TypeAlias = StorefrontStats
+
+@typing.final
+class Storefront(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    STATS_FIELD_NUMBER: builtins.int
+    OPENED_AT_FIELD_NUMBER: builtins.int
+    ORGANISATION_NAME_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    organisation_id: builtins.str
+    name: builtins.str
+    description: builtins.str
+    address: builtins.str
+    state: Global___StorefrontState.ValueType
+    organisation_name: builtins.str
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def stats(self) -> Global___StorefrontStats: ...
+    @property
+    def opened_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        name: builtins.str = ...,
+        description: builtins.str = ...,
+        address: builtins.str = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        state: Global___StorefrontState.ValueType = ...,
+        stats: Global___StorefrontStats | None = ...,
+        opened_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        organisation_name: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["opened_at", b"opened_at", "stats", b"stats"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "description", b"description", "id", b"id", "name", b"name", "neighbourhood_ids", b"neighbourhood_ids", "opened_at", b"opened_at", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "state", b"state", "stats", b"stats"]) -> None: ...
+
+Global___Storefront: typing_extensions.TypeAlias = Storefront
+
+@typing.final
+class OpenStorefrontRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    organisation_id: builtins.str
+    name: builtins.str
+    description: builtins.str
+    address: builtins.str
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        organisation_id: builtins.str = ...,
+        name: builtins.str = ...,
+        description: builtins.str = ...,
+        address: builtins.str = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "description", b"description", "name", b"name", "neighbourhood_ids", b"neighbourhood_ids", "organisation_id", b"organisation_id"]) -> None: ...
+
+Global___OpenStorefrontRequest: typing_extensions.TypeAlias = OpenStorefrontRequest
+
+@typing.final
+class OpenStorefrontResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_FIELD_NUMBER: builtins.int
+    @property
+    def storefront(self) -> Global___Storefront: ...
+    def __init__(
+        self,
+        *,
+        storefront: Global___Storefront | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["storefront", b"storefront"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["storefront", b"storefront"]) -> None: ...
+
+Global___OpenStorefrontResponse: typing_extensions.TypeAlias = OpenStorefrontResponse
+
+@typing.final
+class GetStorefrontRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetStorefrontRequest: typing_extensions.TypeAlias = GetStorefrontRequest
+
+@typing.final
+class GetStorefrontResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_FIELD_NUMBER: builtins.int
+    @property
+    def storefront(self) -> Global___Storefront: ...
+    def __init__(
+        self,
+        *,
+        storefront: Global___Storefront | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["storefront", b"storefront"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["storefront", b"storefront"]) -> None: ...
+
+Global___GetStorefrontResponse: typing_extensions.TypeAlias = GetStorefrontResponse
+
+@typing.final
+class ListStorefrontsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    neighbourhood_id: builtins.str
+    organisation_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "page", b"page"]) -> None: ...
+
+Global___ListStorefrontsRequest: typing_extensions.TypeAlias = ListStorefrontsRequest
+
+@typing.final
+class ListStorefrontsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def storefronts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Storefront]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        storefronts: collections.abc.Iterable[Global___Storefront] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "storefronts", b"storefronts"]) -> None: ...
+
+Global___ListStorefrontsResponse: typing_extensions.TypeAlias = ListStorefrontsResponse
+
+@typing.final
+class CloseStorefrontRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___CloseStorefrontRequest: typing_extensions.TypeAlias = CloseStorefrontRequest
+
+@typing.final
+class CloseStorefrontResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_FIELD_NUMBER: builtins.int
+    @property
+    def storefront(self) -> Global___Storefront: ...
+    def __init__(
+        self,
+        *,
+        storefront: Global___Storefront | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["storefront", b"storefront"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["storefront", b"storefront"]) -> None: ...
+
+Global___CloseStorefrontResponse: typing_extensions.TypeAlias = CloseStorefrontResponse
+
+@typing.final
+class Offering(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    CATEGORY_FIELD_NUMBER: builtins.int
+    PRICE_CENTS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    ELIGIBILITY_NOTE_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    storefront_id: builtins.str
+    title: builtins.str
+    description: builtins.str
+    category: builtins.str
+    """e.g. "haircut", "appliance_repair", "legal_consultation"."""
+    price_cents: builtins.int
+    """0 = free. Shown to residents; no payment is processed."""
+    eligibility_note: builtins.str
+    """Further conditions shown to residents, e.g. "aged 60 and over"."""
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Who may book: residents of these neighbourhoods (a subset of the storefront's; empty = all it serves)."""
+
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        storefront_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        category: builtins.str = ...,
+        price_cents: builtins.int = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        eligibility_note: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["category", b"category", "created_at", b"created_at", "description", b"description", "eligibility_note", b"eligibility_note", "id", b"id", "neighbourhood_ids", b"neighbourhood_ids", "price_cents", b"price_cents", "storefront_id", b"storefront_id", "title", b"title"]) -> None: ...
+
+Global___Offering: typing_extensions.TypeAlias = Offering
+
+@typing.final
+class AddOfferingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    CATEGORY_FIELD_NUMBER: builtins.int
+    PRICE_CENTS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    ELIGIBILITY_NOTE_FIELD_NUMBER: builtins.int
+    storefront_id: builtins.str
+    title: builtins.str
+    description: builtins.str
+    category: builtins.str
+    price_cents: builtins.int
+    eligibility_note: builtins.str
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        storefront_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        category: builtins.str = ...,
+        price_cents: builtins.int = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        eligibility_note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["category", b"category", "description", b"description", "eligibility_note", b"eligibility_note", "neighbourhood_ids", b"neighbourhood_ids", "price_cents", b"price_cents", "storefront_id", b"storefront_id", "title", b"title"]) -> None: ...
+
+Global___AddOfferingRequest: typing_extensions.TypeAlias = AddOfferingRequest
+
+@typing.final
+class AddOfferingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OFFERING_FIELD_NUMBER: builtins.int
+    @property
+    def offering(self) -> Global___Offering: ...
+    def __init__(
+        self,
+        *,
+        offering: Global___Offering | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["offering", b"offering"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["offering", b"offering"]) -> None: ...
+
+Global___AddOfferingResponse: typing_extensions.TypeAlias = AddOfferingResponse
+
+@typing.final
+class ListOfferingsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    storefront_id: builtins.str
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        storefront_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___ListOfferingsRequest: typing_extensions.TypeAlias = ListOfferingsRequest
+
+@typing.final
+class ListOfferingsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OFFERINGS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def offerings(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Offering]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        offerings: collections.abc.Iterable[Global___Offering] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["offerings", b"offerings", "page", b"page"]) -> None: ...
+
+Global___ListOfferingsResponse: typing_extensions.TypeAlias = ListOfferingsResponse
+
+@typing.final
+class Slot(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    BOOKED_COUNT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    offering_id: builtins.str
+    capacity: builtins.int
+    booked_count: builtins.int
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        offering_id: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        capacity: builtins.int = ...,
+        booked_count: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booked_count", b"booked_count", "capacity", b"capacity", "ends_at", b"ends_at", "id", b"id", "offering_id", b"offering_id", "starts_at", b"starts_at"]) -> None: ...
+
+Global___Slot: typing_extensions.TypeAlias = Slot
+
+@typing.final
+class AddSlotRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    STARTS_AT_FIELD_NUMBER: builtins.int
+    ENDS_AT_FIELD_NUMBER: builtins.int
+    CAPACITY_FIELD_NUMBER: builtins.int
+    offering_id: builtins.str
+    capacity: builtins.int
+    @property
+    def starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def ends_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        offering_id: builtins.str = ...,
+        starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        ends_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        capacity: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "ends_at", b"ends_at", "offering_id", b"offering_id", "starts_at", b"starts_at"]) -> None: ...
+
+Global___AddSlotRequest: typing_extensions.TypeAlias = AddSlotRequest
+
+@typing.final
+class AddSlotResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: builtins.int
+    @property
+    def slot(self) -> Global___Slot: ...
+    def __init__(
+        self,
+        *,
+        slot: Global___Slot | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["slot", b"slot"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["slot", b"slot"]) -> None: ...
+
+Global___AddSlotResponse: typing_extensions.TypeAlias = AddSlotResponse
+
+@typing.final
+class ListSlotsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    STARTS_AFTER_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    offering_id: builtins.str
+    @property
+    def starts_after(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Only slots starting at or after this time (default: all)."""
+
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        offering_id: builtins.str = ...,
+        starts_after: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page", "starts_after", b"starts_after"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["offering_id", b"offering_id", "page", b"page", "starts_after", b"starts_after"]) -> None: ...
+
+Global___ListSlotsRequest: typing_extensions.TypeAlias = ListSlotsRequest
+
+@typing.final
+class ListSlotsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SLOTS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def slots(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Slot]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        slots: collections.abc.Iterable[Global___Slot] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "slots", b"slots"]) -> None: ...
+
+Global___ListSlotsResponse: typing_extensions.TypeAlias = ListSlotsResponse
+
+@typing.final
+class Booking(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    SLOT_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    RATING_COMMENT_FIELD_NUMBER: builtins.int
+    REQUESTED_AT_FIELD_NUMBER: builtins.int
+    DECIDED_AT_FIELD_NUMBER: builtins.int
+    FULFILLED_AT_FIELD_NUMBER: builtins.int
+    RATED_AT_FIELD_NUMBER: builtins.int
+    OFFERING_TITLE_FIELD_NUMBER: builtins.int
+    PRICE_CENTS_FIELD_NUMBER: builtins.int
+    SLOT_STARTS_AT_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    storefront_id: builtins.str
+    offering_id: builtins.str
+    slot_id: builtins.str
+    """Empty for a request without a slot."""
+    organisation_id: builtins.str
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    state: Global___BookingState.ValueType
+    note: builtins.str
+    reason: builtins.str
+    rating: builtins.int
+    rating_comment: builtins.str
+    offering_title: builtins.str
+    price_cents: builtins.int
+    display_name: builtins.str
+    @property
+    def requested_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def decided_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def fulfilled_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def rated_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def slot_starts_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        storefront_id: builtins.str = ...,
+        offering_id: builtins.str = ...,
+        slot_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        state: Global___BookingState.ValueType = ...,
+        note: builtins.str = ...,
+        reason: builtins.str = ...,
+        rating: builtins.int = ...,
+        rating_comment: builtins.str = ...,
+        requested_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        decided_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        fulfilled_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        rated_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        offering_title: builtins.str = ...,
+        price_cents: builtins.int = ...,
+        slot_starts_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["decided_at", b"decided_at", "fulfilled_at", b"fulfilled_at", "rated_at", b"rated_at", "requested_at", b"requested_at", "slot_starts_at", b"slot_starts_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["decided_at", b"decided_at", "display_name", b"display_name", "fulfilled_at", b"fulfilled_at", "id", b"id", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "offering_id", b"offering_id", "offering_title", b"offering_title", "organisation_id", b"organisation_id", "person_id", b"person_id", "price_cents", b"price_cents", "rated_at", b"rated_at", "rating", b"rating", "rating_comment", b"rating_comment", "reason", b"reason", "requested_at", b"requested_at", "slot_id", b"slot_id", "slot_starts_at", b"slot_starts_at", "state", b"state", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___Booking: typing_extensions.TypeAlias = Booking
+
+@typing.final
+class RequestBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    OFFERING_ID_FIELD_NUMBER: builtins.int
+    SLOT_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    offering_id: builtins.str
+    slot_id: builtins.str
+    neighbourhood_id: builtins.str
+    """Which of the caller's neighbourhoods they book as (empty: the first the offering serves)."""
+    note: builtins.str
+    def __init__(
+        self,
+        *,
+        offering_id: builtins.str = ...,
+        slot_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "note", b"note", "offering_id", b"offering_id", "slot_id", b"slot_id"]) -> None: ...
+
+Global___RequestBookingRequest: typing_extensions.TypeAlias = RequestBookingRequest
+
+@typing.final
+class RequestBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___RequestBookingResponse: typing_extensions.TypeAlias = RequestBookingResponse
+
+@typing.final
+class GetBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___GetBookingRequest: typing_extensions.TypeAlias = GetBookingRequest
+
+@typing.final
+class GetBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___GetBookingResponse: typing_extensions.TypeAlias = GetBookingResponse
+
+@typing.final
+class ListBookingsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONT_ID_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    MINE_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    storefront_id: builtins.str
+    """The storefront's bookings (its organisation's admins), or the caller's own (mine=true)."""
+    state: Global___BookingState.ValueType
+    mine: builtins.bool
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        storefront_id: builtins.str = ...,
+        state: Global___BookingState.ValueType = ...,
+        mine: builtins.bool = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["mine", b"mine", "page", b"page", "state", b"state", "storefront_id", b"storefront_id"]) -> None: ...
+
+Global___ListBookingsRequest: typing_extensions.TypeAlias = ListBookingsRequest
+
+@typing.final
+class ListBookingsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKINGS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def bookings(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Booking]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        bookings: collections.abc.Iterable[Global___Booking] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["bookings", b"bookings", "page", b"page"]) -> None: ...
+
+Global___ListBookingsResponse: typing_extensions.TypeAlias = ListBookingsResponse
+
+@typing.final
+class AcceptBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___AcceptBookingRequest: typing_extensions.TypeAlias = AcceptBookingRequest
+
+@typing.final
+class AcceptBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___AcceptBookingResponse: typing_extensions.TypeAlias = AcceptBookingResponse
+
+@typing.final
+class DeclineBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "reason", b"reason"]) -> None: ...
+
+Global___DeclineBookingRequest: typing_extensions.TypeAlias = DeclineBookingRequest
+
+@typing.final
+class DeclineBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___DeclineBookingResponse: typing_extensions.TypeAlias = DeclineBookingResponse
+
+@typing.final
+class FulfilBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id"]) -> None: ...
+
+Global___FulfilBookingRequest: typing_extensions.TypeAlias = FulfilBookingRequest
+
+@typing.final
+class FulfilBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___FulfilBookingResponse: typing_extensions.TypeAlias = FulfilBookingResponse
+
+@typing.final
+class CancelBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "reason", b"reason"]) -> None: ...
+
+Global___CancelBookingRequest: typing_extensions.TypeAlias = CancelBookingRequest
+
+@typing.final
+class CancelBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___CancelBookingResponse: typing_extensions.TypeAlias = CancelBookingResponse
+
+@typing.final
+class RateBookingRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    COMMENT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    rating: builtins.int
+    """1 to 5 stars."""
+    comment: builtins.str
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        rating: builtins.int = ...,
+        comment: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comment", b"comment", "id", b"id", "rating", b"rating"]) -> None: ...
+
+Global___RateBookingRequest: typing_extensions.TypeAlias = RateBookingRequest
+
+@typing.final
+class RateBookingResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: builtins.int
+    @property
+    def booking(self) -> Global___Booking: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["booking", b"booking"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["booking", b"booking"]) -> None: ...
+
+Global___RateBookingResponse: typing_extensions.TypeAlias = RateBookingResponse
+
+@typing.final
+class MutualAidLink(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    TARGET_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    LINKED_BY_FIELD_NUMBER: builtins.int
+    LINKED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    issue_id: builtins.str
+    target: Global___MutualAidTarget.ValueType
+    target_id: builtins.str
+    neighbourhood_id: builtins.str
+    """The neighbourhood the help was given in (activity host / booking resident's neighbourhood)."""
+    organisation_id: builtins.str
+    note: builtins.str
+    linked_by: builtins.str
+    @property
+    def linked_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        issue_id: builtins.str = ...,
+        target: Global___MutualAidTarget.ValueType = ...,
+        target_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        note: builtins.str = ...,
+        linked_by: builtins.str = ...,
+        linked_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["linked_at", b"linked_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "issue_id", b"issue_id", "linked_at", b"linked_at", "linked_by", b"linked_by", "neighbourhood_id", b"neighbourhood_id", "note", b"note", "organisation_id", b"organisation_id", "target", b"target", "target_id", b"target_id"]) -> None: ...
+
+Global___MutualAidLink: typing_extensions.TypeAlias = MutualAidLink
+
+@typing.final
+class LinkMutualAidRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    TARGET_FIELD_NUMBER: builtins.int
+    TARGET_ID_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    target: Global___MutualAidTarget.ValueType
+    target_id: builtins.str
+    note: builtins.str
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        target: Global___MutualAidTarget.ValueType = ...,
+        target_id: builtins.str = ...,
+        note: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id", "note", b"note", "target", b"target", "target_id", b"target_id"]) -> None: ...
+
+Global___LinkMutualAidRequest: typing_extensions.TypeAlias = LinkMutualAidRequest
+
+@typing.final
+class LinkMutualAidResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: builtins.int
+    @property
+    def link(self) -> Global___MutualAidLink: ...
+    def __init__(
+        self,
+        *,
+        link: Global___MutualAidLink | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["link", b"link"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["link", b"link"]) -> None: ...
+
+Global___LinkMutualAidResponse: typing_extensions.TypeAlias = LinkMutualAidResponse
+
+@typing.final
+class ListMutualAidLinksRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUE_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    issue_id: builtins.str
+    neighbourhood_id: builtins.str
+    """Or every link of a neighbourhood."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        issue_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "page", b"page"]) -> None: ...
+
+Global___ListMutualAidLinksRequest: typing_extensions.TypeAlias = ListMutualAidLinksRequest
+
+@typing.final
+class ListMutualAidLinksResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LINKS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def links(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___MutualAidLink]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        links: collections.abc.Iterable[Global___MutualAidLink] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["links", b"links", "page", b"page"]) -> None: ...
+
+Global___ListMutualAidLinksResponse: typing_extensions.TypeAlias = ListMutualAidLinksResponse

@@ -40,6 +40,241 @@ class VolunteersServiceStub(object):
                 request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsRequest.SerializeToString,
                 response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsResponse.FromString,
                 _registered_method=True)
+        self.CreateTeam = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CreateTeam',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamResponse.FromString,
+                _registered_method=True)
+        self.GetTeam = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetTeam',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamResponse.FromString,
+                _registered_method=True)
+        self.SetTeamLeader = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/SetTeamLeader',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderResponse.FromString,
+                _registered_method=True)
+        self.ApplyToVolunteer = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ApplyToVolunteer',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerResponse.FromString,
+                _registered_method=True)
+        self.GetVolunteer = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetVolunteer',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerResponse.FromString,
+                _registered_method=True)
+        self.ListVolunteers = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListVolunteers',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersResponse.FromString,
+                _registered_method=True)
+        self.ApproveVolunteer = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ApproveVolunteer',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerResponse.FromString,
+                _registered_method=True)
+        self.RejectVolunteer = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RejectVolunteer',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerResponse.FromString,
+                _registered_method=True)
+        self.LeaveTeam = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/LeaveTeam',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamResponse.FromString,
+                _registered_method=True)
+        self.RemoveVolunteer = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RemoveVolunteer',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerResponse.FromString,
+                _registered_method=True)
+        self.CreateActivity = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CreateActivity',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityResponse.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetActivity',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityResponse.FromString,
+                _registered_method=True)
+        self.ListActivities = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListActivities',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesResponse.FromString,
+                _registered_method=True)
+        self.CancelActivity = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CancelActivity',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityResponse.FromString,
+                _registered_method=True)
+        self.SignUp = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/SignUp',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpResponse.FromString,
+                _registered_method=True)
+        self.CancelSignup = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CancelSignup',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupResponse.FromString,
+                _registered_method=True)
+        self.ListSignups = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListSignups',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsResponse.FromString,
+                _registered_method=True)
+        self.GetCheckinCode = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetCheckinCode',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeResponse.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CheckIn',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInResponse.FromString,
+                _registered_method=True)
+        self.CheckOut = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CheckOut',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutResponse.FromString,
+                _registered_method=True)
+        self.ListHoursEntries = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListHoursEntries',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesResponse.FromString,
+                _registered_method=True)
+        self.ReverseHoursEntry = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ReverseHoursEntry',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryResponse.FromString,
+                _registered_method=True)
+        self.GetHoursTotals = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetHoursTotals',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsResponse.FromString,
+                _registered_method=True)
+        self.GetServiceCertificate = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetServiceCertificate',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateResponse.FromString,
+                _registered_method=True)
+        self.RegisterOrganisation = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RegisterOrganisation',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationResponse.FromString,
+                _registered_method=True)
+        self.GetOrganisation = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetOrganisation',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationResponse.FromString,
+                _registered_method=True)
+        self.ListOrganisations = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListOrganisations',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsResponse.FromString,
+                _registered_method=True)
+        self.ApproveOrganisation = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ApproveOrganisation',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationResponse.FromString,
+                _registered_method=True)
+        self.RejectOrganisation = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RejectOrganisation',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationResponse.FromString,
+                _registered_method=True)
+        self.OpenStorefront = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/OpenStorefront',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontResponse.FromString,
+                _registered_method=True)
+        self.GetStorefront = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetStorefront',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontResponse.FromString,
+                _registered_method=True)
+        self.ListStorefronts = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListStorefronts',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsResponse.FromString,
+                _registered_method=True)
+        self.CloseStorefront = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CloseStorefront',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontResponse.FromString,
+                _registered_method=True)
+        self.AddOffering = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/AddOffering',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingResponse.FromString,
+                _registered_method=True)
+        self.ListOfferings = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListOfferings',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsResponse.FromString,
+                _registered_method=True)
+        self.AddSlot = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/AddSlot',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotResponse.FromString,
+                _registered_method=True)
+        self.ListSlots = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListSlots',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsResponse.FromString,
+                _registered_method=True)
+        self.RequestBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RequestBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingResponse.FromString,
+                _registered_method=True)
+        self.GetBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/GetBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingResponse.FromString,
+                _registered_method=True)
+        self.ListBookings = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListBookings',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsResponse.FromString,
+                _registered_method=True)
+        self.AcceptBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/AcceptBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingResponse.FromString,
+                _registered_method=True)
+        self.DeclineBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/DeclineBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingResponse.FromString,
+                _registered_method=True)
+        self.FulfilBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/FulfilBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingResponse.FromString,
+                _registered_method=True)
+        self.CancelBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/CancelBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingResponse.FromString,
+                _registered_method=True)
+        self.RateBooking = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/RateBooking',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingResponse.FromString,
+                _registered_method=True)
+        self.LinkMutualAid = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/LinkMutualAid',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidResponse.FromString,
+                _registered_method=True)
+        self.ListMutualAidLinks = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ListMutualAidLinks',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.FromString,
+                _registered_method=True)
 
 
 class VolunteersServiceServicer(object):
@@ -47,6 +282,303 @@ class VolunteersServiceServicer(object):
     """
 
     def ListTeams(self, request, context):
+        """--- teams and volunteers ---------------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTeam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTeam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTeamLeader(self, request, context):
+        """Make an approved volunteer a leader of their team (or stop being one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyToVolunteer(self, request, context):
+        """A resident applies to a team of their neighbourhood (the default team when none is named).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVolunteer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVolunteers(self, request, context):
+        """Applications and members: of a team, of a neighbourhood, or one's own (mine=true).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveVolunteer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectVolunteer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveTeam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVolunteer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateActivity(self, request, context):
+        """--- activities -------------------------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelActivity(self, request, context):
+        """Cancels the activity and every sign-up; everyone signed up is notified (one event with the list).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSignup(self, request, context):
+        """A participant withdraws; the first waitlisted sign-up is promoted in the same transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSignups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckinCode(self, request, context):
+        """The secret shown as the activity's QR code, for the organiser to display on site.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckOut(self, request, context):
+        """Checking out credits the attended time to the service-hours ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHoursEntries(self, request, context):
+        """--- service hours ----------------------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReverseHoursEntry(self, request, context):
+        """Corrections never edit: a reversal entry (and optionally a corrected credit) with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHoursTotals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServiceCertificate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterOrganisation(self, request, context):
+        """--- social organisations and storefronts -----------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrganisation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrganisations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveOrganisation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectOrganisation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenStorefront(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStorefront(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStorefronts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseStorefront(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddOffering(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOfferings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddSlot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSlots(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestBooking(self, request, context):
+        """A resident books a slot of an offering, or requests the service without a slot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBookings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FulfilBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateBooking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkMutualAid(self, request, context):
+        """--- mutual aid ---------------------------------------------------------------------------------
+        Links an issue (issues service) to the activity or storefront booking that resolved it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMutualAidLinks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -59,6 +591,241 @@ def add_VolunteersServiceServicer_to_server(servicer, server):
                     servicer.ListTeams,
                     request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsRequest.FromString,
                     response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsResponse.SerializeToString,
+            ),
+            'CreateTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTeam,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamResponse.SerializeToString,
+            ),
+            'GetTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTeam,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamResponse.SerializeToString,
+            ),
+            'SetTeamLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTeamLeader,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderResponse.SerializeToString,
+            ),
+            'ApplyToVolunteer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyToVolunteer,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerResponse.SerializeToString,
+            ),
+            'GetVolunteer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVolunteer,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerResponse.SerializeToString,
+            ),
+            'ListVolunteers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVolunteers,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersResponse.SerializeToString,
+            ),
+            'ApproveVolunteer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveVolunteer,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerResponse.SerializeToString,
+            ),
+            'RejectVolunteer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectVolunteer,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerResponse.SerializeToString,
+            ),
+            'LeaveTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveTeam,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamResponse.SerializeToString,
+            ),
+            'RemoveVolunteer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVolunteer,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerResponse.SerializeToString,
+            ),
+            'CreateActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateActivity,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityResponse.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityResponse.SerializeToString,
+            ),
+            'ListActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivities,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesResponse.SerializeToString,
+            ),
+            'CancelActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelActivity,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityResponse.SerializeToString,
+            ),
+            'SignUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUp,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpResponse.SerializeToString,
+            ),
+            'CancelSignup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSignup,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupResponse.SerializeToString,
+            ),
+            'ListSignups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSignups,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsResponse.SerializeToString,
+            ),
+            'GetCheckinCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckinCode,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeResponse.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInResponse.SerializeToString,
+            ),
+            'CheckOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckOut,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutResponse.SerializeToString,
+            ),
+            'ListHoursEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHoursEntries,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesResponse.SerializeToString,
+            ),
+            'ReverseHoursEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReverseHoursEntry,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryResponse.SerializeToString,
+            ),
+            'GetHoursTotals': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHoursTotals,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsResponse.SerializeToString,
+            ),
+            'GetServiceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceCertificate,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateResponse.SerializeToString,
+            ),
+            'RegisterOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterOrganisation,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationResponse.SerializeToString,
+            ),
+            'GetOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrganisation,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationResponse.SerializeToString,
+            ),
+            'ListOrganisations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrganisations,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsResponse.SerializeToString,
+            ),
+            'ApproveOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveOrganisation,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationResponse.SerializeToString,
+            ),
+            'RejectOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectOrganisation,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationResponse.SerializeToString,
+            ),
+            'OpenStorefront': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenStorefront,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontResponse.SerializeToString,
+            ),
+            'GetStorefront': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStorefront,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontResponse.SerializeToString,
+            ),
+            'ListStorefronts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStorefronts,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsResponse.SerializeToString,
+            ),
+            'CloseStorefront': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseStorefront,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontResponse.SerializeToString,
+            ),
+            'AddOffering': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddOffering,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingResponse.SerializeToString,
+            ),
+            'ListOfferings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOfferings,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsResponse.SerializeToString,
+            ),
+            'AddSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddSlot,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotResponse.SerializeToString,
+            ),
+            'ListSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSlots,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsResponse.SerializeToString,
+            ),
+            'RequestBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingResponse.SerializeToString,
+            ),
+            'GetBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingResponse.SerializeToString,
+            ),
+            'ListBookings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBookings,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsResponse.SerializeToString,
+            ),
+            'AcceptBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingResponse.SerializeToString,
+            ),
+            'DeclineBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingResponse.SerializeToString,
+            ),
+            'FulfilBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.FulfilBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingResponse.SerializeToString,
+            ),
+            'CancelBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingResponse.SerializeToString,
+            ),
+            'RateBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateBooking,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingResponse.SerializeToString,
+            ),
+            'LinkMutualAid': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkMutualAid,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidResponse.SerializeToString,
+            ),
+            'ListMutualAidLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMutualAidLinks,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +856,1275 @@ class VolunteersService(object):
             '/shequtong.volunteers.v1.VolunteersService/ListTeams',
             shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsRequest.SerializeToString,
             shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListTeamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CreateTeam',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetTeam',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTeamLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/SetTeamLeader',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SetTeamLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyToVolunteer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ApplyToVolunteer',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApplyToVolunteerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVolunteer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetVolunteer',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetVolunteerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVolunteers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListVolunteers',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListVolunteersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveVolunteer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ApproveVolunteer',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveVolunteerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectVolunteer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RejectVolunteer',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectVolunteerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/LeaveTeam',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LeaveTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVolunteer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RemoveVolunteer',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RemoveVolunteerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CreateActivity',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CreateActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetActivity',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListActivities',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CancelActivity',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/SignUp',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.SignUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSignup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CancelSignup',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelSignupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSignups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListSignups',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSignupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckinCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetCheckinCode',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetCheckinCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CheckIn',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CheckOut',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CheckOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHoursEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListHoursEntries',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListHoursEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReverseHoursEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ReverseHoursEntry',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ReverseHoursEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHoursTotals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetHoursTotals',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetHoursTotalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServiceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetServiceCertificate',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetServiceCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RegisterOrganisation',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RegisterOrganisationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetOrganisation',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetOrganisationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrganisations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListOrganisations',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOrganisationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ApproveOrganisation',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ApproveOrganisationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RejectOrganisation',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RejectOrganisationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenStorefront(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/OpenStorefront',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.OpenStorefrontResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStorefront(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetStorefront',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetStorefrontResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStorefronts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListStorefronts',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListStorefrontsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseStorefront(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CloseStorefront',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CloseStorefrontResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddOffering(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/AddOffering',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddOfferingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOfferings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListOfferings',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListOfferingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/AddSlot',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AddSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListSlots',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RequestBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RequestBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/GetBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.GetBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBookings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListBookings',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListBookingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/AcceptBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.AcceptBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/DeclineBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.DeclineBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FulfilBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/FulfilBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.FulfilBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/CancelBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.CancelBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/RateBooking',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.RateBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkMutualAid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/LinkMutualAid',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.LinkMutualAidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMutualAidLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ListMutualAidLinks',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.FromString,
             options,
             channel_credentials,
             insecure,

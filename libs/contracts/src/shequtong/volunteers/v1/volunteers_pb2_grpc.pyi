@@ -41,7 +41,759 @@ _VolunteersServiceListTeamsType = typing_extensions.TypeVar(
     ],
 )
 
-class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType]):
+_VolunteersServiceCreateTeamType = typing_extensions.TypeVar(
+    '_VolunteersServiceCreateTeamType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+    ],
+)
+
+_VolunteersServiceGetTeamType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetTeamType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+    ],
+)
+
+_VolunteersServiceSetTeamLeaderType = typing_extensions.TypeVar(
+    '_VolunteersServiceSetTeamLeaderType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+    ],
+)
+
+_VolunteersServiceApplyToVolunteerType = typing_extensions.TypeVar(
+    '_VolunteersServiceApplyToVolunteerType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+    ],
+)
+
+_VolunteersServiceGetVolunteerType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetVolunteerType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+    ],
+)
+
+_VolunteersServiceListVolunteersType = typing_extensions.TypeVar(
+    '_VolunteersServiceListVolunteersType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+    ],
+)
+
+_VolunteersServiceApproveVolunteerType = typing_extensions.TypeVar(
+    '_VolunteersServiceApproveVolunteerType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+    ],
+)
+
+_VolunteersServiceRejectVolunteerType = typing_extensions.TypeVar(
+    '_VolunteersServiceRejectVolunteerType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+    ],
+)
+
+_VolunteersServiceLeaveTeamType = typing_extensions.TypeVar(
+    '_VolunteersServiceLeaveTeamType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+    ],
+)
+
+_VolunteersServiceRemoveVolunteerType = typing_extensions.TypeVar(
+    '_VolunteersServiceRemoveVolunteerType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+    ],
+)
+
+_VolunteersServiceCreateActivityType = typing_extensions.TypeVar(
+    '_VolunteersServiceCreateActivityType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+    ],
+)
+
+_VolunteersServiceGetActivityType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetActivityType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+    ],
+)
+
+_VolunteersServiceListActivitiesType = typing_extensions.TypeVar(
+    '_VolunteersServiceListActivitiesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+    ],
+)
+
+_VolunteersServiceCancelActivityType = typing_extensions.TypeVar(
+    '_VolunteersServiceCancelActivityType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+    ],
+)
+
+_VolunteersServiceSignUpType = typing_extensions.TypeVar(
+    '_VolunteersServiceSignUpType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+    ],
+)
+
+_VolunteersServiceCancelSignupType = typing_extensions.TypeVar(
+    '_VolunteersServiceCancelSignupType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+    ],
+)
+
+_VolunteersServiceListSignupsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListSignupsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+    ],
+)
+
+_VolunteersServiceGetCheckinCodeType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetCheckinCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+    ],
+)
+
+_VolunteersServiceCheckInType = typing_extensions.TypeVar(
+    '_VolunteersServiceCheckInType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+    ],
+)
+
+_VolunteersServiceCheckOutType = typing_extensions.TypeVar(
+    '_VolunteersServiceCheckOutType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+    ],
+)
+
+_VolunteersServiceListHoursEntriesType = typing_extensions.TypeVar(
+    '_VolunteersServiceListHoursEntriesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+    ],
+)
+
+_VolunteersServiceReverseHoursEntryType = typing_extensions.TypeVar(
+    '_VolunteersServiceReverseHoursEntryType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+    ],
+)
+
+_VolunteersServiceGetHoursTotalsType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetHoursTotalsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+    ],
+)
+
+_VolunteersServiceGetServiceCertificateType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetServiceCertificateType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+    ],
+)
+
+_VolunteersServiceRegisterOrganisationType = typing_extensions.TypeVar(
+    '_VolunteersServiceRegisterOrganisationType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+    ],
+)
+
+_VolunteersServiceGetOrganisationType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetOrganisationType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+    ],
+)
+
+_VolunteersServiceListOrganisationsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListOrganisationsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+    ],
+)
+
+_VolunteersServiceApproveOrganisationType = typing_extensions.TypeVar(
+    '_VolunteersServiceApproveOrganisationType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+    ],
+)
+
+_VolunteersServiceRejectOrganisationType = typing_extensions.TypeVar(
+    '_VolunteersServiceRejectOrganisationType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+    ],
+)
+
+_VolunteersServiceOpenStorefrontType = typing_extensions.TypeVar(
+    '_VolunteersServiceOpenStorefrontType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+    ],
+)
+
+_VolunteersServiceGetStorefrontType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetStorefrontType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+    ],
+)
+
+_VolunteersServiceListStorefrontsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListStorefrontsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+    ],
+)
+
+_VolunteersServiceCloseStorefrontType = typing_extensions.TypeVar(
+    '_VolunteersServiceCloseStorefrontType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+    ],
+)
+
+_VolunteersServiceAddOfferingType = typing_extensions.TypeVar(
+    '_VolunteersServiceAddOfferingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+    ],
+)
+
+_VolunteersServiceListOfferingsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListOfferingsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+    ],
+)
+
+_VolunteersServiceAddSlotType = typing_extensions.TypeVar(
+    '_VolunteersServiceAddSlotType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+    ],
+)
+
+_VolunteersServiceListSlotsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListSlotsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+    ],
+)
+
+_VolunteersServiceRequestBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceRequestBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+    ],
+)
+
+_VolunteersServiceGetBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceGetBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+    ],
+)
+
+_VolunteersServiceListBookingsType = typing_extensions.TypeVar(
+    '_VolunteersServiceListBookingsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+    ],
+)
+
+_VolunteersServiceAcceptBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceAcceptBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+    ],
+)
+
+_VolunteersServiceDeclineBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceDeclineBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+    ],
+)
+
+_VolunteersServiceFulfilBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceFulfilBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+    ],
+)
+
+_VolunteersServiceCancelBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceCancelBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+    ],
+)
+
+_VolunteersServiceRateBookingType = typing_extensions.TypeVar(
+    '_VolunteersServiceRateBookingType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+    ],
+)
+
+_VolunteersServiceLinkMutualAidType = typing_extensions.TypeVar(
+    '_VolunteersServiceLinkMutualAidType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+    ],
+)
+
+_VolunteersServiceListMutualAidLinksType = typing_extensions.TypeVar(
+    '_VolunteersServiceListMutualAidLinksType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+    ],
+)
+
+class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _VolunteersServiceCreateTeamType, _VolunteersServiceGetTeamType, _VolunteersServiceSetTeamLeaderType, _VolunteersServiceApplyToVolunteerType, _VolunteersServiceGetVolunteerType, _VolunteersServiceListVolunteersType, _VolunteersServiceApproveVolunteerType, _VolunteersServiceRejectVolunteerType, _VolunteersServiceLeaveTeamType, _VolunteersServiceRemoveVolunteerType, _VolunteersServiceCreateActivityType, _VolunteersServiceGetActivityType, _VolunteersServiceListActivitiesType, _VolunteersServiceCancelActivityType, _VolunteersServiceSignUpType, _VolunteersServiceCancelSignupType, _VolunteersServiceListSignupsType, _VolunteersServiceGetCheckinCodeType, _VolunteersServiceCheckInType, _VolunteersServiceCheckOutType, _VolunteersServiceListHoursEntriesType, _VolunteersServiceReverseHoursEntryType, _VolunteersServiceGetHoursTotalsType, _VolunteersServiceGetServiceCertificateType, _VolunteersServiceRegisterOrganisationType, _VolunteersServiceGetOrganisationType, _VolunteersServiceListOrganisationsType, _VolunteersServiceApproveOrganisationType, _VolunteersServiceRejectOrganisationType, _VolunteersServiceOpenStorefrontType, _VolunteersServiceGetStorefrontType, _VolunteersServiceListStorefrontsType, _VolunteersServiceCloseStorefrontType, _VolunteersServiceAddOfferingType, _VolunteersServiceListOfferingsType, _VolunteersServiceAddSlotType, _VolunteersServiceListSlotsType, _VolunteersServiceRequestBookingType, _VolunteersServiceGetBookingType, _VolunteersServiceListBookingsType, _VolunteersServiceAcceptBookingType, _VolunteersServiceDeclineBookingType, _VolunteersServiceFulfilBookingType, _VolunteersServiceCancelBookingType, _VolunteersServiceRateBookingType, _VolunteersServiceLinkMutualAidType, _VolunteersServiceListMutualAidLinksType]):
     """Volunteer teams, activities, service hours and charity storefronts."""
 
     @typing.overload
@@ -49,6 +801,194 @@ class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType]):
         grpc.UnaryUnaryMultiCallable[
             shequtong.volunteers.v1.volunteers_pb2.ListTeamsRequest,
             shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+            shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+            shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+            shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -58,14 +998,500 @@ class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType]):
             shequtong.volunteers.v1.volunteers_pb2.ListTeamsRequest,
             shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+            shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+            shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+            shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+            shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+            shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     ListTeams: _VolunteersServiceListTeamsType
+    """--- teams and volunteers ---------------------------------------------------------------------"""
+
+    CreateTeam: _VolunteersServiceCreateTeamType
+
+    GetTeam: _VolunteersServiceGetTeamType
+
+    SetTeamLeader: _VolunteersServiceSetTeamLeaderType
+    """Make an approved volunteer a leader of their team (or stop being one)."""
+
+    ApplyToVolunteer: _VolunteersServiceApplyToVolunteerType
+    """A resident applies to a team of their neighbourhood (the default team when none is named)."""
+
+    GetVolunteer: _VolunteersServiceGetVolunteerType
+
+    ListVolunteers: _VolunteersServiceListVolunteersType
+    """Applications and members: of a team, of a neighbourhood, or one's own (mine=true)."""
+
+    ApproveVolunteer: _VolunteersServiceApproveVolunteerType
+
+    RejectVolunteer: _VolunteersServiceRejectVolunteerType
+
+    LeaveTeam: _VolunteersServiceLeaveTeamType
+
+    RemoveVolunteer: _VolunteersServiceRemoveVolunteerType
+
+    CreateActivity: _VolunteersServiceCreateActivityType
+    """--- activities -------------------------------------------------------------------------------"""
+
+    GetActivity: _VolunteersServiceGetActivityType
+
+    ListActivities: _VolunteersServiceListActivitiesType
+
+    CancelActivity: _VolunteersServiceCancelActivityType
+    """Cancels the activity and every sign-up; everyone signed up is notified (one event with the list)."""
+
+    SignUp: _VolunteersServiceSignUpType
+
+    CancelSignup: _VolunteersServiceCancelSignupType
+    """A participant withdraws; the first waitlisted sign-up is promoted in the same transaction."""
+
+    ListSignups: _VolunteersServiceListSignupsType
+
+    GetCheckinCode: _VolunteersServiceGetCheckinCodeType
+    """The secret shown as the activity's QR code, for the organiser to display on site."""
+
+    CheckIn: _VolunteersServiceCheckInType
+
+    CheckOut: _VolunteersServiceCheckOutType
+    """Checking out credits the attended time to the service-hours ledger."""
+
+    ListHoursEntries: _VolunteersServiceListHoursEntriesType
+    """--- service hours ----------------------------------------------------------------------------"""
+
+    ReverseHoursEntry: _VolunteersServiceReverseHoursEntryType
+    """Corrections never edit: a reversal entry (and optionally a corrected credit) with a reason."""
+
+    GetHoursTotals: _VolunteersServiceGetHoursTotalsType
+
+    GetServiceCertificate: _VolunteersServiceGetServiceCertificateType
+
+    RegisterOrganisation: _VolunteersServiceRegisterOrganisationType
+    """--- social organisations and storefronts -----------------------------------------------------"""
+
+    GetOrganisation: _VolunteersServiceGetOrganisationType
+
+    ListOrganisations: _VolunteersServiceListOrganisationsType
+
+    ApproveOrganisation: _VolunteersServiceApproveOrganisationType
+
+    RejectOrganisation: _VolunteersServiceRejectOrganisationType
+
+    OpenStorefront: _VolunteersServiceOpenStorefrontType
+
+    GetStorefront: _VolunteersServiceGetStorefrontType
+
+    ListStorefronts: _VolunteersServiceListStorefrontsType
+
+    CloseStorefront: _VolunteersServiceCloseStorefrontType
+
+    AddOffering: _VolunteersServiceAddOfferingType
+
+    ListOfferings: _VolunteersServiceListOfferingsType
+
+    AddSlot: _VolunteersServiceAddSlotType
+
+    ListSlots: _VolunteersServiceListSlotsType
+
+    RequestBooking: _VolunteersServiceRequestBookingType
+    """A resident books a slot of an offering, or requests the service without a slot."""
+
+    GetBooking: _VolunteersServiceGetBookingType
+
+    ListBookings: _VolunteersServiceListBookingsType
+
+    AcceptBooking: _VolunteersServiceAcceptBookingType
+
+    DeclineBooking: _VolunteersServiceDeclineBookingType
+
+    FulfilBooking: _VolunteersServiceFulfilBookingType
+
+    CancelBooking: _VolunteersServiceCancelBookingType
+
+    RateBooking: _VolunteersServiceRateBookingType
+
+    LinkMutualAid: _VolunteersServiceLinkMutualAidType
+    """--- mutual aid ---------------------------------------------------------------------------------
+    Links an issue (issues service) to the activity or storefront booking that resolved it.
+    """
+
+    ListMutualAidLinks: _VolunteersServiceListMutualAidLinksType
 
 VolunteersServiceAsyncStub: typing_extensions.TypeAlias = VolunteersServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.volunteers.v1.volunteers_pb2.ListTeamsRequest,
         shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+        shequtong.volunteers.v1.volunteers_pb2.SignUpResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckInResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+        shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+        shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
     ],
 ]
 
@@ -77,6 +1503,351 @@ class VolunteersServiceServicer(metaclass=abc.ABCMeta):
         self,
         request: shequtong.volunteers.v1.volunteers_pb2.ListTeamsRequest,
         context: _ServicerContext,
-    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse]]: ...
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListTeamsResponse]]:
+        """--- teams and volunteers ---------------------------------------------------------------------"""
+
+    @abc.abstractmethod
+    def CreateTeam(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CreateTeamRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CreateTeamResponse]]: ...
+
+    @abc.abstractmethod
+    def GetTeam(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetTeamRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetTeamResponse]]: ...
+
+    @abc.abstractmethod
+    def SetTeamLeader(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.SetTeamLeaderResponse]]:
+        """Make an approved volunteer a leader of their team (or stop being one)."""
+
+    @abc.abstractmethod
+    def ApplyToVolunteer(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ApplyToVolunteerResponse]]:
+        """A resident applies to a team of their neighbourhood (the default team when none is named)."""
+
+    @abc.abstractmethod
+    def GetVolunteer(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetVolunteerRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetVolunteerResponse]]: ...
+
+    @abc.abstractmethod
+    def ListVolunteers(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListVolunteersRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListVolunteersResponse]]:
+        """Applications and members: of a team, of a neighbourhood, or one's own (mine=true)."""
+
+    @abc.abstractmethod
+    def ApproveVolunteer(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ApproveVolunteerResponse]]: ...
+
+    @abc.abstractmethod
+    def RejectVolunteer(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RejectVolunteerResponse]]: ...
+
+    @abc.abstractmethod
+    def LeaveTeam(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.LeaveTeamRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.LeaveTeamResponse]]: ...
+
+    @abc.abstractmethod
+    def RemoveVolunteer(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RemoveVolunteerResponse]]: ...
+
+    @abc.abstractmethod
+    def CreateActivity(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CreateActivityRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CreateActivityResponse]]:
+        """--- activities -------------------------------------------------------------------------------"""
+
+    @abc.abstractmethod
+    def GetActivity(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetActivityRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetActivityResponse]]: ...
+
+    @abc.abstractmethod
+    def ListActivities(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListActivitiesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListActivitiesResponse]]: ...
+
+    @abc.abstractmethod
+    def CancelActivity(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CancelActivityRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CancelActivityResponse]]:
+        """Cancels the activity and every sign-up; everyone signed up is notified (one event with the list)."""
+
+    @abc.abstractmethod
+    def SignUp(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.SignUpRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.SignUpResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.SignUpResponse]]: ...
+
+    @abc.abstractmethod
+    def CancelSignup(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CancelSignupRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CancelSignupResponse]]:
+        """A participant withdraws; the first waitlisted sign-up is promoted in the same transaction."""
+
+    @abc.abstractmethod
+    def ListSignups(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListSignupsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListSignupsResponse]]: ...
+
+    @abc.abstractmethod
+    def GetCheckinCode(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetCheckinCodeResponse]]:
+        """The secret shown as the activity's QR code, for the organiser to display on site."""
+
+    @abc.abstractmethod
+    def CheckIn(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CheckInRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CheckInResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CheckInResponse]]: ...
+
+    @abc.abstractmethod
+    def CheckOut(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CheckOutRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CheckOutResponse]]:
+        """Checking out credits the attended time to the service-hours ledger."""
+
+    @abc.abstractmethod
+    def ListHoursEntries(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListHoursEntriesResponse]]:
+        """--- service hours ----------------------------------------------------------------------------"""
+
+    @abc.abstractmethod
+    def ReverseHoursEntry(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ReverseHoursEntryResponse]]:
+        """Corrections never edit: a reversal entry (and optionally a corrected credit) with a reason."""
+
+    @abc.abstractmethod
+    def GetHoursTotals(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetHoursTotalsResponse]]: ...
+
+    @abc.abstractmethod
+    def GetServiceCertificate(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetServiceCertificateResponse]]: ...
+
+    @abc.abstractmethod
+    def RegisterOrganisation(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RegisterOrganisationResponse]]:
+        """--- social organisations and storefronts -----------------------------------------------------"""
+
+    @abc.abstractmethod
+    def GetOrganisation(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetOrganisationRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetOrganisationResponse]]: ...
+
+    @abc.abstractmethod
+    def ListOrganisations(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListOrganisationsResponse]]: ...
+
+    @abc.abstractmethod
+    def ApproveOrganisation(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ApproveOrganisationResponse]]: ...
+
+    @abc.abstractmethod
+    def RejectOrganisation(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RejectOrganisationResponse]]: ...
+
+    @abc.abstractmethod
+    def OpenStorefront(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.OpenStorefrontResponse]]: ...
+
+    @abc.abstractmethod
+    def GetStorefront(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetStorefrontRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetStorefrontResponse]]: ...
+
+    @abc.abstractmethod
+    def ListStorefronts(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListStorefrontsResponse]]: ...
+
+    @abc.abstractmethod
+    def CloseStorefront(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CloseStorefrontResponse]]: ...
+
+    @abc.abstractmethod
+    def AddOffering(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.AddOfferingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.AddOfferingResponse]]: ...
+
+    @abc.abstractmethod
+    def ListOfferings(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListOfferingsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListOfferingsResponse]]: ...
+
+    @abc.abstractmethod
+    def AddSlot(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.AddSlotRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.AddSlotResponse]]: ...
+
+    @abc.abstractmethod
+    def ListSlots(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListSlotsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListSlotsResponse]]: ...
+
+    @abc.abstractmethod
+    def RequestBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RequestBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RequestBookingResponse]]:
+        """A resident books a slot of an offering, or requests the service without a slot."""
+
+    @abc.abstractmethod
+    def GetBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.GetBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.GetBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def ListBookings(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListBookingsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListBookingsResponse]]: ...
+
+    @abc.abstractmethod
+    def AcceptBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.AcceptBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.AcceptBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def DeclineBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.DeclineBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.DeclineBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def FulfilBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.FulfilBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.FulfilBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def CancelBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.CancelBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.CancelBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def RateBooking(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.RateBookingRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.RateBookingResponse]]: ...
+
+    @abc.abstractmethod
+    def LinkMutualAid(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.LinkMutualAidResponse]]:
+        """--- mutual aid ---------------------------------------------------------------------------------
+        Links an issue (issues service) to the activity or storefront booking that resolved it.
+        """
+
+    @abc.abstractmethod
+    def ListMutualAidLinks(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse]]: ...
 
 def add_VolunteersServiceServicer_to_server(servicer: VolunteersServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

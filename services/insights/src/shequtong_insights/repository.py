@@ -1,0 +1,389 @@
+"""SQLAlchemy queries of insights: projection writes (upserts that work on PostgreSQL and SQLite) and
+the reads behind portraits, comparisons, exports, detection and prompts."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, false, func, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shequtong_insights.domain import painpoints as pp
+from shequtong_insights.domain.access import PromptScope
+from shequtong_insights.domain.facts import NOT_OPEN, IssueFacts
+from shequtong_insights.domain.figures import RawFigures
+from shequtong_insights.domain.periods import Period
+from shequtong_insights.models import (
+    PROJECTION_TABLES,
+    Activity,
+    Convention,
+    DailyCounter,
+    Issue,
+    Lock,
+    Member,
+    Neighbourhood,
+    Prompt,
+    RebuildRun,
+    Topic,
+)
+from shequtong_kit.db import inbox, region_directory
+
+CHUNK = 500
+PROJECTION_LOCK = "projection"
+DETECTOR_LOCK = "detector"
+FACT_FIELDS = tuple(IssueFacts.__dataclass_fields__)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+class ProjectionWriter:
+    """Writes of the event handlers; each handler runs in one transaction with its inbox row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def share_projection_lock(self) -> None:
+        """Handlers share this row lock; a rebuild takes it exclusively while it drops everything."""
+        await self.session.execute(select(Lock.name).where(Lock.name == PROJECTION_LOCK).with_for_update(read=True))
+
+    async def add(self, neighbourhood_id: str, day: date, metric: str, delta: int = 1) -> None:
+        if not neighbourhood_id or delta == 0:
+            return
+        stmt = _insert(self.session, DailyCounter.__table__).values(
+            neighbourhood_id=neighbourhood_id, day=day, metric=metric, value=delta
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["neighbourhood_id", "day", "metric"],
+            set_={"value": DailyCounter.__table__.c.value + stmt.excluded.value},
+        )
+        await self.session.execute(stmt)
+
+    async def took_part(self, neighbourhood_id: str, day: date, person_id: str) -> None:
+        if not neighbourhood_id or not person_id:
+            return
+        stmt = _insert(self.session, Activity.__table__).values(
+            neighbourhood_id=neighbourhood_id, day=day, person_id=person_id
+        )
+        await self.session.execute(stmt.on_conflict_do_nothing())
+
+    async def neighbourhood(self, values: dict[str, Any]) -> None:
+        """Upsert; the earliest time seen is when it opened (a copy of the event keeps it)."""
+        found = await self.session.get(Neighbourhood, values["neighbourhood_id"], with_for_update=True)
+        if found is None:
+            self.session.add(Neighbourhood(**values))
+            return
+        for key in ("code", "name", "kind", "subdistrict_id", "district_id"):
+            setattr(found, key, values[key])
+        found.created_at = min(found.created_at, values["created_at"])
+
+    async def member(self, membership_id: str) -> Member | None:
+        return await self.session.get(Member, membership_id, with_for_update=True)
+
+    def add_row(self, row: Any) -> None:
+        self.session.add(row)
+
+    async def issue(self, issue_id: str) -> IssueFacts:
+        row = await self.session.get(Issue, issue_id, with_for_update=True)
+        if row is None:
+            return IssueFacts(issue_id)
+        return IssueFacts(**{name: getattr(row, name) for name in FACT_FIELDS})
+
+    async def save_issue(self, facts: IssueFacts) -> None:
+        row = await self.session.get(Issue, facts.issue_id)
+        values = {name: getattr(facts, name) for name in FACT_FIELDS}
+        if row is None:
+            self.session.add(Issue(**values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        await self.session.flush()
+
+    async def topic(self, topic_id: str) -> Topic | None:
+        return await self.session.get(Topic, topic_id, with_for_update=True)
+
+    async def convention(self, convention_id: str) -> Convention | None:
+        return await self.session.get(Convention, convention_id, with_for_update=True)
+
+
+class Reader:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- places ----------------------------------------------------------------------------------
+    async def neighbourhood(self, neighbourhood_id: str) -> Neighbourhood | None:
+        return await self.session.get(Neighbourhood, neighbourhood_id)
+
+    async def neighbourhoods(
+        self,
+        *,
+        subdistrict_id: str = "",
+        district_id: str = "",
+        kind: int | None = None,
+        after: str = "",
+        limit: int | None = None,
+    ) -> list[Neighbourhood]:
+        query = select(Neighbourhood).order_by(Neighbourhood.neighbourhood_id)
+        if subdistrict_id:
+            query = query.where(Neighbourhood.subdistrict_id == subdistrict_id)
+        if district_id:
+            query = query.where(Neighbourhood.district_id == district_id)
+        if kind is not None:
+            query = query.where(Neighbourhood.kind == kind)
+        if after:
+            query = query.where(Neighbourhood.neighbourhood_id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def district_of_subdistrict(self, subdistrict_id: str) -> str:
+        row = (
+            await self.session.execute(
+                select(Neighbourhood.district_id).where(Neighbourhood.subdistrict_id == subdistrict_id).limit(1)
+            )
+        ).first()
+        return str(row[0]) if row else ""
+
+    async def places(self) -> dict[str, pp.Place]:
+        rows = await self.session.execute(
+            select(Neighbourhood.neighbourhood_id, Neighbourhood.subdistrict_id, Neighbourhood.district_id)
+        )
+        return {nid: pp.Place(nid, sid, did) for nid, sid, did in rows}
+
+    # --- figures ---------------------------------------------------------------------------------
+    async def raw_figures(self, ids: Sequence[str], period: Period, now: datetime) -> dict[str, RawFigures]:
+        """Raw figures of each neighbourhood over `period` (residents as at its end or now, if sooner)."""
+        raws = {nid: RawFigures() for nid in ids}
+        at = min(period.end, now)
+        for chunk in _chunks(list(ids)):
+            await self._counters(chunk, period, raws)
+            await self._active(chunk, period, raws)
+            await self._residents(chunk, at, raws)
+            await self._issues(chunk, period, raws)
+            await self._topics_and_conventions(chunk, at, raws)
+        return raws
+
+    async def _counters(self, ids: Sequence[str], period: Period, raws: dict[str, RawFigures]) -> None:
+        d = DailyCounter
+        rows = await self.session.execute(
+            select(d.neighbourhood_id, d.metric, func.sum(d.value))
+            .where(d.neighbourhood_id.in_(ids), d.day >= period.first_day, d.day <= period.last_day)
+            .group_by(d.neighbourhood_id, d.metric)
+        )
+        for nid, metric, total in rows:
+            raws[nid].counters[metric] += int(total or 0)
+
+    async def _active(self, ids: Sequence[str], period: Period, raws: dict[str, RawFigures]) -> None:
+        a = Activity
+        rows = await self.session.execute(
+            select(a.neighbourhood_id, func.count(func.distinct(a.person_id)))
+            .where(a.neighbourhood_id.in_(ids), a.day >= period.first_day, a.day <= period.last_day)
+            .group_by(a.neighbourhood_id)
+        )
+        for nid, count in rows:
+            raws[nid].active = int(count)
+
+    async def _residents(self, ids: Sequence[str], at: datetime, raws: dict[str, RawFigures]) -> None:
+        mm = Member
+        rows = await self.session.execute(
+            select(
+                mm.neighbourhood_id,
+                func.count(),
+                func.count(func.distinct(func.nullif(mm.household_id, ""))),
+            )
+            .where(
+                mm.neighbourhood_id.in_(ids),
+                mm.verified_at.is_not(None),
+                mm.verified_at < at,
+                or_(mm.left_at.is_(None), mm.left_at >= at),
+            )
+            .group_by(mm.neighbourhood_id)
+        )
+        for nid, residents, households in rows:
+            raws[nid].residents = int(residents)
+            raws[nid].households = int(households)
+
+    async def _issues(self, ids: Sequence[str], period: Period, raws: dict[str, RawFigures]) -> None:
+        i = Issue
+        reported = await self.session.execute(
+            select(i.neighbourhood_id, i.category_code, i.reported_at, i.first_response_at, i.state).where(
+                i.neighbourhood_id.in_(ids), i.reported_at >= period.start, i.reported_at < period.end
+            )
+        )
+        for nid, category, reported_at, responded_at, state in reported:
+            raw = raws[nid]
+            raw.categories[category or "uncategorised"] += 1
+            if responded_at is not None:
+                raw.response_seconds.append(max(0.0, (responded_at - reported_at).total_seconds()))
+            if state not in NOT_OPEN:
+                raw.issues_open += 1
+        resolved = await self.session.execute(
+            select(i.neighbourhood_id, i.reported_at, i.last_resolved_at, i.last_reopened_at, i.resolved_level).where(
+                i.neighbourhood_id.in_(ids),
+                i.reported_at.is_not(None),
+                i.last_resolved_at >= period.start,
+                i.last_resolved_at < period.end,
+            )
+        )
+        for nid, reported_at, resolved_at, reopened_at, level in resolved:
+            facts = IssueFacts(
+                "",
+                reported_at=reported_at,
+                last_resolved_at=resolved_at,
+                last_reopened_at=reopened_at,
+                resolved_level=level,
+            )
+            seconds = facts.resolution_seconds
+            if seconds is not None:
+                raws[nid].resolutions.append((seconds, facts.resolved_inside))
+
+    async def _topics_and_conventions(self, ids: Sequence[str], at: datetime, raws: dict[str, RawFigures]) -> None:
+        rows = await self.session.execute(
+            select(Topic.neighbourhood_id, Topic.stage, func.count())
+            .where(Topic.neighbourhood_id.in_(ids))
+            .group_by(Topic.neighbourhood_id, Topic.stage)
+        )
+        for nid, stage, count in rows:
+            raws[nid].topic_stages[stage] = int(count)
+        rows = await self.session.execute(
+            select(Convention.neighbourhood_id, func.count())
+            .where(Convention.neighbourhood_id.in_(ids), Convention.first_adopted_at < at)
+            .group_by(Convention.neighbourhood_id)
+        )
+        for nid, count in rows:
+            raws[nid].conventions_total = int(count)
+
+    async def daily(self, ids: Sequence[str], period: Period) -> dict[tuple[str, date], Counter[str]]:
+        result: dict[tuple[str, date], Counter[str]] = defaultdict(Counter)
+        d = DailyCounter
+        for chunk in _chunks(list(ids)):
+            rows = await self.session.execute(
+                select(d.neighbourhood_id, d.day, d.metric, d.value).where(
+                    d.neighbourhood_id.in_(chunk), d.day >= period.first_day, d.day <= period.last_day
+                )
+            )
+            for nid, day, metric, value in rows:
+                result[(nid, day)][metric] += int(value)
+        a = Activity
+        for chunk in _chunks(list(ids)):
+            rows = await self.session.execute(
+                select(a.neighbourhood_id, a.day, func.count())
+                .where(a.neighbourhood_id.in_(chunk), a.day >= period.first_day, a.day <= period.last_day)
+                .group_by(a.neighbourhood_id, a.day)
+            )
+            for nid, day, count in rows:
+                result[(nid, day)]["active_residents"] += int(count)
+        return result
+
+    # --- detection -------------------------------------------------------------------------------
+    async def sightings(self, since: datetime, until: datetime) -> list[pp.Sighting]:
+        i = Issue
+        rows = await self.session.execute(
+            select(i.issue_id, i.neighbourhood_id, i.category_code, i.building, i.reported_at).where(
+                i.reported_at >= since, i.reported_at < until, i.neighbourhood_id != ""
+            )
+        )
+        return [pp.Sighting(*row) for row in rows]
+
+    async def overdue(self, now: datetime) -> dict[str, list[str]]:
+        i = Issue
+        rows = await self.session.execute(
+            select(i.neighbourhood_id, i.issue_id).where(
+                i.neighbourhood_id != "",
+                i.state.not_in(sorted(NOT_OPEN)),
+                or_(
+                    and_(i.first_response_at.is_(None), i.response_due_at.is_not(None), i.response_due_at < now),
+                    i.sla_breaches > 0,
+                ),
+            )
+        )
+        found: dict[str, list[str]] = defaultdict(list)
+        for nid, issue_id in rows:
+            found[nid].append(issue_id)
+        return found
+
+    async def raised_since(self, since: datetime) -> list[pp.Raised]:
+        p = Prompt
+        rows = await self.session.execute(
+            select(p.level, p.place_id, p.rule, p.subject, p.window_end).where(p.window_end > since)
+        )
+        return [pp.Raised(*row) for row in rows]
+
+    # --- prompts ---------------------------------------------------------------------------------
+    async def prompt(self, prompt_id: str, for_update: bool = False) -> Prompt | None:
+        return await self.session.get(Prompt, prompt_id, with_for_update=for_update)
+
+    async def prompts(
+        self,
+        scope: PromptScope,
+        *,
+        neighbourhood_id: str,
+        subdistrict_id: str,
+        district_id: str,
+        status: str,
+        rule: str,
+        before: str,
+        limit: int,
+    ) -> list[Prompt]:
+        p = Prompt
+        query = select(p).order_by(p.id.desc()).limit(limit)
+        if not scope.everything:
+            allowed = []
+            if scope.neighbourhoods:
+                allowed.append(and_(p.level == pp.NEIGHBOURHOOD, p.neighbourhood_id.in_(sorted(scope.neighbourhoods))))
+            if scope.subdistricts:
+                allowed.append(p.subdistrict_id.in_(sorted(scope.subdistricts)))
+            if scope.districts:
+                allowed.append(p.district_id.in_(sorted(scope.districts)))
+            query = query.where(or_(*allowed) if allowed else false())
+        if neighbourhood_id:
+            query = query.where(p.neighbourhood_id == neighbourhood_id)
+        if subdistrict_id:
+            query = query.where(p.subdistrict_id == subdistrict_id)
+        if district_id:
+            query = query.where(p.district_id == district_id)
+        if status:
+            query = query.where(p.status == status)
+        if rule:
+            query = query.where(p.rule == rule)
+        if before:
+            query = query.where(p.id < before)
+        return list((await self.session.execute(query)).scalars())
+
+    # --- rebuild ---------------------------------------------------------------------------------
+    async def rebuild(self, rebuild_id: str) -> RebuildRun | None:
+        return await self.session.get(RebuildRun, rebuild_id)
+
+    async def unfinished_rebuilds(self) -> list[RebuildRun]:
+        query = select(RebuildRun).where(RebuildRun.phase != "done").order_by(RebuildRun.started_at)
+        return list((await self.session.execute(query)).scalars())
+
+
+async def take_lock(session: AsyncSession, name: str) -> None:
+    """Exclusive row lock for the rest of the transaction (PostgreSQL; SQLite serialises writers)."""
+    await session.execute(select(Lock.name).where(Lock.name == name).with_for_update())
+
+
+async def drop_projections(session: AsyncSession, consumers: Iterable[str]) -> int:
+    """Empties every projection, the region directory and the consumers' inbox rows; rows dropped."""
+    dropped = 0
+    for table in (*PROJECTION_TABLES, region_directory):
+        result = await session.execute(delete(table))
+        dropped += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    names = list(consumers)
+    await session.execute(delete(inbox).where(inbox.c.consumer.in_(names)))
+    return dropped
+
+
+__all__ = ["ProjectionWriter", "Reader", "drop_projections", "take_lock", "tuple_"]

@@ -1,0 +1,285 @@
+"""The projector and the use cases over a real database (PostgreSQL when reachable, else SQLite),
+migrated by the service's own `migrate` command. Events are fed as the kit's consumer would."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from google.protobuf.message import Message
+from shequtong_insights.consumers import CONSUMER_NAMES, Projector
+from shequtong_insights.repository import drop_projections
+from shequtong_insights.service import InsightsService
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shequtong.events.v1 import boards_events_pb2 as boards_ev
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.clock import ManualClock
+from shequtong_kit.consumer import ReceivedEvent
+from shequtong_kit.db import create_engine, session_factory
+from shequtong_kit.errors import PermissionDenied
+from shequtong_kit.proto import ts
+from shequtong_kit.testing import Databases, temp_workdir
+
+NOW = datetime(2026, 3, 20, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai
+H = timedelta(hours=1)
+OPERATOR = Principal("svc:ops", parse_roles(["operator@*"]))
+
+
+class NoJetStream:
+    """Rebuilds are not exercised here (see the integration tests); only the consumers' names."""
+
+    specs = ()
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with temp_workdir("insights-component-") as workdir:
+        dbs = Databases(Path(workdir))
+        url = dbs.create(f"insights_component_{uuid.uuid4().hex[:6]}")
+        env = {**os.environ, "DATABASE_URL": url}
+        subprocess.run([sys.executable, "-m", "shequtong_insights", "migrate"], env=env, check=True, timeout=120)
+        yield url
+        dbs.drop_all()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+def event(subject: str, message: Message, at: datetime) -> ReceivedEvent:
+    return ReceivedEvent(
+        id=uuid.uuid4().hex,
+        subject=subject,
+        ce_type=message.DESCRIPTOR.full_name,
+        source="/test",
+        time=at.isoformat(),
+        payload=message.SerializeToString(),
+        headers={},
+        delivery=1,
+    )
+
+
+def scripted_week(n1: str, n2: str, sub: str, district: str) -> list[ReceivedEvent]:
+    events = []
+    for nid, code in ((n1, "A"), (n2, "B")):
+        events.append(
+            event(
+                "identity.neighbourhood.created",
+                identity_ev.NeighbourhoodCreated(
+                    neighbourhood_id=nid, code=code, name=f"村{code}", kind=1, subdistrict_id=sub, district_id=district
+                ),
+                NOW - timedelta(days=100),
+            )
+        )
+    for index in range(4):  # four residents in n1 (one household shared), one leaves
+        membership = f"m{index}-{n1}"
+        person = f"p{index}-{n1}"
+        msg = identity_ev.MemberVerified(
+            person_id=person, neighbourhood_id=n1, membership_id=membership, household_id=f"h{index // 2}"
+        )
+        events.append(event("identity.membership.verified", msg, NOW - timedelta(days=40)))
+    events.append(
+        event(
+            "identity.membership.left",
+            identity_ev.MemberLeft(person_id=f"p3-{n1}", neighbourhood_id=n1, membership_id=f"m3-{n1}"),
+            NOW - timedelta(days=2),
+        )
+    )
+    for index, author in enumerate(("p0", "p1", "p0")):
+        post = boards_ev.PostCreated(
+            post_id=f"post{index}-{n1}", neighbourhood_id=n1, author_id=f"{author}-{n1}", created_at=ts(NOW - 2 * H)
+        )
+        events.append(event("boards.post.created", post, NOW - 2 * H))
+    # Issues in n1: response after 1, 2 and 6 hours; two resolved inside, one at the sub-district.
+    plan = [
+        ("sanitation", 1, 5, "neighbourhood"),
+        ("sanitation", 2, 9, "neighbourhood"),
+        ("parking", 6, 30, "subdistrict"),
+    ]
+    for index, (category, respond_h, resolve_h, level) in enumerate(plan):
+        issue = f"i{index}-{n1}"
+        reported_at = NOW - timedelta(days=3, hours=index)
+        events.append(
+            event(
+                "issues.issue.reported",
+                issues_ev.IssueReported(
+                    issue_id=issue,
+                    neighbourhood_id=n1,
+                    category_code=category,
+                    reporter_id=f"p2-{n1}",
+                    source="resident",
+                    reported_at=ts(reported_at),
+                    building="3号楼",
+                ),
+                reported_at,
+            )
+        )
+        steps = (("acknowledged", respond_h, "neighbourhood"), ("resolved", resolve_h, level))
+        for transition, hours, at_level in steps:
+            at = reported_at + timedelta(hours=hours)
+            events.append(
+                event(
+                    f"issues.issue.{transition}",
+                    issues_ev.IssueStateChanged(
+                        issue_id=issue,
+                        neighbourhood_id=n1,
+                        to_state=transition,
+                        level=at_level,
+                        occurred_at=ts(at),
+                        category_code=category,
+                        reported_at=ts(reported_at),
+                    ),
+                    at,
+                )
+            )
+    events.append(
+        event(
+            "issues.issue.rated",
+            issues_ev.IssueRated(issue_id=f"i0-{n1}", neighbourhood_id=n1, rating=5, fixed=True, rated_at=ts(NOW - H)),
+            NOW - H,
+        )
+    )
+    # The peer n2: one issue answered after 4 hours.
+    reported_at = NOW - timedelta(days=1)
+    events.append(
+        event(
+            "issues.issue.reported",
+            issues_ev.IssueReported(
+                issue_id=f"j0-{n2}", neighbourhood_id=n2, category_code="noise", reported_at=ts(reported_at)
+            ),
+            reported_at,
+        )
+    )
+    events.append(
+        event(
+            "issues.issue.acknowledged",
+            issues_ev.IssueStateChanged(
+                issue_id=f"j0-{n2}", neighbourhood_id=n2, to_state="acknowledged", occurred_at=ts(reported_at + 4 * H)
+            ),
+            reported_at + 4 * H,
+        )
+    )
+    events.append(event("issues.issue.unheard_of", issues_ev.IssueReported(issue_id="x"), NOW))
+    return events
+
+
+async def feed(service: InsightsService, projector: Projector, events: list[ReceivedEvent]) -> None:
+    for received in events:
+        async with service.sessions() as session, session.begin():
+            await projector.handle(session, received)
+
+
+def comparable(view: object) -> dict[str, object]:
+    data = dict(vars(view))
+    data.pop("generated_at")
+    data["neighbourhood"] = data["neighbourhood"].neighbourhood_id  # type: ignore[attr-defined]
+    return data
+
+
+async def test_portrait_from_a_scripted_week_and_the_same_after_a_shuffled_replay(engine: AsyncEngine) -> None:
+    n1, n2, sub, district = (f"{p}-{uuid.uuid4().hex[:8]}" for p in ("n", "n", "s", "d"))
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    projector = Projector(480)
+    events = scripted_week(n1, n2, sub, district)
+    await feed(service, projector, events)
+
+    view = await service.portrait(OPERATOR, n1, 7)
+    f = view.figures
+    assert (f.residents, f.households, f.residents_left) == (3, 2, 1)
+    assert (f.posts, f.active_residents) == (3, 3)  # p0, p1 posted; p2 reported
+    assert f.participation_rate == 1.0
+    assert (f.issues_reported, f.issues_acknowledged, f.issues_resolved) == (3, 3, 3)
+    assert (f.response_time.count, f.response_time.median_hours) == (3, 2.0)
+    assert f.resolution_time.median_hours == 9.0
+    assert (f.resolved_inside, f.share_resolved_inside) == (2, 0.6667)
+    assert (f.ratings, f.mean_rating) == (1, 5.0)
+    assert view.top_categories[0] == ("sanitation", 2, 0.6667)
+    assert view.peer_ids == [n2]
+    assert view.peer_figures is not None and view.peer_figures.response_time.median_hours == 4.0
+    assert view.days_on_platform == 100
+    response = next(t for t in view.trends if t.measure == "response_median_hours")
+    assert (response.current, response.peer_median, response.versus_peers) == (2.0, 4.0, "below")
+
+    resident = Principal(f"p0-{n1}", parse_roles([f"resident@n:{n1}"]))
+    public = await service.portrait(resident, n1, 7)
+    assert public.visibility == "public" and public.figures.issues_resolved == 3 and public.figures.posts == 0
+    with pytest.raises(PermissionDenied):
+        await service.portrait(Principal("c", parse_roles([f"cadre@n:{n2}"])), n1, 7)
+
+    # Drop everything and replay in another order (as after a rebuild): the same portrait.
+    async with service.sessions() as session, session.begin():
+        assert await drop_projections(session, CONSUMER_NAMES) > 0
+    shuffled = list(events)
+    random.Random(7).shuffle(shuffled)
+    await feed(service, projector, shuffled)
+    again = await service.portrait(OPERATOR, n1, 7)
+    assert comparable(again) == comparable(view)
+
+    # The daily export carries the same numbers.
+    _, content, rows = await service.export(
+        OPERATOR, kind="daily", neighbourhood_id=n1, subdistrict_id="", district_id="", grouping="", requested_days=7
+    )
+    table = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert rows == 7 and len(table) == 7
+    assert sum(int(r["issues_reported"]) for r in table) == 3
+    assert sum(int(r["posts"]) for r in table) == 3
+
+    _, compared, more = await service.compare(
+        OPERATOR, district_id=district, subdistrict_id="", grouping="kind", requested_days=7, limit=10
+    )
+    assert not more and [(r.key, r.neighbourhoods) for r in compared] == [("residential", 2)]
+    assert compared[0].figures.issues_reported == 4
+    assert compared[0].figures.response_time.median_hours == 3.0  # over 1, 2, 4, 6 hours
+
+
+async def test_detection_raises_one_prompt_per_finding_and_never_twice(engine: AsyncEngine) -> None:
+    n1, n2, sub, district = (f"{p}-{uuid.uuid4().hex[:8]}" for p in ("n", "n", "s", "d"))
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    projector = Projector(480)
+    events = scripted_week(n1, n2, sub, district)[:2]
+    for index in range(6):
+        at = NOW - timedelta(days=1, hours=index)
+        msg = issues_ev.IssueReported(
+            issue_id=f"s{index}-{n1}", neighbourhood_id=n1, category_code="leaking_pipe", reported_at=ts(at)
+        )
+        events.append(event("issues.issue.reported", msg, at))
+    await feed(service, projector, events)
+
+    async with service.sessions() as session, session.begin():
+        first = await service.detect_now(session, OPERATOR)
+    mine = [p for p in first.created if p.district_id == district]
+    assert [(p.rule, p.place_id, p.subject) for p in mine] == [("category_spike", n1, "leaking_pipe")]
+    async with service.sessions() as session, session.begin():
+        second = await service.detect_now(session, OPERATOR)
+    assert [p for p in second.created if p.district_id == district] == []
+
+    cadre = Principal("cadre-1", parse_roles([f"cadre@n:{n1}"]))
+    listed = await service.list_prompts(
+        cadre, neighbourhood_id="", subdistrict_id="", district_id="", status="", rule="", before="", limit=10
+    )
+    assert [p.id for p in listed] == [mine[0].id]
+    other = Principal("cadre-2", parse_roles([f"cadre@n:{n2}"]))
+    assert (
+        await service.list_prompts(
+            other, neighbourhood_id="", subdistrict_id="", district_id="", status="", rule="", before="", limit=10
+        )
+        == []
+    )
+    async with service.sessions() as session, session.begin():
+        decided = await service.decide_prompt(session, cadre, mine[0].id, "acknowledged", "will inspect")
+    assert (decided.status, decided.decided_by, decided.decision_note) == ("acknowledged", "cadre-1", "will inspect")

@@ -1,0 +1,365 @@
+"""The use cases against a real database (PostgreSQL when reachable, else SQLite) migrated by the
+service's own Alembic revisions: each change and its outbox events in one transaction, and the
+concurrency guarantees (capacity, waitlist order, no double booking) under real concurrent transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from shequtong_volunteers.domain import activities as activity_rules
+from shequtong_volunteers.models import Activity, HoursEntry, Slot
+from shequtong_volunteers.service import VolunteersService
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import volunteers_events_pb2 as ev
+from shequtong_kit import regions
+from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.clock import ManualClock
+from shequtong_kit.db import create_engine, outbox, session_factory
+from shequtong_kit.errors import AlreadyExists, DomainError, FailedPrecondition, PermissionDenied
+from shequtong_kit.outbox import Outbox
+from shequtong_kit.testing import Databases, temp_workdir
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with temp_workdir("volunteers-db-") as workdir:
+        dbs = Databases(Path(workdir))
+        url = dbs.create(f"volunteers_{uuid.uuid4().hex[:6]}")
+        env = {**os.environ, "DATABASE_URL": url}
+        subprocess.run([sys.executable, "-m", "shequtong_volunteers", "migrate"], env=env, check=True, timeout=120)
+        yield url
+        dbs.drop_all()
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=40, max_overflow=10)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def service(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> VolunteersService:
+    return VolunteersService(sessions, Outbox("volunteers", clock), clock)
+
+
+def person(*roles: str, subject: str | None = None) -> Principal:
+    return Principal(subject=subject or f"p-{uuid.uuid4().hex[:10]}", roles=parse_roles(roles))
+
+
+class World:
+    """A district with two neighbourhoods in one sub-district and one in another district."""
+
+    def __init__(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.district, self.other_district = f"d-{suffix}", f"d2-{suffix}"
+        self.n1, self.n2, self.far = f"n1-{suffix}", f"n2-{suffix}", f"n3-{suffix}"
+        self.cadre = person(f"cadre@n:{self.n1}")
+
+
+@pytest.fixture
+async def world(service: VolunteersService) -> World:
+    w = World()
+    async with service.sessions() as session, session.begin():
+        for n, sub, dist in ((w.n1, "s1", w.district), (w.n2, "s1", w.district), (w.far, "s9", w.other_district)):
+            created = identity_ev.NeighbourhoodCreated(
+                neighbourhood_id=n, subdistrict_id=f"{sub}-{dist}", district_id=dist, code=n, name=n, kind=1
+            )
+            await regions.record_neighbourhood(session, created)
+            await service.ensure_default_team(session, n)
+    return w
+
+
+async def tx(service: VolunteersService, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """One transaction, as the servicer runs it."""
+    async with service.sessions() as session, session.begin():
+        return await work(session)
+
+
+async def outbox_mark(service: VolunteersService) -> str:
+    """The newest outbox id now (ids are time-ordered): later rows were written after this point."""
+    async with service.sessions() as session:
+        return (await session.execute(select(func.max(outbox.c.id)))).scalar_one() or ""
+
+
+async def subjects_since(service: VolunteersService, mark: str) -> list[str]:
+    async with service.sessions() as session:
+        rows = await session.execute(select(outbox.c.subject).where(outbox.c.id > mark).order_by(outbox.c.id))
+        return [row[0] for row in rows]
+
+
+async def payload_since(service: VolunteersService, mark: str, subject: str) -> bytes:
+    async with service.sessions() as session:
+        query = select(outbox.c.payload).where(outbox.c.id > mark, outbox.c.subject == subject)
+        return bytes((await session.execute(query)).scalar_one())
+
+
+async def new_activity(
+    service: VolunteersService, world: World, clock: ManualClock, capacity: int, **changes: Any
+) -> Activity:
+    values: dict[str, Any] = {
+        "organiser_kind": activity_rules.NEIGHBOURHOOD,
+        "neighbourhood_id": world.n1,
+        "organisation_id": "",
+        "team_id": "",
+        "title": "楼道清扫",
+        "description": "",
+        "place": "3号楼",
+        "starts_at": clock.now() + timedelta(hours=2),
+        "ends_at": clock.now() + timedelta(hours=3),
+        "capacity": capacity,
+        "required_skills": [],
+        "audience_neighbourhood_ids": [],
+    }
+    values.update(changes)
+    return await tx(service, lambda s: service.create_activity(s, world.cadre, **values))
+
+
+# --- volunteers ----------------------------------------------------------------------------------------
+
+
+async def test_apply_and_approve_write_the_events_with_the_change(
+    service: VolunteersService, world: World, clock: ManualClock
+) -> None:
+    resident = person(f"resident@n:{world.n1}")
+    start = await outbox_mark(service)
+    volunteer = await tx(service, lambda s: service.apply(s, resident, world.n1, "", ["理发"], "周末", ""))
+    assert volunteer.state == "pending"
+    with pytest.raises(AlreadyExists):
+        await tx(service, lambda s: service.apply(s, resident, world.n1, "", [], "", ""))
+    with pytest.raises(PermissionDenied):
+        await tx(service, lambda s: service.approve(s, person(f"cadre@n:{world.n2}"), volunteer.id))
+    approved = await tx(service, lambda s: service.approve(s, world.cadre, volunteer.id))
+    assert approved.state == "approved" and approved.decided_by == world.cadre.subject
+    with pytest.raises(FailedPrecondition):
+        await tx(service, lambda s: service.approve(s, world.cadre, volunteer.id))
+    assert await subjects_since(service, start) == ["volunteers.volunteer.applied", "volunteers.volunteer.approved"]
+
+    payload = await payload_since(service, start, "volunteers.volunteer.approved")
+    message = ev.VolunteerApproved.FromString(payload)
+    assert (message.person_id, message.neighbourhood_id) == (resident.subject, world.n1)
+
+    left = await tx(service, lambda s: service.leave(s, resident, volunteer.id, ""))
+    assert left.state == "left"
+    assert (await subjects_since(service, start))[-1] == "volunteers.volunteer.left"
+
+
+# --- capacity, waitlist and promotion ----------------------------------------------------------------
+
+
+async def test_thirty_concurrent_sign_ups_for_twenty_places(
+    service: VolunteersService, world: World, clock: ManualClock
+) -> None:
+    activity = await new_activity(service, world, clock, capacity=20)
+    people = [person(f"resident@n:{world.n1}") for _ in range(30)]
+
+    async def sign_up(who: Principal) -> str:
+        signup, _ = await tx(service, lambda s: service.sign_up(s, who, activity.id, ""))
+        return signup.state
+
+    states = await asyncio.gather(*(sign_up(p) for p in people))
+    assert states.count("confirmed") == 20
+    assert states.count("waitlisted") == 10
+
+    async with service.sessions() as session:
+        stored = await session.get(Activity, activity.id)
+        assert stored is not None
+        assert (stored.confirmed_count, stored.waitlist_count) == (20, 10)
+
+    async with service.sessions() as session:
+        waiting, positions = await service.list_signups(
+            session, world.cadre, activity_id=activity.id, state="waitlisted", mine=False, cursor="", limit=50
+        )
+    assert len(waiting) == 10 and sorted(positions.values()) == list(range(1, 11))
+    first_waiting = min(waiting, key=lambda s: positions[s.id])
+
+    confirmed_person = next(p for p, st in zip(people, states, strict=True) if st == "confirmed")
+    cancelled, promoted = await tx(service, lambda s: service.cancel_signup(s, confirmed_person, activity.id))
+    assert cancelled.state == "cancelled"
+    assert promoted is not None and promoted.id == first_waiting.id and promoted.state == "confirmed"
+    assert promoted.promoted is True
+    async with service.sessions() as session:
+        stored = await session.get(Activity, activity.id)
+        assert stored is not None
+        assert (stored.confirmed_count, stored.waitlist_count) == (20, 9)
+
+
+async def test_cancelling_the_activity_notifies_everyone_signed_up(
+    service: VolunteersService, world: World, clock: ManualClock
+) -> None:
+    activity = await new_activity(service, world, clock, capacity=1)
+    a, b = person(f"resident@n:{world.n1}"), person(f"resident@n:{world.n1}")
+    for who in (a, b):
+        await tx(service, lambda s, who=who: service.sign_up(s, who, activity.id, ""))
+    start = await outbox_mark(service)
+    with pytest.raises(PermissionDenied):
+        await tx(service, lambda s: service.cancel_activity(s, a, activity.id, "rain"))
+    cancelled, notified = await tx(service, lambda s: service.cancel_activity(s, world.cadre, activity.id, "暴雨"))
+    assert cancelled.state == "cancelled" and notified == 2
+    payload = await payload_since(service, start, "volunteers.activity.cancelled")
+    assert set(ev.ActivityCancelled.FromString(payload).notified_person_ids) == {a.subject, b.subject}
+    with pytest.raises(FailedPrecondition) as err:
+        await tx(service, lambda s: service.sign_up(s, person(f"resident@n:{world.n1}"), activity.id, ""))
+    assert err.value.code == "activity_cancelled"
+
+
+async def test_a_refused_sign_up_changes_nothing(service: VolunteersService, world: World, clock: ManualClock) -> None:
+    activity = await new_activity(service, world, clock, capacity=5)
+    outsider = person(f"resident@n:{world.n2}")
+    start = await outbox_mark(service)
+    with pytest.raises(PermissionDenied) as err:
+        await tx(service, lambda s: service.sign_up(s, outsider, activity.id, ""))
+    assert err.value.code == "not_in_audience"
+    assert await subjects_since(service, start) == []
+    async with service.sessions() as session:
+        stored = await session.get(Activity, activity.id)
+        assert stored is not None and stored.confirmed_count == 0
+
+
+# --- attendance and the ledger ---------------------------------------------------------------------------
+
+
+async def test_attendance_credits_hours_and_a_reversal_corrects_them(
+    service: VolunteersService, world: World, clock: ManualClock
+) -> None:
+    resident = person(f"resident@n:{world.n1}")
+    volunteer = await tx(service, lambda s: service.apply(s, resident, world.n1, "", [], "", ""))
+    await tx(service, lambda s: service.approve(s, world.cadre, volunteer.id))
+    activity = await new_activity(service, world, clock, capacity=5)
+    await tx(service, lambda s: service.sign_up(s, resident, activity.id, ""))
+
+    with pytest.raises(FailedPrecondition) as err:  # two hours before the start: too early to scan in
+        await tx(service, lambda s: service.check_in(s, resident, activity.id, "", activity.checkin_code))
+    assert err.value.code == "outside_check_in_window"
+    with pytest.raises(PermissionDenied):
+        await tx(service, lambda s: service.check_in(s, resident, activity.id, "", "not-the-code"))
+
+    clock.advance(hours=1, minutes=45)  # a quarter of an hour before the start
+    signup = await tx(service, lambda s: service.check_in(s, resident, activity.id, "", activity.checkin_code))
+    assert signup.check_in_method == "qr"
+    clock.advance(hours=2)  # an hour after the one-hour activity ended
+    signup, entry = await tx(service, lambda s: service.check_out(s, resident, activity.id, "", activity.checkin_code))
+    assert entry is not None and entry.minutes == 60 and signup.credited_minutes == 60
+    assert entry.team_id == volunteer.team_id
+
+    totals = await tx(service, lambda s: service.totals(s, resident, "person", "", None, None))
+    assert totals.total_minutes == 60
+    team = await tx(service, lambda s: service.totals(s, world.cadre, "team", volunteer.team_id, None, None))
+    assert team.total_minutes >= 60 and team.volunteer_count >= 1
+
+    with pytest.raises(PermissionDenied):
+        await tx(service, lambda s: service.reverse_entry(s, resident, entry.id, "mine", 0))
+    reversal, adjustment = await tx(
+        service, lambda s: service.reverse_entry(s, world.cadre, entry.id, "left early", 45)
+    )
+    assert reversal.minutes == -60 and adjustment is not None and adjustment.minutes == 45
+    with pytest.raises(FailedPrecondition) as err:
+        await tx(service, lambda s: service.reverse_entry(s, world.cadre, entry.id, "again", 0))
+    assert err.value.code == "entry_already_reversed"
+
+    totals = await tx(service, lambda s: service.totals(s, resident, "person", "", None, None))
+    assert totals.total_minutes == 45
+    async with service.sessions() as session:
+        count = (
+            await session.execute(
+                select(func.count()).select_from(HoursEntry).where(HoursEntry.person_id == resident.subject)
+            )
+        ).scalar_one()
+        original = await session.get(HoursEntry, entry.id)
+    assert count == 3, "corrections append; the original entry stays"
+    assert original is not None and original.minutes == 60
+
+    before = clock.now() - timedelta(days=1)
+    window = await tx(service, lambda s: service.totals(s, resident, "person", "", before, activity.starts_at))
+    assert window.total_minutes == 0, "the activity's time falls outside [before, start)"
+
+    cert = await tx(service, lambda s: service.certificate(s, resident, "", None, None))
+    assert cert.total_minutes == 45 and [line.minutes for line in cert.lines] == [45]
+
+
+# --- storefronts ---------------------------------------------------------------------------------------------
+
+
+async def test_two_residents_booking_the_last_place_at_once(
+    service: VolunteersService, world: World, clock: ManualClock
+) -> None:
+    founder = person()
+    staff = person(f"district_staff@d:{world.district}")
+    code = _credit_code()
+    org, _ = await tx(
+        service, lambda s: service.register_organisation(s, founder, "阳光社工", code, world.district, "")
+    )
+    with pytest.raises(FailedPrecondition) as err:
+        await tx(service, lambda s: service.open_storefront(s, founder, org.id, "店", "", "", [world.n1]))
+    assert err.value.code == "organisation_not_approved"
+    await tx(service, lambda s: service.decide_organisation(s, staff, org.id, True, ""))
+    storefront, _ = await tx(service, lambda s: service.open_storefront(s, founder, org.id, "店", "", "", [world.n1]))
+    offering = await tx(
+        service,
+        lambda s: service.add_offering(
+            s,
+            founder,
+            storefront.id,
+            title="理发",
+            description="",
+            category="haircut",
+            price_cents=0,
+            neighbourhood_ids=[],
+            eligibility_note="",
+        ),
+    )
+    starts = clock.now() + timedelta(days=1)
+    slot = await tx(
+        service, lambda s: service.add_slot(s, founder, offering.id, starts, starts + timedelta(hours=1), 1)
+    )
+    residents = [person(f"resident@n:{world.n1}") for _ in range(2)]
+
+    async def book(who: Principal) -> str:
+        try:
+            booking = await tx(service, lambda s: service.request_booking(s, who, offering.id, slot.id, "", ""))
+            return booking.state
+        except DomainError as exc:
+            return exc.code
+
+    outcomes = sorted(await asyncio.gather(*(book(r) for r in residents)))
+    assert outcomes == ["requested", "slot_full"]
+    async with service.sessions() as session:
+        stored = await session.get(Slot, slot.id)
+        assert stored is not None and stored.booked_count == 1
+
+    outsider = person(f"resident@n:{world.n2}")
+    with pytest.raises(PermissionDenied) as perm:
+        await tx(service, lambda s: service.request_booking(s, outsider, offering.id, slot.id, "", ""))
+    assert perm.value.code == "neighbourhood_not_served"
+
+
+def _credit_code() -> str:
+    """A fresh valid unified social credit code (the check character computed), unique per test run."""
+    from shequtong_volunteers.domain.organisations import CREDIT_CODE_ALPHABET, credit_code_check_char
+
+    body = "5231" + "".join(CREDIT_CODE_ALPHABET[b % 31] for b in uuid.uuid4().bytes[:13])
+    return body + credit_code_check_char(body)

@@ -39,7 +39,7 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
     api: httpx.Client, system: Stack, ops_headers: dict[str, str], tmp_path: Path
 ) -> None:
     report, world = asyncio.run(
-        seed(system.gateway_url, ops_headers, 0.01, part_budget=6, total_budget=40, log=lambda _line: None)
+        seed(system.gateway_url, ops_headers, 0.01, part_budget=5, total_budget=30, log=lambda _line: None)
     )
     parts = {p["part"]: p for p in report["parts"]}
 

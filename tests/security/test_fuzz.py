@@ -43,14 +43,18 @@ def fuzz(system: Stack, spec: dict[str, Any], headers: dict[str, str]) -> tuple[
                 cases += 1
                 kwargs = case.as_transport_kwargs(base_url=system.gateway_url)
                 sent = {**(kwargs.get("headers") or {}), **headers}
-                reply = client.request(
-                    kwargs["method"],
-                    kwargs["url"],
-                    params=kwargs.get("params"),
-                    headers=sent,
-                    content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
-                    json=kwargs.get("json"),
-                )
+                try:
+                    reply = client.request(
+                        kwargs["method"],
+                        kwargs["url"],
+                        params=kwargs.get("params"),
+                        headers=sent,
+                        content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
+                        json=kwargs.get("json"),
+                    )
+                except httpx.TimeoutException:
+                    problems.append(f"no answer within 20 s: {case.method} {case.path}")
+                    return
                 where = f"{case.method} {case.formatted_path} → {reply.status_code}: {reply.text[:160]}"
                 if reply.status_code >= 500 and reply.status_code not in (503, 504):
                     problems.append(where)

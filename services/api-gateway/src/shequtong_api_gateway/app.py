@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shequtong_api_gateway import problems, routes
 from shequtong_api_gateway.clients import Clients
@@ -51,6 +52,47 @@ async def _follow_revocations(nats_url: str, verifier: TokenVerifier) -> None:
                 await nc.close()
 
 
+class BodyLimit:
+    """Bounds request bodies that declare no Content-Length (chunked): at most `limit` bytes are read
+    before the app sees any of it, else 413 `body_too_large` (a declared length is checked below)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"content-length" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                response = problems.problem_response(
+                    Request(scope), 413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
+                )
+                await response(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +117,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

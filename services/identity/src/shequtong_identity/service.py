@@ -220,37 +220,47 @@ class IdentityService:
 
     # --- region tree --------------------------------------------------------------------------------
     async def create_region(
-        self, principal: Principal, level: int, code: str, name: str, parent_id: str, kind: int
+        self,
+        principal: Principal,
+        level: int,
+        code: str,
+        name: str,
+        parent_id: str,
+        kind: int,
+        session: AsyncSession | None = None,
     ) -> Region:
-        async with self.sessions() as session, session.begin():
-            repo = RegionRepository(session)
-            parent = await repo.get(parent_id) if parent_id else None
-            if parent_id and parent is None:
-                raise NotFound("parent region not found", code="region_parent_not_found")
-            region_rules.validate_new_region(level, code, name, kind, parent.level if parent else None)
-            district_id = None
-            subdistrict_id = None
-            if parent is not None:
-                district_id = parent.id if parent.level == region_rules.DISTRICT else parent.district_id
-                subdistrict_id = parent.id if parent.level == region_rules.SUBDISTRICT else None
-            region_rules.ensure_may_create(principal, level, district_id)
-            if await repo.by_code(code.strip()):
-                raise AlreadyExists("a region with this code exists", code="region_code_taken")
-            region = Region(
-                id=new_id(),
-                level=level,
-                code=code.strip(),
-                name=name.strip(),
-                parent_id=parent.id if parent else None,
-                kind=kind if level == region_rules.NEIGHBOURHOOD else 0,
-                district_id=district_id,
-                subdistrict_id=subdistrict_id,
-                created_at=self.clock.now(),
-            )
-            await repo.add(region)
-            if level == region_rules.NEIGHBOURHOOD:
-                await events.neighbourhood_created(self.outbox, session, region)
-            return region
+        """In `session` when given (the caller's idempotent transaction), else in a transaction of its own."""
+        if session is None:
+            async with self.sessions() as own, own.begin():
+                return await self.create_region(principal, level, code, name, parent_id, kind, own)
+        repo = RegionRepository(session)
+        parent = await repo.get(parent_id) if parent_id else None
+        if parent_id and parent is None:
+            raise NotFound("parent region not found", code="region_parent_not_found")
+        region_rules.validate_new_region(level, code, name, kind, parent.level if parent else None)
+        district_id = None
+        subdistrict_id = None
+        if parent is not None:
+            district_id = parent.id if parent.level == region_rules.DISTRICT else parent.district_id
+            subdistrict_id = parent.id if parent.level == region_rules.SUBDISTRICT else None
+        region_rules.ensure_may_create(principal, level, district_id)
+        if await repo.by_code(code.strip()):
+            raise AlreadyExists("a region with this code exists", code="region_code_taken")
+        region = Region(
+            id=new_id(),
+            level=level,
+            code=code.strip(),
+            name=name.strip(),
+            parent_id=parent.id if parent else None,
+            kind=kind if level == region_rules.NEIGHBOURHOOD else 0,
+            district_id=district_id,
+            subdistrict_id=subdistrict_id,
+            created_at=self.clock.now(),
+        )
+        await repo.add(region)
+        if level == region_rules.NEIGHBOURHOOD:
+            await events.neighbourhood_created(self.outbox, session, region)
+        return region
 
     async def get_region(self, region_id: str) -> Region:
         async with self.sessions() as session:

@@ -257,10 +257,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateRegion(
         self, request: identity_pb2.CreateRegionRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.CreateRegionResponse:
-        region = await self.service.create_region(
-            auth.current(), request.level, request.code, request.name, request.parent_id, request.kind
-        )
-        return identity_pb2.CreateRegionResponse(region=region_to_proto(region))
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.CreateRegionResponse:
+            region = await self.service.create_region(
+                principal, request.level, request.code, request.name, request.parent_id, request.kind, session
+            )
+            return identity_pb2.CreateRegionResponse(region=region_to_proto(region))
+
+        return await self._once(context, "CreateRegion", request, identity_pb2.CreateRegionResponse, work)
 
     async def GetRegion(
         self, request: identity_pb2.GetRegionRequest, context: grpc.aio.ServicerContext

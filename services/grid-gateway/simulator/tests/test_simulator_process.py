@@ -65,9 +65,10 @@ async def test_real_process_serves_and_stops_on_sigterm(tmp_path: Any) -> None:
 
     assert proc.returncode == 0, stderr.decode()
     records = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
-    messages = [r["msg"] for r in records]
+    messages = [r["message"] for r in records]
     assert "request created" in messages and "stage changed" in messages
-    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    assert all({"time", "level", "service", "logger", "message"} <= set(r) for r in records)
+    assert {r["service"] for r in records} == {"grid-simulator"}
     # the state file was written, so a restart would keep the case
     state = json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
     assert [r["service_request_id"] for r in state["requests"]] == [rid]

@@ -66,9 +66,11 @@ EXPECTED_ENV = {
     },
     "volunteers": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
     "insights": SERVICE_APP_ENV | {"IDENTITY_ADDR"},
-    # The stateless edge: no database, no NATS, no client credentials of its own.
+    # The stateless edge: no database, no client credentials of its own; NATS only to follow
+    # ended sessions (identity.session.revoked) with an ephemeral consumer.
     "api-gateway": {
         "HTTP_PORT",
+        "NATS_URL",
         "IDENTITY_ADDR",
         "BOARDS_ADDR",
         "ISSUES_ADDR",
@@ -195,7 +197,7 @@ def test_each_service_gets_exactly_its_environment(case: str) -> None:
         assert set(env) == expected, name
         assert env["OTEL_SERVICE_NAME"]["value"] == name
         if name == "api-gateway":
-            assert not {"DATABASE_URL", "NATS_URL", "SERVICE_CLIENT_ID"} & set(env), "a stateless edge"
+            assert not {"DATABASE_URL", "SERVICE_CLIENT_ID"} & set(env), "a stateless edge"
         else:
             assert env["SERVICE_CLIENT_ID"]["value"] == name
         assert env["METRICS_PORT"]["value"] == "9464"

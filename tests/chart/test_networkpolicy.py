@@ -32,10 +32,10 @@ CALLS = (
     | {(c, "identity", 50051) for c in ("boards", "issues", "grid-gateway", "volunteers", "insights")}
     | {("test", "api-gateway", 8080)}
 )
-# Who talks to NATS: every gRPC service (the kit connects each to JetStream), not the
-# stateless api-gateway. Who talks to PostgreSQL: the services with a database (those
-# that ship migrations; not api-gateway) and their migration Jobs.
-USES_NATS = set(GRPC)
+# Who talks to NATS: every gRPC service (the kit connects each to JetStream), and the
+# api-gateway (it follows identity.session.revoked). Who talks to PostgreSQL: the services with
+# a database (those that ship migrations; not api-gateway) and their migration Jobs.
+USES_NATS = set(GRPC) | {"api-gateway"}
 USES_POSTGRESQL = WITH_DATABASE | {f"{s}-migrate" for s in WITH_DATABASE}
 HTTP = {"api-gateway": 8080, "grid-gateway": 8081}
 POLICY_CASES = ["production-values.yaml", "disabled-service-values.yaml"]

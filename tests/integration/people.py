@@ -252,3 +252,30 @@ def new_neighbourhood_with_people(api: httpx.Client, ops_headers: dict[str, str]
         other_join_code=other_code,
         shift_id=str(shift["id"]),
     )
+
+
+def sms_code(workdir: object, phone: str) -> str | None:
+    """The last one-time code identity's development SMS sink wrote for `phone` (SMS_OUTBOX_FILE), if any."""
+    import json
+    from pathlib import Path
+
+    path = Path(str(workdir)) / "sms-outbox.jsonl"
+    if not path.exists():
+        return None
+    found = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("to") == phone:
+            found = str(entry["code"])
+    return found
+
+
+def login_with_code(api: httpx.Client, workdir: object, person: Person) -> Person:
+    """Signs `person` in by phone + SMS code (reads the code from the development sink)."""
+    _ok(api.post("/v1/auth/login-code", json={"phone": person.phone}), 202)
+    code = sms_code(workdir, person.phone)
+    assert code, "no code written to the development SMS sink"
+    tokens = _ok(api.post("/v1/auth/login-with-code", json={"phone": person.phone, "code": code}))
+    person.access_token = str(tokens["access_token"])
+    person.refresh_token = str(tokens["refresh_token"])
+    return person

@@ -4,7 +4,8 @@ The fixed facts about each service, the chart's single source of them:
   grpc, http     whether it serves gRPC (probed by grpc.health.v1) and/or HTTP
   database       it owns a PostgreSQL database: DATABASE_URL, the <svc>-database-url secret
                  key, a migration hook Job, PostgreSQL egress. api-gateway is stateless.
-  nats           it publishes/consumes events: NATS_URL and NATS egress
+  nats           it publishes/consumes events (api-gateway: follows identity.session.revoked):
+                 NATS_URL and NATS egress
   clientCredentials  it authenticates to identity as a machine client: SERVICE_CLIENT_ID/
                  SECRET, the <svc>-client-secret key and its entry in SERVICE_ACCOUNTS
   calls          the other services it calls over gRPC: the *_ADDR variables, the
@@ -65,7 +66,7 @@ api-gateway:
   grpc: false
   http: true
   database: false
-  nats: false
+  nats: true
   clientCredentials: false
   calls: [identity, boards, issues, grid-gateway, volunteers, insights]
 {{- end -}}

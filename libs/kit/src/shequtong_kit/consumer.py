@@ -118,6 +118,9 @@ class ConsumerRunner:
             "consumer_lag", callbacks=[self._observe_lag], description="messages pending for the durable"
         )
         self._attrs = {"consumer": spec.name, "stream": spec.stream}
+        # Series exist from the start (at zero): "no redeliveries" is a reading, not missing data.
+        for counter in (self._deliveries, self._redeliveries, self._dead, self._duplicates):
+            counter.add(0, self._attrs)
 
     def _observe_lag(self, _options: Any) -> list[Any]:
         from opentelemetry.metrics import Observation

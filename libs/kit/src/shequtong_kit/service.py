@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from shequtong_kit.grpc_server import build_server, set_serving
 from shequtong_kit.logging import setup_logging
 from shequtong_kit.nats_io import connect, ensure_streams
 from shequtong_kit.outbox import Outbox, OutboxRelay
+from shequtong_kit.revocations import DEFAULT_LOOKBACK, SessionRevocationFollower
 from shequtong_kit.settings import ServiceSettings
 from shequtong_kit.telemetry import setup_telemetry
 
@@ -40,6 +42,8 @@ class ServiceApp:
         produces: Sequence[str] = (),
         clock: Clock | None = None,
         verifier: auth.TokenVerifier | None = None,
+        follow_session_revocations: bool = True,
+        revocation_lookback: timedelta = DEFAULT_LOOKBACK,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -49,6 +53,10 @@ class ServiceApp:
         self.outbox = Outbox(name, self.clock)
         self.produces = list(produces)
         self.verifier = verifier
+        # Ended sessions (identity.session.revoked) are refused by this service's verifier too; the
+        # lookback must cover the access-token lifetime. Opt out for processes that verify no tokens.
+        self.follow_session_revocations = follow_session_revocations
+        self.revocation_lookback = revocation_lookback
         self.service_tokens: ServiceTokens | None = None
         if settings.identity_addr and settings.service_client_id:
             self.service_tokens = ServiceTokens(
@@ -154,6 +162,13 @@ class ServiceApp:
             self.clock,
         )
         background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        if self.follow_session_revocations and self.verifier is not None:
+            follower = SessionRevocationFollower(self.js, self.verifier, self.revocation_lookback)
+            try:
+                await follower.start()  # subscribed before SERVING; run() retries if this failed
+            except Exception as exc:
+                log.warning("session revocations not followed yet", extra={"error": type(exc).__name__})
+            background.append(asyncio.create_task(follower.run(), name="session-revocations"))
         runners = [ConsumerRunner(self.js, self.sessions, spec, self.clock) for spec in self._consumers]
         for runner in runners:
             background.append(asyncio.create_task(runner.run(), name=f"consumer-{runner.spec.name}"))

@@ -25,6 +25,9 @@ def main() -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
+        # The client address is decided by TRUSTED_PROXIES alone (deps.client_address); uvicorn would
+        # otherwise believe X-Forwarded-For from 127.0.0.1 by default.
+        proxy_headers=False,
         timeout_graceful_shutdown=20,
         loop="uvloop",
         http="httptools",

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import logging
 import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,12 +14,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shequtong_api_gateway import problems, routes
 from shequtong_api_gateway.clients import Clients
+from shequtong_api_gateway.deps import parse_networks
 from shequtong_api_gateway.settings import GatewaySettings
 from shequtong_kit.auth import TokenVerifier
 from shequtong_kit.grpc_client import identity_jwks_loader
+from shequtong_kit.nats_io import connect
+from shequtong_kit.revocations import SessionRevocationFollower
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 社区通 Shequtong — the online home of every neighbourhood: real-name residents read notices,
@@ -28,13 +37,74 @@ Errors are RFC 9457 `application/problem+json` with a stable `code`. Lists use c
 """
 
 
+async def _follow_revocations(nats_url: str, verifier: TokenVerifier) -> None:
+    """Ended sessions are refused here too, not only by the services behind (kit revocations)."""
+    if not nats_url:
+        log.warning("NATS_URL not set: ended sessions are refused by the services only")
+        return
+    nc = None
+    try:
+        nc = await connect(nats_url, "api-gateway", connect_timeout=float("inf"))
+        await SessionRevocationFollower(nc.jetstream(), verifier).run()
+    finally:
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+
+class BodyLimit:
+    """Bounds request bodies that declare no Content-Length (chunked): at most `limit` bytes are read
+    before the app sees any of it, else 413 `body_too_large` (a declared length is checked below)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"content-length" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                response = problems.problem_response(
+                    Request(scope), 413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
+                )
+                await response(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
         app.state.clients = Clients.connect(settings)
         app.state.verifier = TokenVerifier(await identity_jwks_loader(settings.identity_addr))
+        following = asyncio.create_task(_follow_revocations(settings.nats_url, app.state.verifier))
         yield
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await following
         await app.state.clients.close()
 
     app = FastAPI(
@@ -47,6 +117,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shequtong.boards.v1 import boards_pb2, boards_pb2_grpc
 from shequtong_boards.consumers import consumer_specs
+from shequtong_boards.domain.ratelimit import TokenBuckets
 from shequtong_boards.service import BoardsService
 from shequtong_boards.servicer import BoardsServicer
 from shequtong_boards.settings import BoardsSettings
@@ -17,7 +18,7 @@ def build() -> ServiceApp:
     service = BoardsService(app.sessions, app.outbox, app.clock)
     app.add_servicer(
         boards_pb2_grpc.add_BoardsServiceServicer_to_server,
-        BoardsServicer(service),
+        BoardsServicer(service, TokenBuckets(settings.post_rate_per_minute, settings.post_burst)),
         boards_pb2.DESCRIPTOR.services_by_name["BoardsService"].full_name,
     )
     for spec in consumer_specs(service):

@@ -5,6 +5,7 @@ Create-style RPCs run through `idempotency.run_once` with the caller's `idempote
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ from shequtong_boards.domain.affairs import ELECTION, OWNERS_COMMITTEE_FORMATION
 from shequtong_boards.domain.catalogue import BoardKind
 from shequtong_boards.domain.content import COMMENT, HIDDEN, MEMBER_COMMENT, OFFICIAL_COMMENT, POST, SYSTEM_COMMENT
 from shequtong_boards.domain.policy import ACTIONS, Permissions, Policy
+from shequtong_boards.domain.ratelimit import TokenBuckets
 from shequtong_boards.models import Board, ModerationLog, Revision
 from shequtong_boards.service import BoardsService
 from shequtong_boards.usecases.base import Page
@@ -396,8 +398,15 @@ def _required(table: Mapping[str, int], value: int, what: str, code: str) -> str
 
 
 class BoardsServicer(boards_pb2_grpc.BoardsServiceServicer):
-    def __init__(self, service: BoardsService) -> None:
+    def __init__(self, service: BoardsService, writes: TokenBuckets | None = None) -> None:
         self.service = service
+        self.writes = writes
+
+    def _limit(self) -> None:
+        """Posting rate per person (service principals are not limited)."""
+        principal = auth.current()
+        if self.writes is not None and not principal.is_service:
+            self.writes.take(principal.subject, time.monotonic())
 
     async def _once(
         self,
@@ -467,6 +476,8 @@ class BoardsServicer(boards_pb2_grpc.BoardsServiceServicer):
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreatePostResponse:
+        self._limit()
+
         async def work(session: AsyncSession, principal: auth.Principal) -> pb.CreatePostResponse:
             view = await self.service.posts.create(
                 session,
@@ -543,6 +554,8 @@ class BoardsServicer(boards_pb2_grpc.BoardsServiceServicer):
     async def CreateComment(
         self, request: pb.CreateCommentRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateCommentResponse:
+        self._limit()
+
         async def work(session: AsyncSession, principal: auth.Principal) -> pb.CreateCommentResponse:
             view = await self.service.comments.create(
                 session,

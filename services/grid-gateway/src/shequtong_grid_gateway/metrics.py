@@ -30,6 +30,9 @@ class GridMetrics:
             "grid_webhook_refused_total", description="pushed updates refused (signature, api key, body)"
         )
         self.polls = m.create_counter("grid_polls_total", description="polling rounds, by result")
+        # Series exist from the start (at zero), so dashboards and alerts see "none yet", not "no data".
+        for counter in (self.deliveries, self.failures, self.tickets_failed, self.webhook_refused):
+            counter.add(0)
         self.delivery_seconds = m.create_histogram(
             "grid_delivery_duration_seconds", unit="s", description="time of one POST requests.json"
         )

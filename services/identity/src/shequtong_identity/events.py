@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as ev
 from shequtong_identity.models import Household, Membership, Region, RoleGrant
 from shequtong_kit.outbox import Outbox
+from shequtong_kit.proto import ts
 
 NEIGHBOURHOOD_CREATED = "identity.neighbourhood.created"
 HOUSEHOLD_CREATED = "identity.household.created"
@@ -16,6 +20,8 @@ MEMBER_REJECTED = "identity.membership.rejected"
 MEMBER_LEFT = "identity.membership.left"
 ROLE_GRANTED = "identity.role.granted"
 ROLE_REVOKED = "identity.role.revoked"
+PERSON_UPDATED = "identity.person.updated"
+SESSION_REVOKED = "identity.session.revoked"
 
 
 async def neighbourhood_created(outbox: Outbox, session: AsyncSession, region: Region) -> None:
@@ -122,4 +128,43 @@ async def role_revoked(outbox: Outbox, session: AsyncSession, grant: RoleGrant) 
         session,
         ROLE_REVOKED,
         ev.RoleRevoked(person_id=grant.person_id, role=grant.role, scope=grant.scope, revoked_by=grant.revoked_by),
+    )
+
+
+async def person_updated(
+    outbox: Outbox,
+    session: AsyncSession,
+    person_id: str,
+    display_name: str,
+    changed: Sequence[str],
+    updated_by: str,
+    *,
+    membership: Membership | None = None,
+    previous_household_id: str = "",
+    reason: str = "",
+) -> None:
+    await outbox.add(
+        session,
+        PERSON_UPDATED,
+        ev.PersonProfileUpdated(
+            person_id=person_id,
+            display_name=display_name,
+            changed=list(changed),
+            updated_by=updated_by,
+            membership_id=membership.id if membership else "",
+            neighbourhood_id=membership.neighbourhood_id if membership else "",
+            household_id=membership.household_id if membership else "",
+            previous_household_id=previous_household_id,
+            reason=reason,
+        ),
+    )
+
+
+async def session_revoked(
+    outbox: Outbox, session: AsyncSession, session_id: str, person_id: str, at: datetime, reason: str
+) -> None:
+    await outbox.add(
+        session,
+        SESSION_REVOKED,
+        ev.SessionRevoked(session_id=session_id, person_id=person_id, revoked_at=ts(at), reason=reason),
     )

@@ -185,3 +185,70 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class LoginCode(Base):
+    """A one-time code sent by SMS, stored as an HMAC only; the phone only as its HMAC too."""
+
+    __tablename__ = "login_codes"
+    __table_args__ = (
+        Index("ix_login_codes_phone", "phone_key", "purpose", "created_at"),
+        Index("ix_login_codes_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    phone_key: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(20))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RateLimit(Base):
+    """Counters for throttling, keyed by "<what>:<HMAC of phone or client address>"."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_window", "window_started_at"),)
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class IdNumberReveal(Base):
+    """The audit of every full ID number shown: who saw whose, where, when and why."""
+
+    __tablename__ = "id_number_reveals"
+    __table_args__ = (
+        Index("ix_reveals_district", "district_id", "id"),
+        Index("ix_reveals_subdistrict", "subdistrict_id", "id"),
+        Index("ix_reveals_neighbourhood", "neighbourhood_id", "id"),
+        Index("ix_reveals_person", "person_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    revealed_by: Mapped[str] = mapped_column(String(64))
+    neighbourhood_id: Mapped[str] = mapped_column(String(36))
+    subdistrict_id: Mapped[str] = mapped_column(String(36))
+    district_id: Mapped[str] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(String(500))
+    revealed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class VolunteerRecord(Base):
+    """The volunteers service's approved volunteers (one per person and team), from its events; the
+    volunteer badge is held while one is active in the neighbourhood."""
+
+    __tablename__ = "volunteer_records"
+    __table_args__ = (Index("ix_volunteer_records_person", "person_id", "neighbourhood_id"),)
+
+    volunteer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64))
+    neighbourhood_id: Mapped[str] = mapped_column(String(36))
+    team_id: Mapped[str] = mapped_column(String(36), default="")
+    active: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

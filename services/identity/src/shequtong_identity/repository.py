@@ -1,22 +1,44 @@
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shequtong_identity.domain.throttle import Counter
 from shequtong_identity.models import (
     Household,
+    IdNumberReveal,
     JoinCode,
+    LoginCode,
     LoginThrottle,
     Membership,
     Person,
+    RateLimit,
     RefreshToken,
     Region,
     RoleGrant,
     Shift,
+    VolunteerRecord,
 )
+
+IN_BATCH = 500  # values per IN (...) list
+
+
+def _chunks(values: Sequence[Any], size: int = IN_BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, model: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for PostgreSQL and SQLite."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
 class RegionRepository:
@@ -267,16 +289,209 @@ class SessionRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def revoke_family(self, family_id: str, now: datetime) -> None:
-        await self.session.execute(
+    async def revoke_family(self, family_id: str, now: datetime) -> int:
+        """Ends the family; the number of its tokens that were still live (0: it had already ended)."""
+        result = await self.session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
             .execution_options(synchronize_session=False)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def throttle(self, phone: str) -> LoginThrottle | None:
         return await self.session.get(LoginThrottle, phone)
 
     async def clear_throttle(self, phone: str) -> None:
         await self.session.execute(delete(LoginThrottle).where(LoginThrottle.phone == phone))
+
+
+class RegionImportRepository:
+    """Look-ups and batch inserts for CSV imports."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_codes(self, codes: Iterable[str]) -> dict[str, Region]:
+        found: dict[str, Region] = {}
+        for chunk in _chunks(sorted(set(codes))):
+            for region in (await self.session.execute(select(Region).where(Region.code.in_(chunk)))).scalars():
+                found[region.code] = region
+        return found
+
+    async def codes_of(self, ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            rows = await self.session.execute(select(Region.id, Region.code).where(Region.id.in_(chunk)))
+            found.update({row[0]: row[1] for row in rows})
+        return found
+
+    async def insert_regions(self, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows, 1000):
+            await self.session.execute(insert(Region), list(chunk))
+
+    async def household_keys(self, neighbourhood_ids: Iterable[str]) -> set[tuple[str, str]]:
+        keys: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(neighbourhood_ids)), 100):
+            rows = await self.session.execute(
+                select(Household.neighbourhood_id, Household.address_key).where(Household.neighbourhood_id.in_(chunk))
+            )
+            keys.update((row[0], row[1]) for row in rows)
+        return keys
+
+    async def insert_households(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Inserts, skipping any a concurrent writer added meanwhile; the ids actually inserted."""
+        if not rows:
+            return []
+        statement = (
+            _insert_ignoring_conflicts(self.session, Household)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["neighbourhood_id", "address_key"])
+            .returning(Household.id)
+        )
+        return [row[0] for row in await self.session.execute(statement)]
+
+
+class CodeRepository:
+    """One-time login codes and the throttling counters."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, code: LoginCode) -> None:
+        self.session.add(code)
+        await self.session.flush()
+
+    async def latest(self, phone_key: str, purpose: str) -> LoginCode | None:
+        query = (
+            select(LoginCode)
+            .where(LoginCode.phone_key == phone_key, LoginCode.purpose == purpose)
+            .order_by(LoginCode.created_at.desc(), LoginCode.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def retire_unused(self, phone_key: str, purpose: str, now: datetime) -> None:
+        """A new code replaces the ones sent before it."""
+        await self.session.execute(
+            update(LoginCode)
+            .where(LoginCode.phone_key == phone_key, LoginCode.purpose == purpose, LoginCode.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_attempt(self, code_id: str) -> None:
+        await self.session.execute(
+            update(LoginCode)
+            .where(LoginCode.id == code_id)
+            .values(attempts=LoginCode.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def use(self, code_id: str, now: datetime, max_tries: int) -> bool:
+        """Marks the code used, atomically, only if it still was usable (a code signs in once)."""
+        result = await self.session.execute(
+            update(LoginCode)
+            .where(LoginCode.id == code_id, LoginCode.used_at.is_(None), LoginCode.attempts < max_tries)
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def purge_before(self, when: datetime) -> None:
+        await self.session.execute(delete(LoginCode).where(LoginCode.expires_at < when))
+
+
+class RateLimitRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def peek(self, key: str) -> Counter | None:
+        row = await self.session.get(RateLimit, key)
+        return Counter(row.count, row.window_started_at, row.locked_until) if row else None
+
+    async def lock(self, keys: Sequence[str]) -> dict[str, RateLimit]:
+        """The counters, created when missing and locked (FOR UPDATE, in sorted order) for this transaction."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            await self.session.execute(
+                _insert_ignoring_conflicts(self.session, RateLimit)
+                .values(key=key, count=0, window_started_at=None, locked_until=None)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+        query = select(RateLimit).where(RateLimit.key.in_(ordered)).order_by(RateLimit.key).with_for_update()
+        rows = (await self.session.execute(query.execution_options(populate_existing=True))).scalars()
+        return {row.key: row for row in rows}
+
+    async def purge_before(self, when: datetime) -> int:
+        """Forgets counters whose window started before `when` and that hold no lock any more."""
+        result = await self.session.execute(
+            delete(RateLimit).where(
+                RateLimit.window_started_at < when,
+                or_(RateLimit.locked_until.is_(None), RateLimit.locked_until < when),
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def counter(row: RateLimit) -> Counter:
+        return Counter(row.count, row.window_started_at, row.locked_until)
+
+    @staticmethod
+    def store(row: RateLimit, counter: Counter) -> None:
+        row.count = counter.count
+        row.window_started_at = counter.window_started_at
+        row.locked_until = counter.locked_until
+
+
+class RevealRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, reveal: IdNumberReveal) -> None:
+        self.session.add(reveal)
+        await self.session.flush()
+
+    async def registered_with(self, person_id: str, neighbourhood_id: str) -> bool:
+        query = select(
+            exists().where(Membership.person_id == person_id, Membership.neighbourhood_id == neighbourhood_id)
+        )
+        return bool(await self.session.scalar(query))
+
+    async def listing(
+        self, region: tuple[str, str] | None, person_id: str | None, before: str | None, limit: int
+    ) -> list[IdNumberReveal]:
+        """Newest first. `region`: ("n"|"s"|"d", id)."""
+        query = select(IdNumberReveal)
+        if region is not None:
+            column = {
+                "n": IdNumberReveal.neighbourhood_id,
+                "s": IdNumberReveal.subdistrict_id,
+                "d": IdNumberReveal.district_id,
+            }[region[0]]
+            query = query.where(column == region[1])
+        if person_id:
+            query = query.where(IdNumberReveal.person_id == person_id)
+        if before:
+            query = query.where(IdNumberReveal.id < before)
+        return list((await self.session.execute(query.order_by(IdNumberReveal.id.desc()).limit(limit))).scalars())
+
+
+class VolunteerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, volunteer_id: str) -> VolunteerRecord | None:
+        return await self.session.get(VolunteerRecord, volunteer_id)
+
+    async def add(self, record: VolunteerRecord) -> None:
+        self.session.add(record)
+        await self.session.flush()
+
+    async def active_count(self, person_id: str, neighbourhood_id: str) -> int:
+        query = select(func.count()).where(
+            VolunteerRecord.person_id == person_id,
+            VolunteerRecord.neighbourhood_id == neighbourhood_id,
+            VolunteerRecord.active.is_(True),
+        )
+        return int(await self.session.scalar(query) or 0)

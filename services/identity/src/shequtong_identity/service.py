@@ -8,6 +8,7 @@ with the caller's roles as stored now (`actor`), not only as their token remembe
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,16 +17,29 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_identity import events
+from shequtong_identity.domain import (
+    badges,
+    imports,
+    joincodes,
+    logincodes,
+    people,
+    personal,
+    sessions,
+    throttle,
+    tokens,
+)
 from shequtong_identity.domain import households as household_rules
-from shequtong_identity.domain import joincodes, people, sessions, tokens
 from shequtong_identity.domain import memberships as membership_rules
 from shequtong_identity.domain import regions as region_rules
 from shequtong_identity.domain import roles as role_rules
 from shequtong_identity.domain import roster as roster_rules
 from shequtong_identity.domain.idnumber import normalize_id_number
+from shequtong_identity.domain.ports import SmsSender
 from shequtong_identity.models import (
     Household,
+    IdNumberReveal,
     JoinCode,
+    LoginCode,
     LoginThrottle,
     Membership,
     Person,
@@ -34,32 +48,49 @@ from shequtong_identity.models import (
     RoleAudit,
     RoleGrant,
     Shift,
+    VolunteerRecord,
 )
 from shequtong_identity.repository import (
+    CodeRepository,
     JoinCodeRepository,
     MembershipView,
     PeopleRepository,
+    RateLimitRepository,
+    RegionImportRepository,
     RegionRepository,
+    RevealRepository,
     RoleRepository,
     SessionRepository,
     ShiftRepository,
+    VolunteerRepository,
 )
 from shequtong_identity.settings import IdentitySettings
 from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
+from shequtong_kit.consumer import PoisonMessage
 from shequtong_kit.errors import (
     AlreadyExists,
+    DomainError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
 
+log = logging.getLogger(__name__)
+
 COMMITTEE = (auth.CADRE, auth.SECRETARY)
 MAX_REASON = 500
+ADDRESS_WINDOW = timedelta(minutes=15)
+IMPORT_CHUNK = 500  # households per transaction
+# The volunteers service, acting through its events (grants and revokes the volunteer badge).
+VOLUNTEERS_ACTOR = Principal(subject="svc:volunteers", roles=frozenset({(auth.SERVICE, "*")}))
 
 
 @dataclass(frozen=True)
@@ -92,8 +123,15 @@ class IdentityService:
         sessions: async_sessionmaker[AsyncSession],
         outbox: Outbox,
         clock: Clock,
+        sms: SmsSender | None = None,
     ) -> None:
         self.settings = settings
+        # None: sign-in by SMS code is not configured (no sender).
+        self.sms = sms
+        self.code_address_limit = throttle.Limit(settings.code_requests_per_address_per_hour, timedelta(hours=1))
+        self.login_address_limit = throttle.Limit(
+            settings.login_failures_per_address, ADDRESS_WINDOW, lock=ADDRESS_WINDOW
+        )
         self.sessions = sessions
         self.outbox = outbox
         self.clock = clock
@@ -182,37 +220,47 @@ class IdentityService:
 
     # --- region tree --------------------------------------------------------------------------------
     async def create_region(
-        self, principal: Principal, level: int, code: str, name: str, parent_id: str, kind: int
+        self,
+        principal: Principal,
+        level: int,
+        code: str,
+        name: str,
+        parent_id: str,
+        kind: int,
+        session: AsyncSession | None = None,
     ) -> Region:
-        async with self.sessions() as session, session.begin():
-            repo = RegionRepository(session)
-            parent = await repo.get(parent_id) if parent_id else None
-            if parent_id and parent is None:
-                raise NotFound("parent region not found", code="region_parent_not_found")
-            region_rules.validate_new_region(level, code, name, kind, parent.level if parent else None)
-            district_id = None
-            subdistrict_id = None
-            if parent is not None:
-                district_id = parent.id if parent.level == region_rules.DISTRICT else parent.district_id
-                subdistrict_id = parent.id if parent.level == region_rules.SUBDISTRICT else None
-            region_rules.ensure_may_create(principal, level, district_id)
-            if await repo.by_code(code.strip()):
-                raise AlreadyExists("a region with this code exists", code="region_code_taken")
-            region = Region(
-                id=new_id(),
-                level=level,
-                code=code.strip(),
-                name=name.strip(),
-                parent_id=parent.id if parent else None,
-                kind=kind if level == region_rules.NEIGHBOURHOOD else 0,
-                district_id=district_id,
-                subdistrict_id=subdistrict_id,
-                created_at=self.clock.now(),
-            )
-            await repo.add(region)
-            if level == region_rules.NEIGHBOURHOOD:
-                await events.neighbourhood_created(self.outbox, session, region)
-            return region
+        """In `session` when given (the caller's idempotent transaction), else in a transaction of its own."""
+        if session is None:
+            async with self.sessions() as own, own.begin():
+                return await self.create_region(principal, level, code, name, parent_id, kind, own)
+        repo = RegionRepository(session)
+        parent = await repo.get(parent_id) if parent_id else None
+        if parent_id and parent is None:
+            raise NotFound("parent region not found", code="region_parent_not_found")
+        region_rules.validate_new_region(level, code, name, kind, parent.level if parent else None)
+        district_id = None
+        subdistrict_id = None
+        if parent is not None:
+            district_id = parent.id if parent.level == region_rules.DISTRICT else parent.district_id
+            subdistrict_id = parent.id if parent.level == region_rules.SUBDISTRICT else None
+        region_rules.ensure_may_create(principal, level, district_id)
+        if await repo.by_code(code.strip()):
+            raise AlreadyExists("a region with this code exists", code="region_code_taken")
+        region = Region(
+            id=new_id(),
+            level=level,
+            code=code.strip(),
+            name=name.strip(),
+            parent_id=parent.id if parent else None,
+            kind=kind if level == region_rules.NEIGHBOURHOOD else 0,
+            district_id=district_id,
+            subdistrict_id=subdistrict_id,
+            created_at=self.clock.now(),
+        )
+        await repo.add(region)
+        if level == region_rules.NEIGHBOURHOOD:
+            await events.neighbourhood_created(self.outbox, session, region)
+        return region
 
     async def get_region(self, region_id: str) -> Region:
         async with self.sessions() as session:
@@ -553,6 +601,12 @@ class IdentityService:
         if person is None:
             raise NotFound("no such person", code="person_not_found")
         role_rules.ensure_may_grant(actor, person.id, role, place)
+        if role == auth.PARTY_MEMBER and place.id not in await PeopleRepository(session).verified_neighbourhoods(
+            person.id
+        ):
+            raise FailedPrecondition(
+                "the party-member badge is for verified residents of the neighbourhood", code="not_a_resident"
+            )
         if await RoleRepository(session).active(person.id, role, scope):
             raise AlreadyExists("this person already holds this role here", code="role_already_granted")
         return await self._grant(session, actor, person, role, scope, reason), person
@@ -702,10 +756,377 @@ class IdentityService:
         except (VerificationError, InvalidHashError):
             return False
 
-    async def login(self, phone: str, password: str) -> IssuedTokens:
+    # --- join code lookup, moving house, profile, party membership -----------------------------------------
+    async def get_join_code(self, principal: Principal, code: str) -> JoinCode:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            found = await JoinCodeRepository(session).get((code or "").strip().upper())
+            if found is None:
+                raise NotFound("no such join code", code="join_code_not_found")
+            self._require_committee(actor, found.neighbourhood_id)
+            return found
+
+    async def move_household(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        membership_id: str,
+        household_id: str,
+        address: household_rules.Address | None,
+    ) -> MembershipView:
+        """The member (or the committee) moves the membership to another household of the same neighbourhood."""
+        actor = await self.actor(session, principal)
+        repo = PeopleRepository(session)
+        view = await repo.view(membership_id) if membership_id else None
+        if view is None:
+            raise NotFound("no such membership of yours", code="membership_not_found")
+        membership = view.membership
+        personal.ensure_may_move(actor, membership.person_id, membership.neighbourhood_id, membership.state)
+        if household_id:
+            household = await repo.household(household_id)
+            if household is None or household.neighbourhood_id != membership.neighbourhood_id:
+                raise NotFound("no such household in this neighbourhood", code="household_not_found")
+        elif address is not None:
+            household, _ = await self._household_at(session, membership.neighbourhood_id, address)
+        else:
+            raise InvalidArgument("a household or an address is required", code="address_invalid")
+        if household.id == membership.household_id:
+            return view
+        previous = membership.household_id
+        membership.household_id = household.id
+        await session.flush()
+        await events.person_updated(
+            self.outbox,
+            session,
+            view.person.id,
+            view.person.display_name,
+            ["household"],
+            actor.subject,
+            membership=membership,
+            previous_household_id=previous,
+        )
+        return MembershipView(membership, view.person, household)
+
+    async def update_profile(self, principal: Principal, person_id: str, real_name: str, reason: str) -> Person:
+        """The committee of one of the person's neighbourhoods (or an operator) corrects the real name."""
+        reason = personal.required_reason(reason)
+        name = people.normalize_real_name(real_name)
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            repo = PeopleRepository(session)
+            person = await repo.person(person_id) if person_id else None
+            if person is None:
+                raise NotFound("no such person", code="person_not_found")
+            active = {
+                v.membership.neighbourhood_id
+                for v in await repo.views_of_person(person.id)
+                if v.membership.state in membership_rules.ACTIVE
+            }
+            personal.ensure_may_correct_name(actor, person.id, active)
+            if name == person.real_name:
+                return person
+            changed = ["real_name"]
+            display = people.display_name(name)
+            if display != person.display_name:
+                changed.append("display_name")
+            person.real_name = name
+            person.display_name = display
+            await session.flush()
+            await events.person_updated(
+                self.outbox, session, person.id, person.display_name, changed, actor.subject, reason=reason
+            )
+            log.info("real name corrected", extra={"person_id": person.id, "by": actor.subject})
+            return person
+
+    async def confirm_party_member(
+        self, session: AsyncSession, principal: Principal, membership_id: str, reason: str
+    ) -> tuple[MembershipView, RoleGrant]:
+        """A cadre or the secretary confirms a verified resident's party membership: the party-member badge."""
+        reason = _reason(reason) or "party membership confirmed by the committee"
+        actor = await self.actor(session, principal)
+        view = await PeopleRepository(session).view(membership_id) if membership_id else None
+        if view is None:
+            raise NotFound("no such membership", code="membership_not_found")
+        membership = view.membership
+        self._require_committee(actor, membership.neighbourhood_id)
+        if actor.subject == membership.person_id:
+            raise PermissionDenied("nobody grants or revokes their own roles", code="self_grant")
+        if membership.state != membership_rules.VERIFIED:
+            raise FailedPrecondition(
+                "only a verified resident's party membership is confirmed", code="membership_not_verified"
+            )
+        scope = f"n:{membership.neighbourhood_id}"
+        if await RoleRepository(session).active(membership.person_id, auth.PARTY_MEMBER, scope):
+            raise AlreadyExists("this party membership is already confirmed", code="role_already_granted")
+        membership.party_member_claimed = True
+        grant = await self._grant(session, actor, view.person, auth.PARTY_MEMBER, scope, reason)
+        return view, grant
+
+    # --- personal data ----------------------------------------------------------------------------------------
+    async def reveal_id_number(
+        self, principal: Principal, person_id: str, neighbourhood_id: str, reason: str
+    ) -> tuple[str, str]:
+        """(ID number, reveal id). The audit row commits in the same transaction as the reveal is decided."""
+        reason = personal.required_reason(reason)
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            lineage = await self.neighbourhood(session, neighbourhood_id)
+            reveals = RevealRepository(session)
+            registered = bool(person_id) and await reveals.registered_with(person_id, lineage.neighbourhood_id)
+            personal.ensure_may_reveal(actor, lineage.neighbourhood_id, registered)
+            person = await PeopleRepository(session).person(person_id)
+            if person is None:
+                raise NotFound("nobody with this id registered with this neighbourhood", code="person_not_found")
+            reveal = IdNumberReveal(
+                id=new_id(),
+                person_id=person.id,
+                revealed_by=actor.subject,
+                neighbourhood_id=lineage.neighbourhood_id,
+                subdistrict_id=lineage.subdistrict_id,
+                district_id=lineage.district_id,
+                reason=reason,
+                revealed_at=self.clock.now(),
+            )
+            await reveals.add(reveal)
+            id_number = self.pii.decrypt(person.id_number_enc)
+        log.info("id number revealed", extra={"reveal_id": reveal.id, "person_id": person.id, "by": actor.subject})
+        return id_number, reveal.id
+
+    async def list_reveals(
+        self, principal: Principal, region_id: str, person_id: str, before: str, limit: int
+    ) -> list[tuple[IdNumberReveal, Person | None, Person | None]]:
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            place = None
+            if region_id:
+                region = await RegionRepository(session).get(region_id)
+                if region is None:
+                    raise NotFound("region not found", code="region_not_found")
+                kind: dict[int, str] = {
+                    region_rules.NEIGHBOURHOOD: "n",
+                    region_rules.SUBDISTRICT: "s",
+                    region_rules.DISTRICT: "d",
+                }
+                place = role_rules.ScopePlace(
+                    kind[region.level],
+                    region.id,
+                    region.id if region.level == region_rules.SUBDISTRICT else region.subdistrict_id or "",
+                    region.id if region.level == region_rules.DISTRICT else region.district_id or "",
+                )
+            personal.ensure_may_list_reveals(actor, place, person_id)
+            found = await RevealRepository(session).listing(
+                (place.kind, place.id) if place else None, person_id or None, before or None, limit
+            )
+            repo = PeopleRepository(session)
+            return [(r, await repo.person(r.person_id), await repo.person(r.revealed_by)) for r in found]
+
+    # --- volunteer badge (volunteers' events) -----------------------------------------------------------------
+    async def volunteer_approved(
+        self, session: AsyncSession, volunteer_id: str, person_id: str, neighbourhood_id: str, team_id: str
+    ) -> None:
+        repo = VolunteerRepository(session)
+        record = await repo.get(volunteer_id)
+        if record is None:
+            await repo.add(
+                VolunteerRecord(
+                    volunteer_id=volunteer_id,
+                    person_id=person_id,
+                    neighbourhood_id=neighbourhood_id,
+                    team_id=team_id,
+                    active=True,
+                    updated_at=self.clock.now(),
+                )
+            )
+        elif not record.active:
+            return  # this volunteer already left (events arrived out of order): left wins
+        await self._sync_volunteer_badge(
+            session, person_id, neighbourhood_id, f"approved as a volunteer (team {team_id})"
+        )
+
+    async def volunteer_left(
+        self, session: AsyncSession, volunteer_id: str, person_id: str, neighbourhood_id: str
+    ) -> None:
+        repo = VolunteerRepository(session)
+        record = await repo.get(volunteer_id)
+        if record is None:  # a tombstone, so a late "approved" for it changes nothing
+            await repo.add(
+                VolunteerRecord(
+                    volunteer_id=volunteer_id,
+                    person_id=person_id,
+                    neighbourhood_id=neighbourhood_id,
+                    team_id="",
+                    active=False,
+                    updated_at=self.clock.now(),
+                )
+            )
+        elif record.active:
+            record.active = False
+            record.updated_at = self.clock.now()
+            await session.flush()
+        await self._sync_volunteer_badge(session, person_id, neighbourhood_id, "no volunteer team left")
+
+    async def _sync_volunteer_badge(
+        self, session: AsyncSession, person_id: str, neighbourhood_id: str, reason: str
+    ) -> None:
+        scope = f"n:{neighbourhood_id}"
+        roles = RoleRepository(session)
+        held = await roles.active(person_id, auth.VOLUNTEER, scope)
+        change = badges.badge_change(
+            await VolunteerRepository(session).active_count(person_id, neighbourhood_id), held is not None
+        )
+        if change == badges.GRANT:
+            person = await PeopleRepository(session).person(person_id)
+            if person is None:
+                raise PoisonMessage("a volunteer who is not a known person")
+            region = await RegionRepository(session).get(neighbourhood_id)
+            if region is None or region.level != region_rules.NEIGHBOURHOOD:
+                raise PoisonMessage("a volunteer of an unknown neighbourhood")
+            await self._grant(session, VOLUNTEERS_ACTOR, person, auth.VOLUNTEER, scope, reason)
+        elif change == badges.REVOKE:
+            assert held is not None
+            await self._revoke(session, VOLUNTEERS_ACTOR.subject, held, reason)
+
+    # --- bulk import (operators) ------------------------------------------------------------------------------
+    async def import_regions(self, principal: Principal, data: bytes, dry_run: bool) -> imports.Outcome:
+        """Validates every row first; writes nothing if any is invalid. The whole tree is written in ONE
+        transaction (regions and their identity.neighbourhood.created events), so it lands completely or not."""
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            if not actor.is_operator:
+                raise PermissionDenied("bulk import is for operators", code="operator_only")
+            repo = RegionImportRepository(session)
+            rows, _ = imports.parse_regions(data)
+            stored = await repo.by_codes(imports.codes_to_look_up(rows))
+            parent_codes = await repo.codes_of(r.parent_id for r in stored.values() if r.parent_id)
+            existing = {
+                code: imports.ExistingRegion(r.id, r.level, parent_codes.get(r.parent_id or "", ""))
+                for code, r in stored.items()
+            }
+            plan = imports.plan_regions(data, existing)
+            if plan.errors or dry_run:
+                return imports.Outcome(
+                    plan.rows, 0 if plan.errors else len(plan.create), plan.skipped, plan.errors, False
+                )
+            now = self.clock.now()
+            placed: dict[str, tuple[str, int, str | None, str | None]] = {
+                code: (r.id, r.level, r.district_id, r.subdistrict_id) for code, r in stored.items()
+            }
+            new_rows: list[dict[str, object]] = []
+            created: list[Region] = []
+            for row in plan.create:
+                district_id = subdistrict_id = None
+                if row.parent_code:
+                    parent_id, parent_level, parent_district, _ = placed[row.parent_code]
+                    district_id = parent_id if parent_level == region_rules.DISTRICT else parent_district
+                    subdistrict_id = parent_id if parent_level == region_rules.SUBDISTRICT else None
+                region = Region(
+                    id=new_id(),
+                    level=row.level,
+                    code=row.code,
+                    name=row.name,
+                    parent_id=placed[row.parent_code][0] if row.parent_code else None,
+                    kind=row.kind,
+                    district_id=district_id,
+                    subdistrict_id=subdistrict_id,
+                    created_at=now,
+                )
+                placed[row.code] = (region.id, region.level, district_id, subdistrict_id)
+                created.append(region)
+                new_rows.append({c.key: getattr(region, c.key) for c in Region.__table__.columns})
+            await repo.insert_regions(new_rows)
+            for region in created:
+                if region.level == region_rules.NEIGHBOURHOOD:
+                    await events.neighbourhood_created(self.outbox, session, region)
+        log.info(
+            "regions imported",
+            extra={"regions_created": len(created), "rows_skipped": plan.skipped, "by": actor.subject},
+        )
+        return imports.Outcome(plan.rows, len(created), plan.skipped, plan.errors, True)
+
+    async def import_households(self, principal: Principal, data: bytes, dry_run: bool) -> imports.Outcome:
+        """Validates every row first; writes nothing if any is invalid. Writing then goes in transactions of
+        IMPORT_CHUNK households (each with its identity.household.created events): a crash part-way leaves
+        whole chunks written, and running the same file again completes it (existing addresses are skipped)."""
+        async with self.sessions() as session:
+            actor = await self.actor(session, principal)
+            if not actor.is_operator:
+                raise PermissionDenied("bulk import is for operators", code="operator_only")
+            repo = RegionImportRepository(session)
+            rows, _ = imports.parse_households(data)
+            regions = await repo.by_codes({r.neighbourhood_code for r in rows})
+            neighbourhoods = {code: r.id for code, r in regions.items() if r.level == region_rules.NEIGHBOURHOOD}
+            existing = await repo.household_keys(neighbourhoods.values())
+        plan = imports.plan_households(data, neighbourhoods, existing)
+        if plan.errors or dry_run:
+            return imports.Outcome(plan.rows, 0 if plan.errors else len(plan.create), plan.skipped, plan.errors, False)
+        created = 0
+        for start in range(0, len(plan.create), IMPORT_CHUNK):
+            chunk = plan.create[start : start + IMPORT_CHUNK]
+            now = self.clock.now()
+            households = {new_id(): (row, neighbourhood_id) for row, neighbourhood_id in chunk}
+            values = [
+                {
+                    "id": household_id,
+                    "neighbourhood_id": neighbourhood_id,
+                    "address_key": row.address.key,
+                    "building": row.address.building,
+                    "unit": row.address.unit,
+                    "room": row.address.room,
+                    "village_group": row.address.village_group,
+                    "house_number": row.address.house_number,
+                    "created_at": now,
+                }
+                for household_id, (row, neighbourhood_id) in households.items()
+            ]
+            async with self.sessions() as session, session.begin():
+                inserted = await RegionImportRepository(session).insert_households(values)
+                by_id = {v["id"]: v for v in values}
+                for household_id in inserted:
+                    await events.household_created(self.outbox, session, Household(**by_id[household_id]))
+            created += len(inserted)
+        skipped = plan.skipped + len(plan.create) - created  # added by someone else meanwhile
+        log.info(
+            "households imported", extra={"households_created": created, "rows_skipped": skipped, "by": actor.subject}
+        )
+        return imports.Outcome(plan.rows, created, skipped, plan.errors, True)
+
+    # --- throttling per client address ---------------------------------------------------------------------
+    def _key(self, kind: str, value: str) -> str:
+        """A throttling key that does not store the phone or address itself."""
+        return f"{kind}:{self.pii.id_hmac(value or 'unknown')}"
+
+    async def _ensure_address_open(self, client_ip: str) -> None:
+        async with self.sessions() as session:
+            counter = await RateLimitRepository(session).peek(self._key("login-addr", client_ip))
+        until = throttle.blocked_until(counter, self.login_address_limit, self.clock.now())
+        if until is not None:
+            raise ResourceExhausted(
+                "too many failed sign-ins from your network; try again later",
+                code="address_throttled",
+                retry_after=until,
+            )
+
+    async def _count_address_failure(self, session: AsyncSession, client_ip: str) -> None:
+        repo = RateLimitRepository(session)
+        key = self._key("login-addr", client_ip)
+        row = (await repo.lock([key]))[key]
+        repo.store(row, throttle.record(repo.counter(row), self.login_address_limit, self.clock.now()))
+
+    async def purge_stale(self) -> None:
+        """Forgets expired login codes and throttling counters older than a day (a background task)."""
+        horizon = self.clock.now() - timedelta(days=1)
+        async with self.sessions() as session, session.begin():
+            await CodeRepository(session).purge_before(horizon)
+            await RateLimitRepository(session).purge_before(horizon)
+
+    # --- authentication --------------------------------------------------------------------------------------
+    async def login(self, phone: str, password: str, client_ip: str = "") -> IssuedTokens:
+        await self._ensure_address_open(client_ip)
         try:
             phone = people.normalize_phone(phone)
         except InvalidArgument:
+            async with self.sessions() as session, session.begin():
+                await self._count_address_failure(session, client_ip)
             raise Unauthenticated("wrong phone number or password", code="invalid_credentials") from None
         now = self.clock.now()
         async with self.sessions() as session:
@@ -734,10 +1155,104 @@ class IdentityService:
                     row.failures = updated.failures
                     row.window_started_at = updated.window_started_at
                     row.locked_until = updated.locked_until
+                await self._count_address_failure(session, client_ip)
             raise Unauthenticated("wrong phone number or password", code="invalid_credentials")
         async with self.sessions() as session, session.begin():
             await SessionRepository(session).clear_throttle(phone)
             return await self._issue(session, person.id, new_id())
+
+    async def request_login_code(self, phone: str, client_ip: str = "") -> tuple[int, int]:
+        """Sends a one-time code to a registered phone. The answer (expires_in, resend_after) and the
+        throttling are the same for unregistered phones, so the call does not tell which phones exist."""
+        if self.sms is None:
+            raise Unavailable("sign-in by SMS code is not configured here", code="sms_not_configured")
+        phone = people.normalize_phone(phone)
+        now = self.clock.now()
+        phone_key = self.pii.id_hmac(phone)
+        resend_key = self._key("code-resend", phone)
+        hourly_key = self._key("code-phone", phone)
+        address_key = self._key("code-addr", client_ip)
+        code = logincodes.new_code()
+        async with self.sessions() as session, session.begin():
+            limits = RateLimitRepository(session)
+            rows = await limits.lock([resend_key, hourly_key, address_key])
+            checks = (
+                (
+                    address_key,
+                    self.code_address_limit,
+                    "address_throttled",
+                    "too many codes requested from your network",
+                ),
+                (
+                    resend_key,
+                    logincodes.RESEND_INTERVAL,
+                    "code_requested_too_soon",
+                    "wait a minute before asking again",
+                ),
+                (hourly_key, logincodes.PER_PHONE_HOURLY, "too_many_code_requests", "too many codes for this phone"),
+            )
+            for key, limit, error_code, message in checks:
+                until = throttle.blocked_until(limits.counter(rows[key]), limit, now)
+                if until is not None:
+                    raise ResourceExhausted(f"{message}; try again later", code=error_code, retry_after=until)
+            for key, limit, _, _ in checks:
+                limits.store(rows[key], throttle.record(limits.counter(rows[key]), limit, now))
+            person = await PeopleRepository(session).person_by_phone(phone)
+            code_id = ""
+            if person is not None:
+                codes = CodeRepository(session)
+                await codes.retire_unused(phone_key, logincodes.LOGIN, now)
+                code_id = new_id()
+                await codes.add(
+                    LoginCode(
+                        id=code_id,
+                        phone_key=phone_key,
+                        purpose=logincodes.LOGIN,
+                        code_hash=self.pii.id_hmac(f"login-code:{code_id}:{code}"),
+                        created_at=now,
+                        expires_at=now + logincodes.CODE_TTL,
+                        attempts=0,
+                        used_at=None,
+                    )
+                )
+        if code_id:
+            try:
+                await self.sms.send(phone, logincodes.sms_text(code), purpose=logincodes.LOGIN, code=code)
+            except DomainError:
+                async with self.sessions() as session, session.begin():
+                    await CodeRepository(session).retire_unused(phone_key, logincodes.LOGIN, self.clock.now())
+                raise
+        return int(logincodes.CODE_TTL.total_seconds()), int(logincodes.RESEND_INTERVAL.window.total_seconds())
+
+    async def login_with_code(self, phone: str, code: str, client_ip: str = "") -> IssuedTokens:
+        await self._ensure_address_open(client_ip)
+        code = logincodes.normalize_code(code)
+        failure: DomainError
+        async with self.sessions() as session, session.begin():
+            try:
+                try:
+                    phone = people.normalize_phone(phone)
+                except InvalidArgument:
+                    raise Unauthenticated("wrong or unknown code; request a new one", code="code_invalid") from None
+                now = self.clock.now()
+                phone_key = self.pii.id_hmac(phone)
+                codes = CodeRepository(session)
+                row = await codes.latest(phone_key, logincodes.LOGIN)
+                state = logincodes.CodeState(row.used_at is not None, row.expires_at, row.attempts) if row else None
+                logincodes.ensure_usable(state, now)
+                assert row is not None
+                if not logincodes.same_code(row.code_hash, self.pii.id_hmac(f"login-code:{row.id}:{code}")):
+                    await codes.count_attempt(row.id)
+                    raise Unauthenticated("wrong or unknown code; request a new one", code="code_invalid")
+                person = await PeopleRepository(session).person_by_phone(phone)
+                if person is None or not await codes.use(row.id, now, logincodes.MAX_TRIES):
+                    raise Unauthenticated("wrong or unknown code; request a new one", code="code_invalid")
+                return await self._issue(session, person.id, new_id())
+            except (Unauthenticated, ResourceExhausted) as exc:
+                failure = exc  # the attempt count commits with this transaction
+        async with self.sessions() as session, session.begin():
+            await self._count_address_failure(session, client_ip)
+        raise failure
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         reused = False
@@ -754,7 +1269,7 @@ class IdentityService:
             if decision == sessions.ROTATE and await repo.mark_used(row.id, self.clock.now()):
                 return await self._issue(session, row.person_id, row.family_id)
             # An already-rotated token came back: someone holds a copy. End the whole family.
-            await repo.revoke_family(row.family_id, self.clock.now())
+            await self._end_family(session, row.family_id, row.person_id, "refresh_token_reused")
             reused = True
         assert reused
         raise Unauthenticated("this refresh token was already used; the session is ended", code="refresh_token_reused")
@@ -765,4 +1280,10 @@ class IdentityService:
             row = await repo.by_hash(sessions.hash_refresh_token(refresh_token or ""))
             if row is None:
                 raise Unauthenticated("refresh token not recognised", code="refresh_token_invalid")
-            await repo.revoke_family(row.family_id, self.clock.now())
+            await self._end_family(session, row.family_id, row.person_id, "logout")
+
+    async def _end_family(self, session: AsyncSession, family_id: str, person_id: str, reason: str) -> None:
+        """Ends a refresh-token family; every service refuses its access tokens (identity.session.revoked)."""
+        now = self.clock.now()
+        if await SessionRepository(session).revoke_family(family_id, now):
+            await events.session_revoked(self.outbox, session, family_id, person_id, now, reason)

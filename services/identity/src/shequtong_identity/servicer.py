@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -13,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
 from shequtong_identity.domain import households as household_rules
+from shequtong_identity.domain import imports
+from shequtong_identity.domain import joincodes as joincode_rules
 from shequtong_identity.domain.people import mask_phone
-from shequtong_identity.models import Household, JoinCode, Person, Region, RoleGrant, Shift
+from shequtong_identity.models import Household, IdNumberReveal, JoinCode, Person, Region, RoleGrant, Shift
 from shequtong_identity.repository import MembershipView
 from shequtong_identity.service import IdentityService, IssuedTokens
 from shequtong_kit import auth
@@ -25,6 +28,25 @@ from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
 from shequtong_kit.proto import from_ts, ts
 
 R = TypeVar("R", bound=Message)
+
+CLIENT_IP_METADATA = "x-client-ip"
+
+
+def client_ip(context: grpc.aio.ServicerContext) -> str:
+    """The end client's address: the gateway's x-client-ip, else the gRPC peer (a direct caller)."""
+    given = metadata_value(context, CLIENT_IP_METADATA)
+    if given:
+        try:
+            return str(ipaddress.ip_address(given.strip()))
+        except ValueError:
+            pass
+    peer = context.peer() or ""  # "ipv4:10.0.0.1:5000", "ipv6:[::1]:5000"
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return rest[1:].split("]", 1)[0]
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    return peer
 
 
 def region_to_proto(region: Region) -> identity_pb2.Region:
@@ -93,7 +115,7 @@ def membership_to_proto(view: MembershipView, viewer: auth.Principal | None) -> 
     )
 
 
-def join_code_to_proto(code: JoinCode) -> identity_pb2.JoinCode:
+def join_code_to_proto(code: JoinCode, now: datetime) -> identity_pb2.JoinCode:
     return identity_pb2.JoinCode(
         code=code.code,
         neighbourhood_id=code.neighbourhood_id,
@@ -103,6 +125,7 @@ def join_code_to_proto(code: JoinCode) -> identity_pb2.JoinCode:
         revoked=code.revoked_at is not None,
         created_by=code.created_by,
         created_at=ts(code.created_at),
+        usable=joincode_rules.usable(code.revoked_at is not None, code.expires_at, code.use_count, code.max_uses, now),
     )
 
 
@@ -132,6 +155,33 @@ def shift_to_proto(shift: Shift, person: Person | None) -> identity_pb2.Shift:
         created_by=shift.created_by,
         created_at=ts(shift.created_at),
         display_name=person.display_name if person else "",
+    )
+
+
+def reveal_to_proto(reveal: IdNumberReveal, person: Person | None, actor: Person | None) -> identity_pb2.IdNumberReveal:
+    return identity_pb2.IdNumberReveal(
+        id=reveal.id,
+        person_id=reveal.person_id,
+        person_display_name=person.display_name if person else "",
+        revealed_by=reveal.revealed_by,
+        revealed_by_display_name=actor.display_name if actor else "",
+        neighbourhood_id=reveal.neighbourhood_id,
+        reason=reveal.reason,
+        revealed_at=ts(reveal.revealed_at),
+    )
+
+
+def report_to_proto(outcome: imports.Outcome) -> identity_pb2.ImportReport:
+    return identity_pb2.ImportReport(
+        rows=outcome.rows,
+        created=outcome.created,
+        skipped=outcome.skipped,
+        errors=[
+            identity_pb2.ImportRowError(row=e.row, column=e.column, code=e.code, message=e.message)
+            for e in outcome.errors.items
+        ],
+        error_count=outcome.errors.count,
+        applied=outcome.applied,
     )
 
 
@@ -189,7 +239,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         principal = auth.current_or_none()
         scope = f"{method}:{principal.subject if principal else 'anonymous'}"
         key = metadata_value(context, IDEMPOTENCY_METADATA)
-        return await run_once(self.service.sessions, key, scope, request, response_type, work, self.service.clock)
+        result: R = await run_once(self.service.sessions, key, scope, request, response_type, work, self.service.clock)
+        return result
 
     # --- keys, machine clients, regions ---------------------------------------------------------------
     async def GetJwks(
@@ -206,10 +257,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateRegion(
         self, request: identity_pb2.CreateRegionRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.CreateRegionResponse:
-        region = await self.service.create_region(
-            auth.current(), request.level, request.code, request.name, request.parent_id, request.kind
-        )
-        return identity_pb2.CreateRegionResponse(region=region_to_proto(region))
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.CreateRegionResponse:
+            region = await self.service.create_region(
+                principal, request.level, request.code, request.name, request.parent_id, request.kind, session
+            )
+            return identity_pb2.CreateRegionResponse(region=region_to_proto(region))
+
+        return await self._once(context, "CreateRegion", request, identity_pb2.CreateRegionResponse, work)
 
     async def GetRegion(
         self, request: identity_pb2.GetRegionRequest, context: grpc.aio.ServicerContext
@@ -234,7 +290,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def Login(
         self, request: identity_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.LoginResponse:
-        issued = await self.service.login(request.phone, request.password)
+        issued = await self.service.login(request.phone, request.password, client_ip(context))
         return identity_pb2.LoginResponse(tokens=tokens_to_proto(issued))
 
     async def Refresh(
@@ -312,7 +368,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             code = await self.service.create_join_code(
                 session, principal, request.neighbourhood_id, request.ttl_seconds, request.max_uses
             )
-            return identity_pb2.CreateJoinCodeResponse(join_code=join_code_to_proto(code))
+            return identity_pb2.CreateJoinCodeResponse(join_code=join_code_to_proto(code, self.service.clock.now()))
 
         return await self._once(context, "CreateJoinCode", request, identity_pb2.CreateJoinCodeResponse, work)
 
@@ -327,7 +383,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         found = found[:limit]
         last = found[-1] if found else None
         return identity_pb2.ListJoinCodesResponse(
-            join_codes=[join_code_to_proto(c) for c in found],
+            join_codes=[join_code_to_proto(c, self.service.clock.now()) for c in found],
             page=page_info(more, encode_cursor(last.created_at.isoformat(), last.code) if last else ""),
         )
 
@@ -335,7 +391,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RevokeJoinCodeRequest, context: grpc.aio.ServicerContext
     ) -> identity_pb2.RevokeJoinCodeResponse:
         code = await self.service.revoke_join_code(auth.current(), request.code)
-        return identity_pb2.RevokeJoinCodeResponse(join_code=join_code_to_proto(code))
+        return identity_pb2.RevokeJoinCodeResponse(join_code=join_code_to_proto(code, self.service.clock.now()))
 
     async def Register(
         self, request: identity_pb2.RegisterRequest, context: grpc.aio.ServicerContext
@@ -479,3 +535,97 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             display_name=person.display_name if person else "",
             shift_id=answer.shift_id,
         )
+
+    # --- phone + one-time code ----------------------------------------------------------------------------
+    async def RequestLoginCode(
+        self, request: identity_pb2.RequestLoginCodeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RequestLoginCodeResponse:
+        expires_in, resend_after = await self.service.request_login_code(request.phone, client_ip(context))
+        return identity_pb2.RequestLoginCodeResponse(expires_in=expires_in, resend_after=resend_after)
+
+    async def LoginWithCode(
+        self, request: identity_pb2.LoginWithCodeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.LoginWithCodeResponse:
+        issued = await self.service.login_with_code(request.phone, request.code, client_ip(context))
+        return identity_pb2.LoginWithCodeResponse(tokens=tokens_to_proto(issued))
+
+    # --- join code, moving house, profile, party membership ---------------------------------------------
+    async def GetJoinCode(
+        self, request: identity_pb2.GetJoinCodeRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.GetJoinCodeResponse:
+        code = await self.service.get_join_code(auth.current(), request.code)
+        return identity_pb2.GetJoinCodeResponse(join_code=join_code_to_proto(code, self.service.clock.now()))
+
+    async def MoveHousehold(
+        self, request: identity_pb2.MoveHouseholdRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.MoveHouseholdResponse:
+        principal = auth.current()
+        address = (
+            None if request.household_id or not request.HasField("address") else address_from_proto(request.address)
+        )
+
+        async def work(session: AsyncSession) -> identity_pb2.MoveHouseholdResponse:
+            view = await self.service.move_household(
+                session, principal, request.membership_id, request.household_id, address
+            )
+            return identity_pb2.MoveHouseholdResponse(membership=membership_to_proto(view, principal))
+
+        return await self._once(context, "MoveHousehold", request, identity_pb2.MoveHouseholdResponse, work)
+
+    async def UpdateProfile(
+        self, request: identity_pb2.UpdateProfileRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.UpdateProfileResponse:
+        person = await self.service.update_profile(auth.current(), request.person_id, request.real_name, request.reason)
+        return identity_pb2.UpdateProfileResponse(person=person_to_proto(person, show_real_name=True, show_phone=False))
+
+    async def ConfirmPartyMember(
+        self, request: identity_pb2.ConfirmPartyMemberRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ConfirmPartyMemberResponse:
+        principal = auth.current()
+
+        async def work(session: AsyncSession) -> identity_pb2.ConfirmPartyMemberResponse:
+            view, grant = await self.service.confirm_party_member(
+                session, principal, request.membership_id, request.reason
+            )
+            return identity_pb2.ConfirmPartyMemberResponse(
+                membership=membership_to_proto(view, principal), grant=grant_to_proto(grant, view.person)
+            )
+
+        return await self._once(context, "ConfirmPartyMember", request, identity_pb2.ConfirmPartyMemberResponse, work)
+
+    # --- personal data -------------------------------------------------------------------------------------
+    async def RevealIdNumber(
+        self, request: identity_pb2.RevealIdNumberRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.RevealIdNumberResponse:
+        # Deliberately not idempotency-keyed: a stored reply would keep the ID number in clear at rest.
+        id_number, reveal_id = await self.service.reveal_id_number(
+            auth.current(), request.person_id, request.neighbourhood_id, request.reason
+        )
+        return identity_pb2.RevealIdNumberResponse(id_number=id_number, reveal_id=reveal_id)
+
+    async def ListIdNumberReveals(
+        self, request: identity_pb2.ListIdNumberRevealsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ListIdNumberRevealsResponse:
+        limit = page_size(request.page.page_size)
+        found = await self.service.list_reveals(
+            auth.current(), request.region_id, request.person_id, id_cursor(request.page.cursor), limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        return identity_pb2.ListIdNumberRevealsResponse(
+            reveals=[reveal_to_proto(r, p, a) for r, p, a in found],
+            page=page_info(more, encode_cursor(found[-1][0].id) if found else ""),
+        )
+
+    # --- bulk import -----------------------------------------------------------------------------------------
+    async def ImportRegions(
+        self, request: identity_pb2.ImportRegionsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ImportRegionsResponse:
+        outcome = await self.service.import_regions(auth.current(), request.csv, request.dry_run)
+        return identity_pb2.ImportRegionsResponse(report=report_to_proto(outcome))
+
+    async def ImportHouseholds(
+        self, request: identity_pb2.ImportHouseholdsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ImportHouseholdsResponse:
+        outcome = await self.service.import_households(auth.current(), request.csv, request.dry_run)
+        return identity_pb2.ImportHouseholdsResponse(report=report_to_proto(outcome))

@@ -43,7 +43,7 @@ class CandidateIn(BaseModel):
 
 class CandidateResultIn(BaseModel):
     candidate_id: str = Field(min_length=1, max_length=36)
-    votes: int = Field(ge=0)
+    votes: int = Field(ge=0, le=2_147_483_647)
     elected: bool = False
 
 

@@ -1,13 +1,29 @@
-"""People sign in with phone + password; access tokens are short-lived, refresh tokens rotate."""
+"""People sign in with phone + password or phone + one-time SMS code; access tokens are short-lived,
+refresh tokens rotate. The client's address goes to identity (x-client-ip) for throttling."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from shequtong.identity.v1 import identity_pb2
+from shequtong_api_gateway.deps import Caller, client_address, clients
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+def _anonymous(request: Request) -> Caller:
+    """Signing in needs no token: one sent along (perhaps expired) is ignored, not refused."""
+    peer = request.client.host if request.client else ""
+    trusted = getattr(request.app.state, "trusted_proxies", ())
+    return Caller(
+        None, None, None, clients(request), client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+    )
+
+
+Anonymous = Annotated[Caller, Depends(_anonymous)]
 
 
 class LoginIn(BaseModel):
@@ -17,6 +33,20 @@ class LoginIn(BaseModel):
 
 class RefreshIn(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class CodeRequestIn(BaseModel):
+    phone: str = Field(min_length=11, max_length=20, examples=["13812345678"])
+
+
+class CodeRequestOut(BaseModel):
+    expires_in: int = Field(examples=[300], description="Seconds the code stays valid")
+    resend_after: int = Field(examples=[60], description="Seconds before another code may be requested")
+
+
+class CodeLoginIn(BaseModel):
+    phone: str = Field(min_length=11, max_length=20, examples=["13812345678"])
+    code: str = Field(min_length=6, max_length=6, pattern=r"^\d{6}$", examples=["042817"])
 
 
 class SessionOut(BaseModel):
@@ -43,12 +73,42 @@ def session_out(pair: identity_pb2.TokenPair) -> SessionOut:
     response_model=SessionOut,
     summary="Sign in with phone and password",
     description="After 5 wrong passwords in a row for a phone, further attempts get 429 `too_many_attempts` "
-    "for 15 minutes.",
+    "for 15 minutes. Too many failed sign-ins from one network get 429 `address_throttled`.",
 )
-async def login(body: LoginIn, request: Request) -> SessionOut:
-    clients = request.app.state.clients
-    reply = await clients.identity.Login(
-        identity_pb2.LoginRequest(phone=body.phone, password=body.password), timeout=clients.deadline
+async def login(body: LoginIn, caller: Anonymous) -> SessionOut:
+    reply = await caller.call(
+        caller.clients.identity.Login, identity_pb2.LoginRequest(phone=body.phone, password=body.password)
+    )
+    return session_out(reply.tokens)
+
+
+@router.post(
+    "/login-code",
+    status_code=202,
+    response_model=CodeRequestOut,
+    summary="Send a one-time sign-in code by SMS",
+    description="A 6-digit code, valid 5 minutes, single use, 5 tries. The answer is the same whether or not "
+    "the phone is registered (only registered phones get a message). At most one code a minute and five an "
+    "hour per phone (429 `code_requested_too_soon`, `too_many_code_requests`), and a limit per network "
+    "(429 `address_throttled`).",
+)
+async def request_login_code(body: CodeRequestIn, caller: Anonymous) -> CodeRequestOut:
+    reply = await caller.call(
+        caller.clients.identity.RequestLoginCode, identity_pb2.RequestLoginCodeRequest(phone=body.phone)
+    )
+    return CodeRequestOut(expires_in=reply.expires_in, resend_after=reply.resend_after)
+
+
+@router.post(
+    "/login-with-code",
+    response_model=SessionOut,
+    summary="Sign in with phone and the SMS code",
+    description="Errors: 401 `code_invalid` (wrong, used or replaced by a newer code), `code_expired`; "
+    "429 `code_attempts_exhausted` after 5 wrong tries (request a new code).",
+)
+async def login_with_code(body: CodeLoginIn, caller: Anonymous) -> SessionOut:
+    reply = await caller.call(
+        caller.clients.identity.LoginWithCode, identity_pb2.LoginWithCodeRequest(phone=body.phone, code=body.code)
     )
     return session_out(reply.tokens)
 
@@ -59,18 +119,19 @@ async def login(body: LoginIn, request: Request) -> SessionOut:
     summary="Exchange a refresh token for new tokens",
     description="Each refresh token works once; presenting a used one ends the whole session (`refresh_token_reused`).",
 )
-async def refresh(body: RefreshIn, request: Request) -> SessionOut:
-    clients = request.app.state.clients
-    reply = await clients.identity.Refresh(
-        identity_pb2.RefreshRequest(refresh_token=body.refresh_token), timeout=clients.deadline
+async def refresh(body: RefreshIn, caller: Anonymous) -> SessionOut:
+    reply = await caller.call(
+        caller.clients.identity.Refresh, identity_pb2.RefreshRequest(refresh_token=body.refresh_token)
     )
     return session_out(reply.tokens)
 
 
-@router.post("/logout", status_code=204, summary="End the session of this refresh token")
-async def logout(body: RefreshIn, request: Request) -> Response:
-    clients = request.app.state.clients
-    await clients.identity.Logout(
-        identity_pb2.LogoutRequest(refresh_token=body.refresh_token), timeout=clients.deadline
-    )
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="End the session of this refresh token",
+    description="Its access tokens are refused everywhere within seconds (`session_revoked`).",
+)
+async def logout(body: RefreshIn, caller: Anonymous) -> Response:
+    await caller.call(caller.clients.identity.Logout, identity_pb2.LogoutRequest(refresh_token=body.refresh_token))
     return Response(status_code=204)

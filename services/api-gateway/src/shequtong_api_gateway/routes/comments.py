@@ -41,7 +41,7 @@ class CommentIn(BaseModel):
 
 class CommentEdit(BaseModel):
     body: str = Field(min_length=1, max_length=2000)
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=2_147_483_647)
 
 
 class CommentOut(BaseModel):

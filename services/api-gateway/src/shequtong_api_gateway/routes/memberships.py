@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2
@@ -73,6 +73,28 @@ class RejectIn(BaseModel):
 
 class VerifyIn(BaseModel):
     confirm_party_member: bool = Field(default=False, description="Also confirm a claimed party membership")
+
+
+class MoveIn(BaseModel):
+    household_id: str | None = Field(default=None, max_length=36, description="An existing household here")
+    address: AddressModel | None = Field(default=None, description="Or a new address in the same neighbourhood")
+
+    @model_validator(mode="after")
+    def _household_or_address(self) -> MoveIn:
+        if not self.household_id and self.address is None:
+            raise ValueError("give household_id or address")
+        return self
+
+
+class ConfirmPartyIn(BaseModel):
+    reason: str = Field(default="", max_length=500, examples=["组织关系已转入本居委党支部"])
+
+
+class PartyConfirmationOut(BaseModel):
+    membership: MembershipOut
+    grant_id: str
+    role: str = Field(examples=["party_member"])
+    scope: str
 
 
 def membership_out(m: identity_pb2.Membership) -> MembershipOut:
@@ -151,3 +173,40 @@ async def leave(membership_id: str, caller: SignedIn) -> MembershipOut:
         identity_pb2.LeaveNeighbourhoodRequest(membership_id=membership_id),
     )
     return membership_out(reply.membership)
+
+
+@router.post(
+    "/v1/memberships/{membership_id}/move",
+    response_model=MembershipOut,
+    summary="Move to another household of the same neighbourhood (the member or the committee)",
+)
+async def move(membership_id: str, body: MoveIn, caller: SignedIn) -> MembershipOut:
+    reply = await caller.call(
+        caller.clients.identity.MoveHousehold,
+        identity_pb2.MoveHouseholdRequest(
+            membership_id=membership_id,
+            household_id=body.household_id or "",
+            address=body.address.to_proto() if body.address and not body.household_id else None,
+        ),
+    )
+    return membership_out(reply.membership)
+
+
+@router.post(
+    "/v1/memberships/{membership_id}/confirm-party-member",
+    response_model=PartyConfirmationOut,
+    summary="Confirm a verified resident's party membership (党员亮身份; cadre or secretary)",
+)
+async def confirm_party_member(
+    membership_id: str, caller: SignedIn, body: ConfirmPartyIn | None = None
+) -> PartyConfirmationOut:
+    reply = await caller.call(
+        caller.clients.identity.ConfirmPartyMember,
+        identity_pb2.ConfirmPartyMemberRequest(membership_id=membership_id, reason=body.reason if body else ""),
+    )
+    return PartyConfirmationOut(
+        membership=membership_out(reply.membership),
+        grant_id=reply.grant.id,
+        role=reply.grant.role,
+        scope=reply.grant.scope,
+    )

@@ -48,7 +48,9 @@ class PostIn(BaseModel):
 
 
 class PostEdit(PostIn):
-    expected_version: int | None = Field(default=None, ge=1, description="Refuse the edit if the post changed since")
+    expected_version: int | None = Field(
+        default=None, ge=1, le=2_147_483_647, description="Refuse the edit if the post changed since"
+    )
 
 
 class PostOut(BaseModel):

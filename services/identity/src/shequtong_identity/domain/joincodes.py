@@ -37,3 +37,7 @@ def ensure_usable(revoked: bool, expires_at: datetime, use_count: int, max_uses:
         raise FailedPrecondition("this join code has expired", code="join_code_expired")
     if use_count >= max_uses:
         raise FailedPrecondition("this join code has been used up", code="join_code_used_up")
+
+
+def usable(revoked: bool, expires_at: datetime, use_count: int, max_uses: int, now: datetime) -> bool:
+    return not revoked and now < expires_at and use_count < max_uses

@@ -11,7 +11,7 @@ DISTRICT = identity_pb2.REGION_LEVEL_DISTRICT
 SUBDISTRICT = identity_pb2.REGION_LEVEL_SUBDISTRICT
 NEIGHBOURHOOD = identity_pb2.REGION_LEVEL_NEIGHBOURHOOD
 
-PARENT_LEVEL = {SUBDISTRICT: DISTRICT, NEIGHBOURHOOD: SUBDISTRICT}
+PARENT_LEVEL: dict[int, int] = {SUBDISTRICT: DISTRICT, NEIGHBOURHOOD: SUBDISTRICT}
 
 
 def validate_new_region(level: int, code: str, name: str, kind: int, parent_level: int | None) -> None:

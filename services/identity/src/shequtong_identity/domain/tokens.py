@@ -28,12 +28,29 @@ def load_signing_keys(raw: str) -> list[SigningKey]:
     if not isinstance(entries, list) or not entries:
         raise ValueError("IDENTITY_SIGNING_KEYS must be a non-empty JSON list")
     keys = []
+    kids = [str(entry.get("kid", "")) for entry in entries]
+    if len(set(kids)) != len(kids) or not all(kids):
+        raise ValueError("every signing key needs its own kid")
     for entry in entries:
         key = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"key {entry.get('kid')} is not an Ed25519 key")
         keys.append(SigningKey(str(entry["kid"]), key))
     return keys
+
+
+def new_key_entry(kid: str) -> dict[str, str]:
+    """A fresh Ed25519 key as an IDENTITY_SIGNING_KEYS entry ({"kid", "pem"}).
+
+    Rotation: prepend the entry (the first key signs, every listed key is published in the JWKS), restart
+    identity, and drop the old entry once the tokens it signed have expired (access tokens: minutes).
+    """
+    if not kid or len(kid) > 64 or not kid.isprintable():
+        raise ValueError("a key id is 1 to 64 printable characters")
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {"kid": kid, "pem": pem.decode()}
 
 
 def jwks_json(keys: list[SigningKey]) -> str:

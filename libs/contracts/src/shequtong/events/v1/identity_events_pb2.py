@@ -22,32 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shequtong.common.v1 import common_pb2 as shequtong_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)shequtong/events/v1/identity_events.proto\x12\x13shequtong.events.v1\x1a shequtong/common/v1/common.proto\"\xaf\x01\n\x14NeighbourhoodCreated\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x34\n\x04kind\x18\x04 \x01(\x0e\x32&.shequtong.common.v1.NeighbourhoodKind\x12\x16\n\x0esubdistrict_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x06 \x01(\t\"h\n\x0cMemberJoined\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x14\n\x0chousehold_id\x18\x03 \x01(\t\x12\x15\n\rmembership_id\x18\x04 \x01(\t\"\x95\x01\n\x0eMemberVerified\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x14\n\x0chousehold_id\x18\x03 \x01(\t\x12\x15\n\rmembership_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x13\n\x0bverified_by\x18\x06 \x01(\t\"y\n\x0eMemberRejected\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rmembership_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0brejected_by\x18\x05 \x01(\t\"P\n\nMemberLeft\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rmembership_id\x18\x03 \x01(\t\"g\n\x0bRoleGranted\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x12\n\ngranted_by\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\"Q\n\x0bRoleRevoked\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x12\n\nrevoked_by\x18\x04 \x01(\t\"\x9d\x01\n\x10HouseholdCreated\x12\x14\n\x0chousehold_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x10\n\x08\x62uilding\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04room\x18\x05 \x01(\t\x12\x15\n\rvillage_group\x18\x06 \x01(\t\x12\x14\n\x0chouse_number\x18\x07 \x01(\t\"?\n\x14PersonProfileUpdated\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)shequtong/events/v1/identity_events.proto\x12\x13shequtong.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a shequtong/common/v1/common.proto\"\xaf\x01\n\x14NeighbourhoodCreated\x12\x18\n\x10neighbourhood_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x34\n\x04kind\x18\x04 \x01(\x0e\x32&.shequtong.common.v1.NeighbourhoodKind\x12\x16\n\x0esubdistrict_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x06 \x01(\t\"h\n\x0cMemberJoined\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x14\n\x0chousehold_id\x18\x03 \x01(\t\x12\x15\n\rmembership_id\x18\x04 \x01(\t\"\x95\x01\n\x0eMemberVerified\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x14\n\x0chousehold_id\x18\x03 \x01(\t\x12\x15\n\rmembership_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x13\n\x0bverified_by\x18\x06 \x01(\t\"y\n\x0eMemberRejected\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rmembership_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0brejected_by\x18\x05 \x01(\t\"P\n\nMemberLeft\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x15\n\rmembership_id\x18\x03 \x01(\t\"g\n\x0bRoleGranted\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x12\n\ngranted_by\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\"Q\n\x0bRoleRevoked\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x12\n\nrevoked_by\x18\x04 \x01(\t\"\x9d\x01\n\x10HouseholdCreated\x12\x14\n\x0chousehold_id\x18\x01 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x02 \x01(\t\x12\x10\n\x08\x62uilding\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04room\x18\x05 \x01(\t\x12\x15\n\rvillage_group\x18\x06 \x01(\t\x12\x14\n\x0chouse_number\x18\x07 \x01(\t\"\xda\x01\n\x14PersonProfileUpdated\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x03(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\x12\x15\n\rmembership_id\x18\x05 \x01(\t\x12\x18\n\x10neighbourhood_id\x18\x06 \x01(\t\x12\x14\n\x0chousehold_id\x18\x07 \x01(\t\x12\x1d\n\x15previous_household_id\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\"w\n\x0eSessionRevoked\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12.\n\nrevoked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shequtong.events.v1.identity_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NEIGHBOURHOODCREATED']._serialized_start=101
-  _globals['_NEIGHBOURHOODCREATED']._serialized_end=276
-  _globals['_MEMBERJOINED']._serialized_start=278
-  _globals['_MEMBERJOINED']._serialized_end=382
-  _globals['_MEMBERVERIFIED']._serialized_start=385
-  _globals['_MEMBERVERIFIED']._serialized_end=534
-  _globals['_MEMBERREJECTED']._serialized_start=536
-  _globals['_MEMBERREJECTED']._serialized_end=657
-  _globals['_MEMBERLEFT']._serialized_start=659
-  _globals['_MEMBERLEFT']._serialized_end=739
-  _globals['_ROLEGRANTED']._serialized_start=741
-  _globals['_ROLEGRANTED']._serialized_end=844
-  _globals['_ROLEREVOKED']._serialized_start=846
-  _globals['_ROLEREVOKED']._serialized_end=927
-  _globals['_HOUSEHOLDCREATED']._serialized_start=930
-  _globals['_HOUSEHOLDCREATED']._serialized_end=1087
-  _globals['_PERSONPROFILEUPDATED']._serialized_start=1089
-  _globals['_PERSONPROFILEUPDATED']._serialized_end=1152
+  _globals['_NEIGHBOURHOODCREATED']._serialized_start=134
+  _globals['_NEIGHBOURHOODCREATED']._serialized_end=309
+  _globals['_MEMBERJOINED']._serialized_start=311
+  _globals['_MEMBERJOINED']._serialized_end=415
+  _globals['_MEMBERVERIFIED']._serialized_start=418
+  _globals['_MEMBERVERIFIED']._serialized_end=567
+  _globals['_MEMBERREJECTED']._serialized_start=569
+  _globals['_MEMBERREJECTED']._serialized_end=690
+  _globals['_MEMBERLEFT']._serialized_start=692
+  _globals['_MEMBERLEFT']._serialized_end=772
+  _globals['_ROLEGRANTED']._serialized_start=774
+  _globals['_ROLEGRANTED']._serialized_end=877
+  _globals['_ROLEREVOKED']._serialized_start=879
+  _globals['_ROLEREVOKED']._serialized_end=960
+  _globals['_HOUSEHOLDCREATED']._serialized_start=963
+  _globals['_HOUSEHOLDCREATED']._serialized_end=1120
+  _globals['_PERSONPROFILEUPDATED']._serialized_start=1123
+  _globals['_PERSONPROFILEUPDATED']._serialized_end=1341
+  _globals['_SESSIONREVOKED']._serialized_start=1343
+  _globals['_SESSIONREVOKED']._serialized_end=1462
 # @@protoc_insertion_point(module_scope)

@@ -4,8 +4,11 @@ isort:skip_file
 """
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
 import google.protobuf.message
+import google.protobuf.timestamp_pb2
 import shequtong.common.v1.common_pb2
 import sys
 import typing
@@ -252,20 +255,79 @@ Global___HouseholdCreated: typing_extensions.TypeAlias = HouseholdCreated
 
 @typing.final
 class PersonProfileUpdated(google.protobuf.message.Message):
-    """Subject identity.person.updated"""
+    """Subject identity.person.updated — a profile change (real name corrected, moved house). Never carries
+    a phone or ID number.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PERSON_ID_FIELD_NUMBER: builtins.int
     DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    CHANGED_FIELD_NUMBER: builtins.int
+    UPDATED_BY_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    PREVIOUS_HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
     person_id: builtins.str
     display_name: builtins.str
+    updated_by: builtins.str
+    membership_id: builtins.str
+    """For a move: the membership, its neighbourhood and the new household."""
+    neighbourhood_id: builtins.str
+    household_id: builtins.str
+    previous_household_id: builtins.str
+    reason: builtins.str
+    """Why (a correction by the committee), as given."""
+    @property
+    def changed(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """What changed: "real_name", "display_name", "household"."""
+
     def __init__(
         self,
         *,
         person_id: builtins.str = ...,
         display_name: builtins.str = ...,
+        changed: collections.abc.Iterable[builtins.str] | None = ...,
+        updated_by: builtins.str = ...,
+        membership_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        previous_household_id: builtins.str = ...,
+        reason: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "person_id", b"person_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["changed", b"changed", "display_name", b"display_name", "household_id", b"household_id", "membership_id", b"membership_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "previous_household_id", b"previous_household_id", "reason", b"reason", "updated_by", b"updated_by"]) -> None: ...
 
 Global___PersonProfileUpdated: typing_extensions.TypeAlias = PersonProfileUpdated
+
+@typing.final
+class SessionRevoked(google.protobuf.message.Message):
+    """Subject identity.session.revoked — a refresh-token family ended (logout, reuse detected). Every
+    verifier refuses access tokens carrying this `sid` until they expire.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    REVOKED_AT_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    session_id: builtins.str
+    person_id: builtins.str
+    reason: builtins.str
+    """"logout" or "refresh_token_reused"."""
+    @property
+    def revoked_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        revoked_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["revoked_at", b"revoked_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["person_id", b"person_id", "reason", b"reason", "revoked_at", b"revoked_at", "session_id", b"session_id"]) -> None: ...
+
+Global___SessionRevoked: typing_extensions.TypeAlias = SessionRevoked

@@ -772,12 +772,15 @@ class JoinCode(google.protobuf.message.Message):
     REVOKED_FIELD_NUMBER: builtins.int
     CREATED_BY_FIELD_NUMBER: builtins.int
     CREATED_AT_FIELD_NUMBER: builtins.int
+    USABLE_FIELD_NUMBER: builtins.int
     code: builtins.str
     neighbourhood_id: builtins.str
     max_uses: builtins.int
     use_count: builtins.int
     revoked: builtins.bool
     created_by: builtins.str
+    usable: builtins.bool
+    """Not revoked, not expired, not used up (as of the answer)."""
     @property
     def expires_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     @property
@@ -793,9 +796,10 @@ class JoinCode(google.protobuf.message.Message):
         revoked: builtins.bool = ...,
         created_by: builtins.str = ...,
         created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        usable: builtins.bool = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["code", b"code", "created_at", b"created_at", "created_by", b"created_by", "expires_at", b"expires_at", "max_uses", b"max_uses", "neighbourhood_id", b"neighbourhood_id", "revoked", b"revoked", "use_count", b"use_count"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "created_at", b"created_at", "created_by", b"created_by", "expires_at", b"expires_at", "max_uses", b"max_uses", "neighbourhood_id", b"neighbourhood_id", "revoked", b"revoked", "usable", b"usable", "use_count", b"use_count"]) -> None: ...
 
 Global___JoinCode: typing_extensions.TypeAlias = JoinCode
 
@@ -1423,3 +1427,493 @@ class ListShiftsResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["page", b"page", "shifts", b"shifts"]) -> None: ...
 
 Global___ListShiftsResponse: typing_extensions.TypeAlias = ListShiftsResponse
+
+@typing.final
+class RequestLoginCodeRequest(google.protobuf.message.Message):
+    """--- phone + one-time code ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PHONE_FIELD_NUMBER: builtins.int
+    phone: builtins.str
+    def __init__(
+        self,
+        *,
+        phone: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["phone", b"phone"]) -> None: ...
+
+Global___RequestLoginCodeRequest: typing_extensions.TypeAlias = RequestLoginCodeRequest
+
+@typing.final
+class RequestLoginCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXPIRES_IN_FIELD_NUMBER: builtins.int
+    RESEND_AFTER_FIELD_NUMBER: builtins.int
+    expires_in: builtins.int
+    """Seconds the code stays valid. The answer is the same whether or not the phone is registered."""
+    resend_after: builtins.int
+    """Seconds before another code may be requested for this phone."""
+    def __init__(
+        self,
+        *,
+        expires_in: builtins.int = ...,
+        resend_after: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["expires_in", b"expires_in", "resend_after", b"resend_after"]) -> None: ...
+
+Global___RequestLoginCodeResponse: typing_extensions.TypeAlias = RequestLoginCodeResponse
+
+@typing.final
+class LoginWithCodeRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PHONE_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    phone: builtins.str
+    code: builtins.str
+    def __init__(
+        self,
+        *,
+        phone: builtins.str = ...,
+        code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "phone", b"phone"]) -> None: ...
+
+Global___LoginWithCodeRequest: typing_extensions.TypeAlias = LoginWithCodeRequest
+
+@typing.final
+class LoginWithCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: builtins.int
+    @property
+    def tokens(self) -> Global___TokenPair: ...
+    def __init__(
+        self,
+        *,
+        tokens: Global___TokenPair | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["tokens", b"tokens"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["tokens", b"tokens"]) -> None: ...
+
+Global___LoginWithCodeResponse: typing_extensions.TypeAlias = LoginWithCodeResponse
+
+@typing.final
+class GetJoinCodeRequest(google.protobuf.message.Message):
+    """--- join code, moving house, profile, party membership -------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: builtins.int
+    code: builtins.str
+    def __init__(
+        self,
+        *,
+        code: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code"]) -> None: ...
+
+Global___GetJoinCodeRequest: typing_extensions.TypeAlias = GetJoinCodeRequest
+
+@typing.final
+class GetJoinCodeResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    JOIN_CODE_FIELD_NUMBER: builtins.int
+    @property
+    def join_code(self) -> Global___JoinCode: ...
+    def __init__(
+        self,
+        *,
+        join_code: Global___JoinCode | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["join_code", b"join_code"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["join_code", b"join_code"]) -> None: ...
+
+Global___GetJoinCodeResponse: typing_extensions.TypeAlias = GetJoinCodeResponse
+
+@typing.final
+class MoveHouseholdRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    membership_id: builtins.str
+    household_id: builtins.str
+    """An existing household of the same neighbourhood, or a new address there."""
+    @property
+    def address(self) -> Global___Address: ...
+    def __init__(
+        self,
+        *,
+        membership_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        address: Global___Address | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "household_id", b"household_id", "membership_id", b"membership_id"]) -> None: ...
+
+Global___MoveHouseholdRequest: typing_extensions.TypeAlias = MoveHouseholdRequest
+
+@typing.final
+class MoveHouseholdResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["membership", b"membership"]) -> None: ...
+
+Global___MoveHouseholdResponse: typing_extensions.TypeAlias = MoveHouseholdResponse
+
+@typing.final
+class UpdateProfileRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    real_name: builtins.str
+    """The corrected real name (as on the ID card)."""
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        real_name: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["person_id", b"person_id", "real_name", b"real_name", "reason", b"reason"]) -> None: ...
+
+Global___UpdateProfileRequest: typing_extensions.TypeAlias = UpdateProfileRequest
+
+@typing.final
+class UpdateProfileResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: builtins.int
+    @property
+    def person(self) -> Global___Person: ...
+    def __init__(
+        self,
+        *,
+        person: Global___Person | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["person", b"person"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["person", b"person"]) -> None: ...
+
+Global___UpdateProfileResponse: typing_extensions.TypeAlias = UpdateProfileResponse
+
+@typing.final
+class ConfirmPartyMemberRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    membership_id: builtins.str
+    reason: builtins.str
+    def __init__(
+        self,
+        *,
+        membership_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["membership_id", b"membership_id", "reason", b"reason"]) -> None: ...
+
+Global___ConfirmPartyMemberRequest: typing_extensions.TypeAlias = ConfirmPartyMemberRequest
+
+@typing.final
+class ConfirmPartyMemberResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: builtins.int
+    GRANT_FIELD_NUMBER: builtins.int
+    @property
+    def membership(self) -> Global___Membership: ...
+    @property
+    def grant(self) -> Global___RoleGrant: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+        grant: Global___RoleGrant | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["grant", b"grant", "membership", b"membership"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["grant", b"grant", "membership", b"membership"]) -> None: ...
+
+Global___ConfirmPartyMemberResponse: typing_extensions.TypeAlias = ConfirmPartyMemberResponse
+
+@typing.final
+class RevealIdNumberRequest(google.protobuf.message.Message):
+    """--- personal data --------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    """The neighbourhood whose committee the caller sits on and where the person registered."""
+    reason: builtins.str
+    """Why the full number is needed (kept in the audit trail)."""
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        reason: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "reason", b"reason"]) -> None: ...
+
+Global___RevealIdNumberRequest: typing_extensions.TypeAlias = RevealIdNumberRequest
+
+@typing.final
+class RevealIdNumberResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_NUMBER_FIELD_NUMBER: builtins.int
+    REVEAL_ID_FIELD_NUMBER: builtins.int
+    id_number: builtins.str
+    reveal_id: builtins.str
+    def __init__(
+        self,
+        *,
+        id_number: builtins.str = ...,
+        reveal_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id_number", b"id_number", "reveal_id", b"reveal_id"]) -> None: ...
+
+Global___RevealIdNumberResponse: typing_extensions.TypeAlias = RevealIdNumberResponse
+
+@typing.final
+class IdNumberReveal(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    PERSON_DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    REVEALED_BY_FIELD_NUMBER: builtins.int
+    REVEALED_BY_DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    REVEALED_AT_FIELD_NUMBER: builtins.int
+    id: builtins.str
+    person_id: builtins.str
+    """Whose number was revealed."""
+    person_display_name: builtins.str
+    revealed_by: builtins.str
+    """Who saw it."""
+    revealed_by_display_name: builtins.str
+    neighbourhood_id: builtins.str
+    reason: builtins.str
+    @property
+    def revealed_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        person_display_name: builtins.str = ...,
+        revealed_by: builtins.str = ...,
+        revealed_by_display_name: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        revealed_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["revealed_at", b"revealed_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "neighbourhood_id", b"neighbourhood_id", "person_display_name", b"person_display_name", "person_id", b"person_id", "reason", b"reason", "revealed_at", b"revealed_at", "revealed_by", b"revealed_by", "revealed_by_display_name", b"revealed_by_display_name"]) -> None: ...
+
+Global___IdNumberReveal: typing_extensions.TypeAlias = IdNumberReveal
+
+@typing.final
+class ListIdNumberRevealsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REGION_ID_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    region_id: builtins.str
+    """A district, sub-district or neighbourhood: reveals made there (staff above the neighbourhood)."""
+    person_id: builtins.str
+    """Only reveals of this person's number (a person may list the reveals of their own number)."""
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        region_id: builtins.str = ...,
+        person_id: builtins.str = ...,
+        page: shequtong.common.v1.common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "person_id", b"person_id", "region_id", b"region_id"]) -> None: ...
+
+Global___ListIdNumberRevealsRequest: typing_extensions.TypeAlias = ListIdNumberRevealsRequest
+
+@typing.final
+class ListIdNumberRevealsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REVEALS_FIELD_NUMBER: builtins.int
+    PAGE_FIELD_NUMBER: builtins.int
+    @property
+    def reveals(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___IdNumberReveal]: ...
+    @property
+    def page(self) -> shequtong.common.v1.common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        reveals: collections.abc.Iterable[Global___IdNumberReveal] | None = ...,
+        page: shequtong.common.v1.common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["page", b"page"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["page", b"page", "reveals", b"reveals"]) -> None: ...
+
+Global___ListIdNumberRevealsResponse: typing_extensions.TypeAlias = ListIdNumberRevealsResponse
+
+@typing.final
+class ImportRowError(google.protobuf.message.Message):
+    """--- bulk import ----------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: builtins.int
+    COLUMN_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    row: builtins.int
+    """The row as a spreadsheet numbers it (the header is row 1)."""
+    column: builtins.str
+    code: builtins.str
+    message: builtins.str
+    def __init__(
+        self,
+        *,
+        row: builtins.int = ...,
+        column: builtins.str = ...,
+        code: builtins.str = ...,
+        message: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "column", b"column", "message", b"message", "row", b"row"]) -> None: ...
+
+Global___ImportRowError: typing_extensions.TypeAlias = ImportRowError
+
+@typing.final
+class ImportReport(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    SKIPPED_FIELD_NUMBER: builtins.int
+    ERRORS_FIELD_NUMBER: builtins.int
+    ERROR_COUNT_FIELD_NUMBER: builtins.int
+    APPLIED_FIELD_NUMBER: builtins.int
+    rows: builtins.int
+    """Data rows read (the header not counted)."""
+    created: builtins.int
+    skipped: builtins.int
+    """Rows that already existed (or repeated an earlier row) and were left as they are."""
+    error_count: builtins.int
+    applied: builtins.bool
+    """True when the rows were written (no errors, not a dry run)."""
+    @property
+    def errors(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportRowError]:
+        """The first errors (at most 1000); nothing is written when there is any."""
+
+    def __init__(
+        self,
+        *,
+        rows: builtins.int = ...,
+        created: builtins.int = ...,
+        skipped: builtins.int = ...,
+        errors: collections.abc.Iterable[Global___ImportRowError] | None = ...,
+        error_count: builtins.int = ...,
+        applied: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["applied", b"applied", "created", b"created", "error_count", b"error_count", "errors", b"errors", "rows", b"rows", "skipped", b"skipped"]) -> None: ...
+
+Global___ImportReport: typing_extensions.TypeAlias = ImportReport
+
+@typing.final
+class ImportRegionsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CSV_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    csv: builtins.bytes
+    """UTF-8 CSV (a BOM is accepted): level,code,name,parent_code,kind — with or without that header row."""
+    dry_run: builtins.bool
+    """Validate and count only."""
+    def __init__(
+        self,
+        *,
+        csv: builtins.bytes = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["csv", b"csv", "dry_run", b"dry_run"]) -> None: ...
+
+Global___ImportRegionsRequest: typing_extensions.TypeAlias = ImportRegionsRequest
+
+@typing.final
+class ImportRegionsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___ImportReport: ...
+    def __init__(
+        self,
+        *,
+        report: Global___ImportReport | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report"]) -> None: ...
+
+Global___ImportRegionsResponse: typing_extensions.TypeAlias = ImportRegionsResponse
+
+@typing.final
+class ImportHouseholdsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CSV_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    csv: builtins.bytes
+    """UTF-8 CSV: neighbourhood_code,building,unit,room,village_group,house_number — with or without that header."""
+    dry_run: builtins.bool
+    def __init__(
+        self,
+        *,
+        csv: builtins.bytes = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["csv", b"csv", "dry_run", b"dry_run"]) -> None: ...
+
+Global___ImportHouseholdsRequest: typing_extensions.TypeAlias = ImportHouseholdsRequest
+
+@typing.final
+class ImportHouseholdsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___ImportReport: ...
+    def __init__(
+        self,
+        *,
+        report: Global___ImportReport | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report"]) -> None: ...
+
+Global___ImportHouseholdsResponse: typing_extensions.TypeAlias = ImportHouseholdsResponse

@@ -165,6 +165,56 @@ class IdentityServiceStub(object):
                 request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.SerializeToString,
                 response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.FromString,
                 _registered_method=True)
+        self.RequestLoginCode = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/RequestLoginCode',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeResponse.FromString,
+                _registered_method=True)
+        self.LoginWithCode = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/LoginWithCode',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeResponse.FromString,
+                _registered_method=True)
+        self.GetJoinCode = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/GetJoinCode',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeResponse.FromString,
+                _registered_method=True)
+        self.MoveHousehold = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/MoveHousehold',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdResponse.FromString,
+                _registered_method=True)
+        self.UpdateProfile = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/UpdateProfile',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileResponse.FromString,
+                _registered_method=True)
+        self.ConfirmPartyMember = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ConfirmPartyMember',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberResponse.FromString,
+                _registered_method=True)
+        self.RevealIdNumber = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/RevealIdNumber',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberResponse.FromString,
+                _registered_method=True)
+        self.ListIdNumberReveals = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ListIdNumberReveals',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsResponse.FromString,
+                _registered_method=True)
+        self.ImportRegions = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ImportRegions',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsResponse.FromString,
+                _registered_method=True)
+        self.ImportHouseholds = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ImportHouseholds',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer(object):
@@ -337,6 +387,73 @@ class IdentityServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestLoginCode(self, request, context):
+        """Phone + one-time code: a 6-digit code by SMS (5 minutes, single use, 5 tries), then sign in with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoginWithCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJoinCode(self, request, context):
+        """One join code (the committee prints it as a QR image).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveHousehold(self, request, context):
+        """A member moves to another household of the same neighbourhood.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProfile(self, request, context):
+        """The committee corrects a person's real name (the display name follows).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmPartyMember(self, request, context):
+        """A cadre confirms the party membership of a verified resident (党员亮身份).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealIdNumber(self, request, context):
+        """The full ID number, to the committee of a neighbourhood the person registered with; every reveal audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIdNumberReveals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportRegions(self, request, context):
+        """Bulk import for operators: CSV, validated row by row, nothing written when any row is invalid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportHouseholds(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -469,6 +586,56 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListShifts,
                     request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.FromString,
                     response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.SerializeToString,
+            ),
+            'RequestLoginCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestLoginCode,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeResponse.SerializeToString,
+            ),
+            'LoginWithCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoginWithCode,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeResponse.SerializeToString,
+            ),
+            'GetJoinCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJoinCode,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeResponse.SerializeToString,
+            ),
+            'MoveHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveHousehold,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdResponse.SerializeToString,
+            ),
+            'UpdateProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProfile,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileResponse.SerializeToString,
+            ),
+            'ConfirmPartyMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPartyMember,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberResponse.SerializeToString,
+            ),
+            'RevealIdNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealIdNumber,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberResponse.SerializeToString,
+            ),
+            'ListIdNumberReveals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdNumberReveals,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsResponse.SerializeToString,
+            ),
+            'ImportRegions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportRegions,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsResponse.SerializeToString,
+            ),
+            'ImportHouseholds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportHouseholds,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1174,6 +1341,276 @@ class IdentityService(object):
             '/shequtong.identity.v1.IdentityService/ListShifts',
             shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsRequest.SerializeToString,
             shequtong_dot_identity_dot_v1_dot_identity__pb2.ListShiftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestLoginCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/RequestLoginCode',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RequestLoginCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoginWithCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/LoginWithCode',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LoginWithCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJoinCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/GetJoinCode',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.GetJoinCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/MoveHousehold',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.MoveHouseholdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/UpdateProfile',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPartyMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ConfirmPartyMember',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ConfirmPartyMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealIdNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/RevealIdNumber',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.RevealIdNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdNumberReveals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ListIdNumberReveals',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ListIdNumberRevealsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportRegions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ImportRegions',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportRegionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportHouseholds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ImportHouseholds',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -441,7 +441,167 @@ _IdentityServiceListShiftsType = typing_extensions.TypeVar(
     ],
 )
 
-class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType, _IdentityServiceLoginType, _IdentityServiceRefreshType, _IdentityServiceLogoutType, _IdentityServiceGetMeType, _IdentityServiceCreatePersonType, _IdentityServiceCreateHouseholdType, _IdentityServiceListHouseholdsType, _IdentityServiceCreateJoinCodeType, _IdentityServiceListJoinCodesType, _IdentityServiceRevokeJoinCodeType, _IdentityServiceRegisterType, _IdentityServiceListRegistrationsType, _IdentityServiceVerifyMembershipType, _IdentityServiceRejectMembershipType, _IdentityServiceLeaveNeighbourhoodType, _IdentityServiceGrantRoleType, _IdentityServiceRevokeRoleType, _IdentityServiceListRoleGrantsType, _IdentityServiceCreateShiftType, _IdentityServiceListShiftsType]):
+_IdentityServiceRequestLoginCodeType = typing_extensions.TypeVar(
+    '_IdentityServiceRequestLoginCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+    ],
+)
+
+_IdentityServiceLoginWithCodeType = typing_extensions.TypeVar(
+    '_IdentityServiceLoginWithCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+        shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+        shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+        shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+    ],
+)
+
+_IdentityServiceGetJoinCodeType = typing_extensions.TypeVar(
+    '_IdentityServiceGetJoinCodeType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+    ],
+)
+
+_IdentityServiceMoveHouseholdType = typing_extensions.TypeVar(
+    '_IdentityServiceMoveHouseholdType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+    ],
+)
+
+_IdentityServiceUpdateProfileType = typing_extensions.TypeVar(
+    '_IdentityServiceUpdateProfileType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+        shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+        shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+        shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+    ],
+)
+
+_IdentityServiceConfirmPartyMemberType = typing_extensions.TypeVar(
+    '_IdentityServiceConfirmPartyMemberType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+    ],
+)
+
+_IdentityServiceRevealIdNumberType = typing_extensions.TypeVar(
+    '_IdentityServiceRevealIdNumberType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+        shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+        shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+        shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+    ],
+)
+
+_IdentityServiceListIdNumberRevealsType = typing_extensions.TypeVar(
+    '_IdentityServiceListIdNumberRevealsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+    ],
+)
+
+_IdentityServiceImportRegionsType = typing_extensions.TypeVar(
+    '_IdentityServiceImportRegionsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+        shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+        shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+        shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+    ],
+)
+
+_IdentityServiceImportHouseholdsType = typing_extensions.TypeVar(
+    '_IdentityServiceImportHouseholdsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+    ],
+)
+
+class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType, _IdentityServiceLoginType, _IdentityServiceRefreshType, _IdentityServiceLogoutType, _IdentityServiceGetMeType, _IdentityServiceCreatePersonType, _IdentityServiceCreateHouseholdType, _IdentityServiceListHouseholdsType, _IdentityServiceCreateJoinCodeType, _IdentityServiceListJoinCodesType, _IdentityServiceRevokeJoinCodeType, _IdentityServiceRegisterType, _IdentityServiceListRegistrationsType, _IdentityServiceVerifyMembershipType, _IdentityServiceRejectMembershipType, _IdentityServiceLeaveNeighbourhoodType, _IdentityServiceGrantRoleType, _IdentityServiceRevokeRoleType, _IdentityServiceListRoleGrantsType, _IdentityServiceCreateShiftType, _IdentityServiceListShiftsType, _IdentityServiceRequestLoginCodeType, _IdentityServiceLoginWithCodeType, _IdentityServiceGetJoinCodeType, _IdentityServiceMoveHouseholdType, _IdentityServiceUpdateProfileType, _IdentityServiceConfirmPartyMemberType, _IdentityServiceRevealIdNumberType, _IdentityServiceListIdNumberRevealsType, _IdentityServiceImportRegionsType, _IdentityServiceImportHouseholdsType]):
     """Who everyone is, where they belong, what they may do; signs the tokens everyone trusts."""
 
     @typing.overload
@@ -549,6 +709,46 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
         grpc.UnaryUnaryMultiCallable[
             shequtong.identity.v1.identity_pb2.ListShiftsRequest,
             shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+            shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+            shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+            shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+            shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+            shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+            shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+            shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+            shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+            shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -658,6 +858,46 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
             shequtong.identity.v1.identity_pb2.ListShiftsRequest,
             shequtong.identity.v1.identity_pb2.ListShiftsResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+            shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+            shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+            shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+            shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+            shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+            shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+            shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+            shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+            shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+            shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     GetJwks: _IdentityServiceGetJwksType
@@ -721,6 +961,33 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
     """Duty roster."""
 
     ListShifts: _IdentityServiceListShiftsType
+
+    RequestLoginCode: _IdentityServiceRequestLoginCodeType
+    """Phone + one-time code: a 6-digit code by SMS (5 minutes, single use, 5 tries), then sign in with it."""
+
+    LoginWithCode: _IdentityServiceLoginWithCodeType
+
+    GetJoinCode: _IdentityServiceGetJoinCodeType
+    """One join code (the committee prints it as a QR image)."""
+
+    MoveHousehold: _IdentityServiceMoveHouseholdType
+    """A member moves to another household of the same neighbourhood."""
+
+    UpdateProfile: _IdentityServiceUpdateProfileType
+    """The committee corrects a person's real name (the display name follows)."""
+
+    ConfirmPartyMember: _IdentityServiceConfirmPartyMemberType
+    """A cadre confirms the party membership of a verified resident (党员亮身份)."""
+
+    RevealIdNumber: _IdentityServiceRevealIdNumberType
+    """The full ID number, to the committee of a neighbourhood the person registered with; every reveal audited."""
+
+    ListIdNumberReveals: _IdentityServiceListIdNumberRevealsType
+
+    ImportRegions: _IdentityServiceImportRegionsType
+    """Bulk import for operators: CSV, validated row by row, nothing written when any row is invalid."""
+
+    ImportHouseholds: _IdentityServiceImportHouseholdsType
 
 IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -826,6 +1093,46 @@ IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.identity.v1.identity_pb2.ListShiftsRequest,
         shequtong.identity.v1.identity_pb2.ListShiftsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+        shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+        shequtong.identity.v1.identity_pb2.LoginWithCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+        shequtong.identity.v1.identity_pb2.GetJoinCodeResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+        shequtong.identity.v1.identity_pb2.MoveHouseholdResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+        shequtong.identity.v1.identity_pb2.UpdateProfileResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+        shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+        shequtong.identity.v1.identity_pb2.RevealIdNumberResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+        shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+        shequtong.identity.v1.identity_pb2.ImportRegionsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+        shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
     ],
 ]
 
@@ -1023,5 +1330,82 @@ class IdentityServiceServicer(metaclass=abc.ABCMeta):
         request: shequtong.identity.v1.identity_pb2.ListShiftsRequest,
         context: _ServicerContext,
     ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListShiftsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListShiftsResponse]]: ...
+
+    @abc.abstractmethod
+    def RequestLoginCode(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RequestLoginCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RequestLoginCodeResponse]]:
+        """Phone + one-time code: a 6-digit code by SMS (5 minutes, single use, 5 tries), then sign in with it."""
+
+    @abc.abstractmethod
+    def LoginWithCode(
+        self,
+        request: shequtong.identity.v1.identity_pb2.LoginWithCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.LoginWithCodeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.LoginWithCodeResponse]]: ...
+
+    @abc.abstractmethod
+    def GetJoinCode(
+        self,
+        request: shequtong.identity.v1.identity_pb2.GetJoinCodeRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.GetJoinCodeResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.GetJoinCodeResponse]]:
+        """One join code (the committee prints it as a QR image)."""
+
+    @abc.abstractmethod
+    def MoveHousehold(
+        self,
+        request: shequtong.identity.v1.identity_pb2.MoveHouseholdRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.MoveHouseholdResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.MoveHouseholdResponse]]:
+        """A member moves to another household of the same neighbourhood."""
+
+    @abc.abstractmethod
+    def UpdateProfile(
+        self,
+        request: shequtong.identity.v1.identity_pb2.UpdateProfileRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.UpdateProfileResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.UpdateProfileResponse]]:
+        """The committee corrects a person's real name (the display name follows)."""
+
+    @abc.abstractmethod
+    def ConfirmPartyMember(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ConfirmPartyMemberRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ConfirmPartyMemberResponse]]:
+        """A cadre confirms the party membership of a verified resident (党员亮身份)."""
+
+    @abc.abstractmethod
+    def RevealIdNumber(
+        self,
+        request: shequtong.identity.v1.identity_pb2.RevealIdNumberRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.RevealIdNumberResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.RevealIdNumberResponse]]:
+        """The full ID number, to the committee of a neighbourhood the person registered with; every reveal audited."""
+
+    @abc.abstractmethod
+    def ListIdNumberReveals(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ListIdNumberRevealsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ListIdNumberRevealsResponse]]: ...
+
+    @abc.abstractmethod
+    def ImportRegions(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ImportRegionsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ImportRegionsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ImportRegionsResponse]]:
+        """Bulk import for operators: CSV, validated row by row, nothing written when any row is invalid."""
+
+    @abc.abstractmethod
+    def ImportHouseholds(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse]]: ...
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

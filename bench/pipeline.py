@@ -1,0 +1,368 @@
+"""Event pipeline: outbox → JetStream → consumer, with two service replicas sharing the relay.
+
+Two "replica" processes each run what a service replica runs for its events: use cases writing events
+into the outbox inside their transactions (`Outbox.add`, `events_per_tx` events per transaction) and the
+kit's `OutboxRelay` on the same PostgreSQL outbox (rows claimed with FOR UPDATE SKIP LOCKED, so the two
+share the work). A consumer process runs the kit's `ConsumerRunner` (durable pull consumer, inbox row
+per event in its own database, explicit ack) and records, per event, the lag from `ce-time` (when the
+event was written into the outbox) to its handling. Nothing is mocked; it is the kit every service runs,
+so the figure holds for each producing service unless its own handler is heavier.
+
+Phases per service stream:
+- drain: `backlog` events already in the outbox when the relays start → how fast the pipeline empties it;
+- steady: events written at a fixed `rate` for `duration` seconds → throughput and lag p50/p95/p99.
+
+    .venv/bin/python -m bench.pipeline --rate 2000 --duration 10 --backlog 20000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bench.procs import CpuMeter, postgres_pids
+from bench.stats import percentile
+from shequtong_kit.testing import Databases, NatsServer, temp_workdir
+
+SERVICE_STREAMS = {
+    "identity": "IDENTITY",
+    "boards": "BOARDS",
+    "issues": "ISSUES",
+    "grid": "GRID",
+    "volunteers": "VOLUNTEERS",
+}
+
+
+def _uvloop() -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+async def _prepare(producer_url: str, consumer_url: str, nats_url: str, stream: str) -> None:
+    import nats
+
+    from shequtong_kit.db import create_engine, kit_metadata
+    from shequtong_kit.nats_io import ensure_stream
+
+    for url in (producer_url, consumer_url):
+        engine = create_engine(url, null_pool=True)
+        async with engine.begin() as conn:
+            await conn.run_sync(kit_metadata.create_all)
+        await engine.dispose()
+    nc = await nats.connect(nats_url)
+    await ensure_stream(nc.jetstream(), stream)
+    await nc.close()
+
+
+def _message(index: int) -> Any:
+    from shequtong.events.v1 import identity_events_pb2 as ev
+
+    return ev.NeighbourhoodCreated(neighbourhood_id=f"bench-{index}", code=f"B{index}", name="淞南十村")
+
+
+async def _write(sessions: Any, outbox: Any, subject: str, start: int, count: int) -> None:
+    async with sessions() as session, session.begin():
+        for offset in range(count):
+            await outbox.add(session, subject, _message(start + offset))
+
+
+def _replica(
+    index: int,
+    producer_url: str,
+    nats_url: str,
+    subject: str,
+    rate: float,
+    duration: float,
+    events_per_tx: int,
+    backlog: int,
+    relay: bool,
+    start_at: float,
+    stop: Any,
+    queue: Any,
+) -> None:
+    """One service replica: writes events (its share of `rate`, or the backlog) and relays the outbox."""
+    _uvloop()
+
+    async def go() -> dict[str, Any]:
+        import nats
+
+        from shequtong_kit.db import create_engine, session_factory
+        from shequtong_kit.outbox import Outbox, OutboxRelay
+
+        engine = create_engine(producer_url, pool_size=5, max_overflow=5)
+        sessions = session_factory(engine)
+        outbox = Outbox("bench")
+        written = 0
+        if backlog:
+            for first in range(0, backlog, 500):
+                await _write(sessions, outbox, subject, first, min(500, backlog - first))
+                written += min(500, backlog - first)
+            await engine.dispose()
+            return {"written": written}
+        nc = await nats.connect(nats_url)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        relay_task = None
+        if relay:
+            relay_obj = OutboxRelay(engine, sessions, nc.jetstream())
+            relay_task = asyncio.create_task(relay_obj.run())
+        transactions = int(rate * duration / events_per_tx)
+        interval = events_per_tx / rate if rate > 0 else 0
+        t0 = time.perf_counter()
+        late = 0.0
+        for n in range(transactions):
+            due = t0 + n * interval
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            else:
+                late = max(late, now - due)
+            await _write(sessions, outbox, subject, index * 10_000_000 + written, events_per_tx)
+            written += events_per_tx
+        produce_seconds = time.perf_counter() - t0
+        # Keep relaying until the consumer has everything (or gave up); bounded like every run.
+        await asyncio.to_thread(stop.wait, 900)
+        if relay_task is not None:
+            relay_obj.stop()
+            await asyncio.wait_for(relay_task, 10)
+        await nc.close()
+        await engine.dispose()
+        return {"written": written, "produce_seconds": round(produce_seconds, 2), "producer_late_max_s": round(late, 3)}
+
+    queue.put(("replica", index, asyncio.run(go())))
+
+
+def _consumer(consumer_url: str, nats_url: str, stream: str, subject: str, expected: int, until: float, queue: Any):
+    """The consuming service: the kit's ConsumerRunner with its inbox; records each event's lag."""
+    _uvloop()
+
+    async def go() -> dict[str, Any]:
+        import nats
+
+        from shequtong_kit.consumer import ConsumerRunner, ConsumerSpec
+        from shequtong_kit.db import create_engine, session_factory
+
+        engine = create_engine(consumer_url, pool_size=5, max_overflow=5)
+        lags: list[float] = []
+        handled_at: list[float] = []
+        done = asyncio.Event()
+
+        async def handle(_session: Any, event: Any) -> None:
+            now = datetime.now(UTC)
+            lags.append((now - event.occurred_at).total_seconds() * 1000)
+            handled_at.append(time.time())
+            if len(lags) >= expected:
+                done.set()
+
+        spec = ConsumerSpec(
+            name=f"bench-pipeline-{stream.lower()}", stream=stream, subjects=[subject], handler=handle, batch=256
+        )
+        nc = await nats.connect(nats_url)
+        runner = ConsumerRunner(nc.jetstream(), session_factory(engine), spec)
+        task = asyncio.create_task(runner.run())
+        queue.put(("consumer-ready", 0, {}))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout=max(1.0, until - time.time()))
+        runner.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await nc.close()
+        await engine.dispose()
+        return {"lags": lags, "first": min(handled_at, default=0.0), "last": max(handled_at, default=0.0)}
+
+    queue.put(("consumer", 0, asyncio.run(go())))
+
+
+def _phase(
+    *,
+    producer_url: str,
+    consumer_url: str,
+    nats: NatsServer,
+    stream: str,
+    subject: str,
+    rate: float,
+    duration: float,
+    events_per_tx: int,
+    backlog: int,
+    replicas: int,
+    timeout: float,
+) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    stop = ctx.Event()
+    if backlog:
+        filler = ctx.Process(
+            target=_replica,
+            args=(0, producer_url, nats.url, subject, 0, 0, 1, backlog, False, 0, None, queue),
+            daemon=True,
+        )
+        filler.start()
+        queue.get(timeout=300)
+        filler.join(10)
+    # Exactly what the replicas will write (each writes its share in whole transactions).
+    expected = backlog or replicas * int((rate / replicas) * duration / events_per_tx) * events_per_tx
+    start_at = time.time() + 3.0
+    until = start_at + duration + timeout
+    consumer = ctx.Process(
+        target=_consumer, args=(consumer_url, nats.url, stream, subject, expected, until, queue), daemon=True
+    )
+    consumer.start()
+    queue.get(timeout=60)  # the consumer is bound before the events flow
+    procs = [
+        ctx.Process(
+            target=_replica,
+            args=(
+                i,
+                producer_url,
+                nats.url,
+                subject,
+                0 if backlog else rate / replicas,
+                duration,
+                events_per_tx,
+                0,
+                True,
+                start_at,
+                stop,
+                queue,
+            ),
+            daemon=True,
+        )
+        for i in range(replicas)
+    ]
+    for proc in procs:
+        proc.start()
+    meter = CpuMeter(
+        {
+            "replicas": [p.pid for p in procs if p.pid],
+            "consumer": [consumer.pid] if consumer.pid else [],
+            "nats-server": [nats.proc.pid] if nats.proc else [],
+            "postgres": postgres_pids(),
+        }
+    ).start()
+    results: dict[str, Any] = {"replicas": {}}
+    pending = replicas + 1
+    deadline = until + 60
+    while pending and time.time() < deadline:
+        try:
+            kind, index, payload = queue.get(timeout=max(1.0, deadline - time.time()))
+        except Exception:
+            break
+        pending -= 1
+        if kind == "consumer":
+            results["consumer"] = payload
+            stop.set()  # the replicas keep relaying until the consumer is done
+        else:
+            results["replicas"][index] = payload
+    stop.set()
+    cpu = meter.stop()
+    for proc in [*procs, consumer]:
+        proc.join(15)
+        if proc.is_alive():
+            proc.kill()
+    consumed = results.get("consumer", {"lags": [], "first": 0, "last": 0})
+    lags = sorted(consumed["lags"])
+    span = max(consumed["last"] - start_at, 1e-6)
+    produced = [r for r in results["replicas"].values() if r.get("produce_seconds")]
+    return {
+        "expected": expected,
+        # What the replicas managed to write per second (below the offered rate: the writers were the limit).
+        "produced_rate": round(sum(r["written"] for r in produced) / max(r["produce_seconds"] for r in produced), 1)
+        if produced
+        else None,
+        "handled": len(lags),
+        "lost": max(0, expected - len(lags)),
+        "throughput": round(len(lags) / span, 1) if lags else 0.0,
+        "lag_p50_ms": _round(percentile(lags, 50)),
+        "lag_p95_ms": _round(percentile(lags, 95)),
+        "lag_p99_ms": _round(percentile(lags, 99)),
+        "lag_max_ms": _round(lags[-1] if lags else None),
+        "replicas": results["replicas"],
+        "cpu": cpu,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def measure(
+    services: list[str] | None = None,
+    rate: float = 2000.0,
+    duration: float = 10.0,
+    backlog: int = 20_000,
+    events_per_tx: int = 1,
+    replicas: int = 2,
+    workdir: Path | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with temp_workdir("shequtong-bench-pipe-") as tmp:
+        work = workdir or tmp
+        work.mkdir(parents=True, exist_ok=True)
+        databases = Databases(work)
+        if not databases.use_postgres:
+            return {"skipped": "PostgreSQL is not reachable at 127.0.0.1:5432 (SKIP LOCKED sharing needs it)"}
+        nats = NatsServer(work).start()
+        try:
+            for service in services or ["issues"]:
+                stream = SERVICE_STREAMS[service]
+                subject = f"{service}.bench.event"
+                entry: dict[str, Any] = {"stream": stream, "replicas": replicas, "events_per_tx": events_per_tx}
+                for phase, phase_backlog in (("drain", backlog), ("steady", 0)):
+                    if phase == "drain" and not backlog:
+                        continue
+                    producer_url = databases.create(f"pipe_{service}_{phase}_out")
+                    consumer_url = databases.create(f"pipe_{service}_{phase}_in")
+                    asyncio.run(_prepare(producer_url, consumer_url, nats.url, stream))
+                    log(f"pipeline {service} {phase} …")
+                    entry[phase] = _phase(
+                        producer_url=producer_url,
+                        consumer_url=consumer_url,
+                        nats=nats,
+                        stream=stream,
+                        subject=subject,
+                        rate=rate,
+                        duration=duration,
+                        events_per_tx=events_per_tx,
+                        backlog=phase_backlog,
+                        replicas=replicas,
+                        timeout=60.0,
+                    )
+                    if phase == "steady":
+                        entry[phase]["offered_rate"] = rate
+                results[service] = entry
+        finally:
+            nats.stop()
+            databases.drop_all()
+    return results
+
+
+cli = typer.Typer(add_completion=False, help=__doc__)
+
+
+@cli.command()
+def main(
+    service: list[str] = typer.Option(None, help="producing service streams to measure (repeatable)"),
+    rate: float = typer.Option(2000.0, help="events/s written in the steady phase"),
+    duration: float = typer.Option(10.0, help="steady phase seconds"),
+    backlog: int = typer.Option(20_000, help="events in the outbox before the drain phase (0: skip it)"),
+    events_per_tx: int = typer.Option(1, help="events written per transaction"),
+    replicas: int = typer.Option(2, help="replica processes sharing the relay"),
+) -> None:
+    import json
+
+    print(json.dumps(measure(service or None, rate, duration, backlog, events_per_tx, replicas), indent=1))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,933 @@
+"""The data generator: a Baoshan-scale district built through the services' own paths.
+
+Every entity goes through the public API gateway (or, once a service has one, its bulk RPC), so every
+rule applies: no SQL that skips them. One small adapter per entity knows its path; a part whose route
+is not in the gateway's OpenAPI yet is reported as unavailable, and a part that only has a per-item
+path is reported with its measured rate and what the full scale would cost at that rate, with the bulk
+RPC it needs. Each part is bounded in time (`--part-budget`), so a run always stops by itself.
+
+    .venv/bin/python -m bench.seed --scale 0.01                 # starts its own stack (PostgreSQL)
+    .venv/bin/python -m bench.seed --scale 1 --part-budget 900  # the full district (bulk paths needed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import typer
+
+# The reference district (Baoshan, Shanghai) at scale 1.0.
+FULL: dict[str, int] = {
+    "subdistricts": 12,
+    "residential": 462,
+    "villages": 103,
+    "households": 480_000,
+    "residents": 640_000,
+    "party_members": 60_000,
+    "volunteers": 374_000,
+    "posts": 1_000_000,
+    "comments": 3_000_000,
+    "issues": 51_000,
+    "topics": 21_000,
+    "conventions": 2_100,
+    "storefronts": 612,
+}
+
+SUBDISTRICTS = [
+    "友谊路街道",
+    "吴淞街道",
+    "张庙街道",
+    "庙行镇",
+    "淞南镇",
+    "高境镇",
+    "大场镇",
+    "杨行镇",
+    "月浦镇",
+    "罗店镇",
+    "罗泾镇",
+    "顾村镇",
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+PASSWORD = "bench-pass-2026"
+ISSUE_TEXTS = [
+    ("rubbish", "楼下垃圾三天没人清", "3号楼下垃圾堆了三天，异味很大"),
+    ("street_light", "路灯坏了", "小区东门路灯不亮，晚上很黑"),
+    ("illegal_parking", "消防通道停车", "有车长期占用消防通道"),
+    ("water_leak", "楼道漏水", "5号楼2单元楼道天花板漏水"),
+    ("noise", "夜间噪音", "楼下商铺夜里施工噪音很大"),
+]
+# Where a problem ends up (shares of the reference district's record: 90% solved inside the neighbourhood).
+ISSUE_PATHS = [
+    ([], 0.10),
+    (["acknowledge"], 0.10),
+    (["acknowledge", "start"], 0.15),
+    (["acknowledge", "start", "resolve"], 0.50),
+    (["acknowledge", "escalate"], 0.10),
+    (["reject"], 0.05),
+]
+
+
+def plan(scale: float) -> dict[str, int]:
+    """Targets at `scale`: counts scale linearly; the region tree keeps at least two sub-districts and
+    one neighbourhood of each kind, so every view (comparisons across sub-districts and kinds) exists."""
+    residential = max(1, round(FULL["residential"] * scale))
+    villages = max(1, round(FULL["villages"] * scale))
+    out = {name: max(1, round(value * scale)) for name, value in FULL.items()}
+    out.update(
+        residential=residential,
+        villages=villages,
+        subdistricts=min(12, max(2, round(FULL["subdistricts"] * scale)), residential + villages),
+    )
+    out["households"] = min(out["households"], out["residents"])
+    out["party_members"] = min(out["party_members"], out["residents"])
+    out["volunteers"] = min(out["volunteers"], out["residents"])
+    return out
+
+
+# --- what the generator built (what the journeys use afterwards) -----------------------------------
+
+
+@dataclass
+class Account:
+    person_id: str
+    phone: str
+    password: str
+    token: str = ""
+    membership_id: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Neighbourhood:
+    id: str
+    kind: str
+    subdistrict_id: str
+    code: str
+    secretary: Account | None = None
+    cadre: Account | None = None
+    join_code: str = ""
+    residents: list[Account] = field(default_factory=list)
+    boards: dict[str, str] = field(default_factory=dict)  # kind -> board id
+    posts: list[str] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    run: str
+    district_id: str = ""
+    subdistricts: list[str] = field(default_factory=list)
+    neighbourhoods: list[Neighbourhood] = field(default_factory=list)
+
+    def signed_in_residents(self) -> list[tuple[Neighbourhood, Account]]:
+        return [(n, r) for n in self.neighbourhoods for r in n.residents if r.token]
+
+    def fixtures(self) -> dict[str, Any]:
+        """The JSON-able part the journeys' driver processes need: ids and tokens, no secrets beyond them."""
+        return {
+            "district_id": self.district_id,
+            "neighbourhoods": [
+                {
+                    "id": n.id,
+                    "kind": n.kind,
+                    "boards": n.boards,
+                    "posts": n.posts[:200],
+                    "issues": n.issues[:200],
+                    "cadre_token": n.cadre.token if n.cadre else "",
+                    "resident_tokens": [r.token for r in n.residents if r.token][:50],
+                }
+                for n in self.neighbourhoods
+            ],
+        }
+
+
+@dataclass
+class PartReport:
+    part: str
+    target: int
+    created: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    status: str = "done"  # done | partial (budget) | unavailable | failed | skipped
+    path: str = ""
+    bulk_rpc_needed: str = ""
+    note: str = ""
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.created / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self, full_target: int | None) -> dict[str, Any]:
+        out = asdict(self)
+        out["rate_per_s"] = round(self.rate, 1)
+        if full_target and self.rate > 0:
+            out["full_scale_estimate_s"] = round(full_target / self.rate)
+        return out
+
+
+# --- plumbing ---------------------------------------------------------------------------------------
+
+
+class Api:
+    """The gateway, with the paths its OpenAPI publishes (an adapter checks its paths before running)."""
+
+    def __init__(self, client: httpx.AsyncClient, ops_headers: dict[str, str]) -> None:
+        self.client = client
+        self.ops = ops_headers
+        self.paths: set[str] = set()
+
+    async def load_openapi(self) -> None:
+        spec = (await self.client.get("/openapi.json")).json()
+        self.paths = {f"{m.upper()} {p}" for p, item in spec.get("paths", {}).items() for m in item}
+
+    def missing(self, *routes: str) -> list[str]:
+        return [r for r in routes if r not in self.paths]
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200, 201),
+        idempotency_key: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        hdrs = dict(headers or {})
+        if idempotency_key:
+            hdrs["Idempotency-Key"] = idempotency_key
+        reply = await self.client.request(method, path, json=body, headers=hdrs, params=params)
+        if reply.status_code not in expect:
+            code = ""
+            if reply.headers.get("content-type", "").startswith("application/problem+json"):
+                code = reply.json().get("code", "")
+            raise RuntimeError(f"{method} {path} → {reply.status_code} {code}".strip())
+        return reply.json() if reply.content else None
+
+
+async def fan_out(
+    count: int,
+    work: Callable[[int], Awaitable[bool]],
+    report: PartReport,
+    deadline: float,
+    concurrency: int,
+) -> None:
+    """Runs work(0..count-1) with bounded concurrency until done or the deadline; counts what worked."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count and time.monotonic() < deadline:
+            index = next_index
+            next_index += 1
+            try:
+                if await work(index):
+                    report.created += 1
+            except Exception as exc:
+                report.errors += 1
+                if len(report.error_samples) < 5:
+                    report.error_samples.append(str(exc)[:200])
+                if report.errors > 50 and report.created == 0:
+                    return  # this path does not work at all; no point hammering it
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if report.created < count:
+        report.status = "partial" if time.monotonic() >= deadline else ("failed" if report.errors else "partial")
+
+
+def chinese_name(seed: str) -> str:
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    return SURNAMES[digest % len(SURNAMES)] + GIVEN[(digest >> 8) % len(GIVEN)] + GIVEN[(digest >> 16) % len(GIVEN)]
+
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def id_number(seed: str) -> str:
+    """A GB 11643-valid (synthetic) ID number derived from `seed`."""
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    born = datetime(1940, 1, 1) + timedelta(days=(digest >> 20) % (365 * 60))
+    first17 = f"{310113:06d}{born:%Y%m%d}{(digest >> 40) % 1000:03d}"
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
+
+
+CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code(seed: str) -> str:
+    """A GB 32100-valid (synthetic) unified social credit code derived from `seed`."""
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    body = "51" + "310113"
+    while len(body) < 17:
+        body += CREDIT_ALPHABET[digest % len(CREDIT_ALPHABET)]
+        digest //= len(CREDIT_ALPHABET)
+    total = sum(CREDIT_ALPHABET.index(c) * w for c, w in zip(body, CREDIT_WEIGHTS, strict=True))
+    return body + CREDIT_ALPHABET[(31 - total % 31) % 31]
+
+
+def phone(seed: str) -> str:
+    digest = int(hashlib.sha256(("phone" + seed).encode()).hexdigest(), 16)
+    return "1" + "3456789"[digest % 7] + f"{(digest >> 8) % 10**9:09d}"
+
+
+# --- the parts --------------------------------------------------------------------------------------
+
+
+class Seeder:
+    def __init__(
+        self,
+        api: Api,
+        targets: dict[str, int],
+        part_budget: float,
+        concurrency: int = 8,
+        sign_in_per_neighbourhood: int = 5,
+        log: Callable[[str], None] = print,
+        total_budget: float | None = None,
+    ) -> None:
+        self.api = api
+        self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
+        self.targets = targets
+        self.budget = part_budget
+        self.concurrency = concurrency
+        self.sign_in = sign_in_per_neighbourhood
+        self.world = World(run=uuid.uuid4().hex[:6])
+        self.reports: list[PartReport] = []
+        self.log = log
+        self.rng = random.Random(7)
+
+    def _deadline(self) -> float:
+        return min(time.monotonic() + self.budget, self.total_deadline)
+
+    async def _part(self, report: PartReport, requires: tuple[str, ...], body: Callable[[PartReport], Awaitable[None]]):
+        missing = self.api.missing(*requires)
+        if time.monotonic() >= self.total_deadline:
+            report.status = "skipped"
+            report.note = "the run's total budget was spent"
+        elif missing:
+            report.status = "unavailable"
+            report.note = "routes not in the gateway yet: " + ", ".join(missing)
+        else:
+            t0 = time.monotonic()
+            try:
+                await body(report)
+            except Exception as exc:
+                report.status = "failed"
+                report.error_samples.append(str(exc)[:300])
+            report.seconds = round(time.monotonic() - t0, 2)
+        self.reports.append(report)
+        self.log(
+            f"  {report.part:13} {report.status:11} {report.created:>8}/{report.target:<8} "
+            f"{report.seconds:7.1f}s {report.rate:8.1f}/s {report.note}"
+        )
+        return report
+
+    # regions ---------------------------------------------------------------------------------------
+    async def regions(self) -> PartReport:
+        t = self.targets
+        total = 1 + t["subdistricts"] + t["residential"] + t["villages"]
+        report = PartReport("regions", total, path="POST /v1/regions (per item; small enough at full scale)")
+
+        async def body(rep: PartReport) -> None:
+            run = self.world.run
+            district = await self.api.call(
+                "POST",
+                "/v1/regions",
+                {"level": "district", "code": f"BS{run}", "name": f"宝山区·bench {run}"},
+                self.api.ops,
+                idempotency_key=f"seed-{run}-district",
+            )
+            self.world.district_id = district["id"]
+            rep.created += 1
+            for i in range(t["subdistricts"]):
+                sub = await self.api.call(
+                    "POST",
+                    "/v1/regions",
+                    {
+                        "level": "subdistrict",
+                        "code": f"BS{run}-S{i:02d}",
+                        "name": SUBDISTRICTS[i % len(SUBDISTRICTS)],
+                        "parent_id": self.world.district_id,
+                    },
+                    self.api.ops,
+                    idempotency_key=f"seed-{run}-s{i}",
+                )
+                self.world.subdistricts.append(sub["id"])
+                rep.created += 1
+            kinds = ["residential"] * t["residential"] + ["village"] * t["villages"]
+            slots: list[Neighbourhood | None] = [None] * len(kinds)
+
+            async def make(i: int) -> bool:
+                sub_index = i % len(self.world.subdistricts)
+                kind = kinds[i]
+                label = SUBDISTRICTS[sub_index % len(SUBDISTRICTS)][:2]
+                name = f"{label}{i + 1}村" if kind == "village" else f"{label}第{i + 1}居委"
+                code = f"BS{run}-N{i:03d}"
+                body = {
+                    "level": "neighbourhood",
+                    "code": code,
+                    "name": name,
+                    "parent_id": self.world.subdistricts[sub_index],
+                    "kind": kind,
+                }
+                made = await self.api.call("POST", "/v1/regions", body, self.api.ops, idempotency_key=f"seed-{code}")
+                slots[i] = Neighbourhood(made["id"], kind, self.world.subdistricts[sub_index], code)
+                return True
+
+            await fan_out(len(kinds), make, rep, self._deadline(), self.concurrency)
+            self.world.neighbourhoods = [n for n in slots if n is not None]
+
+        return await self._part(report, ("POST /v1/regions",), body)
+
+    # committees -----------------------------------------------------------------------------------
+    async def _person(self, seed: str) -> Account:
+        account = Account("", phone(seed), PASSWORD)
+        made = await self.api.call(
+            "POST",
+            "/v1/people",
+            {
+                "real_name": chinese_name(seed),
+                "phone": account.phone,
+                "id_number": id_number(seed),
+                "password": PASSWORD,
+            },
+            self.api.ops,
+            idempotency_key=f"seed-person-{seed}",
+        )
+        account.person_id = made["id"]
+        return account
+
+    async def login(self, account: Account) -> Account:
+        tokens = await self.api.call("POST", "/v1/auth/login", {"phone": account.phone, "password": account.password})
+        account.token = tokens["access_token"]
+        return account
+
+    async def committees(self) -> PartReport:
+        hoods = self.world.neighbourhoods
+        report = PartReport(
+            "committees",
+            len(hoods) * 2,
+            path="POST /v1/people, /v1/roles, /v1/auth/login, roster, join code (per item)",
+        )
+        requires = (
+            "POST /v1/people",
+            "POST /v1/roles",
+            "POST /v1/auth/login",
+            "POST /v1/neighbourhoods/{neighbourhood_id}/roster",
+            "POST /v1/neighbourhoods/{neighbourhood_id}/join-codes",
+        )
+
+        async def one(i: int) -> bool:
+            n = hoods[i]
+            seed = f"{self.world.run}-{n.code}"
+            secretary = await self._person(f"{seed}-secretary")
+            cadre = await self._person(f"{seed}-cadre")
+            for person, role in ((secretary, "secretary"), (cadre, "cadre")):
+                await self.api.call(
+                    "POST",
+                    "/v1/roles",
+                    {"person_id": person.person_id, "role": role, "scope": f"n:{n.id}"},
+                    self.api.ops,
+                    idempotency_key=f"seed-grant-{seed}-{role}",
+                )
+            await self.login(secretary)
+            await self.login(cadre)
+            now = datetime.now(UTC)
+            await self.api.call(
+                "POST",
+                f"/v1/neighbourhoods/{n.id}/roster",
+                {
+                    "person_id": cadre.person_id,
+                    "starts_at": (now - timedelta(hours=1)).isoformat(),
+                    "ends_at": (now + timedelta(days=6)).isoformat(),
+                },
+                secretary.headers,
+                idempotency_key=f"seed-shift-{seed}",
+            )
+            code = await self.api.call(
+                "POST",
+                f"/v1/neighbourhoods/{n.id}/join-codes",
+                {"ttl_seconds": 30 * 24 * 3600, "max_uses": 100_000},
+                secretary.headers,
+                idempotency_key=f"seed-code-{seed}",
+            )
+            n.secretary, n.cadre, n.join_code = secretary, cadre, code["code"]
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(len(hoods), one, rep, self._deadline(), self.concurrency)
+            rep.created *= 2
+
+        return await self._part(report, requires, body)
+
+    # residents and households -------------------------------------------------------------------
+    async def residents(self) -> PartReport:
+        t = self.targets
+        hoods = [n for n in self.world.neighbourhoods if n.join_code and n.cadre]
+        report = PartReport(
+            "residents",
+            t["residents"],
+            path="POST /v1/registrations + POST /v1/memberships/{id}/verify (per person; argon2 each)",
+            bulk_rpc_needed="identity.v1.IdentityService/ImportResidents (households, people, verified memberships,"
+            " party members; streamed batches, no per-person password hashing)",
+            note=f"households {t['households']}, party members {t['party_members']} ride along",
+        )
+        requires = ("POST /v1/registrations", "POST /v1/memberships/{membership_id}/verify", "POST /v1/auth/login")
+        if not hoods:
+            report.status = "skipped"
+            report.note = "no neighbourhood has a committee (the committees part did not run)"
+            self.reports.append(report)
+            return report
+        households = t["households"]
+        party_every = max(1, round(t["residents"] / max(1, t["party_members"])))
+
+        async def one(i: int) -> bool:
+            # The first `households` residents open a household, the others join one of those: a
+            # household's people all live in the same neighbourhood.
+            house = i % households
+            n = hoods[house % len(hoods)]
+            seed = f"{self.world.run}-r{i}"
+            address = {
+                "building": f"{house // 60 + 1}号楼",
+                "unit": f"{house // 12 % 5 + 1}",
+                "room": f"{house % 12 + 101}",
+            }
+            party = i % party_every == 0
+            account = Account("", phone(seed), PASSWORD)
+            made = await self.api.call(
+                "POST",
+                "/v1/registrations",
+                {
+                    "join_code": n.join_code,
+                    "real_name": chinese_name(seed),
+                    "phone": account.phone,
+                    "id_number": id_number(seed),
+                    "password": PASSWORD,
+                    "address": address,
+                    "party_member": party,
+                },
+                idempotency_key=f"seed-reg-{seed}",
+            )
+            account.person_id, account.membership_id = made["person_id"], made["id"]
+            assert n.cadre is not None
+            await self.api.call(
+                "POST",
+                f"/v1/memberships/{account.membership_id}/verify",
+                {"confirm_party_member": party},
+                n.cadre.headers,
+            )
+            n.residents.append(account)
+            if sum(1 for r in n.residents if r.token) < self.sign_in:
+                await self.login(account)
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(t["residents"], one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, requires, body)
+
+    # boards (opened by the boards service from identity's events) -------------------------------
+    async def boards(self) -> PartReport:
+        hoods = self.world.neighbourhoods
+        report = PartReport(
+            "boards",
+            len(hoods),
+            path="none: the boards service opens the catalogue on identity.neighbourhood.created",
+            note="counted when every neighbourhood shows its boards",
+        )
+
+        async def body(rep: PartReport) -> None:
+            deadline = self._deadline()
+            waiting = list(hoods)
+            while waiting and time.monotonic() < deadline:
+                still = []
+                for n in waiting:
+                    reply = await self.api.client.get(f"/v1/neighbourhoods/{n.id}/boards", headers=self.api.ops)
+                    items = reply.json() if reply.status_code == 200 else []
+                    if isinstance(items, dict):
+                        items = items.get("items", [])
+                    if items:
+                        n.boards = {b["kind"]: b["id"] for b in items if b.get("neighbourhood_id") == n.id} or {
+                            b["kind"]: b["id"] for b in items
+                        }
+                        rep.created += 1
+                    else:
+                        still.append(n)
+                waiting = still
+                if waiting:
+                    await asyncio.sleep(0.2)
+            if waiting:
+                rep.status = "partial"
+
+        return await self._part(report, ("GET /v1/neighbourhoods/{neighbourhood_id}/boards",), body)
+
+    # posts, comments, likes ------------------------------------------------------------------------
+    def _authors(self) -> list[tuple[Neighbourhood, Account]]:
+        return [(n, r) for n, r in self.world.signed_in_residents() if n.boards]
+
+    async def posts(self) -> PartReport:
+        target = self.targets["posts"]
+        report = PartReport(
+            "posts",
+            target,
+            path="POST /v1/boards/{board_id}/posts (per item, as signed-in residents)",
+            bulk_rpc_needed="boards.v1.BoardsService/ImportPosts (author, board, created_at in the past; "
+            "events optional) — the feed needs months of history, which the per-item path cannot backdate",
+        )
+        authors = self._authors()
+        if not authors:
+            return await self._skip(report, "no signed-in residents with boards")
+        # Boards residents post on; not 身边事 (neighbourhood_matters): a post there becomes an issue, and
+        # issues are generated by their own part. Half go to 议事厅 so one board's feed is deep.
+        kinds = ["deliberation_hall", "property_window", "owners_committee_line", "police_line", "family_doctor"]
+
+        async def one(i: int) -> bool:
+            n, author = authors[i % len(authors)]
+            wanted = kinds[0] if i % 2 == 0 else kinds[(i // 2) % len(kinds)]
+            board = n.boards.get(wanted) or n.boards.get(kinds[0]) or next(iter(n.boards.values()))
+            made = await self.api.call(
+                "POST",
+                f"/v1/boards/{board}/posts",
+                {"title": f"邻里话题 {i}", "body": f"大家好，关于小区第{i}件事，想听听大家的意见。", "tags": ["邻里"]},
+                author.headers,
+                idempotency_key=f"seed-post-{self.world.run}-{i}",
+            )
+            n.posts.append(made["id"])
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(target, one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, ("POST /v1/boards/{board_id}/posts",), body)
+
+    async def comments(self) -> PartReport:
+        target = self.targets["comments"]
+        report = PartReport(
+            "comments",
+            target,
+            path="POST /v1/posts/{post_id}/comments and PUT /v1/posts/{post_id}/like (per item)",
+            bulk_rpc_needed="boards.v1.BoardsService/ImportComments (post, author, created_at; likes as counts)",
+        )
+        pairs = [(n, r) for n, r in self._authors() if n.posts]
+        if not pairs:
+            return await self._skip(report, "no posts to comment on")
+
+        async def one(i: int) -> bool:
+            n, author = pairs[i % len(pairs)]
+            post = n.posts[self.rng.randrange(len(n.posts))]
+            await self.api.call(
+                "POST",
+                f"/v1/posts/{post}/comments",
+                {"body": f"赞同，第{i}条回复"},
+                author.headers,
+                idempotency_key=f"seed-comment-{self.world.run}-{i}",
+            )
+            if i % 4 == 0 and "PUT /v1/posts/{post_id}/like" in self.api.paths:
+                await self.api.call("PUT", f"/v1/posts/{post}/like", None, author.headers)
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(target, one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, ("POST /v1/posts/{post_id}/comments",), body)
+
+    # issues ----------------------------------------------------------------------------------------
+    async def issues(self) -> PartReport:
+        target = self.targets["issues"]
+        report = PartReport(
+            "issues",
+            target,
+            path="POST /v1/issues as residents, then the cadre's actions (acknowledge/start/resolve/escalate/reject)",
+            bulk_rpc_needed="issues.v1.IssuesService/ImportIssues (historic issues with their timelines, states and"
+            " SLA clocks in the past; the per-item path can only create issues now)",
+        )
+        reporters = [(n, r) for n, r in self.world.signed_in_residents() if n.cadre]
+        if not reporters:
+            return await self._skip(report, "no signed-in residents")
+        paths = [p for p, _ in ISSUE_PATHS]
+        weights = [w for _, w in ISSUE_PATHS]
+
+        async def one(i: int) -> bool:
+            n, reporter = reporters[i % len(reporters)]
+            _category, title, text = ISSUE_TEXTS[i % len(ISSUE_TEXTS)]
+            made = await self.api.call(
+                "POST",
+                "/v1/issues",
+                {
+                    "neighbourhood_id": n.id,
+                    "title": title,
+                    "description": f"{text}（{i}）",
+                    "location": {"building": f"{i % 30 + 1}号楼"},
+                },
+                reporter.headers,
+                idempotency_key=f"seed-issue-{self.world.run}-{i}",
+            )
+            n.issues.append(made["id"])
+            assert n.cadre is not None
+            for action in self.rng.choices(paths, weights)[0]:
+                body = {"reason": "不属于居委处置范围，已告知渠道"} if action == "reject" else {}
+                await self.api.call("POST", f"/v1/issues/{made['id']}/{action}", body, n.cadre.headers)
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(target, one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, ("POST /v1/issues", "POST /v1/issues/{issue_id}/acknowledge"), body)
+
+    # deliberation ----------------------------------------------------------------------------------
+    async def topics(self) -> PartReport:
+        target = self.targets["topics"]
+        report = PartReport(
+            "topics",
+            target,
+            path="POST /v1/neighbourhoods/{neighbourhood_id}/topics (per item, proposed stage only)",
+            bulk_rpc_needed="boards.v1.BoardsService/ImportTopics (topics at every stage with their record)",
+        )
+        proposers = self.world.signed_in_residents()
+        if not proposers:
+            return await self._skip(report, "no signed-in residents")
+
+        async def one(i: int) -> bool:
+            n, person = proposers[i % len(proposers)]
+            await self.api.call(
+                "POST",
+                f"/v1/neighbourhoods/{n.id}/topics",
+                {"title": f"议题{i}：规范夜间停车", "description": "夜间车辆占用消防通道，建议划定临停区"},
+                person.headers,
+                idempotency_key=f"seed-topic-{self.world.run}-{i}",
+            )
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(target, one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, ("POST /v1/neighbourhoods/{neighbourhood_id}/topics",), body)
+
+    async def conventions(self) -> PartReport:
+        report = PartReport(
+            "conventions",
+            self.targets["conventions"],
+            status="unavailable",
+            path="a topic walked through review → consultation → project → implementation → evaluation → convention",
+            bulk_rpc_needed="boards.v1.BoardsService/ImportTopics with adopted conventions (versioned text)",
+            note="not generated: walking seven stages per convention through the committee's API is the only path",
+        )
+        self.reports.append(report)
+        self.log(f"  {report.part:13} {report.status:11} {report.note}")
+        return report
+
+    # storefronts -----------------------------------------------------------------------------------
+    async def storefronts(self) -> PartReport:
+        target = self.targets["storefronts"]
+        report = PartReport(
+            "storefronts",
+            target,
+            path="per organisation: its administrator (POST /v1/people, login) registers it, the operator approves,"
+            " the administrator opens the storefront",
+            bulk_rpc_needed="volunteers.v1.VolunteersService/ImportStorefronts (approved organisations with"
+            " storefronts and their served neighbourhoods)",
+        )
+        hoods = self.world.neighbourhoods
+        if not hoods or not self.world.district_id:
+            return await self._skip(report, "no neighbourhoods")
+        requires = (
+            "POST /v1/people",
+            "POST /v1/organisations",
+            "POST /v1/organisations/{organisation_id}/approve",
+            "POST /v1/organisations/{organisation_id}/storefronts",
+        )
+
+        async def one(i: int) -> bool:
+            seed = f"{self.world.run}-org{i}"
+            admin = await self.login(await self._person(seed))
+            digest = hashlib.sha256(seed.encode()).hexdigest().upper()
+            org = await self.api.call(
+                "POST",
+                "/v1/organisations",
+                {
+                    "name": f"宝山区阳光社工服务社{i}",
+                    "credit_code": credit_code(digest),
+                    "district_id": self.world.district_id,
+                },
+                admin.headers,
+                idempotency_key=f"seed-{seed}",
+            )
+            await self.api.call("POST", f"/v1/organisations/{org['id']}/approve", {}, self.api.ops)
+            served = [hoods[(i + k) % len(hoods)].id for k in range(min(3, len(hoods)))]
+            await self.api.call(
+                "POST",
+                f"/v1/organisations/{org['id']}/storefronts",
+                {"name": f"公益服务店铺{i}", "address": f"淞南路{i + 1}号", "neighbourhood_ids": served},
+                admin.headers,
+                idempotency_key=f"seed-{seed}-store",
+            )
+            return True
+
+        async def body(rep: PartReport) -> None:
+            await fan_out(target, one, rep, self._deadline(), self.concurrency)
+
+        return await self._part(report, requires, body)
+
+    # volunteers ------------------------------------------------------------------------------------
+    async def volunteers(self) -> PartReport:
+        target = self.targets["volunteers"]
+        report = PartReport(
+            "volunteers",
+            target,
+            path="POST /v1/neighbourhoods/{id}/volunteer-applications (as the resident) + approve (cadre)",
+            bulk_rpc_needed="volunteers.v1.VolunteersService/ImportVolunteers (approved volunteers per team; the"
+            " per-item path needs every volunteer signed in, i.e. one argon2 login each)",
+        )
+        applicants = [(n, r) for n, r in self.world.signed_in_residents() if n.cadre]
+        if not applicants:
+            return await self._skip(report, "no signed-in residents")
+        requires = (
+            "POST /v1/neighbourhoods/{neighbourhood_id}/volunteer-applications",
+            "POST /v1/volunteers/{volunteer_id}/approve",
+        )
+
+        async def one(i: int) -> bool:
+            n, person = applicants[i]
+            made = await self.api.call(
+                "POST",
+                f"/v1/neighbourhoods/{n.id}/volunteer-applications",
+                {"skills": ["助老"], "availability": "周末上午"},
+                person.headers,
+                idempotency_key=f"seed-vol-{self.world.run}-{i}",
+            )
+            assert n.cadre is not None
+            await self.api.call("POST", f"/v1/volunteers/{made['id']}/approve", {}, n.cadre.headers)
+            return True
+
+        async def body(rep: PartReport) -> None:
+            # Only residents who are signed in can apply themselves: bounded by them, not by the target.
+            await fan_out(min(target, len(applicants)), one, rep, self._deadline(), self.concurrency)
+            if rep.created < target:
+                rep.status = "partial"
+                rep.note = f"only signed-in residents can apply ({len(applicants)} here)"
+
+        return await self._part(report, requires, body)
+
+    async def _skip(self, report: PartReport, why: str) -> PartReport:
+        report.status = "skipped"
+        report.note = why
+        self.reports.append(report)
+        self.log(f"  {report.part:13} skipped     {why}")
+        return report
+
+    async def run(self, parts: list[str] | None = None) -> dict[str, Any]:
+        await self.api.load_openapi()
+        order = [
+            "regions",
+            "committees",
+            "residents",
+            "boards",
+            "posts",
+            "comments",
+            "issues",
+            "topics",
+            "conventions",
+            "volunteers",
+            "storefronts",
+        ]
+        t0 = time.monotonic()
+        for name in order:
+            if parts and name not in parts:
+                continue
+            await getattr(self, name)()
+        full = {**FULL, "regions": 1 + FULL["subdistricts"] + FULL["residential"] + FULL["villages"]}
+        full["committees"] = 2 * (FULL["residential"] + FULL["villages"])
+        full["boards"] = FULL["residential"] + FULL["villages"]
+        return {
+            "targets": self.targets,
+            "parts": [r.as_dict(full.get(r.part)) for r in self.reports],
+            "seconds": round(time.monotonic() - t0, 1),
+        }
+
+
+async def seed(
+    gateway_url: str,
+    ops_headers: dict[str, str],
+    scale: float,
+    part_budget: float,
+    concurrency: int = 8,
+    parts: list[str] | None = None,
+    sign_in_per_neighbourhood: int = 5,
+    log: Callable[[str], None] = print,
+    total_budget: float | None = None,
+) -> tuple[dict[str, Any], World]:
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
+        seeder = Seeder(
+            Api(client, ops_headers),
+            plan(scale),
+            part_budget,
+            concurrency,
+            sign_in_per_neighbourhood,
+            log,
+            total_budget,
+        )
+        report = await seeder.run(parts)
+    report["scale"] = scale
+    report["part_budget_s"] = part_budget
+    return report, seeder.world
+
+
+cli = typer.Typer(add_completion=False, help=__doc__)
+
+
+@cli.command()
+def main(
+    scale: float = typer.Option(0.01, help="1.0 = the full Baoshan district; 0.01 = the CI smoke"),
+    part_budget: float = typer.Option(60.0, help="seconds each part may take (a part stops there)"),
+    concurrency: int = typer.Option(8, help="requests in flight"),
+    part: list[str] = typer.Option(None, help="only these parts (repeatable)"),
+    out: str = typer.Option("", help="write the report as JSON here"),
+) -> None:
+    """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report."""
+    from bench.stack import running_stack
+
+    with running_stack() as (stack, ops_headers):
+        print(f"seeding at scale {scale} through {stack.gateway_url}")
+        report, _world = asyncio.run(
+            seed(stack.gateway_url, ops_headers, scale, part_budget, concurrency, part or None)
+        )
+    text = json.dumps(report, ensure_ascii=False, indent=1)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    cli()
+
+
+async def relogin(gateway_url: str, world: World, concurrency: int = 4) -> int:
+    """Fresh access tokens (they live ~15 minutes) for every account the journeys will use."""
+    accounts = [a for n in world.neighbourhoods for a in (n.cadre, n.secretary, *n.residents) if a and a.token]
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        seeder = Seeder(Api(client, {}), plan(0.01), 0)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(account: Account) -> None:
+            async with gate:
+                await seeder.login(account)
+
+        await asyncio.gather(*(one(a) for a in accounts))
+    return len(accounts)

@@ -1,0 +1,44 @@
+"""JetStream handlers of identity: the volunteer badge follows the volunteers service's events.
+
+Idempotent twice over: the kit's inbox skips a redelivered event id, and the volunteer records (keyed by
+the volunteers service's volunteer id) plus the unique active grant make a replayed copy change nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shequtong.events.v1 import volunteers_events_pb2 as vol_ev
+from shequtong_identity.service import IdentityService
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, route
+
+VOLUNTEER_APPROVED = "volunteers.volunteer.approved"
+VOLUNTEER_LEFT = "volunteers.volunteer.left"
+
+
+def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
+    async def approved(session: AsyncSession, message: vol_ev.VolunteerApproved, _event: ReceivedEvent) -> None:
+        if not (message.volunteer_id and message.person_id and message.neighbourhood_id):
+            raise PoisonMessage("a volunteer approval without volunteer, person or neighbourhood")
+        await service.volunteer_approved(
+            session, message.volunteer_id, message.person_id, message.neighbourhood_id, message.team_id
+        )
+
+    async def left(session: AsyncSession, message: vol_ev.VolunteerLeft, _event: ReceivedEvent) -> None:
+        if not (message.volunteer_id and message.person_id and message.neighbourhood_id):
+            raise PoisonMessage("a volunteer departure without volunteer, person or neighbourhood")
+        await service.volunteer_left(session, message.volunteer_id, message.person_id, message.neighbourhood_id)
+
+    return [
+        ConsumerSpec(
+            name="identity-volunteer-badges",
+            stream="VOLUNTEERS",
+            subjects=[VOLUNTEER_APPROVED, VOLUNTEER_LEFT],
+            handler=route(
+                {
+                    VOLUNTEER_APPROVED: (vol_ev.VolunteerApproved, approved),
+                    VOLUNTEER_LEFT: (vol_ev.VolunteerLeft, left),
+                }
+            ),
+        )
+    ]

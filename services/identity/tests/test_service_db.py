@@ -1,0 +1,277 @@
+"""Identity's phase-2 use cases against real databases — SQLite (the embedded default) and PostgreSQL when
+reachable — migrated by the service's own Alembic revisions: bulk imports at the scale of a city, SMS codes
+through the development sink, throttling counters under concurrency, the volunteer badge's idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from shequtong_identity.domain import imports
+from shequtong_identity.models import LoginCode, RateLimit, RoleAudit, RoleGrant
+from shequtong_identity.service import IdentityService
+from shequtong_identity.settings import IdentitySettings
+from shequtong_identity.sms import OutboxFileSender
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shequtong.events.v1 import identity_events_pb2 as ev
+from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.clock import ManualClock
+from shequtong_kit.db import create_engine, outbox, session_factory
+from shequtong_kit.errors import DomainError, PermissionDenied
+from shequtong_kit.outbox import Outbox
+from shequtong_kit.testing import Databases, signing_keys_json, temp_workdir
+
+OPERATOR = Principal(subject="svc:ops", roles=parse_roles(["operator@*"]))
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    with temp_workdir("identity-db-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
+    dbs = Databases(workdir)
+    if request.param == "postgresql" and not dbs.use_postgres:
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"identity_{uuid.uuid4().hex[:6]}"
+    url = dbs.create(name) if request.param == "postgresql" else f"sqlite+aiosqlite:///{workdir / (name + '.db')}"
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "shequtong_identity", "migrate"], env=env, check=True, timeout=300)
+    yield url
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=30, max_overflow=10)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def info_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Log records are built (extra fields checked) as in a running service."""
+    caplog.set_level(logging.INFO)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def settings(workdir: Path) -> IdentitySettings:
+    return IdentitySettings(
+        database_url="sqlite://",
+        nats_url="nats://unused",
+        identity_signing_keys=signing_keys_json(),
+        pii_hmac_key="k" * 32,
+        pii_encryption_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        password_memory_kib=8 * 1024,
+        password_time_cost=1,
+        login_failures_per_address=20,
+    )
+
+
+@pytest.fixture
+def service(
+    settings: IdentitySettings, sessions: async_sessionmaker[AsyncSession], clock: ManualClock, workdir: Path
+) -> IdentityService:
+    sink = OutboxFileSender(workdir / f"sms-{uuid.uuid4().hex[:6]}.jsonl")
+    return IdentityService(settings, sessions, Outbox("identity", clock), clock, sink)
+
+
+async def events_of(sessions: async_sessionmaker[AsyncSession], subject: str, since: datetime) -> list[bytes]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(outbox.c.payload).where(outbox.c.subject == subject, outbox.c.created_at >= since)
+        )
+        return [row[0] for row in rows]
+
+
+def tree_csv(suffix: str, neighbourhoods: int) -> bytes:
+    lines = [f"district,D{suffix},区{suffix},,"]
+    lines += [f"subdistrict,S{suffix}-{s},街镇{s},D{suffix}," for s in range(10)]
+    lines += [f"neighbourhood,N{suffix}-{i},居委{i},S{suffix}-{i % 10},residential" for i in range(neighbourhoods)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_a_city_sized_region_tree_imports_in_one_go_and_announces_every_neighbourhood(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    data = tree_csv(suffix, 2000)
+    started = clock.now()
+    outcome = await service.import_regions(OPERATOR, data, dry_run=False)
+    assert not outcome.errors and outcome.applied
+    assert (outcome.rows, outcome.created, outcome.skipped) == (2011, 2011, 0)
+    announced = [
+        ev.NeighbourhoodCreated.FromString(p)
+        for p in await events_of(sessions, "identity.neighbourhood.created", started)
+    ]
+    mine = [e for e in announced if e.code.startswith(f"N{suffix}-")]
+    assert len(mine) == 2000
+    assert len({e.subdistrict_id for e in mine}) == 10 and len({e.district_id for e in mine}) == 1
+
+    again = await service.import_regions(OPERATOR, data, dry_run=False)
+    assert (again.created, again.skipped) == (0, 2011)
+    assert len(await events_of(sessions, "identity.neighbourhood.created", started)) == len(announced)
+
+    households = "".join(
+        f"N{suffix}-{n},{b}号楼,1,{r}01,,\n" for n in range(30) for b in range(1, 6) for r in range(1, 21)
+    ).encode()
+    done = await service.import_households(OPERATOR, households, dry_run=False)
+    assert (done.rows, done.created, done.skipped, done.applied) == (3000, 3000, 0, True)
+    created = await events_of(sessions, "identity.household.created", started)
+    assert len(created) == 3000
+    rerun = await service.import_households(OPERATOR, households, dry_run=False)
+    assert (rerun.created, rerun.skipped) == (0, 3000)
+
+
+async def test_an_invalid_import_writes_nothing(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    data = tree_csv(suffix, 50) + f"neighbourhood,X{suffix},坏,NOPE,residential\n".encode()
+    outcome = await service.import_regions(OPERATOR, data, dry_run=False)
+    assert not outcome.applied and outcome.errors.count == 1 and outcome.errors.items[0].row == 62
+    clean = await service.import_regions(OPERATOR, tree_csv(suffix, 50), dry_run=True)
+    assert (clean.created, clean.applied) == (61, False), "nothing of the refused file was written"
+    with pytest.raises(PermissionDenied):
+        await service.import_regions(Principal(subject="someone", roles=parse_roles([])), data, dry_run=False)
+
+
+async def test_address_failures_are_all_counted_under_concurrency(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    address = f"198.51.100.{uuid.uuid4().int % 250}"
+
+    async def fail() -> None:
+        async with sessions() as session, session.begin():
+            await service._count_address_failure(session, address)
+
+    await asyncio.gather(*(fail() for _ in range(12)))
+    async with sessions() as session:
+        row = await session.get(RateLimit, service._key("login-addr", address))
+    assert row is not None and row.count == 12
+    assert address not in row.key, "the address is stored only as an HMAC"
+
+
+async def test_codes_are_stored_hashed_and_sent_through_the_port(
+    service: IdentityService,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
+    phone = "139" + str(uuid.uuid4().int % 10**8).zfill(8)
+    async with sessions() as session, session.begin():
+        person = await service._new_person(session, "王小明", phone, _id_number(suffix), "long-enough-pw")
+    await service.request_login_code(phone, "10.0.0.1")
+    assert isinstance(service.sms, OutboxFileSender)
+    line = json.loads(service.sms.path.read_text(encoding="utf-8").splitlines()[-1])
+    assert line["to"] == phone and line["sink"].startswith("development")
+    async with sessions() as session:
+        stored = (await session.execute(select(LoginCode).order_by(LoginCode.created_at.desc()))).scalars().first()
+    assert stored is not None and line["code"] not in stored.code_hash and phone not in stored.phone_key
+    assert phone not in caplog.text and line["code"] not in caplog.text, "no phone or code in the logs"
+    clock.advance(seconds=30)
+    issued = await service.login_with_code(phone, line["code"], "10.0.0.1")
+    assert issued.person_id == person.id
+    with pytest.raises(DomainError) as again:
+        await service.login_with_code(phone, line["code"], "10.0.0.1")
+    assert again.value.code == "code_invalid"
+
+
+async def test_volunteer_events_grant_one_badge_whatever_the_copies(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
+    async with sessions() as session:
+        regions = await imports_lookup(session, f"N{suffix}-0")
+    phone = "138" + str(uuid.uuid4().int % 10**8).zfill(8)
+    async with sessions() as session, session.begin():
+        person = await service._new_person(session, "李四", phone, _id_number(suffix + "v"), "long-enough-pw")
+    volunteer = str(uuid.uuid4())
+    for _ in range(3):  # the same approval delivered three times (different event ids: past the inbox)
+        async with sessions() as session, session.begin():
+            await service.volunteer_approved(session, volunteer, person.id, regions, "team")
+    async with sessions() as session:
+        grants = (await session.execute(select(RoleGrant).where(RoleGrant.person_id == person.id))).scalars().all()
+        audits = (await session.execute(select(RoleAudit).where(RoleAudit.person_id == person.id))).scalars().all()
+    assert [(g.role, g.revoked_at is None, g.granted_by) for g in grants] == [("volunteer", True, "svc:volunteers")]
+    assert [a.action for a in audits] == ["grant"]
+    for _ in range(2):
+        async with sessions() as session, session.begin():
+            await service.volunteer_left(session, volunteer, person.id, regions)
+    # A late copy of the approval after leaving changes nothing.
+    async with sessions() as session, session.begin():
+        await service.volunteer_approved(session, volunteer, person.id, regions, "team")
+    async with sessions() as session:
+        grants = (await session.execute(select(RoleGrant).where(RoleGrant.person_id == person.id))).scalars().all()
+        count = await session.scalar(
+            select(func.count()).select_from(RoleAudit).where(RoleAudit.person_id == person.id)
+        )
+    assert [(g.role, g.revoked_at is not None) for g in grants] == [("volunteer", True)] and count == 2
+
+
+async def imports_lookup(session: AsyncSession, code: str) -> str:
+    from shequtong_identity.models import Region
+
+    region = (await session.execute(select(Region).where(Region.code == code))).scalar_one()
+    return region.id
+
+
+def _id_number(seed: str) -> str:
+    import hashlib
+
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
+    first17 = f"{310000 + digest % 9999:06d}{1960 + digest % 40}0101{digest % 1000:03d}"
+    total = sum(int(d) * w for d, w in zip(first17, weights, strict=True))
+    return first17 + "10X98765432"[total % 11]
+
+
+def test_import_limits_are_sane() -> None:
+    assert imports.MAX_ROWS >= 100_000 and imports.MAX_ERRORS == 1000
+    assert timedelta(minutes=5).total_seconds() == 300
+
+
+async def test_stale_codes_and_counters_are_forgotten(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    address = f"192.0.2.{uuid.uuid4().int % 250}"
+    phone = "137" + str(uuid.uuid4().int % 10**8).zfill(8)
+    await service.request_login_code(phone, address)
+    key = service._key("code-addr", address)
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is not None
+    clock.advance(hours=23)
+    await service.purge_stale()
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is not None, "kept within a day"
+    clock.advance(hours=2)
+    await service.purge_stale()
+    async with sessions() as session:
+        assert await session.get(RateLimit, key) is None

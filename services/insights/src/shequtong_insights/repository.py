@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, or_, select, tuple_
+from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -387,4 +387,4 @@ async def drop_projections(session: AsyncSession, consumers: Iterable[str]) -> i
     return dropped
 
 
-__all__ = ["ProjectionWriter", "Reader", "drop_projections", "take_lock", "tuple_"]
+__all__ = ["ProjectionWriter", "Reader", "drop_projections", "take_lock"]

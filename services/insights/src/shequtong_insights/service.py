@@ -281,7 +281,7 @@ class InsightsService:
             "active_residents",
             *m.DAILY_COLUMNS,
         )
-        rows = (
+        lines = (
             (
                 day.isoformat(),
                 p.neighbourhood_id,
@@ -295,7 +295,7 @@ class InsightsService:
             for day in period.each_day()
             for p in places
         )
-        content, count = to_csv(header, rows)
+        content, count = to_csv(header, lines)
         scope = neighbourhood_id or subdistrict_id or district_id
         return f"daily-{scope}-{period.first_day}-{period.last_day}.csv", content, count
 

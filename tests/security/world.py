@@ -99,6 +99,19 @@ def build_world(api: httpx.Client, ops_headers: dict[str, str]) -> World:
         ),
         201,
     )
+    issue = ok(
+        api.post(
+            "/v1/issues",
+            json={
+                "neighbourhood_id": n,
+                "title": f"垃圾 {marker}",
+                "description": f"楼下垃圾堆了三天 {marker}",
+                "location": {"building": "3号楼", "address": f"3号楼东侧 {marker}"},
+            },
+            headers=a.resident.headers,
+        ),
+        201,
+    )
     grants = ok(api.get("/v1/roles", params={"scope": f"n:{n}"}, headers=a.secretary.headers))["items"]
     pending, reply = register(api, a.join_code)
     ok(reply, 201)
@@ -125,5 +138,28 @@ def build_world(api: httpx.Client, ops_headers: dict[str, str]) -> World:
         # right shape still have to be refused without telling a stranger anything
         "milestone_id": "0190c3a0-0000-7000-8000-00000000abcd",
         "convention_id": "0190c3a0-0000-7000-8000-00000000abce",
+        "issue_id": issue["id"],
+        "subdistrict_id": a.subdistrict_id,
+        # the services of the newer routes keep objects that are slow to set up (an approved organisation,
+        # a storefront, a volunteer with hours, a grid ticket, an insights prompt): well-formed unknown ids
+        **{
+            name: f"0190c3a0-0000-7000-8000-0000000{i:05x}"
+            for i, name in enumerate(
+                (
+                    "activity_id",
+                    "ticket_id",
+                    "prompt_id",
+                    "rebuild_id",
+                    "organisation_id",
+                    "storefront_id",
+                    "offering_id",
+                    "booking_id",
+                    "team_id",
+                    "volunteer_id",
+                    "entry_id",
+                ),
+                start=0xAC00,
+            )
+        },
     }
     return w

@@ -199,3 +199,23 @@ async def test_only_the_secretary_moderates_party_building(system: Any, place: A
     assert reason == "not_a_moderator"
     pinned = await secretary.call("PinPost", pb.PinPostRequest(post_id=post.id, pinned=True))
     assert pinned.post.pinned
+
+
+async def test_an_operator_moderating_an_id_with_a_nul_byte_is_refused_not_a_crash(system: Any, place: Any) -> None:
+    """Found by tests/security/test_fuzz.py: POST /v1/moderation/actions as an operator answered 500."""
+    for target_type in (pb.TARGET_TYPE_POST, pb.TARGET_TYPE_COMMENT):
+        code, reason = await system.operator().fails(
+            "ModerateContent",
+            pb.ModerateContentRequest(
+                target_type=target_type, target_id="\x00", action=pb.MODERATION_ACTION_KIND_HIDE, reason="违规"
+            ),
+        )
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "target_id_invalid")
+    post = await _post(await system.resident(place), place.boards[MATTERS])
+    code, reason = await system.operator().fails(
+        "ModerateContent",
+        pb.ModerateContentRequest(
+            target_type=pb.TARGET_TYPE_POST, target_id=post.id, action=pb.MODERATION_ACTION_KIND_HIDE, reason="违\x00规"
+        ),
+    )
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "reason_invalid")

@@ -152,6 +152,8 @@ def validate_reason(reason: str, required: bool = True) -> str:
     reason = reason.strip()
     if required and not reason:
         raise InvalidArgument("give a reason; the author sees it", code="reason_required")
+    if "\x00" in reason:
+        raise InvalidArgument("the reason must not contain NUL characters", code="reason_invalid")
     if len(reason) > REASON_MAX:
         raise InvalidArgument(f"the reason must be at most {REASON_MAX} characters", code="reason_too_long")
     return reason

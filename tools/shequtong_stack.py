@@ -280,6 +280,8 @@ def stack_for_tests(
     workdir: Path, databases: Databases, nats: NatsServer, extra_env: dict[str, str] | None = None
 ) -> Stack:
     urls = {svc.name: databases.create(svc.name) for svc in GRPC_SERVICES}
+    # Small pools: several stacks and component tests share one PostgreSQL (max_connections 100).
+    extra_env = {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "5", **(extra_env or {})}
     return Stack(
         workdir=workdir, nats_url=nats.url, database_urls=urls, secrets=Secrets.generate(), extra_env=extra_env or {}
     )

@@ -64,9 +64,12 @@ class ErrorInterceptor(_UnaryInterceptor):
             log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
             await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
         except DBAPIError as exc:
-            if exc.connection_invalidated:
-                await _abort(context, Unavailable("database connection lost, retry later", code="unavailable"))
-            raise
+            transient = exc.connection_invalidated or "too many clients" in str(exc.orig)
+            if transient:
+                await _abort(context, Unavailable("database unavailable, retry later", code="unavailable"))
+            log.exception("database error", extra={"method": method})
+            internal = DomainError("internal error", code="internal")
+            await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
         except grpc.aio.AbortError:
             raise
         except Exception:

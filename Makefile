@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 
-.PHONY: help env run test test-unit test-integration lint proto proto-check buf-lint fmt clean seed chart-test images
+.PHONY: help env run test test-unit test-integration test-security test-resilience lint proto proto-check buf-lint fmt clean chart-test images bench bench-smoke seed-scale
 
 help:
 	@echo "make run    — the whole system on this machine (SQLite, embedded NATS, grid simulator, demo data)"
@@ -40,6 +40,21 @@ test-unit: env
 
 test-integration: env
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+test-security: env  ## BOLA matrix, token attacks, fuzzing, abuse, personal data (also part of `make test`)
+	$(BIN)/pytest -q -s tests/security $(PYTEST_ARGS)
+
+test-resilience: env  ## fault injection: kill -9 NATS and services mid-load, retried POSTs (slow; not in `make test`)
+	SHEQUTONG_RESILIENCE=1 $(BIN)/pytest -q -s tests/resilience $(PYTEST_ARGS)
+
+bench: env  ## the recorded benchmark run: raw baselines, then the journeys as ratios (quiet machine, ~15 min)
+	$(BIN)/python -m bench.run --name $${BENCH_NAME:-recorded}
+
+bench-smoke: env  ## the instruments checked quickly (short phases, low rates)
+	$(BIN)/python -m bench.run --name smoke --quick
+
+seed-scale: env  ## the Baoshan-scale data set through the services' own paths (SCALE=1.0 full, 0.01 in CI)
+	$(BIN)/python -m bench.seed --scale $${SCALE:-1.0}
 
 chart-test: env  ## render, lint, validate (Kubernetes 1.30 schemas), cross-check and security-scan the chart
 	$(BIN)/pytest -q tests/chart $(PYTEST_ARGS)

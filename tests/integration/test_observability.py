@@ -134,6 +134,8 @@ def test_logs_carry_no_personal_data(journey: dict[str, Any], system: Stack) -> 
     for person in people:
         assert person.id_number not in logs
         assert person.phone not in logs
-    records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-    assert records and all({"time", "level", "service", "message"} <= set(r) for r in records)
+    ours = "\n".join(text for name, text in system.logs().items() if name != "grid-simulator")
+    records = [json.loads(line) for line in ours.splitlines() if line.startswith("{")]
+    shapeless = [r for r in records if not {"time", "level", "service", "message"} <= set(r)]
+    assert records and not shapeless, shapeless[:3]
     assert any("trace_id" in r and "span_id" in r for r in records), "log lines inside requests carry trace ids"

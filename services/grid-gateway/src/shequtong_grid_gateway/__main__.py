@@ -63,6 +63,7 @@ def build() -> ServiceApp:
         settings.http_host,
         settings.http_port,
     )
+    app.on_start(service.started)
     app.add_task(http.run)
     app.add_task(DeliveryWorker(service, platform, settings).run)
     app.add_task(Poller(service, platform, settings).run)

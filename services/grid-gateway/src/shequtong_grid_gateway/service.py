@@ -137,7 +137,6 @@ class GridService:
             for name in self.platforms
         }
         self.metrics = GridMetrics(lambda: self.breakers)
-        self.metrics.initialise(sorted(self.platforms))
         # Set after a commit that queued work, so the delivery worker starts at once.
         self.work_available = asyncio.Event()
         # One update at a time per process: two paths (webhook, poll) may carry the same one.
@@ -147,6 +146,10 @@ class GridService:
         # and dropped whenever this replica reloads; other replicas' reloads are seen within
         # CATALOGUE_CACHE_SECONDS.
         self._catalogue_cache: dict[str, tuple[datetime, str, set[str] | None, dict[str, str]]] = {}
+
+    async def started(self) -> None:
+        """Once telemetry is set up (instruments made before it are proxies that drop early values)."""
+        self.metrics.initialise(sorted(self.platforms))
 
     def _repo(self, session: AsyncSession) -> TicketRepository:
         return TicketRepository(session, self.skip_locked)

@@ -12,11 +12,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shequtong_kit import auth
-from shequtong_kit.errors import DomainError, Unauthenticated, Unavailable, status_trailer
+from shequtong_kit.errors import DomainError, InvalidArgument, Unauthenticated, Unavailable, status_trailer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class ErrorInterceptor(_UnaryInterceptor):
         except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
             log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
             await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
+        except DataError:
+            # The database refused a value (a NUL byte, an out-of-range number): bad input, nothing written.
+            await _abort(
+                context, InvalidArgument("the request holds a value that cannot be stored", code="invalid_input")
+            )
         except DBAPIError as exc:
             transient = exc.connection_invalidated or "too many clients" in str(exc.orig)
             if transient:

@@ -36,7 +36,6 @@ def fuzz(system: Stack, spec: dict[str, Any], headers: dict[str, str]) -> tuple[
                 max_examples=EXAMPLES_PER_OPERATION,
                 deadline=None,
                 database=None,
-                derandomize=True,  # the same cases every run: a failure is reproducible, never luck
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )

@@ -99,6 +99,32 @@ def drained(nats_url: str, stream: str, durable: str) -> bool:
     return asyncio.run(go())
 
 
+def stored_post_event(nats_url: str, post_id: str) -> tuple[dict[str, str], bytes] | None:
+    """Headers and payload of the post's boards.post.created on the BOARDS stream, once boards' relay sent it."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def go() -> tuple[dict[str, str], bytes] | None:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            seq = 1
+            while True:
+                try:
+                    msg = await js.get_msg("BOARDS", seq=seq, subject="boards.post.created", next=True)
+                except NotFoundError:
+                    return None
+                if boards_ev.PostCreated.FromString(msg.data or b"").post_id == post_id:
+                    return dict(msg.headers or {}), bytes(msg.data or b"")
+                seq = int(msg.seq or seq) + 1
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
 def redeliver(nats_url: str, post_id: str) -> tuple[bool, bool]:
     """The stored boards.post.created of the post, published again three times: as the relay's retry (same
     message id: JetStream drops it), as a redelivery after the dedupe window (same event id, new message
@@ -107,24 +133,19 @@ def redeliver(nats_url: str, post_id: str) -> tuple[bool, bool]:
 
     import nats
 
+    headers, data = eventually(lambda: stored_post_event(nats_url, post_id), what="the post's event on BOARDS")
+
     async def go() -> tuple[bool, bool]:
         nc = await nats.connect(nats_url)
         try:
             js = nc.jetstream()
-            seq, stored = 1, None
-            while stored is None:
-                msg = await js.get_msg("BOARDS", seq=seq, subject="boards.post.created", next=True)
-                if boards_ev.PostCreated.FromString(msg.data or b"").post_id == post_id:
-                    stored = msg
-                seq = int(msg.seq or seq) + 1
-            headers = dict(stored.headers or {})
-            same = await js.publish("boards.post.created", stored.data, headers=headers)
+            same = await js.publish("boards.post.created", data, headers=headers)
             window = await js.publish(
-                "boards.post.created", stored.data, headers={**headers, "Nats-Msg-Id": str(uuid.uuid4())}
+                "boards.post.created", data, headers={**headers, "Nats-Msg-Id": str(uuid.uuid4())}
             )
             fresh_id = str(uuid.uuid4())
             await js.publish(
-                "boards.post.created", stored.data, headers={**headers, "Nats-Msg-Id": fresh_id, "ce-id": fresh_id}
+                "boards.post.created", data, headers={**headers, "Nats-Msg-Id": fresh_id, "ce-id": fresh_id}
             )
             return bool(same.duplicate), bool(window.duplicate)
         finally:

@@ -26,6 +26,8 @@ def build() -> ServiceApp:
     for spec in consumer_specs(service):
         app.add_consumer(spec)
     scheduler = Scheduler(service, settings.issues_scheduler_interval_seconds, settings.issues_assignment_retry_seconds)
+    app.on_start(service.metrics.start)
+    app.on_start(scheduler.start)
     app.add_task(scheduler.sla_loop)
     app.add_task(scheduler.assignment_loop)
     return app

@@ -32,7 +32,15 @@ class IssueMetrics:
                     explicit_bucket_boundaries_advisory=ACK_BUCKETS,
                 ),
             }
+            # Series exist from the start (at zero): "none opened yet" is a reading, not missing data.
+            for kind in ("residential", "village"):
+                for source in ("post", "resident", "cadre"):
+                    self._made["opened"].add(0, {"neighbourhood_kind": kind, "source": source})
         return self._made
+
+    async def start(self) -> None:
+        """Makes the instruments once telemetry is set up (a ServiceApp on_start hook)."""
+        self._m()
 
     def opened(self, session: AsyncSession, kind: int, source: str) -> None:
         attrs = {"neighbourhood_kind": KINDS.get(kind, "unknown"), "source": source}

@@ -40,7 +40,13 @@ class Scheduler:
                     "issues_late_assignments_total", description="issues assigned by the retrying task"
                 ),
             }
+            for counter in self._metrics.values():
+                counter.add(0)
         return self._metrics
+
+    async def start(self) -> None:
+        """Makes the instruments once telemetry is set up (a ServiceApp on_start hook)."""
+        self._m()
 
     async def sla_loop(self) -> None:
         while True:

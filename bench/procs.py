@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ from typing import Any
 
 import psutil
 
+from shequtong_kit.testing import dies_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Proc:
@@ -37,12 +31,11 @@ class Proc:
     def start(self) -> Proc:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, *self.args],
+            dies_with_parent([sys.executable, *self.args]),
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         return self
 

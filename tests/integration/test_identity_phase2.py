@@ -37,7 +37,7 @@ from integration.people import (
 )
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
-from shequtong_kit.testing import free_port
+from shequtong_kit.testing import dies_with_parent, free_port
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,6 @@ def move_clock(workdir: Path) -> Iterator[object]:
     path.write_text("0")
 
 
-# Starts a module as a child that dies with this process (PR_SET_PDEATHSIG set by the child itself, then
-# exec): unlike a preexec_fn, nothing runs between fork and exec in a process where gRPC threads are live.
-LAUNCH = (
-    "import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
-    "os.execv(sys.executable, [sys.executable, '-m', sys.argv[1]])"
-)
-
-
 @pytest.fixture(scope="module")
 def proxied_api(system: Stack) -> Iterator[httpx.Client]:
     """A second gateway that trusts 127.0.0.1 as a proxy, so a test can speak from many client addresses
@@ -80,7 +72,10 @@ def proxied_api(system: Stack) -> Iterator[httpx.Client]:
     log_path = system.workdir / "api-gateway-proxied.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "shequtong_api_gateway"], env=env, stdout=log, stderr=subprocess.STDOUT
+            dies_with_parent([sys.executable, "-m", "shequtong_api_gateway"]),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         eventually(

@@ -321,6 +321,14 @@ def test_direct_reports_idempotent_validated_and_on_behalf(api: httpx.Client, co
         "/v1/issues", json={**body, "description": "别的事"}, headers={**c.resident.headers, "Idempotency-Key": key}
     )
     refused(reused, 409, "idempotency_key_reused")
+    # a key gRPC metadata cannot carry (the fuzz found a tab stalled the call) is refused at the edge
+    mine_before = ok(api.get("/v1/me/issues/reported", headers=c.resident.headers))["items"]
+    refused(
+        api.post("/v1/issues", json=body, headers={**c.resident.headers, "Idempotency-Key": "a\tb"}),
+        422,
+        "validation_failed",
+    )
+    assert ok(api.get("/v1/me/issues/reported", headers=c.resident.headers))["items"] == mine_before
 
     refused(
         api.post("/v1/issues", json={**body, "category_code": "no_such"}, headers=c.resident.headers),

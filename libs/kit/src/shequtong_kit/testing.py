@@ -30,14 +30,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def _die_with_parent() -> None:
-    """Children get SIGTERM when the process that started them dies (no orphans after a killed run)."""
-    try:
-        import ctypes
+# Runs in the child before it becomes the real program: PR_SET_PDEATHSIG survives execve, so the child
+# gets SIGTERM when the process that started it dies (no orphans after a killed run). Done in the child
+# rather than in a preexec_fn because a preexec_fn forces fork() without exec in a parent whose gRPC
+# threads may be live, and gRPC's fork handlers then abort the child.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "except OSError:\n"
+    "    pass\n"
+    "if os.getppid() == 1:\n"
+    "    sys.exit(0)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """`argv`, launched so that the program is terminated when the process that started it dies."""
+    return [sys.executable, "-c", _LAUNCHER, *argv]
 
 
 def free_port() -> int:
@@ -82,10 +93,11 @@ class NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / f"nats-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            dies_with_parent(
+                [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.port)
         return self
@@ -187,11 +199,10 @@ class ServiceProcess:
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            dies_with_parent([sys.executable, "-m", self.module, *self.args]),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         return self
 

@@ -92,7 +92,10 @@ async def _caller(
         Header(
             alias="Idempotency-Key",
             max_length=200,
-            description="Makes a POST safe to retry: the same key returns the first result.",
+            # gRPC metadata carries printable ASCII only; anything else would never reach a service
+            pattern=r"^[\x20-\x7e]+$",
+            description="Makes a POST safe to retry: the same key returns the first result "
+            "(printable ASCII, at most 200 characters).",
         ),
     ] = None,
 ) -> Caller:

@@ -3,8 +3,10 @@ operators' detection and rebuild controls. The insights service checks every cal
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
@@ -376,11 +378,18 @@ def rebuild_out(r: pb.Rebuild) -> RebuildOut:
     )
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition any client parses (RFC 6266): an ASCII-safe name, and the exact one in
+    `filename*` — the name carries the scope a caller asked for, which may be anything."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:120] or "export.csv"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename[:120], safe='')}"
+
+
 def csv_response(reply: pb.ExportCsvResponse) -> Response:
     return Response(
         content=reply.content,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{reply.filename}"', "X-Row-Count": str(reply.rows)},
+        headers={"Content-Disposition": attachment(reply.filename), "X-Row-Count": str(reply.rows)},
     )
 
 

@@ -117,7 +117,10 @@ class IssuePage(BaseModel):
 class ActionIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000, examples=["已联系物业，明早清运"])
     expected_version: int | None = Field(
-        default=None, ge=1, description="Refuse (409 version_mismatch) if the issue changed since this version"
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="Refuse (409 version_mismatch) if the issue changed since this version",
     )
 
 

@@ -96,6 +96,13 @@ def test_one_trace_from_the_tap_to_the_grid_platform(journey: dict[str, Any], co
     assert producer["attributes"]["messaging.destination.name"] == "issues.issue.dispatch_requested"
     consumer = next(s for s in path if s["kind"] == SPAN_CONSUMER)
     assert consumer["parent_span_id"] == producer["span_id"]
+    # the issues service's statements are spans of the same trace (SQLAlchemy instrumentation)
+    statements = [
+        s
+        for s in collector.snapshot()
+        if s["trace_id"] == path[0]["trace_id"] and s["service"] == "issues" and "db.system" in s["attributes"]
+    ]
+    assert statements, "database spans in the trace"
 
 
 def _exported(system: Stack, name: str) -> set[str]:

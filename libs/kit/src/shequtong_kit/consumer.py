@@ -1,15 +1,27 @@
 """Durable pull consumers with an inbox: a redelivered event changes nothing the second time.
 
-Each message is handled in one database transaction together with the inbox row that records its id,
-then acked. Transient failures are `nak`ed with a growing delay; a poison message (or one that has used
-up its deliveries) is copied to `dlq.<subject>` and terminated.
+The runner fetches a batch (up to `ConsumerSpec.batch` messages) and handles it in ONE database
+transaction: it claims the batch's ids in the inbox (one `INSERT … ON CONFLICT DO NOTHING RETURNING`;
+ids already there were handled before and are skipped), runs the handlers of the claimed ones one after
+the other in delivery order, commits, and only then acks each message. So an event's effect commits
+exactly once, with its inbox row; a crash before the commit loses nothing (redelivered after
+`ack_wait`), a crash between commit and ack costs one redelivery that the inbox skips. Order within a
+stream is kept as delivered: one batch at a time, its events in sequence (no concurrency per batch).
+
+A handler that raises does not fail its neighbours: the attempt is rolled back, the event keeps its
+error (`PoisonMessage` → a copy on `dlq.<subject>` and `term()`; anything else → `nak` with a growing
+delay, dead-lettered after `max_deliver`), the events before it are committed again without it and the
+events after it follow. A handler may therefore run more than once for one delivery: only its database
+writes (and its session's after_commit hooks) take effect, once. Failures no handler owns (the inbox
+insert meeting a concurrent copy, a failed commit) fall back to one transaction per event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,12 +32,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from sqlalchemy import insert, select
+from sqlalchemy import String, bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
-from shequtong_kit.db import inbox
+from shequtong_kit.db import UtcDateTime, inbox
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
 from shequtong_kit.telemetry import meter, tracer
 
@@ -63,6 +76,29 @@ class ReceivedEvent:
 
 Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
 
+# What became of one delivery: True handled now, False handled before (inbox), or the handler's error.
+Outcome = bool | Exception
+
+
+class _RollBack(Exception):
+    """Raised inside a batch transaction to roll it back after a handler failed."""
+
+
+# INSERT INTO inbox SELECT :consumer, unnest(:ids), :now ON CONFLICT DO NOTHING RETURNING event_id
+_CLAIM_POSTGRES = (
+    postgresql.insert(inbox)
+    .from_select(
+        ["consumer", "event_id", "handled_at"],
+        select(
+            bindparam("consumer", type_=String()),
+            func.unnest(bindparam("ids", type_=postgresql.ARRAY(String()))),
+            bindparam("now", type_=UtcDateTime()),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
+    .returning(inbox.c.event_id)
+)
+
 
 @dataclass
 class ConsumerSpec:
@@ -76,7 +112,8 @@ class ConsumerSpec:
     backoff: Sequence[float] = field(default_factory=lambda: (0.5, 1, 2, 5, 10, 30, 60))
     max_ack_pending: int = 1000
     ack_wait: float = 30.0
-    batch: int = 64
+    # Messages fetched, handled in one transaction and acked together (at most max_ack_pending).
+    batch: int = 256
 
 
 def route(
@@ -150,10 +187,11 @@ class ConsumerRunner:
     async def run(self) -> None:
         await self._ensure_consumer()
         sub = await self._js.pull_subscribe_bind(durable=self.spec.name, stream=self.spec.stream)
+        batch = max(1, min(self.spec.batch, self.spec.max_ack_pending))
         polls = 0
         while not self._stopping.is_set():
             try:
-                messages = await sub.fetch(batch=self.spec.batch, timeout=1.0)
+                messages = await sub.fetch(batch=batch, timeout=1.0)
             except TimeoutError:
                 messages = []
             except asyncio.CancelledError:
@@ -162,8 +200,8 @@ class ConsumerRunner:
                 log.warning("fetch failed", extra={"consumer": self.spec.name, "error": type(exc).__name__})
                 await asyncio.sleep(1.0)
                 continue
-            for msg in messages:
-                await self._handle(msg)
+            if messages:
+                await self.handle_batch(messages)
             polls += 1
             if polls % 10 == 0 or not messages:
                 try:
@@ -184,18 +222,58 @@ class ConsumerRunner:
             subject=msg.subject,
             ce_type=headers.get("ce-type", ""),
             source=headers.get("ce-source", ""),
-            time=headers.get("ce-time", self._clock.now().isoformat()),
+            time=headers.get("ce-time") or self._clock.now().isoformat(),
             payload=msg.data,
             headers=headers,
             delivery=int(msg.metadata.num_delivered),
         )
 
-    async def _handle(self, msg: Msg) -> None:
-        event = self._event(msg)
-        self._deliveries.add(1, self._attrs)
-        if event.delivery > 1:
-            self._redeliveries.add(1, self._attrs)
-        producer = propagate.extract(event.headers)
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Handles one fetched batch: its effects commit together, then each message is settled."""
+        events = [self._event(msg) for msg in messages]
+        self._deliveries.add(len(events), self._attrs)
+        redelivered = sum(1 for event in events if event.delivery > 1)
+        if redelivered:
+            self._redeliveries.add(redelivered, self._attrs)
+        outcomes = await self.apply_batch(events)
+        for msg, event, outcome in zip(messages, events, outcomes, strict=True):
+            await self._settle(msg, event, outcome)
+
+    async def _settle(self, msg: Msg, event: ReceivedEvent, outcome: Outcome) -> None:
+        """Ack what committed (or had committed before); nak or dead-letter what failed."""
+        if outcome is True or outcome is False:
+            if outcome is False:
+                self._duplicates.add(1, self._attrs)
+            await self._ack(msg)
+            return
+        if isinstance(outcome, PoisonMessage):
+            await self._dead_letter(msg, event, str(outcome))
+            return
+        if event.delivery >= self.spec.max_deliver:
+            await self._dead_letter(msg, event, f"gave up after {event.delivery} deliveries: {outcome!r}")
+            return
+        delay = self.spec.backoff[min(event.delivery - 1, len(self.spec.backoff) - 1)]
+        log.warning(
+            "handler failed; will retry",
+            extra={
+                "consumer": self.spec.name,
+                "event_id": event.id,
+                "subject": event.subject,
+                "delivery": event.delivery,
+                "retry_in": delay,
+                "error": type(outcome).__name__,
+            },
+        )
+        await msg.nak(delay=delay)
+
+    async def _ack(self, msg: Msg) -> None:
+        await msg.ack()
+
+    @contextlib.contextmanager
+    def _span(self, event: ReceivedEvent) -> Iterator[trace.Span]:
+        """The CONSUMER span of one event's handling, continuing the producer's trace."""
+        # No trace context in the headers (an event written outside any span): a root span.
+        producer = propagate.extract(event.headers) if "traceparent" in event.headers else None
         producer_span = trace.get_current_span(producer).get_span_context()
         with self._tracer.start_as_current_span(
             f"{event.subject} process",
@@ -210,37 +288,137 @@ class ConsumerRunner:
                 "messaging.consumer.group.name": self.spec.name,
                 "messaging.message.delivery_count": event.delivery,
             },
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             try:
-                handled = await self._apply(event)
-                if not handled:
-                    self._duplicates.add(1, self._attrs)
-                await msg.ack()
+                yield span
             except PoisonMessage as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
-                await self._dead_letter(msg, event, str(exc))
+                raise
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                if event.delivery >= self.spec.max_deliver:
-                    await self._dead_letter(msg, event, f"gave up after {event.delivery} deliveries: {exc!r}")
-                    return
-                delay = self.spec.backoff[min(event.delivery - 1, len(self.spec.backoff) - 1)]
-                log.warning(
-                    "handler failed; will retry",
-                    extra={
-                        "consumer": self.spec.name,
-                        "event_id": event.id,
-                        "subject": event.subject,
-                        "delivery": event.delivery,
-                        "retry_in": delay,
-                        "error": type(exc).__name__,
-                    },
-                )
-                await msg.nak(delay=delay)
+                raise
+
+    async def apply_batch(self, events: Sequence[ReceivedEvent]) -> list[Outcome]:
+        """Handles each event once, in order, committing the batch's effects and inbox rows together.
+
+        Returns one outcome per event: True (handled now), False (this consumer had handled that id
+        before) or the exception its handler raised (nothing of that event was committed).
+        """
+        outcomes: list[Outcome | None] = [None] * len(events)
+        first: dict[str, int] = {}
+        todo: list[int] = []
+        repeats: list[int] = []
+        for index, event in enumerate(events):
+            if event.id in first:
+                repeats.append(index)  # a second copy of an id inside this batch (a late republish)
+            else:
+                first[event.id] = index
+                todo.append(index)
+        await self._run(events, todo, outcomes)
+        retry = []
+        for index in repeats:
+            if outcomes[first[events[index].id]] is True or outcomes[first[events[index].id]] is False:
+                outcomes[index] = False
+            else:
+                retry.append(index)
+        if retry:
+            for index, outcome in zip(retry, await self.apply_batch([events[i] for i in retry]), strict=True):
+                outcomes[index] = outcome
+        return [outcome if outcome is not None else RuntimeError("unsettled") for outcome in outcomes]
+
+    async def _run(self, events: Sequence[ReceivedEvent], todo: list[int], outcomes: list[Outcome | None]) -> None:
+        """Commits `todo` (indexes into `events`, distinct ids) in as few transactions as failures allow.
+
+        A handler that raises rolls back the whole attempt; its event keeps the exception, the events
+        before it are committed again without it (a fresh session, so no after_commit hook of the
+        failed attempt survives) and the events after it follow in the next attempt.
+        """
+        while todo:
+            try:
+                handled_before, failed = await self._transaction([events[i] for i in todo])
+            except Exception:
+                # Not a handler's failure (the commit failed, the connection broke, the database
+                # refused the inbox rows): one transaction per event sorts it out.
+                for index in todo:
+                    outcomes[index] = await self._apply_outcome(events[index])
+                return
+            for position in handled_before:
+                outcomes[todo[position]] = False
+            if failed is None:
+                for position, index in enumerate(todo):
+                    if position not in handled_before:
+                        outcomes[index] = True
+                return
+            at, exc = failed
+            outcomes[todo[at]] = exc
+            before = [index for position, index in enumerate(todo[:at]) if position not in handled_before]
+            if before:
+                await self._run(events, before, outcomes)
+            todo = [index for position, index in enumerate(todo) if position > at and position not in handled_before]
+
+    async def _transaction(self, batch: Sequence[ReceivedEvent]) -> tuple[set[int], tuple[int, Exception] | None]:
+        """One transaction: claims the batch's ids in the inbox (one INSERT … ON CONFLICT DO NOTHING
+        RETURNING), runs the handlers of the claimed ones in order, commits only if all succeeded.
+
+        Returns the positions this consumer had handled before (their inbox rows exist, committed by an
+        earlier transaction) and, if a handler raised, its position and exception (rolled back)."""
+        failed: tuple[int, Exception] | None = None
+        handled_before: set[int] = set()
+        async with self._sessions() as session:
+            try:
+                async with session.begin():
+                    claimed = await self._claim(session, batch)
+                    handled_before = {position for position, event in enumerate(batch) if event.id not in claimed}
+                    for position, event in enumerate(batch):
+                        if position in handled_before:
+                            continue
+                        try:
+                            with self._span(event):
+                                await self.spec.handler(session, event)
+                                # Flushed inside the event's span: a constraint its writes break is its own.
+                                if session.new or session.dirty or session.deleted:
+                                    await session.flush()
+                        except Exception as exc:
+                            failed = (position, exc)
+                            raise _RollBack from exc
+            except _RollBack:
+                pass
+        return handled_before, failed
+
+    async def _claim(self, session: AsyncSession, batch: Sequence[ReceivedEvent]) -> set[str]:
+        """Inserts the inbox rows of `batch`; returns the ids inserted now (the others existed).
+
+        A concurrent transaction holding one of these ids makes this one wait for its outcome, so
+        exactly one of two concurrent deliveries of an id runs the handler."""
+        connection = await session.connection()
+        now = self._clock.now()
+        if connection.dialect.name == "postgresql":
+            # One statement of fixed text whatever the batch size (prepared once per connection).
+            result = await session.execute(
+                _CLAIM_POSTGRES, {"consumer": self.spec.name, "ids": [event.id for event in batch], "now": now}
+            )
+        else:
+            rows = [{"consumer": self.spec.name, "event_id": event.id, "handled_at": now} for event in batch]
+            result = await session.execute(
+                sqlite.insert(inbox)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
+                .returning(inbox.c.event_id)
+            )
+        return {row[0] for row in result}
+
+    async def _apply_outcome(self, event: ReceivedEvent) -> Outcome:
+        try:
+            with self._span(event):
+                return await self._apply(event)
+        except Exception as exc:
+            return exc
 
     async def _apply(self, event: ReceivedEvent) -> bool:
-        """Handle once: False when this consumer had already handled the event id."""
+        """Handle once, alone in its transaction: False when this consumer had already handled the id."""
         async with self._sessions() as session:
             try:
                 async with session.begin():

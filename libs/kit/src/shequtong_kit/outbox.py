@@ -1,9 +1,14 @@
 """The transactional outbox: the event row commits with the state change; a relay publishes it.
 
-The relay claims unsent rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas share the work),
-publishes each to JetStream with `Nats-Msg-Id` = event id (the server drops a second copy inside its
-dedupe window) and CloudEvents binary-mode headers, then marks them sent. A crash between publish and
-mark-sent republishes the row; the stream's dedupe and the consumers' inbox absorb the copy.
+The relay claims the oldest unsent rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas share the
+work), publishes them all to JetStream without waiting in between (`publish_async`, in id order on one
+connection) with `Nats-Msg-Id` = event id (the server drops a second copy inside its dedupe window) and
+CloudEvents binary-mode headers, waits once for the acks, then marks the acked rows sent. A crash between
+publish and mark-sent republishes the rows; the stream's dedupe and the consumers' inbox absorb the copy.
+
+Order is NOT guaranteed across the stream: one pass publishes in id order, but two replicas' passes
+interleave and a row whose publish failed goes out in a later pass, after newer ones. Consumers must not
+depend on order (see docs/DEVELOPING.md, "Streams and subjects").
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
-from sqlalchemy import event, func, insert, select, update
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import String, any_, event, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
@@ -81,14 +87,17 @@ class OutboxRelay:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         js: JetStreamContext,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         poll_interval: float = 0.2,
         clock: Clock | None = None,
+        publish_timeout: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._js = js
-        self._batch = batch_size
+        # At most the JetStream context's in-flight publishes (4,000 by default in nats-py).
+        self._batch = max(1, min(batch_size, 4000))
         self._poll = poll_interval
+        self._publish_timeout = publish_timeout
         self._clock = clock or SystemClock()
         self._skip_locked = not is_sqlite(engine)
         self._wake = asyncio.Event()
@@ -135,58 +144,108 @@ class OutboxRelay:
         self._oldest_age = (self._clock.now() - oldest).total_seconds() if oldest else 0.0
 
     async def drain_once(self) -> int:
+        """One pass: claims up to `batch_size` unsent rows (oldest first), publishes them all without
+        waiting in between (`publish_async`, in id order on one connection), waits once for the
+        stream's acks, marks the acked rows sent and counts an attempt on the others.
+
+        Returns the number sent, or minus the number that failed when any did."""
         async with self._sessions() as session, session.begin():
-            query = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self._batch)
+            query = (
+                select(outbox.c.id, outbox.c.subject, outbox.c.payload, outbox.c.headers)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch)
+            )
             if self._skip_locked:
                 query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).mappings().all()
+            rows = (await session.execute(query)).all()
             if not rows:
                 return 0
-            results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
-            sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is True]
-            failed = [row["id"] for row, result in zip(rows, results, strict=True) if result is not True]
+            results = await self._publish_all(rows)
+            sent = [row.id for row, ok in zip(rows, results, strict=True) if ok]
+            failed = [row.id for row, ok in zip(rows, results, strict=True) if not ok]
             if self._crash_after_publish and sent:
                 log.warning("fault injection: relay exits between publish and mark-sent")
                 os._exit(9)
             if sent:
-                await session.execute(update(outbox).where(outbox.c.id.in_(sent)).values(sent_at=self._clock.now()))
+                await session.execute(update(outbox).where(self._among(sent)).values(sent_at=self._clock.now()))
             if failed:
-                await session.execute(
-                    update(outbox).where(outbox.c.id.in_(failed)).values(attempts=outbox.c.attempts + 1)
-                )
+                await session.execute(update(outbox).where(self._among(failed)).values(attempts=outbox.c.attempts + 1))
                 self._failures.add(len(failed))
             self._published.add(len(sent))
             return len(sent) if not failed else -len(failed)
 
-    async def _publish(self, row: Any) -> bool:
-        headers: dict[str, str] = dict(row["headers"])
-        parent = propagate.extract(headers)
-        with self._tracer.start_as_current_span(
-            f"{row['subject']} publish",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "publish",
-                "messaging.destination.name": row["subject"],
-                "messaging.message.id": row["id"],
-            },
-        ):
+    def _among(self, ids: list[str]) -> Any:
+        """`id IN (…)`; on PostgreSQL `id = ANY(:ids)`, one statement text whatever the count."""
+        if self._skip_locked:
+            return outbox.c.id == any_(literal(ids, type_=postgresql.ARRAY(String())))
+        return outbox.c.id.in_(ids)
+
+    async def _publish_all(self, rows: Sequence[Any]) -> list[bool]:
+        """Publishes every row, then waits once (bounded) for all the acks; True where the stream acked."""
+        spans: list[trace.Span] = []
+        acks: list[asyncio.Future[Any] | None] = []
+        errors: list[BaseException | None] = []
+        for row in rows:
+            headers: dict[str, str] = dict(row.headers)
+            span = self._tracer.start_span(
+                f"{row.subject} publish",
+                context=propagate.extract(headers),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.operation.type": "publish",
+                    "messaging.destination.name": row.subject,
+                    "messaging.message.id": row.id,
+                },
+            )
+            spans.append(span)
             # Consumers continue from this PRODUCER span.
             for key in ("traceparent", "tracestate"):
                 headers.pop(key, None)
-            propagate.inject(headers)
-            headers["Nats-Msg-Id"] = row["id"]
+            propagate.inject(headers, context=trace.set_span_in_context(span))
+            headers["Nats-Msg-Id"] = row.id
             try:
-                await self._js.publish(row["subject"], row["payload"], headers=headers, timeout=5)
+                # No wait_stall: acquiring the in-flight slot then never yields, so the whole batch
+                # reaches the socket in one write. The slots are bounded (4,000 per JetStream
+                # context) and every future below is settled or cancelled before the next pass.
+                acks.append(await self._js.publish_async(row.subject, row.payload, headers=headers))
+                errors.append(None)
             except Exception as exc:
-                trace.get_current_span().record_exception(exc)
-                log.warning(
-                    "publish failed",
-                    extra={"subject": row["subject"], "event_id": row["id"], "error": type(exc).__name__},
-                )
-                raise
-        return True
+                acks.append(None)
+                errors.append(exc)
+        waiting = [ack for ack in acks if ack is not None]
+        if waiting:
+            _done, late = await asyncio.wait(waiting, timeout=self._publish_timeout)
+            for unanswered in late:
+                unanswered.cancel()
+        results: list[bool] = []
+        first_failure: tuple[Any, BaseException] | None = None
+        for row, span, pending, error in zip(rows, spans, acks, errors, strict=True):
+            if pending is not None:
+                if pending.cancelled():
+                    error = TimeoutError(f"no ack within {self._publish_timeout}s")
+                elif pending.exception() is not None:
+                    error = pending.exception()
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                first_failure = first_failure or (row, error)
+            span.end()
+            results.append(error is None)
+        if first_failure is not None:
+            row, error = first_failure
+            log.warning(
+                "publish failed",
+                extra={
+                    "subject": row.subject,
+                    "event_id": row.id,
+                    "error": type(error).__name__,
+                    "failed": results.count(False),
+                    "batch": len(results),
+                },
+            )
+        return results
 
     async def run(self) -> None:
         _wakeups.add(self._wake)
@@ -195,6 +254,8 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
+                # Cleared before the pass: a commit during the pass leaves it set and starts the next one.
+                self._wake.clear()
                 try:
                     result = await self.drain_once()
                     backoff = self._poll
@@ -211,7 +272,6 @@ class OutboxRelay:
                     continue
                 if result < 0:
                     backoff = min(backoff * 2, 5.0)
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=backoff if result < 0 else self._poll)
         finally:

@@ -26,7 +26,7 @@ class ServiceSettings(BaseSettings):
     service_client_id: str = ""
     service_client_secret: str = ""
     shutdown_grace_seconds: float = 20.0
-    relay_batch_size: int = 200
+    relay_batch_size: int = 1000
     # In-process commits wake the relay at once; polling only catches rows written by other replicas.
     relay_poll_interval: float = 1.0
     db_pool_size: int = 10

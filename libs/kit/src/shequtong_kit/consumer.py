@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -144,6 +145,8 @@ class ConsumerRunner:
         self.spec = spec
         self._clock = clock or SystemClock()
         self._stopping = asyncio.Event()
+        # Crash injection for the kit's own fault tests; never set in real deployments.
+        self._crash_after_commit = os.environ.get("SHEQUTONG_FAULT_CONSUMER_CRASH_AFTER_COMMIT") == "1"
         self._tracer = tracer("shequtong.consumer")
         m = meter("shequtong.consumer")
         self._deliveries = m.create_counter("consumer_deliveries_total", description="messages delivered")
@@ -236,6 +239,9 @@ class ConsumerRunner:
         if redelivered:
             self._redeliveries.add(redelivered, self._attrs)
         outcomes = await self.apply_batch(events)
+        if self._crash_after_commit and any(outcome is True for outcome in outcomes):
+            log.warning("fault injection: consumer exits between commit and ack")
+            os._exit(9)
         for msg, event, outcome in zip(messages, events, outcomes, strict=True):
             await self._settle(msg, event, outcome)
 

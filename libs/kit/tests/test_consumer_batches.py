@@ -1,0 +1,313 @@
+"""The consumer's batches against a real NATS server and a real database.
+
+A fetched batch commits in one transaction with its inbox rows and is acked after the commit. These
+tests hold the guarantees that batching must not weaken: one poisoned or failing event does not fail
+its neighbours, a redelivered event that was handled before changes nothing, and a consumer that dies
+between its commit and its acks (a real process, killed) causes no second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shequtong.events.v1 import identity_events_pb2 as ev
+from shequtong_kit.consumer import ConsumerRunner, ConsumerSpec, PoisonMessage, ReceivedEvent, route
+from shequtong_kit.db import create_engine, inbox, kit_metadata, outbox, session_factory
+from shequtong_kit.nats_io import ensure_stream
+from shequtong_kit.outbox import Outbox
+from shequtong_kit.testing import Databases, NatsServer, temp_workdir
+
+EFFECT = "volunteers.effect.recorded"  # the handlers' effect: an outbox row (a fresh id each time)
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    with temp_workdir("kit-batches-") as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def nats_server(workdir: Path) -> Iterator[NatsServer]:
+    server = NatsServer(workdir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def database_url(workdir: Path) -> Iterator[str]:
+    dbs = Databases(workdir)
+    yield dbs.create("kit_batches")
+    dbs.drop_all()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url)
+    async with eng.begin() as conn:
+        await conn.run_sync(kit_metadata.drop_all)
+        await conn.run_sync(kit_metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+async def _publish(js: object, subject: str, code: str, event_id: str, msg_id: str | None = None) -> None:
+    await js.publish(  # type: ignore[attr-defined]
+        subject,
+        ev.NeighbourhoodCreated(neighbourhood_id=code, code=code).SerializeToString(),
+        headers={
+            "ce-id": event_id,
+            "ce-type": "x",
+            "ce-time": "2026-11-26T00:00:00+00:00",
+            "Nats-Msg-Id": msg_id or event_id,
+        },
+    )
+
+
+async def _effects(engine: AsyncEngine) -> dict[str, int]:
+    """How many times each code's effect committed."""
+    async with session_factory(engine)() as session:
+        rows = (await session.execute(select(outbox.c.payload).where(outbox.c.subject == EFFECT))).all()
+    counts: dict[str, int] = {}
+    for (payload,) in rows:
+        code = ev.NeighbourhoodCreated.FromString(payload).code
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+async def _inbox_rows(engine: AsyncEngine, consumer: str) -> int:
+    async with session_factory(engine)() as session:
+        count = await session.scalar(select(func.count()).select_from(inbox).where(inbox.c.consumer == consumer))
+    return int(count or 0)
+
+
+async def _settled(nats_url: str, stream: str, durable: str, within: float = 30) -> None:
+    """Until the durable has nothing pending and nothing waiting for an ack."""
+    nc = await nats.connect(nats_url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            try:
+                info = await nc.jetstream().consumer_info(stream, durable)
+            except NotFoundError:
+                info = None  # the runner has not created its durable yet
+            if info is not None and info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            assert loop.time() < deadline, f"{durable}: not settled: {info}"
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+
+
+class Running:
+    """A ConsumerRunner on its own connection, stopped on exit."""
+
+    def __init__(self, engine: AsyncEngine, nats_url: str, spec: ConsumerSpec) -> None:
+        self.engine, self.nats_url, self.spec = engine, nats_url, spec
+
+    async def __aenter__(self) -> Running:
+        self.nc = await nats.connect(self.nats_url)
+        self.runner = ConsumerRunner(self.nc.jetstream(), session_factory(self.engine), self.spec)
+        self.task = asyncio.create_task(self.runner.run())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.runner.stop()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.nc.close()
+
+
+def _recording_handler(
+    calls: list[tuple[str, int]], committed: list[str], poison: set[str], flaky: set[str], sessions: list[int]
+):  # type: ignore[no-untyped-def]
+    """A handler whose effect is an outbox row; it records its calls, its sessions and, per commit, the
+    codes whose effect committed (in order)."""
+    effects = Outbox("kit-test")
+
+    async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, event: ReceivedEvent) -> None:
+        calls.append((message.code, event.delivery))
+        if message.code in poison:
+            raise PoisonMessage("this one can never be handled")
+        if message.code in flaky and event.delivery == 1:
+            raise RuntimeError("downstream hiccup")
+        await effects.add(session, EFFECT, ev.NeighbourhoodCreated(code=message.code))
+        sessions.append(id(session))
+        pending = session.info.setdefault("codes", [])
+        if not pending:
+            sa_event.listen(session.sync_session, "after_commit", lambda _s: committed.extend(pending), once=True)
+        pending.append(message.code)
+
+    return handle
+
+
+async def test_a_poisoned_event_in_a_batch_does_not_fail_the_others(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    await ensure_stream(js, "DLQ")
+    dlq = await js.subscribe("dlq.volunteers.batch.>", stream="DLQ", ordered_consumer=True)
+    codes = [f"b{i}" for i in range(12)]
+    for code in codes:  # all stored before the consumer starts: they arrive in one batch
+        await _publish(js, "volunteers.batch.event", code, f"batch-{code}")
+
+    calls: list[tuple[str, int]] = []
+    committed: list[str] = []
+    sessions: list[int] = []
+    handler = _recording_handler(calls, committed, poison={"b4"}, flaky={"b8"}, sessions=sessions)
+    spec = ConsumerSpec(
+        "kit-test-batch-poison",
+        "VOLUNTEERS",
+        ["volunteers.batch.>"],
+        route({"volunteers.batch.event": (ev.NeighbourhoodCreated, handler)}),
+        max_deliver=3,
+        backoff=(0.05, 0.05, 0.05),
+    )
+    async with Running(engine, nats_server.url, spec):
+        dead = await dlq.next_msg(timeout=20)
+        for _ in range(400):  # the flaky one comes back after its nak delay
+            if "b8" in committed:
+                break
+            await asyncio.sleep(0.05)
+        await _settled(nats_server.url, "VOLUNTEERS", spec.name)
+    await nc.close()
+
+    assert dead.subject == "dlq.volunteers.batch.event"
+    assert dead.headers is not None and dead.headers["ce-id"] == "batch-b4"
+    assert "can never be handled" in dead.headers["dlq-reason"]
+    effects = await _effects(engine)
+    assert effects == {code: 1 for code in codes if code != "b4"}, "every other event committed exactly once"
+    # The flaky one failed on its first delivery without taking its neighbours down, then succeeded;
+    # nobody else was redelivered, and the poisoned one was dead-lettered on its first delivery.
+    assert ("b8", 1) in calls and ("b8", 2) in calls
+    assert {delivery for code, delivery in calls if code != "b8"} == {1}
+    assert [delivery for code, delivery in calls if code == "b4"] == [1]
+    # The neighbours committed in delivery order; the flaky one came back after them.
+    assert [c for c in committed if c != "b8"] == [c for c in codes if c not in {"b4", "b8"}]
+    assert committed[-1] == "b8"
+    assert await _inbox_rows(engine, spec.name) == len(codes) - 1  # the poisoned one is not marked handled
+    # Fewer transactions than events: the good ones were committed in batches.
+    assert len(set(sessions)) < len(codes) - 1
+
+
+async def test_a_redelivered_event_handled_before_changes_nothing(engine: AsyncEngine, nats_server: NatsServer) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "BOARDS")
+    calls: list[tuple[str, int]] = []
+    committed: list[str] = []
+    sessions: list[int] = []
+    handler = _recording_handler(calls, committed, poison=set(), flaky=set(), sessions=sessions)
+    spec = ConsumerSpec(
+        "kit-test-batch-redelivery",
+        "BOARDS",
+        ["boards.redelivery.>"],
+        route({"boards.redelivery.event": (ev.NeighbourhoodCreated, handler)}),
+    )
+    await _publish(js, "boards.redelivery.event", "r-first", "redelivery-first")
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "BOARDS", spec.name)
+    assert await _effects(engine) == {"r-first": 1}
+
+    # Republished after the dedupe window (a fresh Nats-Msg-Id, the same event id), in one batch with
+    # new events, one of which also arrives twice inside the batch.
+    await _publish(js, "boards.redelivery.event", "r-first", "redelivery-first", msg_id="redelivery-first-late")
+    await _publish(js, "boards.redelivery.event", "r-new", "redelivery-new")
+    await _publish(js, "boards.redelivery.event", "r-new", "redelivery-new", msg_id="redelivery-new-copy")
+    await _publish(js, "boards.redelivery.event", "r-other", "redelivery-other")
+    calls.clear()
+    sessions.clear()
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "BOARDS", spec.name)
+    await nc.close()
+
+    assert await _effects(engine) == {"r-first": 1, "r-new": 1, "r-other": 1}
+    assert sorted(code for code, _ in calls) == ["r-new", "r-other"], "the handler never saw a copy"
+    assert len(set(sessions)) == 1, "the batch's new events committed in one transaction"
+    assert await _inbox_rows(engine, spec.name) == 3
+
+
+CRASHING_CONSUMER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import nats
+    from shequtong.events.v1 import identity_events_pb2 as ev
+    from shequtong_kit.consumer import ConsumerRunner, ConsumerSpec, route
+    from shequtong_kit.db import create_engine, session_factory
+    from shequtong_kit.outbox import Outbox
+
+    async def main():
+        engine = create_engine(sys.argv[1])
+        nc = await nats.connect(sys.argv[2])
+        effects = Outbox("kit-test")
+
+        async def handle(session, message, event):
+            await effects.add(session, "volunteers.effect.recorded", ev.NeighbourhoodCreated(code=message.code))
+
+        spec = ConsumerSpec(
+            "kit-test-batch-crash", "GRID", ["grid.crash.>"],
+            route({"grid.crash.event": (ev.NeighbourhoodCreated, handle)}), ack_wait=2.0,
+        )
+        await ConsumerRunner(nc.jetstream(), session_factory(engine), spec).run()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_consumer_killed_between_commit_and_ack_causes_no_second_effect(
+    engine: AsyncEngine, database_url: str, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "GRID")
+    codes = ["c1", "c2", "c3"]
+    for code in codes:
+        await _publish(js, "grid.crash.event", code, f"crash-{code}")
+
+    env = {**os.environ, "SHEQUTONG_FAULT_CONSUMER_CRASH_AFTER_COMMIT": "1"}
+    crashed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", CRASHING_CONSUMER, database_url, nats_server.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == 9, crashed.stderr
+    assert await _effects(engine) == dict.fromkeys(codes, 1), "the batch committed before the crash"
+    info = await js.consumer_info("GRID", "kit-test-batch-crash")
+    assert info.ack_floor is not None and not info.ack_floor.consumer_seq, "…and none of it was acked"
+
+    calls: list[tuple[str, int]] = []
+    handler = _recording_handler(calls, [], poison=set(), flaky=set(), sessions=[])
+    spec = ConsumerSpec(
+        "kit-test-batch-crash",
+        "GRID",
+        ["grid.crash.>"],
+        route({"grid.crash.event": (ev.NeighbourhoodCreated, handler)}),
+        ack_wait=2.0,
+    )
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "GRID", spec.name)  # redelivered after ack_wait, then acked
+    await nc.close()
+
+    assert calls == [], "the redelivered events were skipped by the inbox"
+    assert await _effects(engine) == dict.fromkeys(codes, 1)
+    assert await _inbox_rows(engine, spec.name) == len(codes)

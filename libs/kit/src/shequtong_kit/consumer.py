@@ -243,7 +243,14 @@ class ConsumerRunner:
             log.warning("fault injection: consumer exits between commit and ack")
             os._exit(9)
         for msg, event, outcome in zip(messages, events, outcomes, strict=True):
-            await self._settle(msg, event, outcome)
+            try:
+                await self._settle(msg, event, outcome)
+            except Exception as exc:
+                # Left unacked: redelivered after ack_wait, and the inbox knows whether it was handled.
+                log.warning(
+                    "could not settle a message",
+                    extra={"consumer": self.spec.name, "event_id": event.id, "error": type(exc).__name__},
+                )
 
     async def _settle(self, msg: Msg, event: ReceivedEvent, outcome: Outcome) -> None:
         """Ack what committed (or had committed before); nak or dead-letter what failed."""

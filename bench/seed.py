@@ -305,7 +305,8 @@ async def fan_out_batches(
             next_index += 1
             for attempt in range(retries):
                 try:
-                    report.created += await work(index)
+                    made = await work(index)  # (not `created += await …`: that reads before the await)
+                    report.created += made
                     break
                 except Exception as exc:
                     code = getattr(exc, "code", lambda: None)()
@@ -1170,11 +1171,17 @@ class Seeder:
         kinds = [("solved", 0.87), ("grid", 0.03), ("rejected", 0.04)]
         kinds += [("open", 0.02), ("open_ack", 0.02), ("open_started", 0.02)]
 
+        # The reference texts' categories in the default catalogue (street lights have no grid code of their own).
+        codes = {"street_light": "other", "water_leak": "water_main", "noise": "construction_noise"}
+
         def issue(i: int) -> Any:
             n, people = hoods[i % len(hoods)]
             assert n.cadre is not None
             kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
             category, title, text = ISSUE_TEXTS[i % len(ISSUE_TEXTS)]
+            category = codes.get(category, category)
+            if kind == "grid" and category == "other":
+                category = "rubbish"  # a dispatch needs a category the grid knows
             if kind.startswith("open"):
                 t0 = now - timedelta(hours=rng.uniform(2, 10))  # still open: reported within the response window
             else:

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from google.protobuf.message import Message
@@ -99,12 +100,12 @@ class IssueRecord:
 class Built:
     """One issue as the per-item path would have left it, and everything it wrote on the way."""
 
-    issue: Issue
-    entries: list[TimelineEntry] = field(default_factory=list)
-    clocks: list[SlaClock] = field(default_factory=list)
-    breaches: list[SlaBreach] = field(default_factory=list)
-    dispatches: list[Dispatch] = field(default_factory=list)
-    feedback: list[Feedback] = field(default_factory=list)
+    issue: Any  # rows of Issue, TimelineEntry, SlaClock, SlaBreach, Dispatch, Feedback (see `_new`)
+    entries: list[Any] = field(default_factory=list)
+    clocks: list[Any] = field(default_factory=list)
+    breaches: list[Any] = field(default_factory=list)
+    dispatches: list[Any] = field(default_factory=list)
+    feedback: list[Any] = field(default_factory=list)
     events: list[tuple[str, Message]] = field(default_factory=list)
 
 
@@ -143,8 +144,16 @@ def _person(value: str, code: str, required: bool = True) -> str:
     return value
 
 
+def _new(model: Any, **values: Any) -> Any:
+    """A row to be written, as a plain object the rules and the event builders read like the model (the ORM's
+    instance bookkeeping is most of the cost of building thousands of them)."""
+    row = {column.key: None for column in model.__table__.columns}
+    row.update(values)
+    return SimpleNamespace(**row)
+
+
 def _row(obj: Any) -> dict[str, Any]:
-    return {column.key: getattr(obj, column.key) for column in type(obj).__table__.columns}
+    return dict(vars(obj))
 
 
 class Replay:
@@ -178,7 +187,8 @@ class Replay:
         at = _time(record.reported_at, now, "reported_at")
         if len(record.steps) > MAX_STEPS:
             raise InvalidArgument(f"at most {MAX_STEPS} steps per issue", code="steps_too_many")
-        issue = Issue(
+        issue = _new(
+            Issue,
             id=new_id(),
             neighbourhood_id=self.lineage.neighbourhood_id,
             subdistrict_id=self.lineage.subdistrict_id,
@@ -297,7 +307,8 @@ class Replay:
         if not catalogue.GRID_CODE.match(code):
             raise InvalidArgument("the grid service code is not valid", code="grid_service_code_invalid")
         number = sum(1 for d in built.dispatches if d.round == issue.round) + 1
-        dispatch = Dispatch(
+        dispatch = _new(
+            Dispatch,
             id=f"{issue.id}:r{issue.round}:d{number}",
             issue_id=issue.id,
             round=issue.round,
@@ -330,7 +341,8 @@ class Replay:
         if any(f.round == issue.round for f in built.feedback):
             raise FailedPrecondition("rated this round already", code="already_rated")
         verdict = feedback.validate(step.rating, step.fixed, step.note)
-        row = Feedback(
+        row = _new(
+            Feedback,
             id=new_id(),
             issue_id=issue.id,
             round=issue.round,
@@ -445,7 +457,8 @@ class Replay:
 
     @staticmethod
     def _clock(issue: Issue, clock: sla.Clock, level: Level, at: datetime, due_at: datetime) -> SlaClock:
-        return SlaClock(
+        return _new(
+            SlaClock,
             id=new_id(),
             issue_id=issue.id,
             round=issue.round,
@@ -465,7 +478,8 @@ class Replay:
         if any((b.clock, b.level, b.round) == (c.clock, c.level, c.round) for b in built.breaches):
             return
         notified = sla.notified_level(Level(c.level), Level(issue.dispatch_level) if issue.dispatch_level else None)
-        breach = SlaBreach(
+        breach = _new(
+            SlaBreach,
             id=new_id(),
             issue_id=issue.id,
             round=c.round,
@@ -522,7 +536,8 @@ class Replay:
         issue.version += 1
         issue.updated_at = at
         built.entries.append(
-            TimelineEntry(
+            _new(
+                TimelineEntry,
                 id=new_id(),
                 issue_id=issue.id,
                 seq=issue.version,
@@ -636,9 +651,10 @@ class IssueImports:
             ):
                 children = [_row(obj) for b in mine for obj in pick(b)]
                 for start in range(0, len(children), 1000):
-                    await session.execute(_insert(session, model), children[start : start + 1000])
+                    await session.execute(_insert(session, model.__table__), children[start : start + 1000])
             await add_many(self.outbox, session, [e for b in mine for e in b.events])
-            missing = [ref for ref in refs if ref not in {b.issue.external_ref for b in mine}]
+            made_refs = {b.issue.external_ref for b in mine}
+            missing = [ref for ref in refs if ref not in made_refs]
             known = await self._existing(session, missing) if missing else {}
         outcome = ImportOutcome(received=len(refs), created=len(mine), skipped=len(refs) - len(mine))
         made = {b.issue.external_ref: b.issue for b in mine}

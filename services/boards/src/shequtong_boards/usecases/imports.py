@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from google.protobuf.message import Message
@@ -313,7 +314,8 @@ async def insert_new(session: AsyncSession, model: Any, rows: list[dict[str, Any
     """Bulk INSERT … ON CONFLICT (external_ref) DO NOTHING RETURNING id: the ids this call inserted."""
     if not rows:
         return set()
-    statement = _insert(session, model).on_conflict_do_nothing(index_elements=["external_ref"]).returning(model.id)
+    table = model.__table__  # Core, not the ORM's bulk path: plain rows in, ids out
+    statement = _insert(session, table).on_conflict_do_nothing(index_elements=["external_ref"]).returning(table.c.id)
     inserted: set[str] = set()
     for start in range(0, len(rows), 1000):
         result = await session.execute(statement, rows[start : start + 1000])
@@ -323,7 +325,12 @@ async def insert_new(session: AsyncSession, model: Any, rows: list[dict[str, Any
 
 async def insert_all(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 1000):
-        await session.execute(_insert(session, model), rows[start : start + 1000])
+        await session.execute(_insert(session, model.__table__), rows[start : start + 1000])
+
+
+def _obj(**values: Any) -> Any:
+    """A row as the event builders read it (attribute access), without the ORM's instance bookkeeping."""
+    return SimpleNamespace(**values)
 
 
 def post_row(
@@ -437,7 +444,7 @@ class ImportUseCases:
             inserted = await insert_new(session, Post, fresh)
             await self._emit(
                 session,
-                [(POST_CREATED, post_created_message(Post(**row), [], [])) for row in fresh if row["id"] in inserted],
+                [(POST_CREATED, post_created_message(_obj(**row), [], [])) for row in fresh if row["id"] in inserted],
             )
             return await self._outcome(session, Post, refs, rows, inserted)
 
@@ -501,10 +508,7 @@ class ImportUseCases:
             kinds = {p.id: p.board_kind for p in posts.values()}
             await self._emit(
                 session,
-                [
-                    (COMMENT_CREATED, comment_created_message(Comment(**row), kinds[row["post_id"]], []))
-                    for row in created
-                ],
+                [(COMMENT_CREATED, comment_created_message(_obj(**row), kinds[row["post_id"]], [])) for row in created],
             )
             return await self._outcome(session, Comment, refs, rows, inserted)
 
@@ -580,8 +584,8 @@ class ImportUseCases:
                     continue
                 post["comment_count"] = len(p.steps)
                 posts.append(post)
-                topic_obj = Topic(**topic)
-                events.append((POST_CREATED, post_created_message(Post(**post), [], [])))
+                topic_obj = _obj(**topic)
+                events.append((POST_CREATED, post_created_message(_obj(**post), [], [])))
                 history = [(chain.PROPOSED, "", p.proposer_id, "提出议题", p.created_at)]
                 previous = chain.PROPOSED
                 for step in p.steps:
@@ -610,9 +614,7 @@ class ImportUseCases:
                             post, SYSTEM_AUTHOR, text[: content.COMMENT_BODY_MAX], content.SYSTEM_COMMENT, at, None
                         )
                         comments.append(row)
-                        events.append(
-                            (COMMENT_CREATED, comment_created_message(Comment(**row), post["board_kind"], []))
-                        )
+                        events.append((COMMENT_CREATED, comment_created_message(_obj(**row), post["board_kind"], [])))
                 for position, m in enumerate(p.milestones):
                     milestones.append(
                         {
@@ -656,7 +658,7 @@ class ImportUseCases:
                     events.append(
                         (
                             CONVENTION_ADOPTED,
-                            convention_adopted_message(ConventionRow(**row), 1, "", adopting.actor_id, adopting.at),
+                            convention_adopted_message(_obj(**row), 1, "", adopting.actor_id, adopting.at),
                         )
                     )
             await insert_all(session, Post, posts)

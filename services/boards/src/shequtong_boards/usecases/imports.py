@@ -512,16 +512,27 @@ class ImportUseCases:
             )
             return await self._outcome(session, Comment, refs, rows, inserted)
 
-    async def _posts_of(self, session: AsyncSession, records: Sequence[CommentRecord]) -> dict[str, Post]:
+    async def _posts_of(self, session: AsyncSession, records: Sequence[CommentRecord]) -> dict[str, Any]:
+        """The posts commented on (the columns the rules need, not whole ORM objects), by id and by "ref:<ref>"."""
         ids = sorted({r.post_id.strip() for r in records if r.post_id.strip()})
         refs = sorted({r.post_external_ref.strip() for r in records if r.post_external_ref.strip()})
-        found: dict[str, Post] = {}
+        columns = (
+            Post.id,
+            Post.board_id,
+            Post.board_kind,
+            Post.neighbourhood_id,
+            Post.status,
+            Post.locked,
+            Post.created_at,
+            Post.external_ref,
+        )
+        found: dict[str, Any] = {}
         for start in range(0, len(ids), 1000):
-            rows = await session.execute(select(Post).where(Post.id.in_(ids[start : start + 1000])))
-            found.update({p.id: p for p in rows.scalars()})
+            rows = await session.execute(select(*columns).where(Post.id.in_(ids[start : start + 1000])))
+            found.update({p.id: p for p in rows})
         for start in range(0, len(refs), 1000):
-            rows = await session.execute(select(Post).where(Post.external_ref.in_(refs[start : start + 1000])))
-            found.update({f"ref:{p.external_ref}": p for p in rows.scalars()})
+            rows = await session.execute(select(*columns).where(Post.external_ref.in_(refs[start : start + 1000])))
+            found.update({f"ref:{p.external_ref}": p for p in rows})
         return found
 
     # --- topics and conventions ----------------------------------------------------------------------

@@ -253,10 +253,15 @@ async def fan_out(
 class Rpc:
     """The services' own gRPC APIs (their bulk imports), called with the operator's token and a deadline."""
 
-    def __init__(self, addrs: dict[str, str], ops_headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        addrs: dict[str, str],
+        ops_headers: dict[str, str],
+        refresh: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
         self.addrs = addrs
-        token = ops_headers.get("Authorization", "")
-        self.metadata = (("authorization", token),) if token else ()
+        self.refresh = refresh
+        self._use(ops_headers)
         self._stubs: dict[str, Any] = {}
         self._channels: list[Any] = []
 
@@ -277,8 +282,22 @@ class Rpc:
             self._stubs[service] = stubs[service](channel)
         return self._stubs[service]
 
+    def _use(self, headers: dict[str, str]) -> None:
+        token = headers.get("Authorization", "")
+        self.metadata: tuple[tuple[str, str], ...] = (("authorization", token),) if token else ()
+
     async def call(self, service: str, method: str, request: Any, deadline_s: float = 120) -> Any:
-        return await getattr(self.stub(service), method)(request, metadata=self.metadata, timeout=deadline_s)
+        import grpc
+
+        try:
+            return await getattr(self.stub(service), method)(request, metadata=self.metadata, timeout=deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            # The operator's token lives ~15 minutes; a long run takes a fresh one and sends the batch again
+            # (imports are idempotent by external_ref).
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED or self.refresh is None:
+                raise
+            self._use(await asyncio.to_thread(self.refresh))
+            return await getattr(self.stub(service), method)(request, metadata=self.metadata, timeout=deadline_s)
 
     async def close(self) -> None:
         for channel in self._channels:
@@ -383,9 +402,10 @@ class Seeder:
         log: Callable[[str], None] = print,
         total_budget: float | None = None,
         grpc_addrs: dict[str, str] | None = None,
+        ops_refresh: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.api = api
-        self.rpc = Rpc(grpc_addrs or {}, api.ops)
+        self.rpc = Rpc(grpc_addrs or {}, api.ops, ops_refresh)
         self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
         self.targets = targets
         self.budget = part_budget
@@ -1267,6 +1287,7 @@ async def seed(
     log: Callable[[str], None] = print,
     total_budget: float | None = None,
     grpc_addrs: dict[str, str] | None = None,
+    ops_refresh: Callable[[], dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], World]:
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
@@ -1279,6 +1300,7 @@ async def seed(
             log,
             total_budget,
             grpc_addrs,
+            ops_refresh,
         )
         try:
             report = await seeder.run(parts)
@@ -1301,7 +1323,7 @@ def main(
     out: str = typer.Option("", help="write the report as JSON here"),
 ) -> None:
     """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report."""
-    from bench.stack import running_stack
+    from bench.stack import operator_headers, running_stack
 
     with running_stack() as (stack, ops_headers):
         print(f"seeding at scale {scale} through {stack.gateway_url}")
@@ -1314,6 +1336,7 @@ def main(
                 concurrency,
                 part or None,
                 grpc_addrs={name: stack.addr(name) for name in ("boards", "issues")},
+                ops_refresh=lambda: operator_headers(stack),
             )
         )
     text = json.dumps(report, ensure_ascii=False, indent=1)

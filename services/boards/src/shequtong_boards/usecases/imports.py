@@ -235,6 +235,7 @@ class Boards:
         self.boards = boards
         self.lineages = lineages
         self.overrides = overrides
+        self.allowed: set[tuple[str, str, str]] = set()
 
     @classmethod
     async def load(cls, session: AsyncSession, board_ids: set[str]) -> Boards:
@@ -288,7 +289,11 @@ class Boards:
         return neighbourhood_audiences(principal, self.lineage(board))
 
     def require(self, principal: Principal, board: Board, action: str) -> None:
-        """The board's policy for the person: `post` or `comment` (reading implied)."""
+        """The board's policy for the person: `post` or `comment` (reading implied); decided once per
+        (person, board, action) in a batch."""
+        key = (principal.subject, board.id, action)
+        if key in self.allowed:
+            return
         perms = permissions(
             policy_of(board, self.overrides.get(board.district_id or "", {})), self.audiences(principal, board)
         )
@@ -298,6 +303,7 @@ class Boards:
                 f"the author may not {action} on this board (not a member the board's policy admits)",
                 code=f"author_may_not_{action}",
             )
+        self.allowed.add(key)
 
 
 async def existing_refs(session: AsyncSession, model: Any, refs: Sequence[str]) -> dict[str, str]:

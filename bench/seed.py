@@ -250,6 +250,108 @@ async def fan_out(
         report.status = "partial" if time.monotonic() >= deadline else ("failed" if report.errors else "partial")
 
 
+class Rpc:
+    """The services' own gRPC APIs (their bulk imports), called with the operator's token and a deadline."""
+
+    def __init__(
+        self,
+        addrs: dict[str, str],
+        ops_headers: dict[str, str],
+        refresh: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
+        self.addrs = addrs
+        self.refresh = refresh
+        self._use(ops_headers)
+        self._stubs: dict[str, Any] = {}
+        self._channels: list[Any] = []
+
+    def has(self, service: str) -> bool:
+        return service in self.addrs
+
+    def stub(self, service: str) -> Any:
+        if service not in self._stubs:
+            import grpc
+
+            from shequtong.boards.v1 import boards_pb2_grpc
+            from shequtong.issues.v1 import issues_pb2_grpc
+
+            stubs = {"boards": boards_pb2_grpc.BoardsServiceStub, "issues": issues_pb2_grpc.IssuesServiceStub}
+            options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+            channel = grpc.aio.insecure_channel(self.addrs[service], options=options)
+            self._channels.append(channel)
+            self._stubs[service] = stubs[service](channel)
+        return self._stubs[service]
+
+    def _use(self, headers: dict[str, str]) -> None:
+        token = headers.get("Authorization", "")
+        self.metadata: tuple[tuple[str, str], ...] = (("authorization", token),) if token else ()
+
+    async def call(self, service: str, method: str, request: Any, deadline_s: float = 120) -> Any:
+        import grpc
+
+        try:
+            return await getattr(self.stub(service), method)(request, metadata=self.metadata, timeout=deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            # The operator's token lives ~15 minutes; a long run takes a fresh one and sends the batch again
+            # (imports are idempotent by external_ref).
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED or self.refresh is None:
+                raise
+            self._use(await asyncio.to_thread(self.refresh))
+            return await getattr(self.stub(service), method)(request, metadata=self.metadata, timeout=deadline_s)
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
+async def fan_out_batches(
+    batches: int,
+    work: Callable[[int], Awaitable[int]],
+    report: PartReport,
+    deadline: float,
+    concurrency: int,
+    retries: int = 20,
+) -> None:
+    """Runs work(0..batches-1) — each returns how many items it created — a few at a time, until done or the
+    deadline. A batch refused because a projection has not caught up (FAILED_PRECONDITION: the author is not
+    known to boards yet) is re-sent after a pause: imports are idempotent by external_ref."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < batches and time.monotonic() < deadline:
+            index = next_index
+            next_index += 1
+            for attempt in range(retries):
+                try:
+                    made = await work(index)  # (not `created += await …`: that reads before the await)
+                    report.created += made
+                    break
+                except Exception as exc:
+                    code = getattr(exc, "code", lambda: None)()
+                    waiting = code is not None and code.name in ("FAILED_PRECONDITION", "UNAVAILABLE")
+                    if waiting and attempt + 1 < retries:
+                        await asyncio.sleep(1.0)
+                        continue
+                    report.errors += 1
+                    if len(report.error_samples) < 5:
+                        details = exc.details() if hasattr(exc, "details") else str(exc)
+                        report.error_samples.append(str(details)[:300])
+                    break
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if report.created < report.target:
+        report.status = "partial" if time.monotonic() >= deadline else ("failed" if report.errors else "partial")
+
+
+def _ts(moment: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
 def chinese_name(seed: str) -> str:
     digest = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
     return SURNAMES[digest % len(SURNAMES)] + GIVEN[(digest >> 8) % len(GIVEN)] + GIVEN[(digest >> 16) % len(GIVEN)]
@@ -299,8 +401,11 @@ class Seeder:
         sign_in_per_neighbourhood: int = 5,
         log: Callable[[str], None] = print,
         total_budget: float | None = None,
+        grpc_addrs: dict[str, str] | None = None,
+        ops_refresh: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.api = api
+        self.rpc = Rpc(grpc_addrs or {}, api.ops, ops_refresh)
         self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
         self.targets = targets
         self.budget = part_budget
@@ -589,6 +694,8 @@ class Seeder:
             bulk_rpc_needed="boards.v1.BoardsService/ImportPosts (author, board, created_at in the past; "
             "events optional) — the feed needs months of history, which the per-item path cannot backdate",
         )
+        if self.rpc.has("boards"):
+            return await self._posts_bulk(report)
         authors = self._authors()
         if not authors:
             return await self._skip(report, "no signed-in residents with boards")
@@ -623,6 +730,8 @@ class Seeder:
             path="POST /v1/posts/{post_id}/comments and PUT /v1/posts/{post_id}/like (per item)",
             bulk_rpc_needed="boards.v1.BoardsService/ImportComments (post, author, created_at; likes as counts)",
         )
+        if self.rpc.has("boards"):
+            return await self._comments_bulk(report)
         pairs = [(n, r) for n, r in self._authors() if n.posts]
         if not pairs:
             return await self._skip(report, "no posts to comment on")
@@ -656,6 +765,8 @@ class Seeder:
             bulk_rpc_needed="issues.v1.IssuesService/ImportIssues (historic issues with their timelines, states and"
             " SLA clocks in the past; the per-item path can only create issues now)",
         )
+        if self.rpc.has("issues"):
+            return await self._issues_bulk(report)
         reporters = [(n, r) for n, r in self.world.signed_in_residents() if n.cadre]
         if not reporters:
             return await self._skip(report, "no signed-in residents")
@@ -698,6 +809,9 @@ class Seeder:
             path="POST /v1/neighbourhoods/{neighbourhood_id}/topics (per item, proposed stage only)",
             bulk_rpc_needed="boards.v1.BoardsService/ImportTopics (topics at every stage with their record)",
         )
+        if self.rpc.has("boards"):
+            report.target -= self.targets["conventions"]  # topics that end in a convention: that part
+            return await self._topics_bulk(report, conventions=False)
         proposers = self.world.signed_in_residents()
         if not proposers:
             return await self._skip(report, "no signed-in residents")
@@ -719,6 +833,13 @@ class Seeder:
         return await self._part(report, ("POST /v1/neighbourhoods/{neighbourhood_id}/topics",), body)
 
     async def conventions(self) -> PartReport:
+        if self.rpc.has("boards"):
+            bulk = PartReport(
+                "conventions",
+                self.targets["conventions"],
+                path="boards.v1.BoardsService/ImportTopics: topics through the whole chain to an adopted convention",
+            )
+            return await self._topics_bulk(bulk, conventions=True)
         report = PartReport(
             "conventions",
             self.targets["conventions"],
@@ -823,6 +944,301 @@ class Seeder:
 
         return await self._part(report, requires, body)
 
+    # --- content through the services' bulk imports (batches, a few calls in flight) -------------------
+    CONTENT_BATCH = 2000
+    ISSUE_BATCH = 500
+    TOPIC_BATCH = 500
+    HISTORY_DAYS = 730
+
+    def _members(self) -> list[tuple[Neighbourhood, list[str]]]:
+        """Per neighbourhood with boards, its verified residents' person ids (the authors of its history)."""
+        return [(n, [r.person_id for r in n.residents]) for n in self.world.neighbourhoods if n.boards and n.residents]
+
+    def _history_time(self, i: int, count: int) -> datetime:
+        """Item i of `count` spread evenly over the last two years, oldest first (the feed gets months deep)."""
+        span = timedelta(days=self.HISTORY_DAYS)
+        return self._now - span + span * (i + 0.5) / max(1, count)
+
+    def _bulk_concurrency(self) -> int:
+        return max(1, min(3, self.concurrency))
+
+    async def _posts_bulk(self, report: PartReport) -> PartReport:
+        from shequtong.boards.v1 import boards_pb2 as bpb
+
+        report.path = "boards.v1.BoardsService/ImportPosts (batches of 2,000, backdated over two years)"
+        report.bulk_rpc_needed = ""
+        members = self._members()
+        if not members:
+            return await self._skip(report, "no verified residents with boards")
+        self._now = datetime.now(UTC) - timedelta(minutes=1)
+        kinds = ["deliberation_hall", "property_window", "owners_committee_line", "police_line", "family_doctor"]
+        target, run = report.target, self.world.run
+        self.posts_made = 0
+
+        def post(i: int) -> Any:
+            n, people = members[i % len(members)]
+            wanted = kinds[0] if i % 2 == 0 else kinds[(i // 2) % len(kinds)]
+            board = n.boards.get(wanted) or n.boards[kinds[0]]
+            return bpb.ImportPost(
+                external_ref=f"bench-{run}-post-{i}",
+                board_id=board,
+                author_id=people[(i // len(members)) % len(people)],
+                title=f"邻里话题 {i}",
+                body=f"大家好，关于小区第{i}件事，想听听大家的意见。",
+                tags=["邻里"],
+                created_at=_ts(self._history_time(i, target)),
+            )
+
+        async def batch(b: int) -> int:
+            first = b * self.CONTENT_BATCH
+            items = [post(i) for i in range(first, min(target, first + self.CONTENT_BATCH))]
+            reply = await self.rpc.call("boards", "ImportPosts", bpb.ImportPostsRequest(posts=items))
+            for i, record in zip(range(first, first + len(items)), reply.result.records, strict=True):
+                n = members[i % len(members)][0]
+                if len(n.posts) < 200:
+                    n.posts.append(record.id)
+            self.posts_made = max(self.posts_made, first + len(items))
+            return int(reply.result.created)
+
+        async def body(rep: PartReport) -> None:
+            batches = -(-target // self.CONTENT_BATCH)
+            await fan_out_batches(batches, batch, rep, self._deadline(), self._bulk_concurrency())
+
+        return await self._part(report, (), body)
+
+    async def _comments_bulk(self, report: PartReport) -> PartReport:
+        from shequtong.boards.v1 import boards_pb2 as bpb
+
+        report.path = "boards.v1.BoardsService/ImportComments (batches of 2,000, each after its post)"
+        report.bulk_rpc_needed = ""
+        posts = getattr(self, "posts_made", 0)
+        members = self._members()
+        if not posts or not members:
+            return await self._skip(report, "no imported posts to comment on")
+        target, run, total_posts = report.target, self.world.run, self.targets["posts"]
+        rng = random.Random(11)
+        # Comments of a post come from its neighbourhood's members, within three days of it (never later than now).
+        picks = [rng.randrange(posts) for _ in range(target)]
+        delays = [timedelta(minutes=rng.randrange(1, 3 * 24 * 60)) for _ in range(target)]
+
+        def comment(i: int) -> Any:
+            j = picks[i]
+            people = members[j % len(members)][1]
+            at = min(self._history_time(j, total_posts) + delays[i], self._now)
+            return bpb.ImportComment(
+                external_ref=f"bench-{run}-comment-{i}",
+                post_external_ref=f"bench-{run}-post-{j}",
+                author_id=people[(i * 7 + j) % len(people)],
+                body=f"赞同，第{i}条回复",
+                created_at=_ts(at),
+            )
+
+        async def batch(b: int) -> int:
+            first = b * self.CONTENT_BATCH
+            items = [comment(i) for i in range(first, min(target, first + self.CONTENT_BATCH))]
+            reply = await self.rpc.call("boards", "ImportComments", bpb.ImportCommentsRequest(comments=items))
+            return int(reply.result.created)
+
+        async def body(rep: PartReport) -> None:
+            batches = -(-target // self.CONTENT_BATCH)
+            await fan_out_batches(batches, batch, rep, self._deadline(), self._bulk_concurrency())
+
+        return await self._part(report, (), body)
+
+    async def _topics_bulk(self, report: PartReport, conventions: bool) -> PartReport:
+        from shequtong.boards.v1 import boards_pb2 as bpb
+
+        report.path = "boards.v1.BoardsService/ImportTopics (batches of 500, every stage with its record)"
+        report.bulk_rpc_needed = ""
+        hoods = [(n, people) for n, people in self._members() if n.cadre and "deliberation_hall" in n.boards]
+        if not hoods:
+            return await self._skip(report, "no neighbourhood with a committee and residents")
+        now = datetime.now(UTC) - timedelta(minutes=1)
+        target, run = report.target, self.world.run
+        chain = [
+            bpb.TOPIC_STAGE_REVIEW,
+            bpb.TOPIC_STAGE_CONSULTATION,
+            bpb.TOPIC_STAGE_PROJECT,
+            bpb.TOPIC_STAGE_IMPLEMENTATION,
+            bpb.TOPIC_STAGE_EVALUATION,
+        ]
+        # Where topics that end without a convention stand (shares): still open at each stage, declined, concluded.
+        endings: list[tuple[list[int], float]] = [
+            ([], 0.10),
+            (chain[:1], 0.10),
+            ([bpb.TOPIC_STAGE_REVIEW, bpb.TOPIC_STAGE_DECLINED], 0.15),
+            (chain[:2], 0.15),
+            ([*chain[:2], bpb.TOPIC_STAGE_CONCLUDED], 0.15),
+            (chain[:3], 0.05),
+            (chain[:4], 0.10),
+            (chain[:5], 0.05),
+            ([*chain[:5], bpb.TOPIC_STAGE_CONCLUDED], 0.15),
+        ]
+        rng = random.Random(13 if conventions else 12)
+
+        def topic(i: int) -> Any:
+            n, people = hoods[i % len(hoods)]
+            assert n.cadre is not None
+            stages = (
+                [*chain, bpb.TOPIC_STAGE_CONVENTION]
+                if conventions
+                else rng.choices([e for e, _ in endings], [w for _, w in endings])[0]
+            )
+            start = now - timedelta(days=self.HISTORY_DAYS) + timedelta(days=self.HISTORY_DAYS - 60) * (i / target)
+            steps = [
+                bpb.ImportTopicStep(
+                    to_stage=stage,
+                    actor_id=n.cadre.person_id,
+                    reason="居委会议定",
+                    at=_ts(start + timedelta(days=7 * (k + 1))),
+                )
+                for k, stage in enumerate(stages)
+            ]
+            out = bpb.ImportTopic(
+                external_ref=f"bench-{run}-{'convention' if conventions else 'topic'}-{i}",
+                neighbourhood_id=n.id,
+                proposer_id=people[i % len(people)],
+                title=f"议题{i}：规范夜间停车",
+                description="夜间车辆占用消防通道，建议划定临停区",
+                created_at=_ts(start),
+                steps=steps,
+            )
+            if bpb.TOPIC_STAGE_PROJECT in stages:
+                out.owner_id = n.cadre.person_id
+                done = bpb.TOPIC_STAGE_EVALUATION in stages
+                progress = 100 if done else (50 if bpb.TOPIC_STAGE_IMPLEMENTATION in stages else 0)
+                due = _ts(start + timedelta(days=40))
+                out.milestones.append(bpb.ImportMilestone(title="划线施工", due_at=due, progress=progress))
+            if bpb.TOPIC_STAGE_EVALUATION in stages and (conventions or bpb.TOPIC_STAGE_CONCLUDED in stages):
+                out.evaluation_summary = "居民满意度高，夜间通道保持畅通"
+            if conventions:
+                out.convention.CopyFrom(
+                    bpb.ImportConvention(
+                        title=f"停车公约{i}",
+                        text="一、夜间车辆停放在划定区域；二、消防通道任何时候不得占用。",
+                        tally=[
+                            bpb.VoteTally(option_label="同意", votes=120),
+                            bpb.VoteTally(option_label="反对", votes=8),
+                        ],
+                        ballot_count=128,
+                    )
+                )
+            return out
+
+        async def batch(b: int) -> int:
+            first = b * self.TOPIC_BATCH
+            items = [topic(i) for i in range(first, min(target, first + self.TOPIC_BATCH))]
+            reply = await self.rpc.call("boards", "ImportTopics", bpb.ImportTopicsRequest(topics=items))
+            return int(reply.result.created)
+
+        async def body(rep: PartReport) -> None:
+            batches = -(-target // self.TOPIC_BATCH)
+            await fan_out_batches(batches, batch, rep, self._deadline(), self._bulk_concurrency())
+
+        return await self._part(report, (), body)
+
+    async def _issues_bulk(self, report: PartReport) -> PartReport:
+        from shequtong.issues.v1 import issues_pb2 as ipb
+
+        report.path = "issues.v1.IssuesService/ImportIssues (batches of 500, historic timelines replayed by the rules)"
+        report.bulk_rpc_needed = ""
+        hoods = [(n, people) for n, people in self._members() if n.cadre]
+        if not hoods:
+            return await self._skip(report, "no neighbourhood with a committee and residents")
+        now = datetime.now(UTC) - timedelta(minutes=1)
+        target, run = report.target, self.world.run
+        rng = random.Random(17)
+        a = ipb.ImportStepAction
+        h = timedelta(hours=1)
+
+        def steps_for(kind: str, t0: datetime, cadre: str) -> list[Any]:
+            def s(action: int, hours: float, **kw: Any) -> Any:
+                role = kw.pop("role", "committee")
+                actor = kw.pop("actor", cadre)
+                if action in (a.IMPORT_STEP_ACTION_GRID_CLOSED, a.IMPORT_STEP_ACTION_CLOSE):
+                    role, actor = "", ""
+                return ipb.ImportIssueStep(action=action, at=_ts(t0 + hours * h), actor_id=actor, actor_role=role, **kw)
+
+            respond = rng.uniform(0.3, 12) if rng.random() > 0.05 else rng.uniform(15.5, 30)  # 5% answered late
+            fix = respond + rng.uniform(2, 60)
+            verdict = (
+                [s(a.IMPORT_STEP_ACTION_RATE, fix + rng.uniform(1, 48), actor="", role="", rating=5, fixed=True)]
+                if rng.random() < 0.7
+                else [s(a.IMPORT_STEP_ACTION_CLOSE, fix + 73)]
+            )
+            if kind == "solved":
+                return [
+                    s(a.IMPORT_STEP_ACTION_ACKNOWLEDGE, respond),
+                    s(a.IMPORT_STEP_ACTION_START, respond + 0.5),
+                    s(a.IMPORT_STEP_ACTION_RESOLVE, fix, note="已处理完毕"),
+                    *verdict,
+                ]
+            if kind == "grid":
+                return [
+                    s(a.IMPORT_STEP_ACTION_ACKNOWLEDGE, respond),
+                    s(a.IMPORT_STEP_ACTION_DISPATCH, respond + 1),
+                    s(a.IMPORT_STEP_ACTION_GRID_CLOSED, fix + 24),
+                    s(a.IMPORT_STEP_ACTION_CLOSE, fix + 24 + 73),
+                ]
+            if kind == "rejected":
+                return [s(a.IMPORT_STEP_ACTION_REJECT, respond, reason="不属于居委处置范围，已告知渠道")]
+            if kind == "open_ack":
+                return [s(a.IMPORT_STEP_ACTION_ACKNOWLEDGE, 0.5)]
+            if kind == "open_started":
+                return [s(a.IMPORT_STEP_ACTION_ACKNOWLEDGE, 0.5), s(a.IMPORT_STEP_ACTION_START, 1)]
+            return []
+
+        kinds = [("solved", 0.87), ("grid", 0.03), ("rejected", 0.04)]
+        kinds += [("open", 0.02), ("open_ack", 0.02), ("open_started", 0.02)]
+
+        # The reference texts' categories in the default catalogue (street lights have no grid code of their own).
+        codes = {"street_light": "other", "water_leak": "water_main", "noise": "construction_noise"}
+
+        def issue(i: int) -> Any:
+            n, people = hoods[i % len(hoods)]
+            assert n.cadre is not None
+            kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+            category, title, text = ISSUE_TEXTS[i % len(ISSUE_TEXTS)]
+            category = codes.get(category, category)
+            if kind == "grid" and category == "other":
+                category = "rubbish"  # a dispatch needs a category the grid knows
+            if kind.startswith("open"):
+                t0 = now - timedelta(hours=rng.uniform(2, 10))  # still open: reported within the response window
+            else:
+                t0 = now - timedelta(days=self.HISTORY_DAYS) + timedelta(days=self.HISTORY_DAYS - 30) * (i / target)
+            reporter = people[i % len(people)]
+            return ipb.ImportIssue(
+                external_ref=f"bench-{run}-issue-{i}",
+                neighbourhood_id=n.id,
+                category_code=category,
+                title=title,
+                description=f"{text}（{i}）",
+                location=ipb.IssueLocation(building=f"{i % 30 + 1}号楼"),
+                public=True,
+                source="resident",
+                reporter_id=reporter,
+                created_by=reporter,
+                assignee_id=n.cadre.person_id,
+                reported_at=_ts(t0),
+                steps=steps_for(kind, t0, n.cadre.person_id),
+            )
+
+        async def batch(b: int) -> int:
+            first = b * self.ISSUE_BATCH
+            items = [issue(i) for i in range(first, min(target, first + self.ISSUE_BATCH))]
+            reply = await self.rpc.call("issues", "ImportIssues", ipb.ImportIssuesRequest(issues=items))
+            for i, made in zip(range(first, first + len(items)), reply.issues, strict=True):
+                n = hoods[i % len(hoods)][0]
+                if len(n.issues) < 200:
+                    n.issues.append(made.id)
+            return int(reply.created)
+
+        async def body(rep: PartReport) -> None:
+            batches = -(-target // self.ISSUE_BATCH)
+            await fan_out_batches(batches, batch, rep, self._deadline(), self._bulk_concurrency())
+
+        return await self._part(report, (), body)
+
     async def _skip(self, report: PartReport, why: str) -> PartReport:
         report.status = "skipped"
         report.note = why
@@ -870,6 +1286,8 @@ async def seed(
     sign_in_per_neighbourhood: int = 5,
     log: Callable[[str], None] = print,
     total_budget: float | None = None,
+    grpc_addrs: dict[str, str] | None = None,
+    ops_refresh: Callable[[], dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], World]:
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
@@ -881,8 +1299,13 @@ async def seed(
             sign_in_per_neighbourhood,
             log,
             total_budget,
+            grpc_addrs,
+            ops_refresh,
         )
-        report = await seeder.run(parts)
+        try:
+            report = await seeder.run(parts)
+        finally:
+            await seeder.rpc.close()
     report["scale"] = scale
     report["part_budget_s"] = part_budget
     return report, seeder.world
@@ -900,12 +1323,21 @@ def main(
     out: str = typer.Option("", help="write the report as JSON here"),
 ) -> None:
     """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report."""
-    from bench.stack import running_stack
+    from bench.stack import operator_headers, running_stack
 
     with running_stack() as (stack, ops_headers):
         print(f"seeding at scale {scale} through {stack.gateway_url}")
         report, _world = asyncio.run(
-            seed(stack.gateway_url, ops_headers, scale, part_budget, concurrency, part or None)
+            seed(
+                stack.gateway_url,
+                ops_headers,
+                scale,
+                part_budget,
+                concurrency,
+                part or None,
+                grpc_addrs={name: stack.addr(name) for name in ("boards", "issues")},
+                ops_refresh=lambda: operator_headers(stack),
+            )
         )
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if out:

@@ -25,6 +25,71 @@ CONVENTION_ADOPTED = "boards.convention.adopted"
 AFFAIR_STAGE_CHANGED = "boards.affair.stage_changed"
 
 
+# --- message builders (shared by the per-item path and the imports' batched outbox rows) -----------
+
+
+def post_created_message(post: Post, mentioned: Sequence[str], handles: Sequence[str]) -> ev.PostCreated:
+    return ev.PostCreated(
+        post_id=post.id,
+        board_id=post.board_id,
+        board_kind=post.board_kind,
+        neighbourhood_id=post.neighbourhood_id or "",
+        author_id=post.author_id,
+        title=post.title,
+        body=post.body,
+        image_urls=list(post.image_refs),
+        mentioned_person_ids=list(mentioned),
+        mentioned_roles=list(handles),
+        mentions_committee="committee" in handles,
+        created_at=ts(post.created_at),
+    )
+
+
+def comment_created_message(comment: Comment, board_kind: str, mentioned: Sequence[str]) -> ev.CommentCreated:
+    return ev.CommentCreated(
+        comment_id=comment.id,
+        post_id=comment.post_id,
+        parent_id=comment.parent_id or "",
+        board_id=comment.board_id,
+        board_kind=board_kind,
+        neighbourhood_id=comment.neighbourhood_id or "",
+        author_id=comment.author_id,
+        kind=comment.kind,
+        mentioned_person_ids=list(mentioned),
+        created_at=ts(comment.created_at),
+    )
+
+
+def topic_stage_changed_message(
+    topic: Topic, from_stage: str, actor: str, reason: str, when: datetime
+) -> ev.TopicStageChanged:
+    return ev.TopicStageChanged(
+        topic_id=topic.id,
+        neighbourhood_id=topic.neighbourhood_id,
+        from_stage=from_stage,
+        to_stage=topic.stage,
+        actor_id=actor,
+        reason=reason,
+        title=topic.title,
+        occurred_at=ts(when),
+    )
+
+
+def convention_adopted_message(
+    convention: ConventionRow, version: int, poll_id: str, actor: str, when: datetime
+) -> ev.ConventionAdopted:
+    return ev.ConventionAdopted(
+        convention_id=convention.id,
+        neighbourhood_id=convention.neighbourhood_id,
+        topic_id=convention.topic_id,
+        title=convention.title,
+        version=version,
+        poll_id=poll_id,
+        adopted_by=actor,
+        adopted_at=ts(when),
+    )
+
+
 class BoardsEvents:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
@@ -32,24 +97,7 @@ class BoardsEvents:
     async def post_created(
         self, session: AsyncSession, post: Post, mentioned: Sequence[str], handles: Sequence[str]
     ) -> None:
-        await self.outbox.add(
-            session,
-            POST_CREATED,
-            ev.PostCreated(
-                post_id=post.id,
-                board_id=post.board_id,
-                board_kind=post.board_kind,
-                neighbourhood_id=post.neighbourhood_id or "",
-                author_id=post.author_id,
-                title=post.title,
-                body=post.body,
-                image_urls=list(post.image_refs),
-                mentioned_person_ids=list(mentioned),
-                mentioned_roles=list(handles),
-                mentions_committee="committee" in handles,
-                created_at=ts(post.created_at),
-            ),
-        )
+        await self.outbox.add(session, POST_CREATED, post_created_message(post, mentioned, handles))
 
     async def post_edited(self, session: AsyncSession, post: Post, editor: str) -> None:
         await self.outbox.add(
@@ -81,22 +129,7 @@ class BoardsEvents:
     async def comment_created(
         self, session: AsyncSession, comment: Comment, board_kind: str, mentioned: Sequence[str]
     ) -> None:
-        await self.outbox.add(
-            session,
-            COMMENT_CREATED,
-            ev.CommentCreated(
-                comment_id=comment.id,
-                post_id=comment.post_id,
-                parent_id=comment.parent_id or "",
-                board_id=comment.board_id,
-                board_kind=board_kind,
-                neighbourhood_id=comment.neighbourhood_id or "",
-                author_id=comment.author_id,
-                kind=comment.kind,
-                mentioned_person_ids=list(mentioned),
-                created_at=ts(comment.created_at),
-            ),
-        )
+        await self.outbox.add(session, COMMENT_CREATED, comment_created_message(comment, board_kind, mentioned))
 
     async def mentioned(
         self,
@@ -174,36 +207,14 @@ class BoardsEvents:
         self, session: AsyncSession, topic: Topic, from_stage: str, actor: str, reason: str, when: datetime
     ) -> None:
         await self.outbox.add(
-            session,
-            TOPIC_STAGE_CHANGED,
-            ev.TopicStageChanged(
-                topic_id=topic.id,
-                neighbourhood_id=topic.neighbourhood_id,
-                from_stage=from_stage,
-                to_stage=topic.stage,
-                actor_id=actor,
-                reason=reason,
-                title=topic.title,
-                occurred_at=ts(when),
-            ),
+            session, TOPIC_STAGE_CHANGED, topic_stage_changed_message(topic, from_stage, actor, reason, when)
         )
 
     async def convention_adopted(
         self, session: AsyncSession, convention: ConventionRow, version: int, poll_id: str, actor: str, when: datetime
     ) -> None:
         await self.outbox.add(
-            session,
-            CONVENTION_ADOPTED,
-            ev.ConventionAdopted(
-                convention_id=convention.id,
-                neighbourhood_id=convention.neighbourhood_id,
-                topic_id=convention.topic_id,
-                title=convention.title,
-                version=version,
-                poll_id=poll_id,
-                adopted_by=actor,
-                adopted_at=ts(when),
-            ),
+            session, CONVENTION_ADOPTED, convention_adopted_message(convention, version, poll_id, actor, when)
         )
 
     async def affair_stage_changed(

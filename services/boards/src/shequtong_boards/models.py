@@ -126,6 +126,8 @@ class Post(Base):
     edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     deleted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Imported posts: the source system's key (unique).
+    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
 
 
 class Revision(Base):
@@ -170,6 +172,7 @@ class Comment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
 
 
 class MentionRow(Base):
@@ -331,6 +334,7 @@ class Topic(Base):
     convention_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
 
 
 class TopicStepRow(Base):

@@ -13,6 +13,7 @@ from shequtong_boards.events import BoardsEvents
 from shequtong_boards.usecases.affairs import AffairUseCases
 from shequtong_boards.usecases.base import Context
 from shequtong_boards.usecases.boards import BoardUseCases
+from shequtong_boards.usecases.imports import ImportUseCases
 from shequtong_boards.usecases.moderation import ModerationUseCases
 from shequtong_boards.usecases.polls import PollUseCases
 from shequtong_boards.usecases.posts import CommentUseCases, PostUseCases
@@ -35,6 +36,7 @@ class BoardsService:
         self.topics = TopicUseCases(ctx, self.posts)
         self.affairs = AffairUseCases(ctx, self.posts)
         self.projections = ProjectionUseCases(ctx)
+        self.imports = ImportUseCases(ctx)
 
     async def open_boards_for(self, session: AsyncSession, neighbourhood_id: str) -> None:
         await self.boards.open_boards_for(session, neighbourhood_id)

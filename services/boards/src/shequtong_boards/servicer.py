@@ -27,6 +27,7 @@ from shequtong_boards.domain.policy import ACTIONS, Permissions, Policy
 from shequtong_boards.domain.ratelimit import TokenBuckets
 from shequtong_boards.models import Board, ModerationLog, Revision
 from shequtong_boards.service import BoardsService
+from shequtong_boards.usecases import imports
 from shequtong_boards.usecases.base import Page
 from shequtong_boards.views import (
     AffairView,
@@ -857,3 +858,98 @@ class BoardsServicer(boards_pb2_grpc.BoardsServiceServicer):
             [(r.candidate_id, r.votes, r.elected) for r in request.results],
         )
         return pb.RecordAffairResultResponse(affair=affair_to_proto(view))
+
+    # --- imports ---------------------------------------------------------------------------------------
+
+    async def ImportPosts(
+        self, request: pb.ImportPostsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportPostsResponse:
+        records = [
+            imports.PostRecord(
+                external_ref=p.external_ref,
+                board_id=p.board_id,
+                author_id=p.author_id,
+                title=p.title,
+                body=p.body,
+                tags=list(p.tags),
+                created_at=from_ts(p.created_at) if p.HasField("created_at") else None,
+            )
+            for p in request.posts
+        ]
+        outcome = await self.service.imports.posts(auth.current(), records)
+        return pb.ImportPostsResponse(result=import_result(outcome))
+
+    async def ImportComments(
+        self, request: pb.ImportCommentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportCommentsResponse:
+        records = [
+            imports.CommentRecord(
+                external_ref=c.external_ref,
+                post_id=c.post_id,
+                post_external_ref=c.post_external_ref,
+                author_id=c.author_id,
+                body=c.body,
+                created_at=from_ts(c.created_at) if c.HasField("created_at") else None,
+            )
+            for c in request.comments
+        ]
+        outcome = await self.service.imports.comments(auth.current(), records)
+        return pb.ImportCommentsResponse(result=import_result(outcome))
+
+    async def ImportTopics(
+        self, request: pb.ImportTopicsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportTopicsResponse:
+        imports.require_importer(auth.current())
+        records = [
+            imports.TopicRecord(
+                external_ref=t.external_ref,
+                neighbourhood_id=t.neighbourhood_id,
+                proposer_id=t.proposer_id,
+                title=t.title,
+                description=t.description,
+                created_at=from_ts(t.created_at) if t.HasField("created_at") else None,
+                steps=[
+                    imports.StepRecord(
+                        to_stage=_import_stage(s.to_stage),
+                        actor_id=s.actor_id,
+                        reason=s.reason,
+                        at=from_ts(s.at) if s.HasField("at") else None,
+                    )
+                    for s in t.steps
+                ],
+                owner_id=t.owner_id,
+                budget_note=t.budget_note,
+                milestones=[
+                    imports.MilestoneRecord(m.title, from_ts(m.due_at) if m.HasField("due_at") else None, m.progress)
+                    for m in t.milestones
+                ],
+                evaluation_summary=t.evaluation_summary,
+                convention=imports.ConventionRecord(
+                    t.convention.title,
+                    t.convention.text,
+                    [(v.option_label, v.votes) for v in t.convention.tally],
+                    t.convention.ballot_count,
+                )
+                if t.HasField("convention")
+                else None,
+            )
+            for t in request.topics
+        ]
+        outcome = await self.service.imports.topics(auth.current(), records)
+        return pb.ImportTopicsResponse(result=import_result(outcome))
+
+
+def _import_stage(value: int) -> str:
+    name = _name(STAGES, value)
+    if not name:
+        raise InvalidArgument("every step names the stage it moves to", code="topic_stage_invalid")
+    return name
+
+
+def import_result(outcome: imports.ImportOutcome) -> pb.ImportResult:
+    return pb.ImportResult(
+        received=outcome.received,
+        created=outcome.created,
+        skipped=outcome.skipped,
+        records=[pb.ImportedRecord(external_ref=r, id=i, created=c) for r, i, c in outcome.records],
+    )

@@ -30,43 +30,43 @@ def state_subject(step: Step) -> str:
 
 
 async def reported(outbox: Outbox, session: AsyncSession, issue: Issue) -> None:
-    await outbox.add(
-        session,
-        REPORTED,
-        ev.IssueReported(
-            issue_id=issue.id,
-            neighbourhood_id=issue.neighbourhood_id,
-            category_code=issue.category_code,
-            reporter_id=issue.reporter_id or "",
-            source=issue.source,
-            source_post_id=issue.source_post_id or "",
-            assignee_id=issue.assignee_id or "",
-            reported_at=ts(issue.reported_at),
-            response_due_at=ts(issue.response_due_at),
-            building=issue.building,
-            subdistrict_id=issue.subdistrict_id,
-            district_id=issue.district_id,
-            resolution_due_at=ts(issue.resolution_due_at),
-            public=issue.public,
-            created_by=issue.created_by,
-            lat=issue.lat or 0.0,
-            lon=issue.lon or 0.0,
-            has_point=issue.lat is not None,
-        ),
+    await outbox.add(session, REPORTED, reported_message(issue))
+
+
+def reported_message(issue: Issue) -> ev.IssueReported:
+    return ev.IssueReported(
+        issue_id=issue.id,
+        neighbourhood_id=issue.neighbourhood_id,
+        category_code=issue.category_code,
+        reporter_id=issue.reporter_id or "",
+        source=issue.source,
+        source_post_id=issue.source_post_id or "",
+        assignee_id=issue.assignee_id or "",
+        reported_at=ts(issue.reported_at),
+        response_due_at=ts(issue.response_due_at),
+        building=issue.building,
+        subdistrict_id=issue.subdistrict_id,
+        district_id=issue.district_id,
+        resolution_due_at=ts(issue.resolution_due_at),
+        public=issue.public,
+        created_by=issue.created_by,
+        lat=issue.lat or 0.0,
+        lon=issue.lon or 0.0,
+        has_point=issue.lat is not None,
     )
 
 
 async def assigned(outbox: Outbox, session: AsyncSession, issue: Issue, fallback: bool, at: datetime) -> None:
-    await outbox.add(
-        session,
-        ASSIGNED,
-        ev.IssueAssigned(
-            issue_id=issue.id,
-            neighbourhood_id=issue.neighbourhood_id,
-            assignee_id=issue.assignee_id or "",
-            fallback_to_secretary=fallback,
-            assigned_at=ts(at),
-        ),
+    await outbox.add(session, ASSIGNED, assigned_message(issue, fallback, at))
+
+
+def assigned_message(issue: Issue, fallback: bool, at: datetime) -> ev.IssueAssigned:
+    return ev.IssueAssigned(
+        issue_id=issue.id,
+        neighbourhood_id=issue.neighbourhood_id,
+        assignee_id=issue.assignee_id or "",
+        fallback_to_secretary=fallback,
+        assigned_at=ts(at),
     )
 
 
@@ -82,28 +82,32 @@ async def state_changed(
     reason: str = "",
 ) -> None:
     await outbox.add(
-        session,
-        state_subject(step),
-        ev.IssueStateChanged(
-            issue_id=issue.id,
-            neighbourhood_id=issue.neighbourhood_id,
-            from_state=step.from_state.value,
-            to_state=step.to_state.value,
-            actor_id=actor_id,
-            note=note,
-            level=step.to_level.value,
-            occurred_at=ts(at),
-            category_code=issue.category_code,
-            reported_at=ts(issue.reported_at),
-            subdistrict_id=issue.subdistrict_id,
-            district_id=issue.district_id,
-            transition=step.subject_suffix,
-            round=issue.round,
-            reason=reason,
-            duplicate_of_id=issue.duplicate_of_id or "",
-            dispatch_id=issue.dispatch_id or "",
-            actor_kind=actor_kind,
-        ),
+        session, state_subject(step), state_changed_message(issue, step, actor_id, actor_kind, at, note, reason)
+    )
+
+
+def state_changed_message(
+    issue: Issue, step: Step, actor_id: str, actor_kind: str, at: datetime, note: str = "", reason: str = ""
+) -> ev.IssueStateChanged:
+    return ev.IssueStateChanged(
+        issue_id=issue.id,
+        neighbourhood_id=issue.neighbourhood_id,
+        from_state=step.from_state.value,
+        to_state=step.to_state.value,
+        actor_id=actor_id,
+        note=note,
+        level=step.to_level.value,
+        occurred_at=ts(at),
+        category_code=issue.category_code,
+        reported_at=ts(issue.reported_at),
+        subdistrict_id=issue.subdistrict_id,
+        district_id=issue.district_id,
+        transition=step.subject_suffix,
+        round=issue.round,
+        reason=reason,
+        duplicate_of_id=issue.duplicate_of_id or "",
+        dispatch_id=issue.dispatch_id or "",
+        actor_kind=actor_kind,
     )
 
 
@@ -134,43 +138,43 @@ async def dispatch_requested(
 async def sla_breached(
     outbox: Outbox, session: AsyncSession, issue: Issue, breach: SlaBreach, auto_escalated: bool
 ) -> None:
-    await outbox.add(
-        session,
-        SLA_BREACHED,
-        ev.IssueSlaBreached(
-            issue_id=issue.id,
-            neighbourhood_id=issue.neighbourhood_id,
-            clock=breach.clock,
-            level=breach.level,
-            due_at=ts(breach.due_at),
-            breached_at=ts(breach.detected_at),
-            subdistrict_id=issue.subdistrict_id,
-            district_id=issue.district_id,
-            round=breach.round,
-            notified_level=breach.notified_level,
-            auto_escalated=auto_escalated,
-            category_code=issue.category_code,
-        ),
+    await outbox.add(session, SLA_BREACHED, sla_breached_message(issue, breach, auto_escalated))
+
+
+def sla_breached_message(issue: Issue, breach: SlaBreach, auto_escalated: bool) -> ev.IssueSlaBreached:
+    return ev.IssueSlaBreached(
+        issue_id=issue.id,
+        neighbourhood_id=issue.neighbourhood_id,
+        clock=breach.clock,
+        level=breach.level,
+        due_at=ts(breach.due_at),
+        breached_at=ts(breach.detected_at),
+        subdistrict_id=issue.subdistrict_id,
+        district_id=issue.district_id,
+        round=breach.round,
+        notified_level=breach.notified_level,
+        auto_escalated=auto_escalated,
+        category_code=issue.category_code,
     )
 
 
 async def rated(outbox: Outbox, session: AsyncSession, issue: Issue, feedback: Feedback) -> None:
-    await outbox.add(
-        session,
-        RATED,
-        ev.IssueRated(
-            issue_id=issue.id,
-            neighbourhood_id=issue.neighbourhood_id,
-            rating=feedback.rating,
-            fixed=feedback.fixed,
-            level=feedback.level,
-            rated_at=ts(feedback.rated_at),
-            subdistrict_id=issue.subdistrict_id,
-            district_id=issue.district_id,
-            round=feedback.round,
-            reopened=feedback.reopened,
-            category_code=issue.category_code,
-        ),
+    await outbox.add(session, RATED, rated_message(issue, feedback))
+
+
+def rated_message(issue: Issue, feedback: Feedback) -> ev.IssueRated:
+    return ev.IssueRated(
+        issue_id=issue.id,
+        neighbourhood_id=issue.neighbourhood_id,
+        rating=feedback.rating,
+        fixed=feedback.fixed,
+        level=feedback.level,
+        rated_at=ts(feedback.rated_at),
+        subdistrict_id=issue.subdistrict_id,
+        district_id=issue.district_id,
+        round=feedback.round,
+        reopened=feedback.reopened,
+        category_code=issue.category_code,
     )
 
 

@@ -67,6 +67,8 @@ class Issue(Base):
     resolved_level: Mapped[str | None] = mapped_column(String(16))
     feedback_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     rating: Mapped[int | None] = mapped_column(Integer)
+    # Imported issues: the source system's key (unique).
+    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
 
 
 class TimelineEntry(Base):

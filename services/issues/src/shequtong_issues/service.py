@@ -21,6 +21,7 @@ from shequtong_issues.domain import access, catalogue, feedback, grid, reports, 
 from shequtong_issues.domain.access import ActorRole, IssueFacts, View
 from shequtong_issues.domain.catalogue import Category as CategoryRule
 from shequtong_issues.domain.states import TERMINAL, Level, Position, State, Step, Transition, plan
+from shequtong_issues.imports import IssueImports
 from shequtong_issues.metrics import IssueMetrics
 from shequtong_issues.models import (
     Category,
@@ -183,6 +184,7 @@ class IssuesService:
         self.clock = clock
         self.onduty = onduty
         self.metrics = IssueMetrics()
+        self.imports = IssueImports(sessions, outbox, clock, settings.issues_feedback_window_hours)
 
     # --- helpers -------------------------------------------------------------------------------------
     async def _once(

@@ -10,6 +10,7 @@ import grpc
 from shequtong.common.v1 import common_pb2
 from shequtong.issues.v1 import issues_pb2 as pb
 from shequtong.issues.v1 import issues_pb2_grpc
+from shequtong_issues import imports
 from shequtong_issues.domain import reports, sla
 from shequtong_issues.domain.access import View
 from shequtong_issues.domain.catalogue import Category as CategoryRule
@@ -26,7 +27,7 @@ from shequtong_kit import auth, grpc_server
 from shequtong_kit.errors import InvalidArgument
 from shequtong_kit.idempotency import IDEMPOTENCY_METADATA
 from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
-from shequtong_kit.proto import ts
+from shequtong_kit.proto import from_ts, ts
 
 ACTIONS = {
     pb.ISSUE_ACTION_ACKNOWLEDGE: Transition.ACKNOWLEDGE,
@@ -416,3 +417,70 @@ class IssuesServicer(issues_pb2_grpc.IssuesServiceServicer):
                 neighbourhood_id=n, category_code=code, response_hours=hours
             ),
         )
+
+    async def ImportIssues(
+        self, request: pb.ImportIssuesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportIssuesResponse:
+        principal = auth.current()
+        outcome = await self.service.imports.run(principal, [import_record(item) for item in request.issues])
+        return pb.ImportIssuesResponse(
+            received=outcome.received,
+            created=outcome.created,
+            skipped=outcome.skipped,
+            issues=[
+                pb.ImportedIssue(external_ref=ref, id=issue_id, created=created, state=state)
+                for ref, issue_id, created, state in outcome.records
+            ],
+        )
+
+
+IMPORT_ACTIONS = {
+    pb.IMPORT_STEP_ACTION_ACKNOWLEDGE: "acknowledge",
+    pb.IMPORT_STEP_ACTION_START: "start",
+    pb.IMPORT_STEP_ACTION_ESCALATE: "escalate",
+    pb.IMPORT_STEP_ACTION_DISPATCH: "dispatch",
+    pb.IMPORT_STEP_ACTION_RESOLVE: "resolve",
+    pb.IMPORT_STEP_ACTION_REJECT: "reject",
+    pb.IMPORT_STEP_ACTION_GRID_RETURNED: "grid_returned",
+    pb.IMPORT_STEP_ACTION_GRID_CLOSED: "grid_closed",
+    pb.IMPORT_STEP_ACTION_RATE: "rate",
+    pb.IMPORT_STEP_ACTION_CLOSE: "close",
+}
+
+
+def import_record(item: pb.ImportIssue) -> imports.IssueRecord:
+    loc = item.location
+    return imports.IssueRecord(
+        external_ref=item.external_ref,
+        neighbourhood_id=item.neighbourhood_id,
+        category_code=item.category_code,
+        title=item.title,
+        description=item.description,
+        location=reports.Location(
+            household_id=loc.household_id,
+            building=loc.building,
+            address=loc.address,
+            lat=loc.point.lat if loc.has_point else None,
+            lon=loc.point.lon if loc.has_point else None,
+        ),
+        public=item.public,
+        source=item.source,
+        reporter_id=item.reporter_id,
+        created_by=item.created_by,
+        assignee_id=item.assignee_id,
+        reported_at=from_ts(item.reported_at) if item.HasField("reported_at") else None,
+        steps=[
+            imports.StepRecord(
+                action=IMPORT_ACTIONS.get(s.action, ""),
+                at=from_ts(s.at) if s.HasField("at") else None,
+                actor_id=s.actor_id,
+                actor_role=s.actor_role,
+                note=s.note,
+                reason=s.reason,
+                rating=s.rating,
+                fixed=s.fixed,
+                grid_service_code=s.grid_service_code,
+            )
+            for s in item.steps
+        ],
+    )

@@ -3353,3 +3353,374 @@ class RecordAffairResultResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["affair", b"affair"]) -> None: ...
 
 Global___RecordAffairResultResponse: typing_extensions.TypeAlias = RecordAffairResultResponse
+
+@typing.final
+class ImportedRecord(google.protobuf.message.Message):
+    """------------------------------------------------------------------------------------------------
+    Imports
+
+    One imported record: the id it has here, and whether this call created it (false: it existed).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    id: builtins.str
+    created: builtins.bool
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        id: builtins.str = ...,
+        created: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "external_ref", b"external_ref", "id", b"id"]) -> None: ...
+
+Global___ImportedRecord: typing_extensions.TypeAlias = ImportedRecord
+
+@typing.final
+class ImportResult(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RECEIVED_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    SKIPPED_FIELD_NUMBER: builtins.int
+    RECORDS_FIELD_NUMBER: builtins.int
+    received: builtins.int
+    created: builtins.int
+    skipped: builtins.int
+    """Records whose external_ref was imported before (left as they are)."""
+    @property
+    def records(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedRecord]:
+        """In the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        received: builtins.int = ...,
+        created: builtins.int = ...,
+        skipped: builtins.int = ...,
+        records: collections.abc.Iterable[Global___ImportedRecord] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "received", b"received", "records", b"records", "skipped", b"skipped"]) -> None: ...
+
+Global___ImportResult: typing_extensions.TypeAlias = ImportResult
+
+@typing.final
+class ImportPost(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    BOARD_ID_FIELD_NUMBER: builtins.int
+    AUTHOR_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    TAGS_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    """The source system's key (1-100 characters): the idempotency key of the record."""
+    board_id: builtins.str
+    """A neighbourhood board (not 身边事: posts there become issues; import those with ImportIssues)."""
+    author_id: builtins.str
+    """A member (or office holder) of the board's neighbourhood whom the board's policy lets post."""
+    title: builtins.str
+    body: builtins.str
+    @property
+    def tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it was written (in the past)."""
+
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        board_id: builtins.str = ...,
+        author_id: builtins.str = ...,
+        title: builtins.str = ...,
+        body: builtins.str = ...,
+        tags: collections.abc.Iterable[builtins.str] | None = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["author_id", b"author_id", "board_id", b"board_id", "body", b"body", "created_at", b"created_at", "external_ref", b"external_ref", "tags", b"tags", "title", b"title"]) -> None: ...
+
+Global___ImportPost: typing_extensions.TypeAlias = ImportPost
+
+@typing.final
+class ImportPostsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: builtins.int
+    @property
+    def posts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportPost]: ...
+    def __init__(
+        self,
+        *,
+        posts: collections.abc.Iterable[Global___ImportPost] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["posts", b"posts"]) -> None: ...
+
+Global___ImportPostsRequest: typing_extensions.TypeAlias = ImportPostsRequest
+
+@typing.final
+class ImportPostsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: builtins.int
+    @property
+    def result(self) -> Global___ImportResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___ImportResult | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["result", b"result"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["result", b"result"]) -> None: ...
+
+Global___ImportPostsResponse: typing_extensions.TypeAlias = ImportPostsResponse
+
+@typing.final
+class ImportComment(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    POST_ID_FIELD_NUMBER: builtins.int
+    POST_EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    AUTHOR_ID_FIELD_NUMBER: builtins.int
+    BODY_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    post_id: builtins.str
+    """The post, by its id here or by the external_ref it was imported with."""
+    post_external_ref: builtins.str
+    author_id: builtins.str
+    """A member whom the board's policy lets comment. Comments are top-level."""
+    body: builtins.str
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Not before the post's own time, not in the future."""
+
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        post_id: builtins.str = ...,
+        post_external_ref: builtins.str = ...,
+        author_id: builtins.str = ...,
+        body: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["author_id", b"author_id", "body", b"body", "created_at", b"created_at", "external_ref", b"external_ref", "post_external_ref", b"post_external_ref", "post_id", b"post_id"]) -> None: ...
+
+Global___ImportComment: typing_extensions.TypeAlias = ImportComment
+
+@typing.final
+class ImportCommentsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENTS_FIELD_NUMBER: builtins.int
+    @property
+    def comments(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportComment]: ...
+    def __init__(
+        self,
+        *,
+        comments: collections.abc.Iterable[Global___ImportComment] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comments", b"comments"]) -> None: ...
+
+Global___ImportCommentsRequest: typing_extensions.TypeAlias = ImportCommentsRequest
+
+@typing.final
+class ImportCommentsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: builtins.int
+    @property
+    def result(self) -> Global___ImportResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___ImportResult | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["result", b"result"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["result", b"result"]) -> None: ...
+
+Global___ImportCommentsResponse: typing_extensions.TypeAlias = ImportCommentsResponse
+
+@typing.final
+class ImportTopicStep(google.protobuf.message.Message):
+    """One step of an imported topic (after the proposal), in order."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TO_STAGE_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    to_stage: Global___TopicStage.ValueType
+    actor_id: builtins.str
+    """A member of the committee (or staff above it)."""
+    reason: builtins.str
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        to_stage: Global___TopicStage.ValueType = ...,
+        actor_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "at", b"at", "reason", b"reason", "to_stage", b"to_stage"]) -> None: ...
+
+Global___ImportTopicStep: typing_extensions.TypeAlias = ImportTopicStep
+
+@typing.final
+class ImportMilestone(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: builtins.int
+    DUE_AT_FIELD_NUMBER: builtins.int
+    PROGRESS_FIELD_NUMBER: builtins.int
+    title: builtins.str
+    progress: builtins.int
+    @property
+    def due_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        title: builtins.str = ...,
+        due_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        progress: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["due_at", b"due_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["due_at", b"due_at", "progress", b"progress", "title", b"title"]) -> None: ...
+
+Global___ImportMilestone: typing_extensions.TypeAlias = ImportMilestone
+
+@typing.final
+class ImportConvention(google.protobuf.message.Message):
+    """The historic vote that adopted a convention (the ballots themselves are not imported)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: builtins.int
+    TEXT_FIELD_NUMBER: builtins.int
+    TALLY_FIELD_NUMBER: builtins.int
+    BALLOT_COUNT_FIELD_NUMBER: builtins.int
+    title: builtins.str
+    text: builtins.str
+    ballot_count: builtins.int
+    @property
+    def tally(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___VoteTally]: ...
+    def __init__(
+        self,
+        *,
+        title: builtins.str = ...,
+        text: builtins.str = ...,
+        tally: collections.abc.Iterable[Global___VoteTally] | None = ...,
+        ballot_count: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["ballot_count", b"ballot_count", "tally", b"tally", "text", b"text", "title", b"title"]) -> None: ...
+
+Global___ImportConvention: typing_extensions.TypeAlias = ImportConvention
+
+@typing.final
+class ImportTopic(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    PROPOSER_ID_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    CREATED_AT_FIELD_NUMBER: builtins.int
+    STEPS_FIELD_NUMBER: builtins.int
+    OWNER_ID_FIELD_NUMBER: builtins.int
+    BUDGET_NOTE_FIELD_NUMBER: builtins.int
+    MILESTONES_FIELD_NUMBER: builtins.int
+    EVALUATION_SUMMARY_FIELD_NUMBER: builtins.int
+    CONVENTION_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    neighbourhood_id: builtins.str
+    proposer_id: builtins.str
+    """A member of the neighbourhood whom 议事厅's policy lets post."""
+    title: builtins.str
+    description: builtins.str
+    owner_id: builtins.str
+    """Required when the steps reach PROJECT."""
+    budget_note: builtins.str
+    evaluation_summary: builtins.str
+    @property
+    def created_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def steps(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportTopicStep]:
+        """Steps after the proposal; the chain's rules apply (no jumps, a project needs its plan, every
+        milestone complete before evaluation, a summary and the adopting vote before a convention).
+        """
+
+    @property
+    def milestones(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportMilestone]: ...
+    @property
+    def convention(self) -> Global___ImportConvention:
+        """Required when the steps reach CONVENTION."""
+
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        proposer_id: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        created_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        steps: collections.abc.Iterable[Global___ImportTopicStep] | None = ...,
+        owner_id: builtins.str = ...,
+        budget_note: builtins.str = ...,
+        milestones: collections.abc.Iterable[Global___ImportMilestone] | None = ...,
+        evaluation_summary: builtins.str = ...,
+        convention: Global___ImportConvention | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["convention", b"convention", "created_at", b"created_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["budget_note", b"budget_note", "convention", b"convention", "created_at", b"created_at", "description", b"description", "evaluation_summary", b"evaluation_summary", "external_ref", b"external_ref", "milestones", b"milestones", "neighbourhood_id", b"neighbourhood_id", "owner_id", b"owner_id", "proposer_id", b"proposer_id", "steps", b"steps", "title", b"title"]) -> None: ...
+
+Global___ImportTopic: typing_extensions.TypeAlias = ImportTopic
+
+@typing.final
+class ImportTopicsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TOPICS_FIELD_NUMBER: builtins.int
+    @property
+    def topics(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportTopic]: ...
+    def __init__(
+        self,
+        *,
+        topics: collections.abc.Iterable[Global___ImportTopic] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["topics", b"topics"]) -> None: ...
+
+Global___ImportTopicsRequest: typing_extensions.TypeAlias = ImportTopicsRequest
+
+@typing.final
+class ImportTopicsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: builtins.int
+    @property
+    def result(self) -> Global___ImportResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___ImportResult | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["result", b"result"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["result", b"result"]) -> None: ...
+
+Global___ImportTopicsResponse: typing_extensions.TypeAlias = ImportTopicsResponse

@@ -283,6 +283,21 @@ class BoardsServiceStub(object):
                 request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.SerializeToString,
                 response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.FromString,
                 _registered_method=True)
+        self.ImportPosts = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ImportPosts',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsResponse.FromString,
+                _registered_method=True)
+        self.ImportComments = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ImportComments',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsResponse.FromString,
+                _registered_method=True)
+        self.ImportTopics = channel.unary_unary(
+                '/shequtong.boards.v1.BoardsService/ImportTopics',
+                request_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsResponse.FromString,
+                _registered_method=True)
 
 
 class BoardsServiceServicer(object):
@@ -596,6 +611,31 @@ class BoardsServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportPosts(self, request, context):
+        """--- imports (platform operators and our own services only: migrations, the data generator) ---
+        Historic content in batches (up to 2,000 records): validated by the same rules as the per-item
+        path, one transaction per batch, idempotent by each record's external_ref (a re-sent batch
+        creates nothing twice), one event per created item (consumers stay consistent). Any invalid
+        record refuses the whole batch with its code and the record's index; nothing is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportComments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportTopics(self, request, context):
+        """Topics at any stage with their record (steps, project, evaluation) and, at the end of the chain,
+        the convention they established.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BoardsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -843,6 +883,21 @@ def add_BoardsServiceServicer_to_server(servicer, server):
                     servicer.RecordAffairResult,
                     request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.FromString,
                     response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.SerializeToString,
+            ),
+            'ImportPosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportPosts,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsResponse.SerializeToString,
+            ),
+            'ImportComments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportComments,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsResponse.SerializeToString,
+            ),
+            'ImportTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportTopics,
+                    request_deserializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsRequest.FromString,
+                    response_serializer=shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2172,6 +2227,87 @@ class BoardsService(object):
             '/shequtong.boards.v1.BoardsService/RecordAffairResult',
             shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultRequest.SerializeToString,
             shequtong_dot_boards_dot_v1_dot_boards__pb2.RecordAffairResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ImportPosts',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportComments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ImportComments',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportCommentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.boards.v1.BoardsService/ImportTopics',
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsRequest.SerializeToString,
+            shequtong_dot_boards_dot_v1_dot_boards__pb2.ImportTopicsResponse.FromString,
             options,
             channel_credentials,
             insecure,

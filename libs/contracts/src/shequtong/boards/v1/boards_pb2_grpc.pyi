@@ -809,7 +809,55 @@ _BoardsServiceRecordAffairResultType = typing_extensions.TypeVar(
     ],
 )
 
-class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServiceGetBoardType, _BoardsServiceListCatalogueType, _BoardsServicePutCatalogueEntryType, _BoardsServiceGetUnreadCountsType, _BoardsServiceMarkBoardReadType, _BoardsServiceCreatePostType, _BoardsServiceGetPostType, _BoardsServiceEditPostType, _BoardsServiceDeletePostType, _BoardsServiceListPostRevisionsType, _BoardsServiceListBoardFeedType, _BoardsServiceListHomeFeedType, _BoardsServiceSetPostLikeType, _BoardsServicePinPostType, _BoardsServiceLockPostType, _BoardsServiceCreateCommentType, _BoardsServiceListCommentsType, _BoardsServiceEditCommentType, _BoardsServiceDeleteCommentType, _BoardsServiceSetCommentLikeType, _BoardsServiceReportContentType, _BoardsServiceListReportsType, _BoardsServiceDismissReportType, _BoardsServiceModerateContentType, _BoardsServiceMuteMemberType, _BoardsServiceUnmuteMemberType, _BoardsServiceListModerationActionsType, _BoardsServiceListMyModerationNoticesType, _BoardsServiceCreatePollType, _BoardsServiceGetPollType, _BoardsServiceCastVoteType, _BoardsServiceClosePollType, _BoardsServiceProposeTopicType, _BoardsServiceGetTopicType, _BoardsServiceListTopicsType, _BoardsServiceAdvanceTopicType, _BoardsServiceUpdateMilestoneType, _BoardsServiceRateTopicType, _BoardsServiceSummariseEvaluationType, _BoardsServiceListConventionsType, _BoardsServiceGetConventionType, _BoardsServiceAmendConventionType, _BoardsServiceCreateAffairType, _BoardsServiceGetAffairType, _BoardsServiceListAffairsType, _BoardsServiceAdvanceAffairType, _BoardsServiceAddCandidateType, _BoardsServiceRecordAffairResultType]):
+_BoardsServiceImportPostsType = typing_extensions.TypeVar(
+    '_BoardsServiceImportPostsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+        shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+        shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+        shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+    ],
+)
+
+_BoardsServiceImportCommentsType = typing_extensions.TypeVar(
+    '_BoardsServiceImportCommentsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+    ],
+)
+
+_BoardsServiceImportTopicsType = typing_extensions.TypeVar(
+    '_BoardsServiceImportTopicsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
+    ],
+)
+
+class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServiceGetBoardType, _BoardsServiceListCatalogueType, _BoardsServicePutCatalogueEntryType, _BoardsServiceGetUnreadCountsType, _BoardsServiceMarkBoardReadType, _BoardsServiceCreatePostType, _BoardsServiceGetPostType, _BoardsServiceEditPostType, _BoardsServiceDeletePostType, _BoardsServiceListPostRevisionsType, _BoardsServiceListBoardFeedType, _BoardsServiceListHomeFeedType, _BoardsServiceSetPostLikeType, _BoardsServicePinPostType, _BoardsServiceLockPostType, _BoardsServiceCreateCommentType, _BoardsServiceListCommentsType, _BoardsServiceEditCommentType, _BoardsServiceDeleteCommentType, _BoardsServiceSetCommentLikeType, _BoardsServiceReportContentType, _BoardsServiceListReportsType, _BoardsServiceDismissReportType, _BoardsServiceModerateContentType, _BoardsServiceMuteMemberType, _BoardsServiceUnmuteMemberType, _BoardsServiceListModerationActionsType, _BoardsServiceListMyModerationNoticesType, _BoardsServiceCreatePollType, _BoardsServiceGetPollType, _BoardsServiceCastVoteType, _BoardsServiceClosePollType, _BoardsServiceProposeTopicType, _BoardsServiceGetTopicType, _BoardsServiceListTopicsType, _BoardsServiceAdvanceTopicType, _BoardsServiceUpdateMilestoneType, _BoardsServiceRateTopicType, _BoardsServiceSummariseEvaluationType, _BoardsServiceListConventionsType, _BoardsServiceGetConventionType, _BoardsServiceAmendConventionType, _BoardsServiceCreateAffairType, _BoardsServiceGetAffairType, _BoardsServiceListAffairsType, _BoardsServiceAdvanceAffairType, _BoardsServiceAddCandidateType, _BoardsServiceRecordAffairResultType, _BoardsServiceImportPostsType, _BoardsServiceImportCommentsType, _BoardsServiceImportTopicsType]):
     """Every neighbourhood's boards, posts, comments, polls and deliberation chain.
 
     Every RPC checks the caller itself (token roles, the neighbourhood's lineage, the board's policy);
@@ -1014,6 +1062,18 @@ class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServ
             shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
             shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
         ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+            shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+            shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+            shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
+        ],
     ], channel: grpc.Channel) -> None: ...
 
     @typing.overload
@@ -1214,6 +1274,18 @@ class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServ
             shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
             shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+            shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+            shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+            shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     ListBoards: _BoardsServiceListBoardsType
@@ -1324,6 +1396,21 @@ class BoardsServiceStub(typing.Generic[_BoardsServiceListBoardsType, _BoardsServ
     AddCandidate: _BoardsServiceAddCandidateType
 
     RecordAffairResult: _BoardsServiceRecordAffairResultType
+
+    ImportPosts: _BoardsServiceImportPostsType
+    """--- imports (platform operators and our own services only: migrations, the data generator) ---
+    Historic content in batches (up to 2,000 records): validated by the same rules as the per-item
+    path, one transaction per batch, idempotent by each record's external_ref (a re-sent batch
+    creates nothing twice), one event per created item (consumers stay consistent). Any invalid
+    record refuses the whole batch with its code and the record's index; nothing is written.
+    """
+
+    ImportComments: _BoardsServiceImportCommentsType
+
+    ImportTopics: _BoardsServiceImportTopicsType
+    """Topics at any stage with their record (steps, project, evaluation) and, at the end of the chain,
+    the convention they established.
+    """
 
 BoardsServiceAsyncStub: typing_extensions.TypeAlias = BoardsServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -1521,6 +1608,18 @@ BoardsServiceAsyncStub: typing_extensions.TypeAlias = BoardsServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
         shequtong.boards.v1.boards_pb2.RecordAffairResultResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+        shequtong.boards.v1.boards_pb2.ImportPostsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+        shequtong.boards.v1.boards_pb2.ImportCommentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+        shequtong.boards.v1.boards_pb2.ImportTopicsResponse,
     ],
 ]
 
@@ -1884,5 +1983,35 @@ class BoardsServiceServicer(metaclass=abc.ABCMeta):
         request: shequtong.boards.v1.boards_pb2.RecordAffairResultRequest,
         context: _ServicerContext,
     ) -> typing.Union[shequtong.boards.v1.boards_pb2.RecordAffairResultResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.RecordAffairResultResponse]]: ...
+
+    @abc.abstractmethod
+    def ImportPosts(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ImportPostsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ImportPostsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ImportPostsResponse]]:
+        """--- imports (platform operators and our own services only: migrations, the data generator) ---
+        Historic content in batches (up to 2,000 records): validated by the same rules as the per-item
+        path, one transaction per batch, idempotent by each record's external_ref (a re-sent batch
+        creates nothing twice), one event per created item (consumers stay consistent). Any invalid
+        record refuses the whole batch with its code and the record's index; nothing is written.
+        """
+
+    @abc.abstractmethod
+    def ImportComments(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ImportCommentsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ImportCommentsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ImportCommentsResponse]]: ...
+
+    @abc.abstractmethod
+    def ImportTopics(
+        self,
+        request: shequtong.boards.v1.boards_pb2.ImportTopicsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.boards.v1.boards_pb2.ImportTopicsResponse, collections.abc.Awaitable[shequtong.boards.v1.boards_pb2.ImportTopicsResponse]]:
+        """Topics at any stage with their record (steps, project, evaluation) and, at the end of the chain,
+        the convention they established.
+        """
 
 def add_BoardsServiceServicer_to_server(servicer: BoardsServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

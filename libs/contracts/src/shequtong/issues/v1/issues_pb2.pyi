@@ -81,6 +81,47 @@ ISSUE_ACTION_REJECT: IssueAction.ValueType  # 6
 ISSUE_ACTION_MERGE: IssueAction.ValueType  # 7
 Global___IssueAction: typing_extensions.TypeAlias = IssueAction
 
+class _ImportStepAction:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _ImportStepActionEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ImportStepAction.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    IMPORT_STEP_ACTION_UNSPECIFIED: _ImportStepAction.ValueType  # 0
+    IMPORT_STEP_ACTION_ACKNOWLEDGE: _ImportStepAction.ValueType  # 1
+    IMPORT_STEP_ACTION_START: _ImportStepAction.ValueType  # 2
+    IMPORT_STEP_ACTION_ESCALATE: _ImportStepAction.ValueType  # 3
+    IMPORT_STEP_ACTION_DISPATCH: _ImportStepAction.ValueType  # 4
+    IMPORT_STEP_ACTION_RESOLVE: _ImportStepAction.ValueType  # 5
+    IMPORT_STEP_ACTION_REJECT: _ImportStepAction.ValueType  # 6
+    IMPORT_STEP_ACTION_GRID_RETURNED: _ImportStepAction.ValueType  # 7
+    """The grid platform sent it back (to the level that dispatched it)."""
+    IMPORT_STEP_ACTION_GRID_CLOSED: _ImportStepAction.ValueType  # 8
+    """The grid platform handled and closed it (the issue is resolved)."""
+    IMPORT_STEP_ACTION_RATE: _ImportStepAction.ValueType  # 9
+    """The reporter's verdict on a resolved issue (rating, fixed): closes it, or reopens it when unhappy."""
+    IMPORT_STEP_ACTION_CLOSE: _ImportStepAction.ValueType  # 10
+    """Closed by the platform after the feedback window passed without a verdict."""
+
+class ImportStepAction(_ImportStepAction, metaclass=_ImportStepActionEnumTypeWrapper): ...
+
+IMPORT_STEP_ACTION_UNSPECIFIED: ImportStepAction.ValueType  # 0
+IMPORT_STEP_ACTION_ACKNOWLEDGE: ImportStepAction.ValueType  # 1
+IMPORT_STEP_ACTION_START: ImportStepAction.ValueType  # 2
+IMPORT_STEP_ACTION_ESCALATE: ImportStepAction.ValueType  # 3
+IMPORT_STEP_ACTION_DISPATCH: ImportStepAction.ValueType  # 4
+IMPORT_STEP_ACTION_RESOLVE: ImportStepAction.ValueType  # 5
+IMPORT_STEP_ACTION_REJECT: ImportStepAction.ValueType  # 6
+IMPORT_STEP_ACTION_GRID_RETURNED: ImportStepAction.ValueType  # 7
+"""The grid platform sent it back (to the level that dispatched it)."""
+IMPORT_STEP_ACTION_GRID_CLOSED: ImportStepAction.ValueType  # 8
+"""The grid platform handled and closed it (the issue is resolved)."""
+IMPORT_STEP_ACTION_RATE: ImportStepAction.ValueType  # 9
+"""The reporter's verdict on a resolved issue (rating, fixed): closes it, or reopens it when unhappy."""
+IMPORT_STEP_ACTION_CLOSE: ImportStepAction.ValueType  # 10
+"""Closed by the platform after the feedback window passed without a verdict."""
+Global___ImportStepAction: typing_extensions.TypeAlias = ImportStepAction
+
 @typing.final
 class IssueLocation(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -1090,3 +1131,174 @@ class SetResponseTargetResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["category_code", b"category_code", "neighbourhood_id", b"neighbourhood_id", "response_hours", b"response_hours"]) -> None: ...
 
 Global___SetResponseTargetResponse: typing_extensions.TypeAlias = SetResponseTargetResponse
+
+@typing.final
+class ImportIssueStep(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    ACTOR_ID_FIELD_NUMBER: builtins.int
+    ACTOR_ROLE_FIELD_NUMBER: builtins.int
+    NOTE_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    RATING_FIELD_NUMBER: builtins.int
+    FIXED_FIELD_NUMBER: builtins.int
+    GRID_SERVICE_CODE_FIELD_NUMBER: builtins.int
+    action: Global___ImportStepAction.ValueType
+    actor_id: builtins.str
+    """Who acted (a cadre, staff, the reporter for RATE); empty for the grid and the platform."""
+    actor_role: builtins.str
+    """"committee", "subdistrict", "district", "reporter", "grid", "system"."""
+    note: builtins.str
+    reason: builtins.str
+    """Required to reject."""
+    rating: builtins.int
+    """RATE only."""
+    fixed: builtins.bool
+    grid_service_code: builtins.str
+    """DISPATCH only: the grid service code (else the category's)."""
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        action: Global___ImportStepAction.ValueType = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        actor_id: builtins.str = ...,
+        actor_role: builtins.str = ...,
+        note: builtins.str = ...,
+        reason: builtins.str = ...,
+        rating: builtins.int = ...,
+        fixed: builtins.bool = ...,
+        grid_service_code: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_role", b"actor_role", "at", b"at", "fixed", b"fixed", "grid_service_code", b"grid_service_code", "note", b"note", "rating", b"rating", "reason", b"reason"]) -> None: ...
+
+Global___ImportIssueStep: typing_extensions.TypeAlias = ImportIssueStep
+
+@typing.final
+class ImportIssue(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: builtins.int
+    TITLE_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    LOCATION_FIELD_NUMBER: builtins.int
+    PUBLIC_FIELD_NUMBER: builtins.int
+    SOURCE_FIELD_NUMBER: builtins.int
+    REPORTER_ID_FIELD_NUMBER: builtins.int
+    CREATED_BY_FIELD_NUMBER: builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: builtins.int
+    REPORTED_AT_FIELD_NUMBER: builtins.int
+    STEPS_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    neighbourhood_id: builtins.str
+    category_code: builtins.str
+    title: builtins.str
+    description: builtins.str
+    public: builtins.bool
+    source: builtins.str
+    """"resident" or "cadre"."""
+    reporter_id: builtins.str
+    created_by: builtins.str
+    """Who recorded it (the reporter, or the cadre who took the call)."""
+    assignee_id: builtins.str
+    """The cadre on duty it was assigned to when reported (optional)."""
+    @property
+    def location(self) -> Global___IssueLocation: ...
+    @property
+    def reported_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def steps(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportIssueStep]:
+        """In time order, none before reported_at or in the future."""
+
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        category_code: builtins.str = ...,
+        title: builtins.str = ...,
+        description: builtins.str = ...,
+        location: Global___IssueLocation | None = ...,
+        public: builtins.bool = ...,
+        source: builtins.str = ...,
+        reporter_id: builtins.str = ...,
+        created_by: builtins.str = ...,
+        assignee_id: builtins.str = ...,
+        reported_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        steps: collections.abc.Iterable[Global___ImportIssueStep] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["location", b"location", "reported_at", b"reported_at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["assignee_id", b"assignee_id", "category_code", b"category_code", "created_by", b"created_by", "description", b"description", "external_ref", b"external_ref", "location", b"location", "neighbourhood_id", b"neighbourhood_id", "public", b"public", "reported_at", b"reported_at", "reporter_id", b"reporter_id", "source", b"source", "steps", b"steps", "title", b"title"]) -> None: ...
+
+Global___ImportIssue: typing_extensions.TypeAlias = ImportIssue
+
+@typing.final
+class ImportIssuesRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ISSUES_FIELD_NUMBER: builtins.int
+    @property
+    def issues(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportIssue]: ...
+    def __init__(
+        self,
+        *,
+        issues: collections.abc.Iterable[Global___ImportIssue] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["issues", b"issues"]) -> None: ...
+
+Global___ImportIssuesRequest: typing_extensions.TypeAlias = ImportIssuesRequest
+
+@typing.final
+class ImportedIssue(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    id: builtins.str
+    created: builtins.bool
+    state: builtins.str
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        id: builtins.str = ...,
+        created: builtins.bool = ...,
+        state: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "external_ref", b"external_ref", "id", b"id", "state", b"state"]) -> None: ...
+
+Global___ImportedIssue: typing_extensions.TypeAlias = ImportedIssue
+
+@typing.final
+class ImportIssuesResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RECEIVED_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    SKIPPED_FIELD_NUMBER: builtins.int
+    ISSUES_FIELD_NUMBER: builtins.int
+    received: builtins.int
+    created: builtins.int
+    skipped: builtins.int
+    @property
+    def issues(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedIssue]: ...
+    def __init__(
+        self,
+        *,
+        received: builtins.int = ...,
+        created: builtins.int = ...,
+        skipped: builtins.int = ...,
+        issues: collections.abc.Iterable[Global___ImportedIssue] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "issues", b"issues", "received", b"received", "skipped", b"skipped"]) -> None: ...
+
+Global___ImportIssuesResponse: typing_extensions.TypeAlias = ImportIssuesResponse

@@ -104,6 +104,11 @@ class IssuesServiceStub(object):
                 request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.SerializeToString,
                 response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.FromString,
                 _registered_method=True)
+        self.ImportIssues = channel.unary_unary(
+                '/shequtong.issues.v1.IssuesService/ImportIssues',
+                request_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesRequest.SerializeToString,
+                response_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesResponse.FromString,
+                _registered_method=True)
 
 
 class IssuesServiceServicer(object):
@@ -202,6 +207,17 @@ class IssuesServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportIssues(self, request, context):
+        """Historic issues with their whole record (platform operators and our own services only). Each
+        issue's steps are replayed through the state machine and the SLA rules at their own times, so an
+        impossible timeline is refused; batches of up to 2,000, one transaction each, idempotent by
+        external_ref. Nothing is sent to the grid platform (a historic dispatch must end with the grid's
+        answer), and one event per fact is written so every consumer stays consistent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +285,11 @@ def add_IssuesServiceServicer_to_server(servicer, server):
                     servicer.SetResponseTarget,
                     request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.FromString,
                     response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.SerializeToString,
+            ),
+            'ImportIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportIssues,
+                    request_deserializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesRequest.FromString,
+                    response_serializer=shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -627,6 +648,33 @@ class IssuesService(object):
             '/shequtong.issues.v1.IssuesService/SetResponseTarget',
             shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetRequest.SerializeToString,
             shequtong_dot_issues_dot_v1_dot_issues__pb2.SetResponseTargetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.issues.v1.IssuesService/ImportIssues',
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesRequest.SerializeToString,
+            shequtong_dot_issues_dot_v1_dot_issues__pb2.ImportIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

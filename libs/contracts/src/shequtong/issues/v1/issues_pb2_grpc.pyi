@@ -233,7 +233,23 @@ _IssuesServiceSetResponseTargetType = typing_extensions.TypeVar(
     ],
 )
 
-class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesServiceGetIssueType, _IssuesServiceListIssuesType, _IssuesServiceCountIssuesType, _IssuesServiceTransitionIssueType, _IssuesServiceRecategoriseIssueType, _IssuesServiceAddIssueNoteType, _IssuesServiceRateIssueType, _IssuesServiceListIssueTimelineType, _IssuesServiceGetIssueSlaType, _IssuesServiceListIssueCategoriesType, _IssuesServiceUpsertIssueCategoryType, _IssuesServiceSetResponseTargetType]):
+_IssuesServiceImportIssuesType = typing_extensions.TypeVar(
+    '_IssuesServiceImportIssuesType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
+    ],
+)
+
+class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesServiceGetIssueType, _IssuesServiceListIssuesType, _IssuesServiceCountIssuesType, _IssuesServiceTransitionIssueType, _IssuesServiceRecategoriseIssueType, _IssuesServiceAddIssueNoteType, _IssuesServiceRateIssueType, _IssuesServiceListIssueTimelineType, _IssuesServiceGetIssueSlaType, _IssuesServiceListIssueCategoriesType, _IssuesServiceUpsertIssueCategoryType, _IssuesServiceSetResponseTargetType, _IssuesServiceImportIssuesType]):
     """Problems raised by residents (身边事): collection, layered handling, full record, feedback.
 
     States (strings): reported, acknowledged, in_progress, escalated, dispatched,
@@ -295,6 +311,10 @@ class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesSer
             shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
             shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
         ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+            shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
+        ],
     ], channel: grpc.Channel) -> None: ...
 
     @typing.overload
@@ -351,6 +371,10 @@ class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesSer
             shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
             shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+            shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     ReportIssue: _IssuesServiceReportIssueType
@@ -388,6 +412,14 @@ class IssuesServiceStub(typing.Generic[_IssuesServiceReportIssueType, _IssuesSer
 
     SetResponseTarget: _IssuesServiceSetResponseTargetType
     """A neighbourhood's own response target (hours), for all categories or one."""
+
+    ImportIssues: _IssuesServiceImportIssuesType
+    """Historic issues with their whole record (platform operators and our own services only). Each
+    issue's steps are replayed through the state machine and the SLA rules at their own times, so an
+    impossible timeline is refused; batches of up to 2,000, one transaction each, idempotent by
+    external_ref. Nothing is sent to the grid platform (a historic dispatch must end with the grid's
+    answer), and one event per fact is written so every consumer stays consistent.
+    """
 
 IssuesServiceAsyncStub: typing_extensions.TypeAlias = IssuesServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -441,6 +473,10 @@ IssuesServiceAsyncStub: typing_extensions.TypeAlias = IssuesServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.issues.v1.issues_pb2.SetResponseTargetRequest,
         shequtong.issues.v1.issues_pb2.SetResponseTargetResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+        shequtong.issues.v1.issues_pb2.ImportIssuesResponse,
     ],
 ]
 
@@ -552,5 +588,18 @@ class IssuesServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[shequtong.issues.v1.issues_pb2.SetResponseTargetResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.SetResponseTargetResponse]]:
         """A neighbourhood's own response target (hours), for all categories or one."""
+
+    @abc.abstractmethod
+    def ImportIssues(
+        self,
+        request: shequtong.issues.v1.issues_pb2.ImportIssuesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.issues.v1.issues_pb2.ImportIssuesResponse, collections.abc.Awaitable[shequtong.issues.v1.issues_pb2.ImportIssuesResponse]]:
+        """Historic issues with their whole record (platform operators and our own services only). Each
+        issue's steps are replayed through the state machine and the SLA rules at their own times, so an
+        impossible timeline is refused; batches of up to 2,000, one transaction each, idempotent by
+        external_ref. Nothing is sent to the grid platform (a historic dispatch must end with the grid's
+        answer), and one event per fact is written so every consumer stays consistent.
+        """
 
 def add_IssuesServiceServicer_to_server(servicer: IssuesServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

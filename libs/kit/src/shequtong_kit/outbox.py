@@ -74,6 +74,43 @@ class Outbox:
             event.listen(session.sync_session, "after_commit", _wake_relays)
         return event_id
 
+    async def add_many(self, session: AsyncSession, events: Sequence[tuple[str, Message]]) -> list[str]:
+        """The same rows as `add` for each (subject, message), in one multi-row INSERT per 1,000 (bulk imports:
+        one round trip instead of one per event). Order is kept: ids are time-ordered in the given order."""
+        ids: list[str] = []
+        rows: list[dict[str, Any]] = []
+        now = self.clock.now()
+        for subject, message in events:
+            event_id = new_id()
+            headers: dict[str, str] = {
+                "ce-id": event_id,
+                "ce-type": message.DESCRIPTOR.full_name,
+                "ce-source": f"/shequtong/{self.source}",
+                "ce-specversion": "1.0",
+                "ce-time": now.isoformat(),
+                "ce-subject": subject,
+                "content-type": "application/protobuf",
+            }
+            propagate.inject(headers)
+            ids.append(event_id)
+            rows.append(
+                {
+                    "id": event_id,
+                    "subject": subject,
+                    "type": message.DESCRIPTOR.full_name,
+                    "payload": message.SerializeToString(),
+                    "headers": headers,
+                    "created_at": now,
+                    "sent_at": None,
+                    "attempts": 0,
+                }
+            )
+        for start in range(0, len(rows), 1000):
+            await session.execute(insert(outbox), rows[start : start + 1000])
+        if rows and not event.contains(session.sync_session, "after_commit", _wake_relays):
+            event.listen(session.sync_session, "after_commit", _wake_relays)
+        return ids
+
 
 class OutboxRelay:
     def __init__(

@@ -1113,14 +1113,14 @@ class IdentityService:
         people (no password: they sign in by SMS code), new households, verified memberships, party-member
         badges (granted and audited as at verification), the import references, and the events the
         per-person path publishes — as multi-row INSERTs."""
-        resident_imports.ensure_batch_size(len(records))
-        errors = imports.Errors()
-        parsed = resident_imports.parse(records, errors)
-        hmacs = {r.id_number: self.pii.id_hmac(r.id_number) for r in parsed}
         async with self.sessions() as session, session.begin():
             actor = await self.actor(session, principal)
             if not actor.is_operator:
                 raise PermissionDenied("bulk import is for operators", code="operator_only")
+            resident_imports.ensure_batch_size(len(records))
+            errors = imports.Errors()
+            parsed = resident_imports.parse(records, errors)
+            hmacs = {r.id_number: self.pii.id_hmac(r.id_number) for r in parsed}
             repo = ResidentImportRepository(session)
             imported = await repo.imported(IMPORT_RESIDENT, (r.external_ref for r in parsed))
             hood_ids, hood_codes = await repo.neighbourhoods(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as ev
@@ -78,6 +79,34 @@ class Events:
                 approved_at=ts(v.decided_at),
             ),
         )
+
+    @staticmethod
+    def volunteer_imported(v: Volunteer) -> list[tuple[str, Message]]:
+        """The events of apply + approve for an imported volunteer, for `Outbox.add_many`."""
+        return [
+            (
+                VOLUNTEER_APPLIED,
+                ev.VolunteerApplied(
+                    volunteer_id=v.id,
+                    person_id=v.person_id,
+                    neighbourhood_id=v.neighbourhood_id,
+                    team_id=v.team_id,
+                    skills=v.skills,
+                    applied_at=ts(v.applied_at),
+                ),
+            ),
+            (
+                VOLUNTEER_APPROVED,
+                ev.VolunteerApproved(
+                    volunteer_id=v.id,
+                    person_id=v.person_id,
+                    neighbourhood_id=v.neighbourhood_id,
+                    team_id=v.team_id,
+                    approved_by=v.decided_by or "",
+                    approved_at=ts(v.decided_at),
+                ),
+            ),
+        ]
 
     async def volunteer_rejected(self, session: AsyncSession, v: Volunteer) -> None:
         await self.outbox.add(

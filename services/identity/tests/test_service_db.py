@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 from shequtong_identity.domain import imports, resident_imports
-from shequtong_identity.models import LoginCode, Membership, Person, RateLimit, Region, RoleAudit, RoleGrant
+from shequtong_identity.models import (
+    Household,
+    LoginCode,
+    Membership,
+    Person,
+    RateLimit,
+    Region,
+    RoleAudit,
+    RoleGrant,
+)
 from shequtong_identity.service import IdentityService
 from shequtong_identity.settings import IdentitySettings
 from shequtong_identity.sms import OutboxFileSender
@@ -423,3 +432,30 @@ async def test_only_operators_import_residents_and_only_services_look_them_up(
     with pytest.raises(PermissionDenied) as nosy:
         await service.lookup_residents(Principal(subject=str(uuid.uuid4()), roles=parse_roles([])), ["x"])
     assert nosy.value.code == "service_only"
+
+
+async def test_concurrent_resident_batches_share_households_without_doubles(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 2), dry_run=False)
+    base = uuid.uuid4().int % 10**7 * 10
+
+    def batch(part: int) -> list[resident_imports.RawResident]:
+        # Both batches name the same 10 addresses: whichever commits second finds the first one's households.
+        return [
+            _resident(
+                f"{suffix}-{part}-{i}",
+                f"N{suffix}-{i % 2}",
+                base + part * 100 + i,
+                address=(f"{i % 10}号楼", "", "101", "", ""),
+            )
+            for i in range(50)
+        ]
+
+    results = await asyncio.gather(*(service.import_residents(OPERATOR, batch(p), dry_run=False) for p in (1, 2)))
+    assert all(outcome.applied and outcome.created == 50 for outcome, _ in results)
+    households = {m.household_id for _, made in results for m in made}
+    async with sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(Household).where(Household.id.in_(households)))
+    assert len(households) == count == 10

@@ -589,10 +589,13 @@ class ImportRepository:
         dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
         make = pg_insert if dialect == "postgresql" else sqlite_insert
         rows = [{"person_id": p, "display_name": n, "updated_at": now} for p, n in sorted(names.items()) if n]
-        for chunk in _chunks(rows, 1000):
-            statement = make(Person).values(list(chunk))
-            statement = statement.on_conflict_do_update(
-                index_elements=["person_id"],
-                set_={"display_name": statement.excluded.display_name, "updated_at": statement.excluded.updated_at},
-            )
-            await self.session.execute(statement)
+        if not rows:
+            return
+        # One cached statement, executed for many rows (a 1,000-row VALUES clause is slow to compile).
+        table = Person.__table__
+        statement = make(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["person_id"],
+            set_={"display_name": statement.excluded.display_name, "updated_at": statement.excluded.updated_at},
+        )
+        await self.session.execute(statement, rows)

@@ -1408,35 +1408,36 @@ class VolunteersService:
         outgoing: list[tuple[str, Message]] = []
         made: dict[str, ImportedRecord] = {}
         for r, team_id in plan.create:
-            volunteer = Volunteer(
-                id=new_id(),
-                person_id=r.person_id,
-                neighbourhood_id=r.neighbourhood_id,
-                team_id=team_id,
-                state=volunteer_rules.APPROVED,
-                skills=r.application.skills,
-                availability=r.application.availability,
-                motivation=r.application.motivation,
-                is_leader=False,
-                applied_at=now,
-                decided_at=now,
-                decided_by=actor,
-                reason="",
-                ended_at=None,
-            )
-            volunteers.append({c.key: getattr(volunteer, c.key) for c in Volunteer.__table__.columns})
+            # Plain rows, not ORM objects: constructing 1,000 mapped instances cost more than inserting them.
+            volunteer = {
+                "id": new_id(),
+                "person_id": r.person_id,
+                "neighbourhood_id": r.neighbourhood_id,
+                "team_id": team_id,
+                "state": volunteer_rules.APPROVED,
+                "skills": r.application.skills,
+                "availability": r.application.availability,
+                "motivation": r.application.motivation,
+                "is_leader": False,
+                "applied_at": now,
+                "decided_at": now,
+                "decided_by": actor,
+                "reason": "",
+                "ended_at": None,
+            }
+            volunteers.append(volunteer)
             refs.append(
                 {
                     "kind": imports.VOLUNTEER,
                     "external_ref": r.external_ref,
-                    "entity_id": volunteer.id,
+                    "entity_id": volunteer["id"],
                     "organisation_id": "",
                     "created_by": actor,
                     "created_at": now,
                 }
             )
             outgoing.extend(self.events.volunteer_imported(volunteer))
-            made[r.external_ref] = ImportedRecord(r.external_ref, volunteer.id, "", True)
+            made[r.external_ref] = ImportedRecord(r.external_ref, str(volunteer["id"]), "", True)
         try:
             await repo.insert(Volunteer, volunteers)
             await repo.insert(ImportRef, refs)

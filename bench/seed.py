@@ -302,6 +302,7 @@ def bulk_id_number(i: int) -> str:
 BATCH = 1000  # records per bulk call (the services' limit)
 BULK_CONCURRENCY = 3  # bulk calls in flight (2 cores: more only queues)
 CALL_DEADLINE = 120.0  # seconds per bulk call
+TOKEN_REFRESH_S = 600.0  # the operator's service token lives 900 s
 
 
 def bulk_addrs(stack: Any) -> dict[str, str]:
@@ -311,10 +312,13 @@ def bulk_addrs(stack: Any) -> dict[str, str]:
 class Bulk:
     """The services' bulk import RPCs over gRPC, with the operator's token and a deadline."""
 
-    def __init__(self, addrs: dict[str, str], ops_headers: dict[str, str]) -> None:
+    def __init__(self, addrs: dict[str, str], ops_headers: dict[str, str], ops_secret: str = "") -> None:
         self.addrs = addrs
         token = ops_headers.get("Authorization", "")
-        self.metadata = (("authorization", token),) if token else ()
+        self.metadata: tuple[tuple[str, str], ...] = (("authorization", token),) if token else ()
+        # With the operator client's secret, a fresh token is fetched before the 15-minute one runs out.
+        self.ops_secret = ops_secret
+        self.token_at = time.monotonic()
         self._channels: dict[str, Any] = {}
         from shequtong.identity.v1 import identity_pb2
         from shequtong.volunteers.v1 import volunteers_pb2
@@ -337,6 +341,14 @@ class Bulk:
                 "volunteers": volunteers_pb2_grpc.VolunteersServiceStub,
             }[service]
             self._channels[service] = (ch, stub_type(ch))
+        if self.ops_secret and time.monotonic() - self.token_at > TOKEN_REFRESH_S:
+            self.token_at = time.monotonic()
+            reply = await self.call(
+                "identity",
+                "IssueServiceToken",
+                self.identity_pb2.IssueServiceTokenRequest(client_id="ops", client_secret=self.ops_secret),
+            )
+            self.metadata = (("authorization", f"Bearer {reply.access_token}"),)
         stub = self._channels[service][1]
         return await getattr(stub, method)(request, metadata=self.metadata, timeout=CALL_DEADLINE)
 
@@ -394,10 +406,11 @@ class Seeder:
         log: Callable[[str], None] = print,
         total_budget: float | None = None,
         grpc_addrs: dict[str, str] | None = None,
+        ops_secret: str = "",
     ) -> None:
         self.api = api
         # The services' gRPC addresses for their bulk RPCs (`Bulk`); without them every part uses the gateway.
-        self.bulk = Bulk(grpc_addrs or {}, api.ops)
+        self.bulk = Bulk(grpc_addrs or {}, api.ops, ops_secret)
         self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
         self.targets = targets
         self.budget = part_budget
@@ -1086,6 +1099,7 @@ async def seed(
     log: Callable[[str], None] = print,
     total_budget: float | None = None,
     grpc_addrs: dict[str, str] | None = None,
+    ops_secret: str = "",
 ) -> tuple[dict[str, Any], World]:
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
@@ -1098,6 +1112,7 @@ async def seed(
             log,
             total_budget,
             grpc_addrs,
+            ops_secret,
         )
         try:
             report = await seeder.run(parts)
@@ -1133,6 +1148,7 @@ def main(
                 concurrency,
                 part or None,
                 grpc_addrs=bulk_addrs(stack),
+                ops_secret=stack.secrets.service_secrets["ops"],
             )
         )
     text = json.dumps(report, ensure_ascii=False, indent=1)

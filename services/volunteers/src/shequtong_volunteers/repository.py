@@ -592,7 +592,7 @@ class ImportRepository:
         if not rows:
             return
         # One cached statement, executed for many rows (a 1,000-row VALUES clause is slow to compile).
-        table = Person.__table__
+        table: Any = Person.__table__
         statement = make(table)
         statement = statement.on_conflict_do_update(
             index_elements=["person_id"],

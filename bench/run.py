@@ -445,12 +445,21 @@ def main(
     postgres_version = base.pop("postgres_version", None) if base else None
     results["machine"] = describe(postgres_version)
     results["baselines"] = base
-    from bench.seed import relogin, seed
-    from bench.stack import running_stack
+    from bench.seed import bulk_addrs, relogin, seed
+    from bench.stack import operator_headers, running_stack
 
     with running_stack() as (stack, ops):
         print(f"stack up at {stack.gateway_url}; generating the data set at scale {scale} …")
-        seed_report, world = asyncio.run(seed(stack.gateway_url, ops, scale, part_budget))
+        seed_report, world = asyncio.run(
+            seed(
+                stack.gateway_url,
+                ops,
+                scale,
+                part_budget,
+                grpc_addrs=bulk_addrs(stack),
+                ops_refresh=lambda: operator_headers(stack),
+            )
+        )
         results["seed"] = seed_report
         asyncio.run(relogin(stack.gateway_url, world))  # a long generation outlives 15-minute tokens
         fixtures = world.fixtures()

@@ -21,7 +21,8 @@ if str(ROOT) not in sys.path:
 
 from bench import baselines, journeys, run  # noqa: E402
 from bench.loadgen import LoadSpec, run_load  # noqa: E402
-from bench.seed import FULL, plan, seed  # noqa: E402
+from bench.seed import FULL, bulk_addrs, plan, seed  # noqa: E402
+from bench.stack import operator_headers  # noqa: E402
 
 READ_JOURNEYS = ("home_feed", "post_with_comments", "board_list", "my_profile")
 
@@ -39,7 +40,16 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
     api: httpx.Client, system: Stack, ops_headers: dict[str, str], tmp_path: Path
 ) -> None:
     report, world = asyncio.run(
-        seed(system.gateway_url, ops_headers, 0.01, part_budget=5, total_budget=30, log=lambda _line: None)
+        seed(
+            system.gateway_url,
+            ops_headers,
+            0.01,
+            part_budget=5,
+            total_budget=30,
+            log=lambda _line: None,
+            grpc_addrs=bulk_addrs(system),
+            ops_refresh=lambda: operator_headers(system),
+        )
     )
     parts = {p["part"]: p for p in report["parts"]}
 
@@ -61,7 +71,7 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
         assert all(n.cadre and n.cadre.token for n in world.neighbourhoods)
         assert parts["residents"]["created"] > 0
         assert world.signed_in_residents(), "journeys need residents with tokens"
-        assert "ImportResidents" in parts["residents"]["bulk_rpc_needed"]
+        assert "ImportResidents" in parts["residents"]["path"], "residents go through the bulk import"
 
     # A read journey at a fixed arrival rate, through the gateway with the residents' own tokens.
     fixtures = world.fixtures()

@@ -17,8 +17,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from shequtong_identity.domain import imports
-from shequtong_identity.models import LoginCode, RateLimit, RoleAudit, RoleGrant
+from shequtong_identity.domain import imports, resident_imports
+from shequtong_identity.models import (
+    Household,
+    LoginCode,
+    Membership,
+    Person,
+    RateLimit,
+    Region,
+    RoleAudit,
+    RoleGrant,
+)
 from shequtong_identity.service import IdentityService
 from shequtong_identity.settings import IdentitySettings
 from shequtong_identity.sms import OutboxFileSender
@@ -275,3 +284,178 @@ async def test_stale_codes_and_counters_are_forgotten(
     await service.purge_stale()
     async with sessions() as session:
         assert await session.get(RateLimit, key) is None
+
+
+# --- ImportResidents -------------------------------------------------------------------------------------
+
+
+def _id_number(seed: int) -> str:
+    first17 = f"310113{19800101 + seed % 28:08d}{seed % 1000:03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+
+
+def _resident(ref: str, hood_code: str, seed: int, **changes: object) -> resident_imports.RawResident:
+    values: dict[str, object] = {
+        "external_ref": ref,
+        "neighbourhood_id": "",
+        "neighbourhood_code": hood_code,
+        "household_id": "",
+        "address": (f"{seed % 7 + 1}号楼", "1", f"{seed % 3 + 101}", "", ""),
+        "real_name": "王小明",
+        "phone": f"139{seed:08d}",
+        "id_number": _id_number(seed),
+        "party_member": seed % 4 == 0,
+    }
+    values.update(changes)
+    return resident_imports.RawResident(**values)  # type: ignore[arg-type]
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], model: type, *where: object) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_residents_import_in_one_transaction_with_the_per_person_events_and_a_resend_changes_nothing(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 3), dry_run=False)
+    base = uuid.uuid4().int % 10**7 * 10
+    batch = [_resident(f"{suffix}-{i}", f"N{suffix}-{i % 3}", base + i) for i in range(40)]
+    started = clock.now()
+    outcome, made = await service.import_residents(OPERATOR, batch, dry_run=False)
+    assert outcome.applied and not outcome.errors, outcome.errors.items
+    assert (outcome.rows, outcome.created, outcome.skipped) == (40, 40, 0)
+    assert [m.external_ref for m in made] == [r.external_ref for r in batch] and all(m.created for m in made)
+    person_ids = {m.person_id for m in made}
+    async with sessions() as session:
+        people = (await session.execute(select(Person).where(Person.id.in_(person_ids)))).scalars().all()
+    assert len(people) == 40
+    assert all(p.password_hash == "" for p in people)  # no password: sign-in by SMS code
+    assert all(service.pii.decrypt(p.id_number_enc) in {r.id_number for r in batch} for p in people)
+    assert all(p.id_number_hmac == service.pii.id_hmac(service.pii.decrypt(p.id_number_enc)) for p in people)
+    verified = await _count(sessions, Membership, Membership.person_id.in_(person_ids), Membership.state == 2)
+    assert verified == 40
+    party = await _count(sessions, RoleGrant, RoleGrant.person_id.in_(person_ids), RoleGrant.role == "party_member")
+    assert party == 10
+    assert len(await events_of(sessions, "identity.membership.verified", started)) == 40
+    assert len(await events_of(sessions, "identity.membership.joined", started)) == 40
+    assert len(await events_of(sessions, "identity.role.granted", started)) == 10
+    households = {m.household_id for m in made}
+    assert len(await events_of(sessions, "identity.household.created", started)) == len(households)
+    first = made[0]
+    async with sessions() as session:
+        membership = await session.get(Membership, first.membership_id)
+        assert membership is not None
+        assert f"resident@n:{membership.neighbourhood_id}" in await service.roles_of(session, first.person_id)
+
+    # The same batch again creates nothing and answers with what the first call made.
+    again, made_again = await service.import_residents(OPERATOR, batch, dry_run=False)
+    assert (again.created, again.skipped, again.applied) == (0, 40, True)
+    assert [(m.person_id, m.membership_id, m.created) for m in made_again] == [
+        (m.person_id, m.membership_id, False) for m in made
+    ]
+    assert len(await events_of(sessions, "identity.membership.verified", started)) == 40
+
+    # Residents are found by the lookup our services use (volunteers' import), and sign in with no password.
+    found = await service.lookup_residents(
+        Principal(subject="svc:volunteers", roles=parse_roles(["service@*"])), [first.person_id]
+    )
+    assert [(p, h) for p, _n, h, _d in found] == [(first.person_id, first.household_id)]
+    with pytest.raises(DomainError) as refused:
+        await service.login(batch[0].phone, "")
+    assert refused.value.code == "invalid_credentials"
+
+
+async def test_an_invalid_resident_batch_writes_nothing_and_names_each_bad_record(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
+    base = uuid.uuid4().int % 10**7 * 10
+    hood = f"N{suffix}-0"
+    taken = _resident(f"{suffix}-taken", hood, base + 9)
+    await service.import_residents(OPERATOR, [taken], dry_run=False)
+    batch = [
+        _resident(f"{suffix}-ok", hood, base + 1),
+        _resident("", hood, base + 2),
+        _resident(f"{suffix}-3", "NOPE", base + 3),
+        _resident(f"{suffix}-4", hood, base + 4, phone="12345"),
+        _resident(f"{suffix}-5", hood, base + 5, id_number="310113198001010001"),
+        _resident(f"{suffix}-6", hood, base + 6, address=("", "", "", "", "")),
+        _resident(f"{suffix}-7", hood, base + 7, phone=taken.phone),
+        _resident(f"{suffix}-8", hood, base + 8, phone=f"139{base + 1:08d}"),
+        _resident(f"{suffix}-ok", hood, base + 10),
+        _resident(f"{suffix}-11", hood, base + 11, household_id="no-such-household"),
+        _resident(f"{suffix}-12", hood, base + 12, real_name=""),
+    ]
+    outcome, made = await service.import_residents(OPERATOR, batch, dry_run=False)
+    assert not outcome.applied and made == [] and outcome.created == 0
+    assert [(e.row, e.column, e.code) for e in outcome.errors.items] == [
+        (2, "external_ref", "external_ref_invalid"),
+        (3, "neighbourhood_code", "neighbourhood_not_found"),
+        (4, "phone", "phone_invalid"),
+        (5, "id_number", "id_number_check_digit"),
+        (6, "address", "address_invalid"),
+        (7, "phone", "phone_taken"),
+        (8, "phone", "phone_repeated"),
+        (9, "external_ref", "external_ref_repeated"),
+        (10, "household_id", "household_not_found"),
+        (11, "real_name", "real_name_invalid"),
+    ]
+    assert await _count(sessions, Person, Person.phone == batch[0].phone) == 0, "nothing of the batch was written"
+    with pytest.raises(DomainError) as empty:
+        await service.import_residents(OPERATOR, [], dry_run=False)
+    assert empty.value.code == "batch_empty"
+    with pytest.raises(DomainError) as big:
+        await service.import_residents(OPERATOR, [batch[0]] * 1001, dry_run=False)
+    assert big.value.code == "batch_too_large"
+
+
+async def test_only_operators_import_residents_and_only_services_look_them_up(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
+    record = _resident(f"{suffix}-1", f"N{suffix}-0", uuid.uuid4().int % 10**7 * 10)
+    async with sessions() as session:
+        hood = (await session.execute(select(Region.id).where(Region.code == f"N{suffix}-0"))).scalar_one()
+    for who in (
+        Principal(subject="svc:boards", roles=parse_roles(["service@*"])),
+        Principal(subject=str(uuid.uuid4()), roles=parse_roles([f"secretary@n:{hood}"])),
+    ):
+        with pytest.raises(PermissionDenied) as refused:
+            await service.import_residents(who, [record], dry_run=False)
+        assert refused.value.code == "operator_only"
+    assert await _count(sessions, Person, Person.phone == record.phone) == 0
+    with pytest.raises(PermissionDenied) as nosy:
+        await service.lookup_residents(Principal(subject=str(uuid.uuid4()), roles=parse_roles([])), ["x"])
+    assert nosy.value.code == "service_only"
+
+
+async def test_concurrent_resident_batches_share_households_without_doubles(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 2), dry_run=False)
+    base = uuid.uuid4().int % 10**7 * 10
+
+    def batch(part: int) -> list[resident_imports.RawResident]:
+        # Both batches name the same 10 addresses: whichever commits second finds the first one's households.
+        return [
+            _resident(
+                f"{suffix}-{part}-{i}",
+                f"N{suffix}-{i % 2}",
+                base + part * 100 + i,
+                address=(f"{i % 10}号楼", "", "101", "", ""),
+            )
+            for i in range(50)
+        ]
+
+    results = await asyncio.gather(*(service.import_residents(OPERATOR, batch(p), dry_run=False) for p in (1, 2)))
+    assert all(outcome.applied and outcome.created == 50 for outcome, _ in results)
+    households = {m.household_id for _, made in results for m in made}
+    async with sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(Household).where(Household.id.in_(households)))
+    assert len(households) == count == 10

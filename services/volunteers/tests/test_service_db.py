@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from shequtong_volunteers.domain import activities as activity_rules
+from shequtong_volunteers.domain import imports
 from shequtong_volunteers.models import Activity, HoursEntry, Slot
 from shequtong_volunteers.service import VolunteersService
 from sqlalchemy import func, select
@@ -363,3 +364,183 @@ def _credit_code() -> str:
 
     body = "5231" + "".join(CREDIT_CODE_ALPHABET[b % 31] for b in uuid.uuid4().bytes[:13])
     return body + credit_code_check_char(body)
+
+
+# --- bulk import -----------------------------------------------------------------------------------------
+
+OPERATOR = Principal(subject="svc:ops", roles=parse_roles(["operator@*"]))
+
+
+class FakeResidents:
+    """identity's LookupResidents: who is a verified resident where."""
+
+    def __init__(self, residents: dict[tuple[str, str], str]) -> None:
+        self.residents = residents
+        self.asked: list[list[str]] = []
+
+    async def lookup(self, person_ids: Any) -> dict[tuple[str, str], str]:
+        self.asked.append(list(person_ids))
+        return {k: v for k, v in self.residents.items() if k[0] in set(person_ids)}
+
+
+def volunteer_record(ref: str, person_id: str, neighbourhood_id: str, **changes: Any) -> imports.RawVolunteer:
+    values: dict[str, Any] = {
+        "external_ref": ref,
+        "person_id": person_id,
+        "neighbourhood_id": neighbourhood_id,
+        "team_id": "",
+        "skills": ["助老"],
+        "availability": "周末",
+        "motivation": "",
+    }
+    values.update(changes)
+    return imports.RawVolunteer(**values)
+
+
+async def test_volunteers_import_approved_with_the_events_of_apply_and_approve_and_a_resend_changes_nothing(
+    service: VolunteersService, world: World
+) -> None:
+    people = [f"p-{uuid.uuid4().hex[:10]}" for _ in range(30)]
+    service.residents = FakeResidents({(p, world.n1): f"王*{i}" for i, p in enumerate(people)})
+    batch = [volunteer_record(f"v-{p}", p, world.n1) for p in people]
+    mark = await outbox_mark(service)
+    outcome, made = await tx(service, lambda s: service.import_volunteers(s, OPERATOR, batch, False))
+    assert outcome.applied and not outcome.errors and (outcome.created, outcome.skipped) == (30, 0)
+    assert [m.external_ref for m in made] == [r.external_ref for r in batch]
+    listed = await tx(
+        service,
+        lambda s: service.list_volunteers(
+            s, world.cadre, neighbourhood_id=world.n1, team_id="", state="approved", mine=False, cursor="", limit=100
+        ),
+    )
+    assert {v.person_id for v in listed} >= set(people)
+    names = await tx(service, lambda s: service.names(s, people))
+    assert names[people[3]] == "王*3"
+    sent = await subjects_since(service, mark)
+    assert sent.count("volunteers.volunteer.applied") == 30 and sent.count("volunteers.volunteer.approved") == 30
+
+    mark = await outbox_mark(service)
+    again, made_again = await tx(service, lambda s: service.import_volunteers(s, OPERATOR, batch, False))
+    assert (again.created, again.skipped, again.applied) == (0, 30, True)
+    assert [m.id for m in made_again] == [m.id for m in made]
+    assert await subjects_since(service, mark) == []
+
+
+async def test_an_invalid_volunteer_batch_writes_nothing_and_names_each_bad_record(
+    service: VolunteersService, world: World
+) -> None:
+    ok, outsider, pending = (f"p-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    service.residents = FakeResidents({(ok, world.n1): "李*", (pending, world.n1): "张*"})
+    applicant = person(f"resident@n:{world.n1}", subject=pending)
+    await tx(service, lambda s: service.apply(s, applicant, world.n1, "", [], "", ""))
+    other_team = await tx(service, lambda s: service.ensure_default_team(s, world.n2))
+    batch = [
+        volunteer_record(f"ok-{ok}", ok, world.n1),
+        volunteer_record("", ok, world.n1),
+        volunteer_record(f"x-{ok}", ok, "nowhere"),
+        volunteer_record(f"y-{ok}", outsider, world.n1),
+        volunteer_record(f"z-{ok}", ok, world.n1, team_id=other_team.id),
+        volunteer_record(f"p-{ok}", pending, world.n1),
+        volunteer_record(f"r-{ok}", ok, world.n1),
+        volunteer_record(f"s-{ok}", ok, world.n1, skills=["x" * 41]),
+        volunteer_record(f"ok-{ok}", ok, world.n1),
+    ]
+    mark = await outbox_mark(service)
+    outcome, made = await tx(service, lambda s: service.import_volunteers(s, OPERATOR, batch, False))
+    assert not outcome.applied and made == [] and outcome.created == 0
+    assert [(e.row, e.column, e.code) for e in outcome.errors.items] == [
+        (2, "external_ref", "external_ref_invalid"),
+        (3, "neighbourhood_id", "neighbourhood_not_found"),
+        (4, "person_id", "not_a_resident"),
+        (5, "team_id", "team_not_in_neighbourhood"),
+        (6, "person_id", "already_applied"),
+        (7, "person_id", "volunteer_repeated"),
+        (8, "skills", "skills_invalid"),
+        (9, "external_ref", "external_ref_repeated"),
+    ]
+    assert await subjects_since(service, mark) == [], "nothing of the batch was written"
+    for bad in ([], [batch[0]] * 1001):
+        with pytest.raises(DomainError) as refused:
+            await tx(service, lambda s, b=bad: service.import_volunteers(s, OPERATOR, b, False))  # type: ignore[misc]
+        assert refused.value.code in ("batch_empty", "batch_too_large")
+
+
+async def test_only_operators_import(service: VolunteersService, world: World) -> None:
+    service.residents = FakeResidents({})
+    someone = f"p-{uuid.uuid4().hex[:10]}"
+    for who in (world.cadre, Principal(subject="svc:boards", roles=parse_roles(["service@*"]))):
+        with pytest.raises(PermissionDenied) as refused:
+            await tx(
+                service,
+                lambda s, w=who: service.import_volunteers(  # type: ignore[misc]
+                    s, w, [volunteer_record("r", someone, world.n1)], False
+                ),
+            )
+        assert refused.value.code == "operator_only"
+        with pytest.raises(PermissionDenied):
+            await tx(service, lambda s, w=who: service.import_storefronts(s, w, [], False))  # type: ignore[misc]
+    assert service.residents.asked == []
+
+
+def credit(seed: str) -> str:
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+    digest = int(uuid.uuid5(uuid.NAMESPACE_DNS, seed).hex, 16)
+    body = "51310113"
+    while len(body) < 17:
+        body += alphabet[digest % 31]
+        digest //= 31
+    return body + alphabet[(31 - sum(alphabet.index(c) * w for c, w in zip(body, weights, strict=True)) % 31) % 31]
+
+
+def storefront_record(ref: str, code: str, world: World, **changes: Any) -> imports.RawStorefront:
+    values: dict[str, Any] = {
+        "external_ref": ref,
+        "organisation_name": "阳光社工服务社",
+        "credit_code": code,
+        "district_id": world.district,
+        "organisation_description": "",
+        "admin_person_ids": [],
+        "name": "公益服务店铺",
+        "description": "",
+        "address": "淞南路1号",
+        "neighbourhood_ids": [world.n1, world.n2],
+    }
+    values.update(changes)
+    return imports.RawStorefront(**values)
+
+
+async def test_storefronts_import_with_approved_organisations_once(service: VolunteersService, world: World) -> None:
+    code = credit(uuid.uuid4().hex)
+    admin = f"p-{uuid.uuid4().hex[:10]}"
+    batch = [
+        storefront_record(f"s1-{code}", code, world, admin_person_ids=[admin]),
+        storefront_record(f"s2-{code}", code, world, name="第二家店"),
+    ]
+    mark = await outbox_mark(service)
+    outcome, made = await tx(service, lambda s: service.import_storefronts(s, OPERATOR, batch, False))
+    assert outcome.applied and (outcome.created, outcome.skipped) == (2, 0), outcome.errors.items
+    assert made[0].organisation_id == made[1].organisation_id
+    org, admins = await tx(service, lambda s: service.get_organisation(s, OPERATOR, made[0].organisation_id))
+    assert org.state == "approved" and admins == [admin]
+    listed = await tx(service, lambda s: service.list_storefronts(s, OPERATOR, world.n2, "", "", 50))
+    assert {f.id for f in listed} >= {m.id for m in made}
+    sent = await subjects_since(service, mark)
+    assert sent.count("volunteers.organisation.registered") == 1
+    assert sent.count("volunteers.organisation.approved") == 1
+    assert sent.count("volunteers.storefront.opened") == 2
+    again, _ = await tx(service, lambda s: service.import_storefronts(s, OPERATOR, batch, False))
+    assert (again.created, again.skipped) == (0, 2)
+
+    bad = [
+        storefront_record(f"b1-{code}", credit(uuid.uuid4().hex), world, neighbourhood_ids=[world.far]),
+        storefront_record(f"b2-{code}", "91310000MA1FL0000X", world),
+        storefront_record(f"b3-{code}", credit(uuid.uuid4().hex), world, district_id="nowhere"),
+    ]
+    refused, nothing = await tx(service, lambda s: service.import_storefronts(s, OPERATOR, bad, False))
+    assert not refused.applied and nothing == []
+    assert [(e.row, e.code) for e in refused.errors.items] == [
+        (1, "neighbourhood_outside_district"),
+        (2, "credit_code_invalid"),
+        (3, "district_not_found"),
+    ]

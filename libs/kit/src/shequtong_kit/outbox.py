@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -50,9 +51,8 @@ class Outbox:
         self.source = source
         self.clock = clock or SystemClock()
 
-    async def add(self, session: AsyncSession, subject: str, message: Message) -> str:
+    def _row(self, subject: str, message: Message, now: datetime) -> dict[str, Any]:
         event_id = new_id()
-        now = self.clock.now()
         headers: dict[str, str] = {
             "ce-id": event_id,
             "ce-type": message.DESCRIPTOR.full_name,
@@ -64,21 +64,38 @@ class Outbox:
         }
         # Capture the caller's trace so the relay's PRODUCER span continues it.
         propagate.inject(headers)
-        await session.execute(
-            insert(outbox).values(
-                id=event_id,
-                subject=subject,
-                type=message.DESCRIPTOR.full_name,
-                payload=message.SerializeToString(),
-                headers=headers,
-                created_at=now,
-                sent_at=None,
-                attempts=0,
-            )
-        )
+        return {
+            "id": event_id,
+            "subject": subject,
+            "type": message.DESCRIPTOR.full_name,
+            "payload": message.SerializeToString(),
+            "headers": headers,
+            "created_at": now,
+            "sent_at": None,
+            "attempts": 0,
+        }
+
+    @staticmethod
+    def _wake_after_commit(session: AsyncSession) -> None:
         if not event.contains(session.sync_session, "after_commit", _wake_relays):
             event.listen(session.sync_session, "after_commit", _wake_relays)
-        return event_id
+
+    async def add(self, session: AsyncSession, subject: str, message: Message) -> str:
+        row = self._row(subject, message, self.clock.now())
+        await session.execute(insert(outbox).values(**row))
+        self._wake_after_commit(session)
+        return str(row["id"])
+
+    async def add_many(self, session: AsyncSession, events: Sequence[tuple[str, Message]]) -> list[str]:
+        """The same rows as `add` for each (subject, message), in one multi-row INSERT per 1,000 (bulk imports:
+        one round trip instead of one per event). Order is kept: ids are time-ordered in the given order."""
+        now = self.clock.now()
+        rows = [self._row(subject, message, now) for subject, message in events]
+        for start in range(0, len(rows), 1000):
+            await session.execute(insert(outbox), rows[start : start + 1000])
+        if rows:
+            self._wake_after_commit(session)
+        return [str(row["id"]) for row in rows]
 
 
 class OutboxRelay:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as ev
@@ -168,3 +170,53 @@ async def session_revoked(
         SESSION_REVOKED,
         ev.SessionRevoked(session_id=session_id, person_id=person_id, revoked_at=ts(at), reason=reason),
     )
+
+
+def imported_resident(
+    membership: dict[str, Any],
+    display_name: str,
+    household: dict[str, Any] | None,
+    grant: dict[str, Any] | None,
+) -> list[tuple[str, Message]]:
+    """The events the per-person path publishes for one resident (registration, household, verification,
+    party-member badge), for `Outbox.add_many`: consumers cannot tell an imported resident from another."""
+    out: list[tuple[str, Message]] = []
+    if household is not None:
+        out.append(
+            (
+                HOUSEHOLD_CREATED,
+                ev.HouseholdCreated(
+                    household_id=household["id"],
+                    neighbourhood_id=household["neighbourhood_id"],
+                    building=household["building"],
+                    unit=household["unit"],
+                    room=household["room"],
+                    village_group=household["village_group"],
+                    house_number=household["house_number"],
+                ),
+            )
+        )
+    ids = {
+        "person_id": membership["person_id"],
+        "neighbourhood_id": membership["neighbourhood_id"],
+        "household_id": membership["household_id"],
+        "membership_id": membership["id"],
+    }
+    out.append((MEMBER_JOINED, ev.MemberJoined(**ids)))
+    out.append(
+        (MEMBER_VERIFIED, ev.MemberVerified(**ids, display_name=display_name, verified_by=membership["reviewed_by"]))
+    )
+    if grant is not None:
+        out.append(
+            (
+                ROLE_GRANTED,
+                ev.RoleGranted(
+                    person_id=grant["person_id"],
+                    role=grant["role"],
+                    scope=grant["scope"],
+                    granted_by=grant["granted_by"],
+                    display_name=display_name,
+                ),
+            )
+        )
+    return out

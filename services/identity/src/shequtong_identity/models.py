@@ -252,3 +252,15 @@ class VolunteerRecord(Base):
     team_id: Mapped[str] = mapped_column(String(36), default="")
     active: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ImportRef(Base):
+    """What a bulk import made for each external_ref (re-sending a batch creates nothing twice)."""
+
+    __tablename__ = "import_refs"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    external_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(36))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from shequtong_identity.domain.throttle import Counter
 from shequtong_identity.models import (
     Household,
     IdNumberReveal,
+    ImportRef,
     JoinCode,
     LoginCode,
     LoginThrottle,
@@ -350,6 +351,95 @@ class RegionImportRepository:
             .returning(Household.id)
         )
         return [row[0] for row in await self.session.execute(statement)]
+
+
+class ResidentImportRepository:
+    """Look-ups and multi-row inserts for ImportResidents (every IN list chunked)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _pairs(self, query: Any, column: Any, values: Iterable[str]) -> list[Any]:
+        found: list[Any] = []
+        for chunk in _chunks(sorted(set(values))):
+            if chunk:
+                found.extend((await self.session.execute(query.where(column.in_(chunk)))).all())
+        return found
+
+    async def imported(self, kind: str, refs: Iterable[str]) -> dict[str, str]:
+        """external_ref -> entity id of the refs imported before."""
+        query = select(ImportRef.external_ref, ImportRef.entity_id).where(ImportRef.kind == kind)
+        return {r[0]: r[1] for r in await self._pairs(query, ImportRef.external_ref, refs)}
+
+    async def neighbourhoods(
+        self, ids: Iterable[str], codes: Iterable[str], level: int
+    ) -> tuple[set[str], dict[str, str]]:
+        by_id = await self._pairs(select(Region.id).where(Region.level == level), Region.id, ids)
+        by_code = await self._pairs(select(Region.code, Region.id).where(Region.level == level), Region.code, codes)
+        return {r[0] for r in by_id}, {r[0]: r[1] for r in by_code}
+
+    async def household_places(self, ids: Iterable[str]) -> dict[str, str]:
+        rows = await self._pairs(select(Household.id, Household.neighbourhood_id), Household.id, ids)
+        return {r[0]: r[1] for r in rows}
+
+    async def households_at(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(neighbourhood id, address key) -> household id of those that exist."""
+        found: dict[tuple[str, str], str] = {}
+        query = select(Household.neighbourhood_id, Household.address_key, Household.id)
+        for chunk in _chunks(sorted(set(keys))):
+            rows = await self.session.execute(
+                query.where(tuple_(Household.neighbourhood_id, Household.address_key).in_(list(chunk)))
+            )
+            found.update({(r[0], r[1]): r[2] for r in rows})
+        return found
+
+    async def people_by_id_hmac(self, hmacs: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(id_number_hmac, person id, phone)."""
+        query = select(Person.id_number_hmac, Person.id, Person.phone)
+        return [(r[0], r[1], r[2]) for r in await self._pairs(query, Person.id_number_hmac, hmacs)]
+
+    async def people_by_phone(self, phones: Iterable[str]) -> dict[str, str]:
+        rows = await self._pairs(select(Person.phone, Person.id), Person.phone, phones)
+        return {r[0]: r[1] for r in rows}
+
+    async def active_memberships(self, person_ids: Iterable[str]) -> set[tuple[str, str]]:
+        query = select(Membership.person_id, Membership.neighbourhood_id).where(Membership.state.in_((1, 2)))
+        return {(r[0], r[1]) for r in await self._pairs(query, Membership.person_id, person_ids)}
+
+    async def memberships(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """membership id -> (person id, household id)."""
+        query = select(Membership.id, Membership.person_id, Membership.household_id)
+        return {r[0]: (r[1], r[2]) for r in await self._pairs(query, Membership.id, ids)}
+
+    async def insert_households(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Inserts in address order (concurrent batches lock in the same order), skipping any another batch
+        added meanwhile; the ids actually inserted."""
+        if not rows:
+            return []
+        rows = sorted(rows, key=lambda r: (r["neighbourhood_id"], r["address_key"]))
+        table = Household.__table__
+        # executemany of one cached statement (batched by SQLAlchemy's insertmanyvalues), not .values(list):
+        # compiling a 1,000-row VALUES clause costs more than the insert itself.
+        statement = (
+            _insert_ignoring_conflicts(self.session, table)
+            .on_conflict_do_nothing(index_elements=["neighbourhood_id", "address_key"])
+            .returning(table.c.id)
+        )
+        return [row[0] for row in await self.session.execute(statement, rows)]
+
+    async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows, 1000):
+            if chunk:
+                await self.session.execute(insert(model), list(chunk))
+
+    async def verified_of(self, person_ids: Iterable[str]) -> list[tuple[str, str, str, str]]:
+        """(person id, neighbourhood id, household id, display name) of every verified membership."""
+        query = (
+            select(Membership.person_id, Membership.neighbourhood_id, Membership.household_id, Person.display_name)
+            .join(Person, Person.id == Membership.person_id)
+            .where(Membership.state == 2)
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in await self._pairs(query, Membership.person_id, person_ids)]
 
 
 class CodeRepository:

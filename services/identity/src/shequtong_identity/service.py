@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_identity import events
@@ -24,6 +26,7 @@ from shequtong_identity.domain import (
     logincodes,
     people,
     personal,
+    resident_imports,
     sessions,
     throttle,
     tokens,
@@ -38,6 +41,7 @@ from shequtong_identity.domain.ports import SmsSender
 from shequtong_identity.models import (
     Household,
     IdNumberReveal,
+    ImportRef,
     JoinCode,
     LoginCode,
     LoginThrottle,
@@ -58,6 +62,7 @@ from shequtong_identity.repository import (
     RateLimitRepository,
     RegionImportRepository,
     RegionRepository,
+    ResidentImportRepository,
     RevealRepository,
     RoleRepository,
     SessionRepository,
@@ -71,6 +76,7 @@ from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage
 from shequtong_kit.errors import (
     AlreadyExists,
+    Conflict,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
@@ -89,6 +95,7 @@ COMMITTEE = (auth.CADRE, auth.SECRETARY)
 MAX_REASON = 500
 ADDRESS_WINDOW = timedelta(minutes=15)
 IMPORT_CHUNK = 500  # households per transaction
+IMPORT_RESIDENT = "resident"  # ImportRef.kind
 # The volunteers service, acting through its events (grants and revokes the volunteer badge).
 VOLUNTEERS_ACTOR = Principal(subject="svc:volunteers", roles=frozenset({(auth.SERVICE, "*")}))
 
@@ -100,6 +107,15 @@ class IssuedTokens:
     refresh_token: str
     refresh_expires_in: int
     person_id: str
+
+
+@dataclass(frozen=True)
+class ImportedResident:
+    external_ref: str
+    person_id: str
+    membership_id: str
+    household_id: str
+    created: bool
 
 
 @dataclass(frozen=True)
@@ -1090,6 +1106,207 @@ class IdentityService:
         )
         return imports.Outcome(plan.rows, created, skipped, plan.errors, True)
 
+    async def import_residents(
+        self, principal: Principal, records: list[resident_imports.RawResident], dry_run: bool
+    ) -> tuple[imports.Outcome, list[ImportedResident]]:
+        """A batch of verified residents (operators). Validated as a whole; then ONE transaction writes the
+        people (no password: they sign in by SMS code), new households, verified memberships, party-member
+        badges (granted and audited as at verification), the import references, and the events the
+        per-person path publishes — as multi-row INSERTs."""
+        async with self.sessions() as session, session.begin():
+            actor = await self.actor(session, principal)
+            if not actor.is_operator:
+                raise PermissionDenied("bulk import is for operators", code="operator_only")
+            resident_imports.ensure_batch_size(len(records))
+            errors = imports.Errors()
+            parsed = resident_imports.parse(records, errors)
+            hmacs = {r.id_number: self.pii.id_hmac(r.id_number) for r in parsed}
+            repo = ResidentImportRepository(session)
+            imported = await repo.imported(IMPORT_RESIDENT, (r.external_ref for r in parsed))
+            hood_ids, hood_codes = await repo.neighbourhoods(
+                (r.neighbourhood_id for r in parsed if r.neighbourhood_id),
+                (r.neighbourhood_code for r in parsed if not r.neighbourhood_id),
+                region_rules.NEIGHBOURHOOD,
+            )
+            known = await repo.people_by_id_hmac(hmacs.values())
+            found = resident_imports.Lookups(
+                imported=set(imported),
+                neighbourhood_ids=hood_ids,
+                neighbourhood_codes=hood_codes,
+                households=await repo.household_places(r.household_id for r in parsed if r.household_id),
+                by_id_hmac={h: resident_imports.KnownPerson(pid, phone) for h, pid, phone in known},
+                by_phone=await repo.people_by_phone(r.phone for r in parsed),
+                memberships=await repo.active_memberships(pid for _, pid, _ in known),
+            )
+            plan = resident_imports.plan(parsed, hmacs, found, errors)
+            if plan.errors or dry_run:
+                outcome = imports.Outcome(
+                    plan.rows, 0 if plan.errors else len(plan.create), len(plan.skipped), plan.errors, False
+                )
+                return outcome, []
+            made = await self._write_residents(session, repo, actor, plan.create)
+            earlier = await repo.memberships(imported[r.external_ref] for r in plan.skipped)
+        results = {m.external_ref: m for m in made}
+        for r in plan.skipped:
+            membership_id = imported[r.external_ref]
+            person_id, household_id = earlier.get(membership_id, ("", ""))
+            results[r.external_ref] = ImportedResident(r.external_ref, person_id, membership_id, household_id, False)
+        log.info(
+            "residents imported",
+            extra={"residents_created": len(made), "rows_skipped": len(plan.skipped), "by": actor.subject},
+        )
+        ordered = [results[r.external_ref] for r in records if r.external_ref.strip() in results]
+        return imports.Outcome(plan.rows, len(made), len(plan.skipped), plan.errors, True), ordered
+
+    async def _write_residents(
+        self,
+        session: AsyncSession,
+        repo: ResidentImportRepository,
+        actor: Principal,
+        planned: list[resident_imports.Planned],
+    ) -> list[ImportedResident]:
+        now = self.clock.now()
+        people_rows: list[dict[str, object]] = []
+        person_of: dict[str, str] = {}  # id hmac -> person id (new people)
+        for p in planned:
+            if p.person_id or p.id_hmac in person_of:
+                continue
+            person_of[p.id_hmac] = new_id()
+            people_rows.append(
+                {
+                    "id": person_of[p.id_hmac],
+                    "real_name": p.resident.real_name,
+                    "display_name": p.resident.display_name,
+                    "phone": p.resident.phone,
+                    "id_number_hmac": p.id_hmac,
+                    "id_number_enc": self.pii.encrypt(p.resident.id_number),
+                    "password_hash": "",  # no password: sign-in by SMS code until the person sets one
+                    "created_at": now,
+                }
+            )
+        # Households: the ones named by id, else found or created at the address.
+        wanted = {(p.neighbourhood_id, p.resident.address.key) for p in planned if p.resident.address is not None}
+        existing = await repo.households_at(wanted)
+        new_households: dict[tuple[str, str], dict[str, object]] = {}
+        for p in planned:
+            address = p.resident.address
+            if address is None or (p.neighbourhood_id, address.key) in existing:
+                continue
+            new_households.setdefault(
+                (p.neighbourhood_id, address.key),
+                {
+                    "id": new_id(),
+                    "neighbourhood_id": p.neighbourhood_id,
+                    "address_key": address.key,
+                    "building": address.building,
+                    "unit": address.unit,
+                    "room": address.room,
+                    "village_group": address.village_group,
+                    "house_number": address.house_number,
+                    "created_at": now,
+                },
+            )
+        inserted = set(await repo.insert_households(list(new_households.values())))
+        missing = [key for key, row in new_households.items() if row["id"] not in inserted]
+        if missing:  # another batch added these addresses meanwhile: use its households
+            existing.update(await repo.households_at(missing))
+        household_of = dict(existing)
+        household_of.update({key: str(row["id"]) for key, row in new_households.items() if row["id"] in inserted})
+        announced: set[str] = set()
+        memberships: list[dict[str, object]] = []
+        grants: list[dict[str, object]] = []
+        audits: list[dict[str, object]] = []
+        refs: list[dict[str, object]] = []
+        outgoing: list[tuple[str, Message]] = []
+        made: list[ImportedResident] = []
+        households_by_id = {str(row["id"]): row for row in new_households.values()}
+        for p in planned:
+            r = p.resident
+            person_id = p.person_id or person_of[p.id_hmac]
+            key = (p.neighbourhood_id, r.address.key) if r.address is not None else None
+            household_id = household_of[key] if key is not None else r.household_id
+            membership = {
+                "id": new_id(),
+                "person_id": person_id,
+                "neighbourhood_id": p.neighbourhood_id,
+                "household_id": household_id,
+                "state": membership_rules.VERIFIED,
+                "party_member_claimed": r.party_member,
+                "join_code": "",
+                "reason": "",
+                "reviewed_by": actor.subject,
+                "reviewed_at": now,
+                "left_at": None,
+                "created_at": now,
+            }
+            memberships.append(membership)
+            grant = None
+            if r.party_member:
+                grant = {
+                    "id": new_id(),
+                    "person_id": person_id,
+                    "role": auth.PARTY_MEMBER,
+                    "scope": f"n:{p.neighbourhood_id}",
+                    "granted_by": actor.subject,
+                    "reason": "confirmed at import",
+                    "granted_at": now,
+                    "revoked_at": None,
+                    "revoked_by": "",
+                }
+                grants.append(grant)
+                audits.append(
+                    {
+                        "id": new_id(),
+                        "action": "grant",
+                        "grant_id": grant["id"],
+                        "person_id": person_id,
+                        "role": grant["role"],
+                        "scope": grant["scope"],
+                        "actor": actor.subject,
+                        "reason": grant["reason"],
+                        "at": now,
+                    }
+                )
+            refs.append(
+                {
+                    "kind": IMPORT_RESIDENT,
+                    "external_ref": r.external_ref,
+                    "entity_id": membership["id"],
+                    "created_by": actor.subject,
+                    "created_at": now,
+                }
+            )
+            new_household = households_by_id.get(household_id) if household_id not in announced else None
+            if new_household is not None:
+                announced.add(household_id)
+            outgoing.extend(events.imported_resident(membership, r.display_name, new_household, grant))
+            made.append(ImportedResident(r.external_ref, person_id, str(membership["id"]), household_id, True))
+        try:
+            await repo.insert(Person, people_rows)
+            await repo.insert(Membership, memberships)
+            await repo.insert(RoleGrant, grants)
+            await repo.insert(RoleAudit, audits)
+            await repo.insert(ImportRef, refs)
+        except IntegrityError:
+            # Another batch took a phone, an ID number or an external_ref meanwhile: nothing of this batch stays.
+            raise Conflict(
+                "another import wrote some of these records meanwhile; send the batch again", code="import_conflict"
+            ) from None
+        await self.outbox.add_many(session, outgoing)
+        return made
+
+    async def lookup_residents(self, principal: Principal, person_ids: list[str]) -> list[tuple[str, str, str, str]]:
+        """(person id, neighbourhood id, household id, display name) of each verified membership of these
+        people: for our services (e.g. volunteers importing volunteers) and operators."""
+        if len(person_ids) > resident_imports.MAX_BATCH:
+            raise InvalidArgument(
+                f"ask about at most {resident_imports.MAX_BATCH} people at once", code="batch_too_large"
+            )
+        if not (principal.has(auth.SERVICE, "*") or principal.is_operator):
+            raise PermissionDenied("for our services and operators", code="service_only")
+        async with self.sessions() as session:
+            return await ResidentImportRepository(session).verified_of(p for p in person_ids if p)
+
     # --- throttling per client address ---------------------------------------------------------------------
     def _key(self, kind: str, value: str) -> str:
         """A throttling key that does not store the phone or address itself."""
@@ -1134,9 +1351,12 @@ class IdentityService:
             state = sessions.Throttle(row.failures, row.window_started_at, row.locked_until) if row else None
             sessions.ensure_not_locked(state, now)
             person = await PeopleRepository(session).person_by_phone(phone)
-        stored = person.password_hash if person else self._dummy_hash
+        # Imported people have no password yet (they sign in by SMS code): checked against the dummy hash like
+        # an unknown phone, so the answer and its timing are the same.
+        has_password = person is not None and bool(person.password_hash)
+        stored = person.password_hash if person is not None and has_password else self._dummy_hash
         ok = await asyncio.to_thread(self._password_ok, stored, password or "")
-        if not ok or person is None:
+        if not ok or person is None or not has_password:
             async with self.sessions() as session, session.begin():
                 repo = SessionRepository(session)
                 row = await repo.throttle(phone)

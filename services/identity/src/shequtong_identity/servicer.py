@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
 from shequtong_identity.domain import households as household_rules
-from shequtong_identity.domain import imports
+from shequtong_identity.domain import imports, resident_imports
 from shequtong_identity.domain import joincodes as joincode_rules
 from shequtong_identity.domain.people import mask_phone
 from shequtong_identity.models import Household, IdNumberReveal, JoinCode, Person, Region, RoleGrant, Shift
@@ -183,6 +183,10 @@ def report_to_proto(outcome: imports.Outcome) -> identity_pb2.ImportReport:
         error_count=outcome.errors.count,
         applied=outcome.applied,
     )
+
+
+def address_parts(address: identity_pb2.Address) -> tuple[str, str, str, str, str]:
+    return (address.building, address.unit, address.room, address.village_group, address.house_number)
 
 
 def tokens_to_proto(issued: IssuedTokens) -> identity_pb2.TokenPair:
@@ -629,3 +633,46 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.ImportHouseholdsResponse:
         outcome = await self.service.import_households(auth.current(), request.csv, request.dry_run)
         return identity_pb2.ImportHouseholdsResponse(report=report_to_proto(outcome))
+
+    async def ImportResidents(
+        self, request: identity_pb2.ImportResidentsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.ImportResidentsResponse:
+        records = [
+            resident_imports.RawResident(
+                external_ref=r.external_ref,
+                neighbourhood_id=r.neighbourhood_id,
+                neighbourhood_code=r.neighbourhood_code,
+                household_id=r.household_id,
+                address=address_parts(r.address) if r.HasField("address") else None,
+                real_name=r.real_name,
+                phone=r.phone,
+                id_number=r.id_number,
+                party_member=r.party_member,
+            )
+            for r in request.residents
+        ]
+        outcome, made = await self.service.import_residents(auth.current(), records, request.dry_run)
+        return identity_pb2.ImportResidentsResponse(
+            report=report_to_proto(outcome),
+            residents=[
+                identity_pb2.ImportedResident(
+                    external_ref=m.external_ref,
+                    person_id=m.person_id,
+                    membership_id=m.membership_id,
+                    household_id=m.household_id,
+                    created=m.created,
+                )
+                for m in made
+            ],
+        )
+
+    async def LookupResidents(
+        self, request: identity_pb2.LookupResidentsRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.LookupResidentsResponse:
+        found = await self.service.lookup_residents(auth.current(), list(request.person_ids))
+        return identity_pb2.LookupResidentsResponse(
+            residencies=[
+                identity_pb2.Residency(person_id=p, neighbourhood_id=n, household_id=h, display_name=d)
+                for p, n, h, d in found
+            ]
+        )

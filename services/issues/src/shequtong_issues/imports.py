@@ -38,7 +38,6 @@ from shequtong_kit.clock import Clock
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
-from shequtong_kit.outbox_bulk import add_many
 
 MAX_BATCH = 2000
 EXTERNAL_REF_MAX = 100
@@ -652,7 +651,7 @@ class IssueImports:
                 children = [_row(obj) for b in mine for obj in pick(b)]
                 for start in range(0, len(children), 1000):
                     await session.execute(_insert(session, model.__table__), children[start : start + 1000])
-            await add_many(self.outbox, session, [e for b in mine for e in b.events])
+            await self.outbox.add_many(session, [e for b in mine for e in b.events])
             made_refs = {b.issue.external_ref for b in mine}
             missing = [ref for ref in refs if ref not in made_refs]
             known = await self._existing(session, missing) if missing else {}

@@ -3,8 +3,11 @@ transaction through the outbox."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as ev
@@ -78,6 +81,23 @@ class Events:
                 approved_at=ts(v.decided_at),
             ),
         )
+
+    @staticmethod
+    def volunteer_imported(v: Mapping[str, Any]) -> list[tuple[str, Message]]:
+        """The events of apply + approve for an imported volunteer (a row of `volunteers`), for `Outbox.add_many`."""
+        ids = {
+            "volunteer_id": v["id"],
+            "person_id": v["person_id"],
+            "neighbourhood_id": v["neighbourhood_id"],
+            "team_id": v["team_id"],
+        }
+        return [
+            (VOLUNTEER_APPLIED, ev.VolunteerApplied(**ids, skills=v["skills"], applied_at=ts(v["applied_at"]))),
+            (
+                VOLUNTEER_APPROVED,
+                ev.VolunteerApproved(**ids, approved_by=v["decided_by"] or "", approved_at=ts(v["decided_at"])),
+            ),
+        ]
 
     async def volunteer_rejected(self, session: AsyncSession, v: Volunteer) -> None:
         await self.outbox.add(

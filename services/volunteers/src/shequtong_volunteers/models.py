@@ -366,3 +366,19 @@ class MutualAidLink(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
     linked_by: Mapped[str] = mapped_column(String(64))
     linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- bulk imports -----------------------------------------------------------------------------------------
+
+
+class ImportRef(Base):
+    """What a bulk import made for each external_ref (re-sending a batch creates nothing twice)."""
+
+    __tablename__ = "import_refs"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    external_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(36))
+    organisation_id: Mapped[str] = mapped_column(String(36), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -7,10 +7,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from shequtong_kit.auth import Lineage
+from shequtong_kit.db import region_directory
 from shequtong_kit.errors import InvalidArgument, NotFound
 from shequtong_kit.pagination import decode_cursor
 from shequtong_volunteers.domain import activities as activity_rules
@@ -22,6 +26,7 @@ from shequtong_volunteers.models import (
     ActivityAudience,
     Booking,
     HoursEntry,
+    ImportRef,
     MutualAidLink,
     Offering,
     Organisation,
@@ -517,3 +522,80 @@ class Repository:
         if neighbourhood_id:
             query = query.where(MutualAidLink.neighbourhood_id == neighbourhood_id)
         return list((await self.session.execute(_by_id(query, MutualAidLink.id, cursor, limit))).scalars())
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class ImportRepository:
+    """Look-ups and multi-row inserts of the bulk imports (IN lists chunked)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _rows(self, query: Any, column: Any, values: Iterable[str]) -> list[Any]:
+        found: list[Any] = []
+        for chunk in _chunks(sorted(set(values))):
+            found.extend((await self.session.execute(query.where(column.in_(chunk)))).all())
+        return found
+
+    async def imported(self, kind: str, refs: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """external_ref -> (entity id, organisation id) of the refs imported before."""
+        query = select(ImportRef.external_ref, ImportRef.entity_id, ImportRef.organisation_id).where(
+            ImportRef.kind == kind
+        )
+        return {r[0]: (r[1], r[2]) for r in await self._rows(query, ImportRef.external_ref, refs)}
+
+    async def lineages(self, neighbourhood_ids: Iterable[str]) -> dict[str, Lineage]:
+        query = select(
+            region_directory.c.neighbourhood_id, region_directory.c.subdistrict_id, region_directory.c.district_id
+        )
+        rows = await self._rows(query, region_directory.c.neighbourhood_id, neighbourhood_ids)
+        return {r[0]: Lineage(r[0], r[1], r[2]) for r in rows}
+
+    async def districts(self, district_ids: Iterable[str]) -> set[str]:
+        query = select(region_directory.c.district_id).distinct()
+        return {r[0] for r in await self._rows(query, region_directory.c.district_id, district_ids)}
+
+    async def teams(self, neighbourhood_ids: Iterable[str], team_ids: Iterable[str]) -> list[tuple[str, str, bool]]:
+        """(team id, neighbourhood id, is default) of the neighbourhoods' teams and of the teams named."""
+        query = select(Team.id, Team.neighbourhood_id, Team.is_default)
+        rows = await self._rows(query, Team.neighbourhood_id, neighbourhood_ids)
+        rows += await self._rows(query, Team.id, team_ids)
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
+    async def active_volunteers(self, person_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+        query = select(Volunteer.team_id, Volunteer.person_id, Volunteer.state).where(
+            Volunteer.state.in_(sorted(volunteer_rules.ACTIVE))
+        )
+        return {(r[0], r[1]): r[2] for r in await self._rows(query, Volunteer.person_id, person_ids)}
+
+    async def organisations(self, credit_codes: Iterable[str]) -> list[Organisation]:
+        found: list[Organisation] = []
+        for chunk in _chunks(sorted(set(credit_codes))):
+            query = select(Organisation).where(Organisation.credit_code.in_(chunk))
+            found.extend((await self.session.execute(query)).scalars())
+        return found
+
+    async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows, 1000):
+            if chunk:
+                await self.session.execute(insert(model), list(chunk))
+
+    async def upsert_people(self, names: dict[str, str], now: datetime) -> None:
+        """The display-name projection (as identity.membership.verified would write it), in one statement per chunk."""
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        rows = [{"person_id": p, "display_name": n, "updated_at": now} for p, n in sorted(names.items()) if n]
+        if not rows:
+            return
+        # One cached statement, executed for many rows (a 1,000-row VALUES clause is slow to compile).
+        table: Any = Person.__table__
+        statement = make(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["person_id"],
+            set_={"display_name": statement.excluded.display_name, "updated_at": statement.excluded.updated_at},
+        )
+        await self.session.execute(statement, rows)

@@ -8,23 +8,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit import regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
-from shequtong_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from shequtong_kit.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
 from shequtong_kit.pagination import encode_cursor
 from shequtong_volunteers import events as subjects
 from shequtong_volunteers.domain import activities as activity_rules
 from shequtong_volunteers.domain import bookings as booking_rules
+from shequtong_volunteers.domain import imports, text
 from shequtong_volunteers.domain import ledger as ledger_rules
 from shequtong_volunteers.domain import mutual_aid as aid_rules
 from shequtong_volunteers.domain import organisations as org_rules
-from shequtong_volunteers.domain import text
 from shequtong_volunteers.domain import volunteers as volunteer_rules
 from shequtong_volunteers.events import Events
 from shequtong_volunteers.models import (
@@ -32,6 +41,7 @@ from shequtong_volunteers.models import (
     ActivityAudience,
     Booking,
     HoursEntry,
+    ImportRef,
     MutualAidLink,
     Offering,
     Organisation,
@@ -43,7 +53,8 @@ from shequtong_volunteers.models import (
     Team,
     Volunteer,
 )
-from shequtong_volunteers.repository import Repository
+from shequtong_volunteers.repository import ImportRepository, Repository
+from shequtong_volunteers.residents import Residents
 
 SYSTEM = "system"
 
@@ -56,6 +67,14 @@ class Totals:
     entry_count: int
     volunteer_count: int
     activity_count: int
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    external_ref: str
+    id: str
+    organisation_id: str
+    created: bool
 
 
 @dataclass(frozen=True)
@@ -81,10 +100,19 @@ async def _insert(repo: Repository, error: Exception, *rows: object) -> None:
 
 
 class VolunteersService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        clock: Clock,
+        residents: Residents | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.outbox = outbox
         self.events = Events(outbox)
         self.clock = clock
+        # identity's answer to "who is a verified resident where" (bulk import); None: not configured.
+        self.residents = residents
 
     # ================================================================================================
     # teams and volunteers
@@ -1335,3 +1363,181 @@ class VolunteersService:
             ):
                 visible.append(link)
         return visible, next_cursor
+
+    # ================================================================================================
+    # bulk import (operators)
+    # ================================================================================================
+
+    async def import_volunteers(
+        self, session: AsyncSession, principal: Principal, records: list[imports.RawVolunteer], dry_run: bool
+    ) -> tuple[imports.Outcome, list[ImportedRecord]]:
+        """Approved volunteers of verified residents (identity says who lives where), in the caller's one
+        transaction: multi-row INSERTs of the volunteers, their import references and display names, and the
+        events of apply + approve for each (identity grants the badge from `volunteers.volunteer.approved`)."""
+        if not principal.is_operator:
+            raise PermissionDenied("bulk import is for operators", code="operator_only")
+        imports.ensure_batch_size(len(records))
+        errors = imports.Errors()
+        rows = imports.parse_volunteers(records, errors)
+        repo = ImportRepository(session)
+        imported = await repo.imported(imports.VOLUNTEER, (r.external_ref for r in rows))
+        fresh = [r for r in rows if r.external_ref not in imported]
+        residents: dict[tuple[str, str], str] = {}
+        if fresh:
+            if self.residents is None:
+                raise Unavailable("identity is not configured here", code="identity_unavailable")
+            residents = await self.residents.lookup(sorted({r.person_id for r in fresh}))
+        hoods = {r.neighbourhood_id for r in rows}
+        teams = await repo.teams(hoods, {r.team_id for r in rows if r.team_id})
+        found = imports.VolunteerLookups(
+            imported=set(imported),
+            neighbourhoods=set(await repo.lineages(hoods)),
+            teams={t: n for t, n, _ in teams},
+            default_teams={n: t for t, n, default in teams if default},
+            residents=set(residents),
+            active=await repo.active_volunteers(r.person_id for r in fresh),
+        )
+        plan = imports.plan_volunteers(rows, len(records), found, errors)
+        if plan.errors or dry_run:
+            created = 0 if plan.errors else len(plan.create)
+            return imports.Outcome(plan.rows, created, len(plan.skipped), plan.errors, False), []
+        now = self.clock.now()
+        actor = principal.subject
+        volunteers: list[dict[str, object]] = []
+        refs: list[dict[str, object]] = []
+        outgoing: list[tuple[str, Message]] = []
+        made: dict[str, ImportedRecord] = {}
+        for r, team_id in plan.create:
+            # Plain rows, not ORM objects: constructing 1,000 mapped instances cost more than inserting them.
+            volunteer = {
+                "id": new_id(),
+                "person_id": r.person_id,
+                "neighbourhood_id": r.neighbourhood_id,
+                "team_id": team_id,
+                "state": volunteer_rules.APPROVED,
+                "skills": r.application.skills,
+                "availability": r.application.availability,
+                "motivation": r.application.motivation,
+                "is_leader": False,
+                "applied_at": now,
+                "decided_at": now,
+                "decided_by": actor,
+                "reason": "",
+                "ended_at": None,
+            }
+            volunteers.append(volunteer)
+            refs.append(
+                {
+                    "kind": imports.VOLUNTEER,
+                    "external_ref": r.external_ref,
+                    "entity_id": volunteer["id"],
+                    "organisation_id": "",
+                    "created_by": actor,
+                    "created_at": now,
+                }
+            )
+            outgoing.extend(self.events.volunteer_imported(volunteer))
+            made[r.external_ref] = ImportedRecord(r.external_ref, str(volunteer["id"]), "", True)
+        try:
+            await repo.insert(Volunteer, volunteers)
+            await repo.insert(ImportRef, refs)
+        except IntegrityError:
+            raise Conflict(
+                "another import wrote some of these records meanwhile; send the batch again", code="import_conflict"
+            ) from None
+        await repo.upsert_people(
+            {r.person_id: residents.get((r.person_id, r.neighbourhood_id), "") for r, _ in plan.create}, now
+        )
+        await self.outbox.add_many(session, outgoing)
+        for r in plan.skipped:
+            earlier = imported.get(r.external_ref)
+            made[r.external_ref] = ImportedRecord(r.external_ref, earlier[0] if earlier else "", "", False)
+        ordered = [made[r.external_ref.strip()] for r in records if r.external_ref.strip() in made]
+        return imports.Outcome(plan.rows, len(plan.create), len(plan.skipped), plan.errors, True), ordered
+
+    async def import_storefronts(
+        self, session: AsyncSession, principal: Principal, records: list[imports.RawStorefront], dry_run: bool
+    ) -> tuple[imports.Outcome, list[ImportedRecord]]:
+        """Approved organisations (found again by credit code, else registered and approved) with their open
+        storefronts, in the caller's one transaction, with the events of register + approve + open."""
+        if not principal.is_operator:
+            raise PermissionDenied("bulk import is for operators", code="operator_only")
+        imports.ensure_batch_size(len(records))
+        errors = imports.Errors()
+        rows = imports.parse_storefronts(records, errors)
+        repo = ImportRepository(session)
+        imported = await repo.imported(imports.STOREFRONT, (r.external_ref for r in rows))
+        organisations = {o.credit_code: o for o in await repo.organisations(r.organisation.credit_code for r in rows)}
+        found = imports.StorefrontLookups(
+            imported=set(imported),
+            organisations={
+                code: imports.KnownOrganisation(o.id, o.district_id, o.state) for code, o in organisations.items()
+            },
+            lineages=await repo.lineages(n for r in rows for n in r.neighbourhood_ids),
+            districts=await repo.districts(r.district_id for r in rows),
+        )
+        plan = imports.plan_storefronts(rows, len(records), found, errors)
+        if plan.errors or dry_run:
+            created = 0 if plan.errors else len(plan.create)
+            return imports.Outcome(plan.rows, created, len(plan.skipped), plan.errors, False), []
+        now = self.clock.now()
+        actor = principal.subject
+        made: dict[str, ImportedRecord] = {}
+        for code, first in imports.credit_codes(plan.create).items():
+            if code in organisations:
+                continue
+            org = Organisation(
+                id=new_id(),
+                name=first.organisation.name,
+                credit_code=code,
+                district_id=first.district_id,
+                description=first.organisation.description,
+                state=org_rules.PENDING,
+                registered_by=actor,
+                registered_at=now,
+                reason="",
+            )
+            admins = first.admins
+            await _insert(Repository(session), Conflict("send the batch again", code="import_conflict"), org)
+            await Repository(session).add(
+                *(OrganisationAdmin(organisation_id=org.id, person_id=p, added_at=now) for p in admins)
+            )
+            await self.events.organisation(session, "registered", org, actor, admins)
+            org.state = org_rules.APPROVED
+            org.decided_by = actor
+            org.decided_at = now
+            await session.flush()
+            await self.events.organisation(session, org.state, org, actor, admins)
+            organisations[code] = org
+        for r in plan.create:
+            org = organisations[r.organisation.credit_code]
+            storefront = Storefront(
+                id=new_id(),
+                organisation_id=org.id,
+                name=r.storefront.name,
+                description=r.storefront.description,
+                address=r.storefront.address,
+                state=org_rules.OPEN,
+                opened_by=actor,
+                opened_at=now,
+            )
+            await Repository(session).add(storefront)
+            await Repository(session).add(
+                *(StorefrontNeighbourhood(storefront_id=storefront.id, neighbourhood_id=n) for n in r.neighbourhood_ids)
+            )
+            await self.events.storefront(session, "opened", storefront, r.neighbourhood_ids, actor)
+            ref = ImportRef(
+                kind=imports.STOREFRONT,
+                external_ref=r.external_ref,
+                entity_id=storefront.id,
+                organisation_id=org.id,
+                created_by=actor,
+                created_at=now,
+            )
+            await _insert(Repository(session), Conflict("send the batch again", code="import_conflict"), ref)
+            made[r.external_ref] = ImportedRecord(r.external_ref, storefront.id, org.id, True)
+        for r in plan.skipped:
+            storefront_id, organisation_id = imported.get(r.external_ref, ("", ""))
+            made[r.external_ref] = ImportedRecord(r.external_ref, storefront_id, organisation_id, False)
+        ordered = [made[r.external_ref.strip()] for r in records if r.external_ref.strip() in made]
+        return imports.Outcome(plan.rows, len(plan.create), len(plan.skipped), plan.errors, True), ordered

@@ -22,6 +22,7 @@ from shequtong_kit.pagination import encode_cursor, page_size
 from shequtong_kit.proto import from_ts, ts
 from shequtong_volunteers.domain import activities as activity_rules
 from shequtong_volunteers.domain import bookings as booking_rules
+from shequtong_volunteers.domain import imports
 from shequtong_volunteers.domain import ledger as ledger_rules
 from shequtong_volunteers.domain import mutual_aid as aid_rules
 from shequtong_volunteers.domain import organisations as org_rules
@@ -39,7 +40,7 @@ from shequtong_volunteers.models import (
     Team,
     Volunteer,
 )
-from shequtong_volunteers.service import VolunteersService
+from shequtong_volunteers.service import ImportedRecord, VolunteersService
 
 R = TypeVar("R", bound=Message)
 Work = Callable[[AsyncSession, Principal], Awaitable[R]]
@@ -1020,3 +1021,75 @@ class VolunteersServicer(volunteers_pb2_grpc.VolunteersServiceServicer):
             )
 
         return await self._read(work)
+
+    # =============================================================================================
+    # bulk import
+    # =============================================================================================
+
+    async def ImportVolunteers(
+        self, request: pb.ImportVolunteersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportVolunteersResponse:
+        records = [
+            imports.RawVolunteer(
+                external_ref=r.external_ref,
+                person_id=r.person_id,
+                neighbourhood_id=r.neighbourhood_id,
+                team_id=r.team_id,
+                skills=list(r.skills),
+                availability=r.availability,
+                motivation=r.motivation,
+            )
+            for r in request.volunteers
+        ]
+
+        async def work(session: AsyncSession, principal: Principal) -> pb.ImportVolunteersResponse:
+            outcome, made = await self.service.import_volunteers(session, principal, records, request.dry_run)
+            return pb.ImportVolunteersResponse(report=import_report_pb(outcome), volunteers=imported_pb(made))
+
+        return await self._write(context, "ImportVolunteers", request, pb.ImportVolunteersResponse, work)
+
+    async def ImportStorefronts(
+        self, request: pb.ImportStorefrontsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportStorefrontsResponse:
+        records = [
+            imports.RawStorefront(
+                external_ref=r.external_ref,
+                organisation_name=r.organisation_name,
+                credit_code=r.credit_code,
+                district_id=r.district_id,
+                organisation_description=r.organisation_description,
+                admin_person_ids=list(r.admin_person_ids),
+                name=r.name,
+                description=r.description,
+                address=r.address,
+                neighbourhood_ids=list(r.neighbourhood_ids),
+            )
+            for r in request.storefronts
+        ]
+
+        async def work(session: AsyncSession, principal: Principal) -> pb.ImportStorefrontsResponse:
+            outcome, made = await self.service.import_storefronts(session, principal, records, request.dry_run)
+            return pb.ImportStorefrontsResponse(report=import_report_pb(outcome), storefronts=imported_pb(made))
+
+        return await self._write(context, "ImportStorefronts", request, pb.ImportStorefrontsResponse, work)
+
+
+def import_report_pb(outcome: imports.Outcome) -> pb.ImportReport:
+    return pb.ImportReport(
+        rows=outcome.rows,
+        created=outcome.created,
+        skipped=outcome.skipped,
+        errors=[
+            pb.ImportRecordError(row=e.row, column=e.column, code=e.code, message=e.message)
+            for e in outcome.errors.items
+        ],
+        error_count=outcome.errors.count,
+        applied=outcome.applied,
+    )
+
+
+def imported_pb(made: Sequence[ImportedRecord]) -> list[pb.ImportedRecord]:
+    return [
+        pb.ImportedRecord(external_ref=m.external_ref, id=m.id, organisation_id=m.organisation_id, created=m.created)
+        for m in made
+    ]

@@ -59,7 +59,6 @@ from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
-from shequtong_kit.outbox_bulk import add_many
 
 MAX_BATCH = 2000
 EXTERNAL_REF_MAX = 100
@@ -413,7 +412,7 @@ class ImportUseCases:
         self.ctx = ctx
 
     async def _emit(self, session: AsyncSession, events: list[tuple[str, Message]]) -> None:
-        await add_many(self.ctx.events.outbox, session, events)
+        await self.ctx.events.outbox.add_many(session, events)
 
     # --- posts ----------------------------------------------------------------------------------------
     async def posts(self, principal: Principal, records: Sequence[PostRecord]) -> ImportOutcome:

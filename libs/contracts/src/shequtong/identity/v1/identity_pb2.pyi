@@ -1917,3 +1917,183 @@ class ImportHouseholdsResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["report", b"report"]) -> None: ...
 
 Global___ImportHouseholdsResponse: typing_extensions.TypeAlias = ImportHouseholdsResponse
+
+@typing.final
+class ResidentRecord(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_CODE_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    REAL_NAME_FIELD_NUMBER: builtins.int
+    PHONE_FIELD_NUMBER: builtins.int
+    ID_NUMBER_FIELD_NUMBER: builtins.int
+    PARTY_MEMBER_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    """The importer's own key of the record (e.g. the census row), at most 64 characters; the idempotency key."""
+    neighbourhood_id: builtins.str
+    """The neighbourhood, by id or by code."""
+    neighbourhood_code: builtins.str
+    household_id: builtins.str
+    """An existing household of the neighbourhood, or an address there (the household is created when new)."""
+    real_name: builtins.str
+    phone: builtins.str
+    id_number: builtins.str
+    party_member: builtins.bool
+    """A confirmed party member: the party-member badge of the neighbourhood is granted."""
+    @property
+    def address(self) -> Global___Address: ...
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        neighbourhood_code: builtins.str = ...,
+        household_id: builtins.str = ...,
+        address: Global___Address | None = ...,
+        real_name: builtins.str = ...,
+        phone: builtins.str = ...,
+        id_number: builtins.str = ...,
+        party_member: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["address", b"address"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "external_ref", b"external_ref", "household_id", b"household_id", "id_number", b"id_number", "neighbourhood_code", b"neighbourhood_code", "neighbourhood_id", b"neighbourhood_id", "party_member", b"party_member", "phone", b"phone", "real_name", b"real_name"]) -> None: ...
+
+Global___ResidentRecord: typing_extensions.TypeAlias = ResidentRecord
+
+@typing.final
+class ImportResidentsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESIDENTS_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    dry_run: builtins.bool
+    """Validate and count only."""
+    @property
+    def residents(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ResidentRecord]: ...
+    def __init__(
+        self,
+        *,
+        residents: collections.abc.Iterable[Global___ResidentRecord] | None = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "residents", b"residents"]) -> None: ...
+
+Global___ImportResidentsRequest: typing_extensions.TypeAlias = ImportResidentsRequest
+
+@typing.final
+class ImportedResident(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    person_id: builtins.str
+    membership_id: builtins.str
+    household_id: builtins.str
+    created: builtins.bool
+    """False when the record was imported before (what that import made is returned)."""
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        person_id: builtins.str = ...,
+        membership_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        created: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "external_ref", b"external_ref", "household_id", b"household_id", "membership_id", b"membership_id", "person_id", b"person_id"]) -> None: ...
+
+Global___ImportedResident: typing_extensions.TypeAlias = ImportedResident
+
+@typing.final
+class ImportResidentsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    RESIDENTS_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___ImportReport:
+        """`rows` counts records; an error's `row` is the record's position in the request (the first is 1) and
+        `column` the field.
+        """
+
+    @property
+    def residents(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedResident]:
+        """When applied: one per record, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___ImportReport | None = ...,
+        residents: collections.abc.Iterable[Global___ImportedResident] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report", "residents", b"residents"]) -> None: ...
+
+Global___ImportResidentsResponse: typing_extensions.TypeAlias = ImportResidentsResponse
+
+@typing.final
+class LookupResidentsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_IDS_FIELD_NUMBER: builtins.int
+    @property
+    def person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["person_ids", b"person_ids"]) -> None: ...
+
+Global___LookupResidentsRequest: typing_extensions.TypeAlias = LookupResidentsRequest
+
+@typing.final
+class Residency(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: builtins.int
+    person_id: builtins.str
+    neighbourhood_id: builtins.str
+    household_id: builtins.str
+    display_name: builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        household_id: builtins.str = ...,
+        display_name: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["display_name", b"display_name", "household_id", b"household_id", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id"]) -> None: ...
+
+Global___Residency: typing_extensions.TypeAlias = Residency
+
+@typing.final
+class LookupResidentsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESIDENCIES_FIELD_NUMBER: builtins.int
+    @property
+    def residencies(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Residency]:
+        """Every verified membership of the people asked about (none for an unknown person)."""
+
+    def __init__(
+        self,
+        *,
+        residencies: collections.abc.Iterable[Global___Residency] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["residencies", b"residencies"]) -> None: ...
+
+Global___LookupResidentsResponse: typing_extensions.TypeAlias = LookupResidentsResponse

@@ -215,6 +215,16 @@ class IdentityServiceStub(object):
                 request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.SerializeToString,
                 response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.FromString,
                 _registered_method=True)
+        self.ImportResidents = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/ImportResidents',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsResponse.FromString,
+                _registered_method=True)
+        self.LookupResidents = channel.unary_unary(
+                '/shequtong.identity.v1.IdentityService/LookupResidents',
+                request_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer(object):
@@ -454,6 +464,24 @@ class IdentityServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportResidents(self, request, context):
+        """Verified residents in batches (at most 1,000 records a call), for operators: people, their households,
+        verified memberships and party-member badges, validated as a whole (nothing written when any record is
+        invalid), written in one transaction with the events the per-person path publishes. A record whose
+        external_ref was imported before is skipped, so re-sending a batch creates nothing twice. Imported
+        people have no password: they sign in with a code sent to their phone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupResidents(self, request, context):
+        """Which of these people are verified residents, and where (our services and operators only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -636,6 +664,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ImportHouseholds,
                     request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.FromString,
                     response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.SerializeToString,
+            ),
+            'ImportResidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportResidents,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsResponse.SerializeToString,
+            ),
+            'LookupResidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupResidents,
+                    request_deserializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsRequest.FromString,
+                    response_serializer=shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1611,6 +1649,60 @@ class IdentityService(object):
             '/shequtong.identity.v1.IdentityService/ImportHouseholds',
             shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsRequest.SerializeToString,
             shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportHouseholdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportResidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/ImportResidents',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.ImportResidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupResidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.identity.v1.IdentityService/LookupResidents',
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsRequest.SerializeToString,
+            shequtong_dot_identity_dot_v1_dot_identity__pb2.LookupResidentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

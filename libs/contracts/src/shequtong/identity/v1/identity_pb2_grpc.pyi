@@ -601,7 +601,39 @@ _IdentityServiceImportHouseholdsType = typing_extensions.TypeVar(
     ],
 )
 
-class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType, _IdentityServiceLoginType, _IdentityServiceRefreshType, _IdentityServiceLogoutType, _IdentityServiceGetMeType, _IdentityServiceCreatePersonType, _IdentityServiceCreateHouseholdType, _IdentityServiceListHouseholdsType, _IdentityServiceCreateJoinCodeType, _IdentityServiceListJoinCodesType, _IdentityServiceRevokeJoinCodeType, _IdentityServiceRegisterType, _IdentityServiceListRegistrationsType, _IdentityServiceVerifyMembershipType, _IdentityServiceRejectMembershipType, _IdentityServiceLeaveNeighbourhoodType, _IdentityServiceGrantRoleType, _IdentityServiceRevokeRoleType, _IdentityServiceListRoleGrantsType, _IdentityServiceCreateShiftType, _IdentityServiceListShiftsType, _IdentityServiceRequestLoginCodeType, _IdentityServiceLoginWithCodeType, _IdentityServiceGetJoinCodeType, _IdentityServiceMoveHouseholdType, _IdentityServiceUpdateProfileType, _IdentityServiceConfirmPartyMemberType, _IdentityServiceRevealIdNumberType, _IdentityServiceListIdNumberRevealsType, _IdentityServiceImportRegionsType, _IdentityServiceImportHouseholdsType]):
+_IdentityServiceImportResidentsType = typing_extensions.TypeVar(
+    '_IdentityServiceImportResidentsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+        shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+        shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+        shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+    ],
+)
+
+_IdentityServiceLookupResidentsType = typing_extensions.TypeVar(
+    '_IdentityServiceLookupResidentsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+        shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+        shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+        shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
+    ],
+)
+
+class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityServiceIssueServiceTokenType, _IdentityServiceCreateRegionType, _IdentityServiceGetRegionType, _IdentityServiceListRegionsType, _IdentityServiceGetOnDutyType, _IdentityServiceLoginType, _IdentityServiceRefreshType, _IdentityServiceLogoutType, _IdentityServiceGetMeType, _IdentityServiceCreatePersonType, _IdentityServiceCreateHouseholdType, _IdentityServiceListHouseholdsType, _IdentityServiceCreateJoinCodeType, _IdentityServiceListJoinCodesType, _IdentityServiceRevokeJoinCodeType, _IdentityServiceRegisterType, _IdentityServiceListRegistrationsType, _IdentityServiceVerifyMembershipType, _IdentityServiceRejectMembershipType, _IdentityServiceLeaveNeighbourhoodType, _IdentityServiceGrantRoleType, _IdentityServiceRevokeRoleType, _IdentityServiceListRoleGrantsType, _IdentityServiceCreateShiftType, _IdentityServiceListShiftsType, _IdentityServiceRequestLoginCodeType, _IdentityServiceLoginWithCodeType, _IdentityServiceGetJoinCodeType, _IdentityServiceMoveHouseholdType, _IdentityServiceUpdateProfileType, _IdentityServiceConfirmPartyMemberType, _IdentityServiceRevealIdNumberType, _IdentityServiceListIdNumberRevealsType, _IdentityServiceImportRegionsType, _IdentityServiceImportHouseholdsType, _IdentityServiceImportResidentsType, _IdentityServiceLookupResidentsType]):
     """Who everyone is, where they belong, what they may do; signs the tokens everyone trusts."""
 
     @typing.overload
@@ -749,6 +781,14 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
         grpc.UnaryUnaryMultiCallable[
             shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
             shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+            shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+            shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -898,6 +938,14 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
             shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
             shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+            shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+            shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     GetJwks: _IdentityServiceGetJwksType
@@ -988,6 +1036,17 @@ class IdentityServiceStub(typing.Generic[_IdentityServiceGetJwksType, _IdentityS
     """Bulk import for operators: CSV, validated row by row, nothing written when any row is invalid."""
 
     ImportHouseholds: _IdentityServiceImportHouseholdsType
+
+    ImportResidents: _IdentityServiceImportResidentsType
+    """Verified residents in batches (at most 1,000 records a call), for operators: people, their households,
+    verified memberships and party-member badges, validated as a whole (nothing written when any record is
+    invalid), written in one transaction with the events the per-person path publishes. A record whose
+    external_ref was imported before is skipped, so re-sending a batch creates nothing twice. Imported
+    people have no password: they sign in with a code sent to their phone.
+    """
+
+    LookupResidents: _IdentityServiceLookupResidentsType
+    """Which of these people are verified residents, and where (our services and operators only)."""
 
 IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -1133,6 +1192,14 @@ IdentityServiceAsyncStub: typing_extensions.TypeAlias = IdentityServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
         shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+        shequtong.identity.v1.identity_pb2.ImportResidentsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+        shequtong.identity.v1.identity_pb2.LookupResidentsResponse,
     ],
 ]
 
@@ -1407,5 +1474,26 @@ class IdentityServiceServicer(metaclass=abc.ABCMeta):
         request: shequtong.identity.v1.identity_pb2.ImportHouseholdsRequest,
         context: _ServicerContext,
     ) -> typing.Union[shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ImportHouseholdsResponse]]: ...
+
+    @abc.abstractmethod
+    def ImportResidents(
+        self,
+        request: shequtong.identity.v1.identity_pb2.ImportResidentsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.ImportResidentsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.ImportResidentsResponse]]:
+        """Verified residents in batches (at most 1,000 records a call), for operators: people, their households,
+        verified memberships and party-member badges, validated as a whole (nothing written when any record is
+        invalid), written in one transaction with the events the per-person path publishes. A record whose
+        external_ref was imported before is skipped, so re-sending a batch creates nothing twice. Imported
+        people have no password: they sign in with a code sent to their phone.
+        """
+
+    @abc.abstractmethod
+    def LookupResidents(
+        self,
+        request: shequtong.identity.v1.identity_pb2.LookupResidentsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.identity.v1.identity_pb2.LookupResidentsResponse, collections.abc.Awaitable[shequtong.identity.v1.identity_pb2.LookupResidentsResponse]]:
+        """Which of these people are verified residents, and where (our services and operators only)."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

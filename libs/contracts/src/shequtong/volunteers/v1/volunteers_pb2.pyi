@@ -2929,3 +2929,265 @@ class ListMutualAidLinksResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["links", b"links", "page", b"page"]) -> None: ...
 
 Global___ListMutualAidLinksResponse: typing_extensions.TypeAlias = ListMutualAidLinksResponse
+
+@typing.final
+class ImportRecordError(google.protobuf.message.Message):
+    """===================================================================================================
+    Bulk import
+    ===================================================================================================
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: builtins.int
+    COLUMN_FIELD_NUMBER: builtins.int
+    CODE_FIELD_NUMBER: builtins.int
+    MESSAGE_FIELD_NUMBER: builtins.int
+    row: builtins.int
+    """The record's position in the request (the first is 1)."""
+    column: builtins.str
+    """The field."""
+    code: builtins.str
+    message: builtins.str
+    def __init__(
+        self,
+        *,
+        row: builtins.int = ...,
+        column: builtins.str = ...,
+        code: builtins.str = ...,
+        message: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code", b"code", "column", b"column", "message", b"message", "row", b"row"]) -> None: ...
+
+Global___ImportRecordError: typing_extensions.TypeAlias = ImportRecordError
+
+@typing.final
+class ImportReport(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    SKIPPED_FIELD_NUMBER: builtins.int
+    ERRORS_FIELD_NUMBER: builtins.int
+    ERROR_COUNT_FIELD_NUMBER: builtins.int
+    APPLIED_FIELD_NUMBER: builtins.int
+    rows: builtins.int
+    created: builtins.int
+    skipped: builtins.int
+    """Records imported before (or already there) and left as they are."""
+    error_count: builtins.int
+    applied: builtins.bool
+    """True when the records were written (no errors, not a dry run)."""
+    @property
+    def errors(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportRecordError]:
+        """The first errors (at most 1000); nothing is written when there is any."""
+
+    def __init__(
+        self,
+        *,
+        rows: builtins.int = ...,
+        created: builtins.int = ...,
+        skipped: builtins.int = ...,
+        errors: collections.abc.Iterable[Global___ImportRecordError] | None = ...,
+        error_count: builtins.int = ...,
+        applied: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["applied", b"applied", "created", b"created", "error_count", b"error_count", "errors", b"errors", "rows", b"rows", "skipped", b"skipped"]) -> None: ...
+
+Global___ImportReport: typing_extensions.TypeAlias = ImportReport
+
+@typing.final
+class VolunteerRecord(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    PERSON_ID_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_ID_FIELD_NUMBER: builtins.int
+    TEAM_ID_FIELD_NUMBER: builtins.int
+    SKILLS_FIELD_NUMBER: builtins.int
+    AVAILABILITY_FIELD_NUMBER: builtins.int
+    MOTIVATION_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    """The importer's own key of the record, at most 64 characters; the idempotency key."""
+    person_id: builtins.str
+    """A verified resident of the neighbourhood."""
+    neighbourhood_id: builtins.str
+    team_id: builtins.str
+    """Empty: the neighbourhood's default team."""
+    availability: builtins.str
+    motivation: builtins.str
+    @property
+    def skills(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        person_id: builtins.str = ...,
+        neighbourhood_id: builtins.str = ...,
+        team_id: builtins.str = ...,
+        skills: collections.abc.Iterable[builtins.str] | None = ...,
+        availability: builtins.str = ...,
+        motivation: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["availability", b"availability", "external_ref", b"external_ref", "motivation", b"motivation", "neighbourhood_id", b"neighbourhood_id", "person_id", b"person_id", "skills", b"skills", "team_id", b"team_id"]) -> None: ...
+
+Global___VolunteerRecord: typing_extensions.TypeAlias = VolunteerRecord
+
+@typing.final
+class ImportVolunteersRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEERS_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    dry_run: builtins.bool
+    @property
+    def volunteers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___VolunteerRecord]: ...
+    def __init__(
+        self,
+        *,
+        volunteers: collections.abc.Iterable[Global___VolunteerRecord] | None = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "volunteers", b"volunteers"]) -> None: ...
+
+Global___ImportVolunteersRequest: typing_extensions.TypeAlias = ImportVolunteersRequest
+
+@typing.final
+class ImportedRecord(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: builtins.int
+    CREATED_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    id: builtins.str
+    """The volunteer (ImportVolunteers) or the storefront (ImportStorefronts)."""
+    organisation_id: builtins.str
+    """The storefront's organisation."""
+    created: builtins.bool
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        id: builtins.str = ...,
+        organisation_id: builtins.str = ...,
+        created: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["created", b"created", "external_ref", b"external_ref", "id", b"id", "organisation_id", b"organisation_id"]) -> None: ...
+
+Global___ImportedRecord: typing_extensions.TypeAlias = ImportedRecord
+
+@typing.final
+class ImportVolunteersResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    VOLUNTEERS_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___ImportReport: ...
+    @property
+    def volunteers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedRecord]:
+        """When applied: one per record, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___ImportReport | None = ...,
+        volunteers: collections.abc.Iterable[Global___ImportedRecord] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report", "volunteers", b"volunteers"]) -> None: ...
+
+Global___ImportVolunteersResponse: typing_extensions.TypeAlias = ImportVolunteersResponse
+
+@typing.final
+class StorefrontRecord(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EXTERNAL_REF_FIELD_NUMBER: builtins.int
+    ORGANISATION_NAME_FIELD_NUMBER: builtins.int
+    CREDIT_CODE_FIELD_NUMBER: builtins.int
+    DISTRICT_ID_FIELD_NUMBER: builtins.int
+    ORGANISATION_DESCRIPTION_FIELD_NUMBER: builtins.int
+    ADMIN_PERSON_IDS_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    DESCRIPTION_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    NEIGHBOURHOOD_IDS_FIELD_NUMBER: builtins.int
+    external_ref: builtins.str
+    organisation_name: builtins.str
+    """The organisation: found by its credit code when registered before (it must be approved, in the same
+    district), else registered and approved.
+    """
+    credit_code: builtins.str
+    district_id: builtins.str
+    organisation_description: builtins.str
+    name: builtins.str
+    description: builtins.str
+    address: builtins.str
+    @property
+    def admin_person_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """People who administer the organisation (may be empty)."""
+
+    @property
+    def neighbourhood_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Neighbourhoods of the organisation's district it serves."""
+
+    def __init__(
+        self,
+        *,
+        external_ref: builtins.str = ...,
+        organisation_name: builtins.str = ...,
+        credit_code: builtins.str = ...,
+        district_id: builtins.str = ...,
+        organisation_description: builtins.str = ...,
+        admin_person_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        name: builtins.str = ...,
+        description: builtins.str = ...,
+        address: builtins.str = ...,
+        neighbourhood_ids: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "admin_person_ids", b"admin_person_ids", "credit_code", b"credit_code", "description", b"description", "district_id", b"district_id", "external_ref", b"external_ref", "name", b"name", "neighbourhood_ids", b"neighbourhood_ids", "organisation_description", b"organisation_description", "organisation_name", b"organisation_name"]) -> None: ...
+
+Global___StorefrontRecord: typing_extensions.TypeAlias = StorefrontRecord
+
+@typing.final
+class ImportStorefrontsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STOREFRONTS_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    dry_run: builtins.bool
+    @property
+    def storefronts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___StorefrontRecord]: ...
+    def __init__(
+        self,
+        *,
+        storefronts: collections.abc.Iterable[Global___StorefrontRecord] | None = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "storefronts", b"storefronts"]) -> None: ...
+
+Global___ImportStorefrontsRequest: typing_extensions.TypeAlias = ImportStorefrontsRequest
+
+@typing.final
+class ImportStorefrontsResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: builtins.int
+    STOREFRONTS_FIELD_NUMBER: builtins.int
+    @property
+    def report(self) -> Global___ImportReport: ...
+    @property
+    def storefronts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedRecord]: ...
+    def __init__(
+        self,
+        *,
+        report: Global___ImportReport | None = ...,
+        storefronts: collections.abc.Iterable[Global___ImportedRecord] | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["report", b"report"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["report", b"report", "storefronts", b"storefronts"]) -> None: ...
+
+Global___ImportStorefrontsResponse: typing_extensions.TypeAlias = ImportStorefrontsResponse

@@ -275,6 +275,16 @@ class VolunteersServiceStub(object):
                 request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.SerializeToString,
                 response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.FromString,
                 _registered_method=True)
+        self.ImportVolunteers = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ImportVolunteers',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersResponse.FromString,
+                _registered_method=True)
+        self.ImportStorefronts = channel.unary_unary(
+                '/shequtong.volunteers.v1.VolunteersService/ImportStorefronts',
+                request_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsRequest.SerializeToString,
+                response_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsResponse.FromString,
+                _registered_method=True)
 
 
 class VolunteersServiceServicer(object):
@@ -584,6 +594,24 @@ class VolunteersServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportVolunteers(self, request, context):
+        """--- bulk import (operators) --------------------------------------------------------------------
+        Approved volunteers of existing verified residents (identity is asked), at most 1,000 a call: validated
+        as a whole (nothing written when any record is invalid), one transaction, the events of apply + approve.
+        A record whose external_ref was imported before, or a person already approved in the team, is skipped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportStorefronts(self, request, context):
+        """Approved social organisations (found again by credit code) with their open storefronts, at most 1,000
+        a call; same rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VolunteersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -826,6 +854,16 @@ def add_VolunteersServiceServicer_to_server(servicer, server):
                     servicer.ListMutualAidLinks,
                     request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.FromString,
                     response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.SerializeToString,
+            ),
+            'ImportVolunteers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportVolunteers,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersResponse.SerializeToString,
+            ),
+            'ImportStorefronts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportStorefronts,
+                    request_deserializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsRequest.FromString,
+                    response_serializer=shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2125,6 +2163,60 @@ class VolunteersService(object):
             '/shequtong.volunteers.v1.VolunteersService/ListMutualAidLinks',
             shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksRequest.SerializeToString,
             shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ListMutualAidLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVolunteers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ImportVolunteers',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportVolunteersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportStorefronts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shequtong.volunteers.v1.VolunteersService/ImportStorefronts',
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsRequest.SerializeToString,
+            shequtong_dot_volunteers_dot_v1_dot_volunteers__pb2.ImportStorefrontsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -793,7 +793,39 @@ _VolunteersServiceListMutualAidLinksType = typing_extensions.TypeVar(
     ],
 )
 
-class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _VolunteersServiceCreateTeamType, _VolunteersServiceGetTeamType, _VolunteersServiceSetTeamLeaderType, _VolunteersServiceApplyToVolunteerType, _VolunteersServiceGetVolunteerType, _VolunteersServiceListVolunteersType, _VolunteersServiceApproveVolunteerType, _VolunteersServiceRejectVolunteerType, _VolunteersServiceLeaveTeamType, _VolunteersServiceRemoveVolunteerType, _VolunteersServiceCreateActivityType, _VolunteersServiceGetActivityType, _VolunteersServiceListActivitiesType, _VolunteersServiceCancelActivityType, _VolunteersServiceSignUpType, _VolunteersServiceCancelSignupType, _VolunteersServiceListSignupsType, _VolunteersServiceGetCheckinCodeType, _VolunteersServiceCheckInType, _VolunteersServiceCheckOutType, _VolunteersServiceListHoursEntriesType, _VolunteersServiceReverseHoursEntryType, _VolunteersServiceGetHoursTotalsType, _VolunteersServiceGetServiceCertificateType, _VolunteersServiceRegisterOrganisationType, _VolunteersServiceGetOrganisationType, _VolunteersServiceListOrganisationsType, _VolunteersServiceApproveOrganisationType, _VolunteersServiceRejectOrganisationType, _VolunteersServiceOpenStorefrontType, _VolunteersServiceGetStorefrontType, _VolunteersServiceListStorefrontsType, _VolunteersServiceCloseStorefrontType, _VolunteersServiceAddOfferingType, _VolunteersServiceListOfferingsType, _VolunteersServiceAddSlotType, _VolunteersServiceListSlotsType, _VolunteersServiceRequestBookingType, _VolunteersServiceGetBookingType, _VolunteersServiceListBookingsType, _VolunteersServiceAcceptBookingType, _VolunteersServiceDeclineBookingType, _VolunteersServiceFulfilBookingType, _VolunteersServiceCancelBookingType, _VolunteersServiceRateBookingType, _VolunteersServiceLinkMutualAidType, _VolunteersServiceListMutualAidLinksType]):
+_VolunteersServiceImportVolunteersType = typing_extensions.TypeVar(
+    '_VolunteersServiceImportVolunteersType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+    ],
+)
+
+_VolunteersServiceImportStorefrontsType = typing_extensions.TypeVar(
+    '_VolunteersServiceImportStorefrontsType',
+    grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
+    ],
+    default=grpc.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
+    ],
+)
+
+class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _VolunteersServiceCreateTeamType, _VolunteersServiceGetTeamType, _VolunteersServiceSetTeamLeaderType, _VolunteersServiceApplyToVolunteerType, _VolunteersServiceGetVolunteerType, _VolunteersServiceListVolunteersType, _VolunteersServiceApproveVolunteerType, _VolunteersServiceRejectVolunteerType, _VolunteersServiceLeaveTeamType, _VolunteersServiceRemoveVolunteerType, _VolunteersServiceCreateActivityType, _VolunteersServiceGetActivityType, _VolunteersServiceListActivitiesType, _VolunteersServiceCancelActivityType, _VolunteersServiceSignUpType, _VolunteersServiceCancelSignupType, _VolunteersServiceListSignupsType, _VolunteersServiceGetCheckinCodeType, _VolunteersServiceCheckInType, _VolunteersServiceCheckOutType, _VolunteersServiceListHoursEntriesType, _VolunteersServiceReverseHoursEntryType, _VolunteersServiceGetHoursTotalsType, _VolunteersServiceGetServiceCertificateType, _VolunteersServiceRegisterOrganisationType, _VolunteersServiceGetOrganisationType, _VolunteersServiceListOrganisationsType, _VolunteersServiceApproveOrganisationType, _VolunteersServiceRejectOrganisationType, _VolunteersServiceOpenStorefrontType, _VolunteersServiceGetStorefrontType, _VolunteersServiceListStorefrontsType, _VolunteersServiceCloseStorefrontType, _VolunteersServiceAddOfferingType, _VolunteersServiceListOfferingsType, _VolunteersServiceAddSlotType, _VolunteersServiceListSlotsType, _VolunteersServiceRequestBookingType, _VolunteersServiceGetBookingType, _VolunteersServiceListBookingsType, _VolunteersServiceAcceptBookingType, _VolunteersServiceDeclineBookingType, _VolunteersServiceFulfilBookingType, _VolunteersServiceCancelBookingType, _VolunteersServiceRateBookingType, _VolunteersServiceLinkMutualAidType, _VolunteersServiceListMutualAidLinksType, _VolunteersServiceImportVolunteersType, _VolunteersServiceImportStorefrontsType]):
     """Volunteer teams, activities, service hours and charity storefronts."""
 
     @typing.overload
@@ -989,6 +1021,14 @@ class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _Vol
         grpc.UnaryUnaryMultiCallable[
             shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
             shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+        ],
+        grpc.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
         ],
     ], channel: grpc.Channel) -> None: ...
 
@@ -1186,6 +1226,14 @@ class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _Vol
             shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
             shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
         ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+        ],
+        grpc.aio.UnaryUnaryMultiCallable[
+            shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+            shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
+        ],
     ], channel: grpc.aio.Channel) -> None: ...
 
     ListTeams: _VolunteersServiceListTeamsType
@@ -1299,6 +1347,18 @@ class VolunteersServiceStub(typing.Generic[_VolunteersServiceListTeamsType, _Vol
     """
 
     ListMutualAidLinks: _VolunteersServiceListMutualAidLinksType
+
+    ImportVolunteers: _VolunteersServiceImportVolunteersType
+    """--- bulk import (operators) --------------------------------------------------------------------
+    Approved volunteers of existing verified residents (identity is asked), at most 1,000 a call: validated
+    as a whole (nothing written when any record is invalid), one transaction, the events of apply + approve.
+    A record whose external_ref was imported before, or a person already approved in the team, is skipped.
+    """
+
+    ImportStorefronts: _VolunteersServiceImportStorefrontsType
+    """Approved social organisations (found again by credit code) with their open storefronts, at most 1,000
+    a call; same rules.
+    """
 
 VolunteersServiceAsyncStub: typing_extensions.TypeAlias = VolunteersServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
@@ -1492,6 +1552,14 @@ VolunteersServiceAsyncStub: typing_extensions.TypeAlias = VolunteersServiceStub[
     grpc.aio.UnaryUnaryMultiCallable[
         shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
         shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse,
+    ],
+    grpc.aio.UnaryUnaryMultiCallable[
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+        shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse,
     ],
 ]
 
@@ -1849,5 +1917,27 @@ class VolunteersServiceServicer(metaclass=abc.ABCMeta):
         request: shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksRequest,
         context: _ServicerContext,
     ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ListMutualAidLinksResponse]]: ...
+
+    @abc.abstractmethod
+    def ImportVolunteers(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ImportVolunteersResponse]]:
+        """--- bulk import (operators) --------------------------------------------------------------------
+        Approved volunteers of existing verified residents (identity is asked), at most 1,000 a call: validated
+        as a whole (nothing written when any record is invalid), one transaction, the events of apply + approve.
+        A record whose external_ref was imported before, or a person already approved in the team, is skipped.
+        """
+
+    @abc.abstractmethod
+    def ImportStorefronts(
+        self,
+        request: shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse, collections.abc.Awaitable[shequtong.volunteers.v1.volunteers_pb2.ImportStorefrontsResponse]]:
+        """Approved social organisations (found again by credit code) with their open storefronts, at most 1,000
+        a call; same rules.
+        """
 
 def add_VolunteersServiceServicer_to_server(servicer: VolunteersServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -87,10 +87,14 @@ def test_nats_killed_mid_issue_burst_loses_and_doubles_nothing(private_stack: Pr
     done = Counter[str]()
     lock = threading.Lock()
     local = threading.local()
+    clients: list[httpx.Client] = []
 
     def client() -> httpx.Client:
+        """One keep-alive client per writer thread."""
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=p.stack.gateway_url, timeout=10)
+            with lock:
+                clients.append(local.client)
         return local.client  # type: ignore[no-any-return]
 
     def report(i: int) -> tuple[str, str | None]:
@@ -132,6 +136,8 @@ def test_nats_killed_mid_issue_burst_loses_and_doubles_nothing(private_stack: Pr
         restarted = time.monotonic()
         catching_up = outbox_backlog_watch(p.stack.database_urls["issues"], restarted)
         answers = [f.result() for f in futures]
+    for each in clients:
+        each.close()
     burst_s = time.monotonic() - started
     cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_seconds(p.stack).items()}
     print(f"\nCPU seconds during the burst: {cpu}")

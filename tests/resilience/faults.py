@@ -103,7 +103,7 @@ def outbox_backlog_watch(url: str, since: float) -> Future[float]:
     watcher: Future[float] = Future()
 
     def watch() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         left = backlog
         try:
             while left and time.monotonic() < deadline:

@@ -17,6 +17,10 @@ from shequtong_stack import Stack
 
 from resilience.faults import Private, record
 
+# Bounded by the whole suite's time, not pytest's 300 s default: the system starts once (inside the first
+# test's setup) and a loaded 2-core machine can take minutes over it.
+pytestmark = pytest.mark.timeout(900)
+
 RETRIES = 6
 
 

@@ -19,6 +19,10 @@ from integration.people import new_neighbourhood_with_people
 
 from resilience.faults import Private, outbox_backlog_watch, record, sql, unsent_outbox_rows
 
+# Bounded by the whole suite's time, not pytest's 300 s default: the system starts once (inside the first
+# test's setup) and a loaded 2-core machine can take minutes over it.
+pytestmark = pytest.mark.timeout(900)
+
 REPORTS = 160
 WRITERS = 4
 OUTAGE_SECONDS = 4.0

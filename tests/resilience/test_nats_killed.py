@@ -31,11 +31,18 @@ from resilience.faults import (
     subject_matches,
     unsent_outbox_rows,
 )
+from shequtong.events.v1 import grid_events_pb2 as grid_ev
 
 # Bounded by the whole suite's time, not pytest's 300 s default: the system starts once (inside the first
 # test's setup) and a loaded 2-core machine can take minutes over it.
 pytestmark = pytest.mark.timeout(900)
 
+GRID_TYPES: dict[str, Any] = {
+    "grid.ticket.sent": grid_ev.TicketSent,
+    "grid.ticket.status_changed": grid_ev.TicketStatusChanged,
+    "grid.ticket.failed": grid_ev.TicketFailed,
+    "grid.ticket.identified": grid_ev.TicketIdentified,
+}
 BURST = int(os.environ.get("SHEQUTONG_FAULT_BURST", "1000"))
 DISPATCH_EVERY = 4  # every fourth report goes on to the grid (report + one-click dispatch)
 WRITERS = 6
@@ -163,18 +170,38 @@ def test_nats_killed_mid_issue_burst_loses_and_doubles_nothing(private_stack: Pr
     eventually(drained, timeout=180, interval=0.5, what="the outboxes drained")
     streams = {name: stream_messages(p.stack.nats_url, name, ">") for name in ("ISSUES", "GRID")}
 
+    # This journey's events: what the issues service wrote (its outbox; other journeys publish dispatch
+    # requests of their own straight to the stream), and the grid's events about this journey's issues.
+    produced = {e for (e,) in sql(urls["issues"], "SELECT id FROM outbox")}
+
+    def ours(stream: str, subject: str, headers: dict[str, str], payload: bytes) -> bool:
+        if stream == "ISSUES":
+            return headers.get("ce-id") in produced
+        kind = GRID_TYPES.get(subject)
+        return kind is not None and kind.FromString(payload).issue_id in issue_ids
+
     def missing_in(stream: str, consumer: str, service: str, filters: tuple[str, ...]) -> set[str]:
-        wanted = {h["ce-id"] for s, h, _ in streams[stream] if any(subject_matches(f, s) for f in filters)}
+        wanted = {
+            h["ce-id"]
+            for s, h, data in streams[stream]
+            if any(subject_matches(f, s) for f in filters) and ours(stream, s, h, data)
+        }
         handled = {e for (e,) in sql(urls[service], "SELECT event_id FROM inbox WHERE consumer = %s", consumer)}
         return wanted - handled
 
-    def consumed() -> dict[str, int] | None:
+    missing: dict[str, int] = {}
+
+    def consumed() -> bool:
         for name in streams:
             streams[name] = stream_messages(p.stack.nats_url, name, ">")
-        missing = {spec[1]: len(missing_in(*spec)) for spec in CONSUMERS}
-        return None if any(missing.values()) else missing
+        missing.clear()
+        missing.update({spec[1]: len(missing_in(*spec)) for spec in CONSUMERS})
+        return not any(missing.values())
 
-    eventually(consumed, timeout=180, interval=1.0, what="every event in every consumer's inbox")
+    try:
+        eventually(consumed, timeout=180, interval=1.0, what="every event in every consumer's inbox")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: events missing per consumer {missing}") from None
     recovered = catching_up.result(timeout=180)
     ids_per_stream = {name: Counter(h["ce-id"] for _, h, _ in found) for name, found in streams.items()}
     issue_outbox = {e for (e,) in sql(urls["issues"], "SELECT id FROM outbox")}

@@ -15,9 +15,28 @@ from integration.helpers import eventually
 from integration.people import PASSWORD, Community, new_neighbourhood_with_people, unique_phone, valid_id_number
 from shequtong_stack import Stack
 
-from resilience.faults import record
+from resilience.faults import Private, record
+
+# Bounded by the whole suite's time, not pytest's 300 s default: the system starts once (inside the first
+# test's setup) and a loaded 2-core machine can take minutes over it.
+pytestmark = pytest.mark.timeout(900)
 
 RETRIES = 6
+
+
+@pytest.fixture(scope="module")
+def system(private_stack: Private) -> Stack:
+    return private_stack.stack
+
+
+@pytest.fixture(scope="module")
+def api(private_stack: Private) -> httpx.Client:
+    return private_stack.api
+
+
+@pytest.fixture(scope="module")
+def ops_headers(private_stack: Private) -> dict[str, str]:
+    return private_stack.ops_headers
 
 
 @pytest.fixture(scope="module")

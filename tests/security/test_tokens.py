@@ -16,12 +16,18 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from integration.helpers import eventually
 from integration.people import PASSWORD, login
 from shequtong_stack import Stack
 
 from security.world import World
 from shequtong.boards.v1 import boards_pb2, boards_pb2_grpc
+from shequtong.gridgateway.v1 import gridgateway_pb2, gridgateway_pb2_grpc
 from shequtong.identity.v1 import identity_pb2, identity_pb2_grpc
+from shequtong.insights.v1 import insights_pb2, insights_pb2_grpc
+from shequtong.issues.v1 import issues_pb2, issues_pb2_grpc
+from shequtong.volunteers.v1 import volunteers_pb2, volunteers_pb2_grpc
+from shequtong_kit.errors import error_info
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -126,3 +132,67 @@ def test_a_logged_out_session_cannot_be_refreshed(api: httpx.Client, world: Worl
     again = api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert again.status_code == 401, again.text
     assert again.headers["content-type"].startswith("application/problem+json") and again.json()["code"]
+
+
+def test_an_access_token_used_after_logout_is_refused_by_every_service(
+    api: httpx.Client, system: Stack, world: World
+) -> None:
+    """Logout ends the session: its still-unexpired access token is refused by the gateway and by each
+    service directly over gRPC (each follows identity.session.revoked itself), with `session_revoked`."""
+    person = world.a.residents[0]
+    n = world.a.neighbourhood_id
+    tokens = login(api, person.phone, PASSWORD)
+    stubs = {
+        name: grpc.insecure_channel(system.addr(name))
+        for name in ("identity", "boards", "issues", "volunteers", "insights", "grid-gateway")
+    }
+    calls: dict[str, Callable[[tuple[tuple[str, str], ...]], Any]] = {
+        "identity": lambda md: identity_pb2_grpc.IdentityServiceStub(stubs["identity"]).GetMe(
+            identity_pb2.GetMeRequest(), metadata=md, timeout=5
+        ),
+        "boards": lambda md: boards_pb2_grpc.BoardsServiceStub(stubs["boards"]).GetPost(
+            boards_pb2.GetPostRequest(post_id=world.ids["post_id"]), metadata=md, timeout=5
+        ),
+        "issues": lambda md: issues_pb2_grpc.IssuesServiceStub(stubs["issues"]).ListIssueCategories(
+            issues_pb2.ListIssueCategoriesRequest(neighbourhood_id=n), metadata=md, timeout=5
+        ),
+        "volunteers": lambda md: volunteers_pb2_grpc.VolunteersServiceStub(stubs["volunteers"]).ListTeams(
+            volunteers_pb2.ListTeamsRequest(neighbourhood_id=n), metadata=md, timeout=5
+        ),
+        "insights": lambda md: insights_pb2_grpc.InsightsServiceStub(stubs["insights"]).GetPortrait(
+            insights_pb2.GetPortraitRequest(neighbourhood_id=n), metadata=md, timeout=5
+        ),
+        "grid-gateway": lambda md: gridgateway_pb2_grpc.GridGatewayServiceStub(stubs["grid-gateway"]).GetCircuits(
+            gridgateway_pb2.GetCircuitsRequest(), metadata=md, timeout=5
+        ),
+    }
+    md = (("authorization", f"Bearer {tokens['access_token']}"),)
+
+    def answer(name: str) -> str:
+        """ "ok", or the stable code of the refusal."""
+        try:
+            calls[name](md)
+            return "ok"
+        except grpc.RpcError as exc:
+            code, _ = error_info(exc)  # type: ignore[arg-type]
+            return f"{exc.code().name}:{code}"
+
+    try:
+        before = {name: answer(name) for name in calls}
+        # the live session is let in (what each one then allows the resident is its own business)
+        assert not any(a.startswith("UNAUTHENTICATED") for a in before.values()), before
+        assert api.get("/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 200
+        assert api.post("/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}).status_code == 204
+
+        def refused_everywhere() -> dict[str, str] | None:
+            after = {name: answer(name) for name in calls}
+            return after if all(a == "UNAUTHENTICATED:session_revoked" for a in after.values()) else None
+
+        eventually(refused_everywhere, timeout=30, interval=0.5, what="every service refusing the ended session")
+        reply = api.get("/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert (reply.status_code, reply.json()["code"]) == (401, "session_revoked")
+        # the person's other sessions go on
+        assert api.get("/v1/me", headers=person.headers).status_code == 200
+    finally:
+        for channel in stubs.values():
+            channel.close()

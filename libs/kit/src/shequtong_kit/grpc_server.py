@@ -22,6 +22,30 @@ log = logging.getLogger(__name__)
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
+# SQLSTATEs meaning "the database cannot serve you right now" rather than "your statement is wrong":
+# connection exceptions (class 08), admin/crash shutdown and "starting up/shutting down" (57P01-57P03),
+# too many connections (53300).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database (or the way to it) is down for now: a retryable UNAVAILABLE, not
+    an INTERNAL. Driver errors raised while connecting (asyncpg's CannotConnectNowError while PostgreSQL
+    starts up or shuts down) reach us unwrapped, so the SQLSTATE is looked for on the error and its causes."""
+    if isinstance(exc, OperationalError | PoolTimeout | ConnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or "too many clients" in str(exc.orig)):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            break
+        state = str(getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None) or "")
+        if state and state.startswith(UNAVAILABLE_SQLSTATES):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
 
 class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps unary-unary handlers (the only kind our APIs use) with `around`."""
@@ -60,25 +84,20 @@ class ErrorInterceptor(_UnaryInterceptor):
             return await inner(request, context)
         except DomainError as domain_error:
             await _abort(context, domain_error)
-        except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
-            log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
-            await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
-        except DataError:
-            # The database refused a value (a NUL byte, an out-of-range number): bad input, nothing written.
-            await _abort(
-                context, InvalidArgument("the request holds a value that cannot be stored", code="invalid_input")
-            )
-        except DBAPIError as exc:
-            transient = exc.connection_invalidated or "too many clients" in str(exc.orig)
-            if transient:
-                await _abort(context, Unavailable("database unavailable, retry later", code="unavailable"))
-            log.exception("database error", extra={"method": method})
-            internal = DomainError("internal error", code="internal")
-            await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            log.exception("unhandled error", extra={"method": method})
+        except Exception as exc:
+            if database_unavailable(exc):
+                log.warning("dependency unavailable", extra={"method": method, "error": type(exc).__name__})
+                await _abort(context, Unavailable("a dependency is unavailable, retry later", code="unavailable"))
+            if isinstance(exc, DataError):
+                # The database refused a value (a NUL byte, an out-of-range number): bad input, nothing written.
+                await _abort(
+                    context, InvalidArgument("the request holds a value that cannot be stored", code="invalid_input")
+                )
+            log.exception(
+                "database error" if isinstance(exc, DBAPIError) else "unhandled error", extra={"method": method}
+            )
             internal = DomainError("internal error", code="internal")
             await context.abort(grpc.StatusCode.INTERNAL, internal.message, trailing_metadata=status_trailer(internal))
 

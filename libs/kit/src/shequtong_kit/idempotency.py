@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
 from shequtong_kit.db import idempotency_keys
-from shequtong_kit.errors import Conflict, InvalidArgument
+from shequtong_kit.errors import Conflict, DomainError, InvalidArgument
 
 R = TypeVar("R", bound=Message)
 
@@ -81,7 +81,10 @@ async def run_once(
                 )
             )
         return result
-    except IntegrityError:
+    except (IntegrityError, DomainError):
+        # A concurrent retry with the same key may have committed first: then its answer is ours. The
+        # loser fails either on the key's row (IntegrityError) or earlier, on the effect the winner just
+        # made (e.g. `phone_taken` for a registration retried concurrently); either way, replay it.
         async with sessions() as session:
             found = await _stored(session, scope, key)
         if found:

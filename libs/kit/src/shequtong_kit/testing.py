@@ -46,9 +46,9 @@ _LAUNCHER = (
 )
 
 
-def dies_with_parent(argv: list[str]) -> list[str]:
+def dies_with_parent(argv: list[str], python: str | None = None) -> list[str]:
     """`argv`, launched so that the program is terminated when the process that started it dies."""
-    return [sys.executable, "-c", _LAUNCHER, *argv]
+    return [python or sys.executable, "-c", _LAUNCHER, *argv]
 
 
 def free_port() -> int:
@@ -116,13 +116,13 @@ class NatsServer:
                 self.kill()
 
 
-def postgres_available(attempts: int = 10) -> bool:
+def postgres_available(attempts: int = 10, admin_url: str | None = None) -> bool:
     """Whether PostgreSQL answers; a busy server ("too many clients") gets a few more tries."""
     import psycopg
 
     for attempt in range(attempts):
         try:
-            with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+            with psycopg.connect(admin_url or POSTGRES_ADMIN_URL, connect_timeout=2):
                 return True
         except psycopg.OperationalError as exc:
             if "too many clients" not in str(exc) and attempt >= 1:
@@ -134,13 +134,17 @@ def postgres_available(attempts: int = 10) -> bool:
 
 
 class Databases:
-    """Fresh databases for one test run: PostgreSQL when reachable, else SQLite files."""
+    """Fresh databases for one test run: PostgreSQL when reachable, else SQLite files.
 
-    def __init__(self, workdir: Path) -> None:
+    `admin_url` points at another PostgreSQL server (e.g. a private one a fault test stops and starts);
+    given one, PostgreSQL is required."""
+
+    def __init__(self, workdir: Path, admin_url: str | None = None) -> None:
         self.workdir = workdir
-        self.use_postgres = postgres_available()
-        if not self.use_postgres and os.environ.get("REQUIRE_POSTGRES") == "1":
-            raise RuntimeError(f"REQUIRE_POSTGRES=1 but PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+        self.admin_url = admin_url or POSTGRES_ADMIN_URL
+        self.use_postgres = postgres_available(admin_url=self.admin_url)
+        if not self.use_postgres and (admin_url or os.environ.get("REQUIRE_POSTGRES") == "1"):
+            raise RuntimeError(f"PostgreSQL required but not reachable at {self.admin_url}")
         self.created: list[str] = []
         self.run_id = uuid.uuid4().hex[:8]
 
@@ -155,10 +159,10 @@ class Databases:
         import psycopg
 
         db = f"shq_{self.run_id}_{safe}"
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{db}"')
         self.created.append(db)
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+        base = self.admin_url.rsplit("/", 1)[0]
         return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"
 
     def drop_all(self) -> None:
@@ -166,11 +170,121 @@ class Databases:
             return
         import psycopg
 
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for db in self.created:
                 with contextlib.suppress(Exception):
                     conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self.created.clear()
+
+
+def postgres_binary(name: str) -> str | None:
+    """`initdb`, `postgres`, ... from PATH, else from a Debian-style /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
+class PostgresServer:
+    """A private PostgreSQL (initdb into a temporary directory, trust auth, loopback, a free port) that a
+    fault test may stop and start; `admin_url` is what `Databases(admin_url=...)` takes. As root, it runs
+    as the `postgres` user (PostgreSQL refuses root)."""
+
+    OWNER = "postgres"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="shequtong-pg-"))
+        self.datadir = self.base / "data"
+        self.log_path = self.base / "postgres.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._user = self.OWNER if os.geteuid() == 0 else None
+
+    @staticmethod
+    def available() -> bool:
+        return postgres_binary("initdb") is not None and postgres_binary("postgres") is not None
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _launch(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        # The launcher runs as the owner, who may not read this interpreter (e.g. under /root): use the system's.
+        python = shutil.which("python3", path="/usr/bin:/bin") if self._user else None
+        return subprocess.Popen(dies_with_parent(argv, python), user=self._user, **kwargs)
+
+    def init(self) -> PostgresServer:
+        initdb = postgres_binary("initdb")
+        assert initdb, "initdb not found"
+        if self._user:
+            shutil.chown(self.base, self._user)
+        with open(self.log_path, "ab") as log:
+            code = self._launch(
+                [initdb, "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ).wait(120)
+        if code != 0:
+            raise RuntimeError(f"initdb failed ({code}):\n{self.log_path.read_text(errors='replace')[-2000:]}")
+        return self
+
+    def start(self, timeout: float = 30) -> PostgresServer:
+        postgres = postgres_binary("postgres")
+        assert postgres, "postgres not found"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
+        self.proc = self._launch(
+            [
+                postgres,
+                "-D",
+                str(self.datadir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.base),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off",  # a throwaway server: speed over durability (stops are clean: fast shutdown)
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start:\n{self.log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+        return self
+
+    def answers(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url, connect_timeout=1):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self, mode: str = "fast", timeout: float = 30) -> None:
+        """`fast` (SIGINT: sessions are ended, a clean shutdown), `smart` (SIGTERM) or `immediate` (SIGQUIT)."""
+        if self.proc and self.proc.poll() is None:
+            sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop("immediate")
+        if os.environ.get("KEEP_TEST_ARTIFACTS") != "1":
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def signing_keys_json(count: int = 1) -> str:

@@ -418,6 +418,7 @@ def main(
     pipeline_rate: float = typer.Option(5000.0, help="events/s offered in the pipeline's steady phase"),
     pipeline_backlog: int = typer.Option(20_000, help="events in the outbox for the drain phase"),
     deep_pages: int = typer.Option(50, help="how many pages deep the deep board page is"),
+    drain_timeout: float = typer.Option(900.0, help="seconds to wait for the data set's events to be handled"),
     quick: bool = typer.Option(False, help="short phases, scaled-down rates: a smoke of the instruments"),
     profile: bool = typer.Option(False, help="py-spy the gateway and the journey's services during capacity runs"),
     out_dir: Path = typer.Option(RESULTS, help="where the JSON result goes"),
@@ -446,7 +447,7 @@ def main(
     results["machine"] = describe(postgres_version)
     results["baselines"] = base
     from bench.seed import bulk_addrs, relogin, seed
-    from bench.stack import operator_headers, running_stack
+    from bench.stack import operator_headers, running_stack, wait_until_drained
 
     with running_stack() as (stack, ops):
         print(f"stack up at {stack.gateway_url}; generating the data set at scale {scale} …")
@@ -461,6 +462,10 @@ def main(
             )
         )
         results["seed"] = seed_report
+        print("waiting for the events of the data set to be handled …")
+        drain = asyncio.run(wait_until_drained(stack, within=drain_timeout))
+        results["seed"]["pipeline_drain"] = drain
+        print(f"  drained: {drain['drained']} after {drain['seconds']} s {drain['still_owed'] or ''}")
         asyncio.run(relogin(stack.gateway_url, world))  # a long generation outlives 15-minute tokens
         fixtures = world.fixtures()
         notes = asyncio.run(prepare(stack.gateway_url, fixtures, deep_pages))

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -54,3 +57,45 @@ def running_stack(log_level: str = "WARNING") -> Iterator[tuple[Stack, dict[str,
             stack.stop_all()
             nats.stop()
             databases.drop_all()
+
+
+async def backlog(stack: Stack) -> dict[str, int]:
+    """What the event pipeline still owes: unsent outbox rows per service, undelivered or unacked messages
+    per durable consumer. All zeros once every event written so far has been handled."""
+    import nats
+    from sqlalchemy import func, select
+
+    from shequtong_kit.db import create_engine, outbox
+
+    owed: dict[str, int] = {}
+    for name, url in stack.database_urls.items():
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.connect() as connection:
+                unsent = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+                owed[f"outbox:{name}"] = int((await connection.execute(unsent)).scalar_one())
+        finally:
+            await engine.dispose()
+    client = await nats.connect(stack.nats_url)
+    try:
+        manager = client.jsm()
+        for stream in await manager.streams_info():
+            for consumer in await manager.consumers_info(stream.config.name):
+                owed[f"consumer:{consumer.name}"] = consumer.num_pending + consumer.num_ack_pending
+    finally:
+        await client.close()
+    return owed
+
+
+async def wait_until_drained(stack: Stack, within: float, poll: float = 2.0) -> dict[str, Any]:
+    """Waits until the pipeline owes nothing (a bulk import leaves tens of thousands of events behind it,
+    and journeys measured while the services drain them measure the drain). Returns how long it took, or
+    what was still owed when the time ran out."""
+    started = time.monotonic()
+    owed = await backlog(stack)
+    while any(owed.values()) and time.monotonic() - started < within:
+        await asyncio.sleep(poll)
+        owed = await backlog(stack)
+    waited = round(time.monotonic() - started, 1)
+    left = {key: value for key, value in owed.items() if value}
+    return {"drained": not left, "seconds": waited, "still_owed": left}

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 from bench import baselines, journeys, run  # noqa: E402
 from bench.loadgen import LoadSpec, run_load  # noqa: E402
 from bench.seed import FULL, bulk_addrs, plan, seed  # noqa: E402
-from bench.stack import operator_headers, running_stack  # noqa: E402
+from bench.stack import backlog, operator_headers, running_stack, wait_until_drained  # noqa: E402
 
 READ_JOURNEYS = ("home_feed", "post_with_comments", "board_list", "my_profile")
 
@@ -63,6 +63,11 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
         )
     )
     parts = {p["part"]: p for p in report["parts"]}
+    # What the imports left to the event pipeline is measured, not guessed (the journeys wait for it).
+    owed = asyncio.run(backlog(system))
+    assert any(key.startswith("outbox:") for key in owed) and any(key.startswith("consumer:") for key in owed)
+    drain = asyncio.run(wait_until_drained(system, within=5))
+    assert drain["drained"] == (not drain["still_owed"]) and drain["seconds"] >= 0
 
     # The region tree is complete and every neighbourhood got its boards from the boards service.
     assert parts["regions"]["status"] == "done" and parts["regions"]["created"] == 9

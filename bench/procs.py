@@ -148,3 +148,21 @@ class CpuMeter:
             "machine_cores": psutil.cpu_count(),
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
+
+
+def wait_until_idle(
+    groups: dict[str, Iterable[int]], *, below: float = 0.15, window: float = 1.0, within: float = 90.0
+) -> dict[str, Any]:
+    """Waits until the measured processes together use less than `below` cores over `window` seconds.
+
+    A phase that overloads the system leaves it working on requests its driver gave up on (and on the
+    events they wrote); the next phase would measure that tail instead of its own journey."""
+    started = time.monotonic()
+    busy = float("inf")
+    while time.monotonic() - started < within:
+        meter = CpuMeter(groups).start()
+        time.sleep(window)
+        busy = sum(meter.stop()["cores_by_process"].values())
+        if busy < below:
+            break
+    return {"seconds": round(time.monotonic() - started, 1), "idle": busy < below, "last_cores": round(busy, 3)}

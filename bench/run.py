@@ -28,7 +28,7 @@ from bench import pipeline as pipeline_mod
 from bench.journeys import FACTORIES, JOURNEYS
 from bench.loadgen import LoadSpec, run_load
 from bench.machine import describe
-from bench.procs import ROOT, CpuMeter
+from bench.procs import ROOT, CpuMeter, wait_until_idle
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -124,9 +124,11 @@ def availability(name: str, paths: set[str], fixtures: dict[str, Any], notes: di
 
 
 def _phase(spec: LoadSpec, groups: dict[str, list[int]]) -> dict[str, Any]:
+    settled = wait_until_idle(groups)
     meter = CpuMeter(groups).start()
     result = run_load(spec)
     result["cpu"] = meter.stop()
+    result["settled_before"] = settled
     return result
 
 
@@ -165,6 +167,24 @@ async def dispatch_latencies(gateway_url: str, ops: dict[str, str], dispatched: 
         "status_back_p50_ms": percentile(status_back, 50),
         "status_back_p99_ms": percentile(status_back, 99),
     }
+
+
+def _open_loop(
+    name: str, params: dict[str, Any], rate: float, duration: float, processes: int, groups: dict, log: Any
+) -> dict[str, Any]:
+    log(f"journey {name}: latency (open loop at {rate:.0f}/s) …")
+    spec = LoadSpec(
+        FACTORIES[name],
+        {**params, "phase": 1},
+        "open",
+        rate=rate,
+        duration=duration,
+        warmup=min(2.0, duration / 3),
+        processes=processes,
+    )
+    result = _phase(spec, groups)
+    result.pop("extra", None)
+    return result
 
 
 def _ratio(value: float | None, base: dict[str, Any] | None) -> float | None:
@@ -220,6 +240,7 @@ def measure_journeys(
 
                 wanted = ["api-gateway", *SERVICES.get(name, [])]
                 pids = {p: stack.processes[p].proc.pid for p in wanted if p in stack.processes}
+                wait_until_idle(groups)  # the profile is of this journey, not of the previous one's tail
                 profiler = Profiler(profile_dir, f"{name}", pids, duration).start()
             capacity = _phase(
                 LoadSpec(
@@ -242,20 +263,14 @@ def measure_journeys(
                 rate = 0.7 * 0.5 * db2 * rate_scale
             else:
                 rate = max(1.0, 0.5 * capacity["throughput"])
-            log(f"journey {name}: latency (open loop at {rate:.0f}/s) …")
-            latency = _phase(
-                LoadSpec(
-                    FACTORIES[name],
-                    {**params, "phase": 1},
-                    "open",
-                    rate=rate,
-                    duration=duration,
-                    warmup=min(2.0, duration / 3),
-                    processes=driver_processes,
-                ),
-                groups,
-            )
-            latency.pop("extra", None)
+            latency = _open_loop(name, params, rate, duration, driver_processes, groups, log)
+            carryable = round(0.7 * capacity["throughput"], 1)
+            if 0 < carryable < 0.9 * rate:
+                # The target rate is more than the system carries: its latency is the queue's. The latency
+                # the system gives at a rate it can carry is the finding that says how far off it is.
+                latency["at_carryable_rate"] = _open_loop(
+                    name, params, carryable, duration, driver_processes, groups, log
+                )
             baseline = base.get(JOURNEYS[name]["baseline"])
             out[name] = {
                 **entry,
@@ -388,11 +403,14 @@ def markdown(results: dict[str, Any]) -> str:
         lat = j["latency"]
         cap = j.get("capacity", {})
         cpu = lat.get("cpu", {}).get("cores_by_process", {}).get("api-gateway")
-        lines.append(
-            f"| {name} | {cap.get('throughput', '—')} | {j.get('ratio_to_baseline', '—')} | "
-            f"{lat['offered_rate']:.0f} | {lat['p50_ms']} | {lat['p95_ms']} | {lat['p99_ms']} | "
-            f"{lat['errors']} | {cpu} |"
-        )
+        for label, phase in ((name, lat), (f"{name} (carryable rate)", lat.get("at_carryable_rate"))):
+            if phase is None:
+                continue
+            lines.append(
+                f"| {label} | {cap.get('throughput', '—')} | {j.get('ratio_to_baseline', '—')} | "
+                f"{phase['offered_rate']:.0f} | {phase['p50_ms']} | {phase['p95_ms']} | {phase['p99_ms']} | "
+                f"{phase['errors']} | {cpu} |"
+            )
     lines += ["", "| target | met | measured |", "| --- | --- | --- |"]
     for v in results.get("targets", {}).values():
         met = {True: "yes", False: "**missed**", None: "not measured"}[v["met"]]

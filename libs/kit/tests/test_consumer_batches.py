@@ -242,6 +242,49 @@ async def test_a_redelivered_event_handled_before_changes_nothing(engine: AsyncE
     assert await _inbox_rows(engine, spec.name) == 3
 
 
+async def test_work_left_for_before_commit_is_written_once_per_transaction_and_once_per_event(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """Handlers leave their effect in the session for `before_commit` to write in one go (insights folds
+    its counters this way). Its first call fails: the runner retries the events one per transaction, and
+    each event's effect still commits exactly once."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "ISSUES")
+    codes = [f"f{i}" for i in range(10)]
+    for code in codes:
+        await _publish(js, "issues.fold.event", code, f"fold-{code}")
+    effects = Outbox("kit-test")
+    folds: list[list[str]] = []
+
+    async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, _event: ReceivedEvent) -> None:
+        session.info.setdefault("fold", []).append(message.code)
+
+    async def write_fold(session: AsyncSession) -> None:
+        fold = session.info.pop("fold", [])
+        folds.append(list(fold))
+        if len(folds) == 1:
+            raise RuntimeError("the folded write failed once")
+        for code in fold:
+            await effects.add(session, EFFECT, ev.NeighbourhoodCreated(code=code))
+
+    spec = ConsumerSpec(
+        "kit-test-batch-fold",
+        "ISSUES",
+        ["issues.fold.>"],
+        route({"issues.fold.event": (ev.NeighbourhoodCreated, handle)}),
+        before_commit=write_fold,
+    )
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "ISSUES", spec.name)
+    await nc.close()
+
+    assert len(folds[0]) > 1, "the first transaction folded several events"
+    assert all(len(fold) == 1 for fold in folds[1 : 1 + len(folds[0])]), "then one event per transaction"
+    assert await _effects(engine) == {code: 1 for code in codes}
+    assert await _inbox_rows(engine, spec.name) == len(codes)
+
+
 CRASHING_CONSUMER = textwrap.dedent(
     """
     import asyncio, sys

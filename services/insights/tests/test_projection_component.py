@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 from shequtong_insights.consumers import CONSUMER_NAMES, Projector
+from shequtong_insights.models import DailyCounter
 from shequtong_insights.repository import drop_projections
 from shequtong_insights.service import InsightsService
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
@@ -26,7 +28,7 @@ from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
-from shequtong_kit.consumer import ReceivedEvent
+from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, session_factory
 from shequtong_kit.errors import PermissionDenied
 from shequtong_kit.proto import ts
@@ -182,6 +184,7 @@ async def feed(service: InsightsService, projector: Projector, events: list[Rece
     for received in events:
         async with service.sessions() as session, session.begin():
             await projector.handle(session, received)
+            await projector.before_commit(session)
 
 
 def comparable(view: object) -> dict[str, object]:
@@ -283,3 +286,29 @@ async def test_detection_raises_one_prompt_per_finding_and_never_twice(engine: A
     async with service.sessions() as session, session.begin():
         decided = await service.decide_prompt(session, cadre, mine[0].id, "acknowledged", "will inspect")
     assert (decided.status, decided.decided_by, decided.decision_note) == ("acknowledged", "cadre-1", "will inspect")
+
+
+async def test_a_value_wider_than_its_column_poisons_its_own_event_before_anything_is_written(
+    engine: AsyncEngine,
+) -> None:
+    """Counters are written once per transaction (`before_commit`), so a value that can never fit must be
+    caught while its own event is handled: that event is dead-lettered, its neighbours are not."""
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    projector = Projector(480)
+    neighbourhood = f"n-{uuid.uuid4().hex[:8]}"
+    fits = event("boards.post.created", boards_ev.PostCreated(neighbourhood_id=neighbourhood, author_id="p-1"), NOW)
+    too_wide = event("boards.post.created", boards_ev.PostCreated(neighbourhood_id="n" * 37, author_id="p-2"), NOW)
+    async with service.sessions() as session, session.begin():
+        await projector.handle(session, fits)
+        with pytest.raises(PoisonMessage, match="at most 36"):
+            await projector.handle(session, too_wide)
+        await projector.before_commit(session)
+    async with service.sessions() as session:
+        counters = (
+            await session.execute(
+                select(DailyCounter.neighbourhood_id, DailyCounter.metric, DailyCounter.value).where(
+                    DailyCounter.neighbourhood_id.in_([neighbourhood, "n" * 37])
+                )
+            )
+        ).all()
+    assert counters == [(neighbourhood, "posts", 1)]

@@ -11,7 +11,8 @@ stream is kept as delivered: one batch at a time, its events in sequence (no con
 A handler that raises does not fail its neighbours: the attempt is rolled back, the event keeps its
 error (`PoisonMessage` → a copy on `dlq.<subject>` and `term()`; anything else → `nak` with a growing
 delay, dead-lettered after `max_deliver`), the events before it are committed again without it and the
-events after it follow. A handler may therefore run more than once for one delivery: only its database
+events after it follow. `ConsumerSpec.before_commit` runs once per transaction, after its handlers. A
+handler may therefore run more than once for one delivery: only its database
 writes (and its session's after_commit hooks) take effect, once. Failures no handler owns (the inbox
 insert meeting a concurrent copy, a failed commit) fall back to one transaction per event.
 """
@@ -115,6 +116,10 @@ class ConsumerSpec:
     ack_wait: float = 30.0
     # Messages fetched, handled in one transaction and acked together (at most max_ack_pending).
     batch: int = 256
+    # Runs once per transaction after its handlers, before the commit: a handler may leave work that
+    # folds across events (counters summed, rows inserted in one statement) for it. Its failure is the
+    # transaction's, not one event's: the runner retries one event per transaction, where it fails alone.
+    before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None
 
 
 def route(
@@ -397,6 +402,8 @@ class ConsumerRunner:
                         except Exception as exc:
                             failed = (position, exc)
                             raise _RollBack from exc
+                    if self.spec.before_commit is not None:
+                        await self.spec.before_commit(session)
             except _RollBack:
                 pass
         return handled_before, failed
@@ -444,6 +451,8 @@ class ConsumerRunner:
                         insert(inbox).values(consumer=self.spec.name, event_id=event.id, handled_at=self._clock.now())
                     )
                     await self.spec.handler(session, event)
+                    if self.spec.before_commit is not None:
+                        await self.spec.before_commit(session)
             except IntegrityError:
                 # A concurrent delivery of the same id committed first; only the inbox race lands here
                 # if the handler's own constraints are idempotent too.

@@ -29,7 +29,7 @@ from shequtong_insights.domain import facts as issue_rules
 from shequtong_insights.domain import metrics as m
 from shequtong_insights.domain.periods import local_day
 from shequtong_insights.models import Convention, Member, Topic
-from shequtong_insights.repository import ProjectionWriter
+from shequtong_insights.repository import DoesNotFit, ProjectionWriter
 from shequtong_kit import regions
 from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent
 from shequtong_kit.proto import from_ts
@@ -110,12 +110,18 @@ class Projector:
         try:
             await apply(writer, message, event)
             await session.flush()
+        except DoesNotFit as exc:
+            raise PoisonMessage(f"{event.subject}: {exc}") from exc
         except DBAPIError as exc:
             if not _is_data_error(exc):
                 raise
             # A value our columns can never hold (e.g. an id longer than any id we issue): retrying
             # cannot help, so the event goes to the dead-letter subject.
             raise PoisonMessage(f"{event.subject}: a value does not fit the projection") from exc
+
+    async def before_commit(self, session: AsyncSession) -> None:
+        """The transaction's counters and activity rows, folded across its events, in two statements."""
+        await ProjectionWriter(session).write_pending()
 
     # --- identity ----------------------------------------------------------------------------------
     async def neighbourhood_created(
@@ -381,6 +387,13 @@ def _latest(current: datetime | None, candidate: datetime) -> datetime:
 
 def consumer_specs(projector: Projector) -> list[ConsumerSpec]:
     return [
-        ConsumerSpec(name=name, stream=stream, subjects=list(subjects), handler=projector.handle, max_deliver=20)
+        ConsumerSpec(
+            name=name,
+            stream=stream,
+            subjects=list(subjects),
+            handler=projector.handle,
+            before_commit=projector.before_commit,
+            max_deliver=20,
+        )
         for name, stream, subjects in CONSUMERS
     ]

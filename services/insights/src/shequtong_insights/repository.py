@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from shequtong_kit.db import inbox, region_directory
 
 CHUNK = 500
 PROJECTION_LOCK = "projection"
+PENDING_FIGURES = "insights.pending_figures"
 DETECTOR_LOCK = "detector"
 FACT_FIELDS = tuple(IssueFacts.__dataclass_fields__)
 
@@ -43,7 +45,24 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+class DoesNotFit(ValueError):
+    """A value wider than its projection column: no retry can store it."""
+
+
+def _fits(table: Any, **values: str) -> None:
+    for name, value in values.items():
+        length = table.c[name].type.length
+        if length is not None and len(value) > length:
+            raise DoesNotFit(f"{table.name}.{name} holds at most {length} characters")
+
+
+@dataclass
+class PendingFigures:
+    counters: Counter[tuple[str, date, str]] = field(default_factory=Counter)
+    activity: set[tuple[str, date, str]] = field(default_factory=set)
+
+
+def _chunks(ids: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
 
@@ -55,28 +74,55 @@ class ProjectionWriter:
         self.session = session
 
     async def share_projection_lock(self) -> None:
-        """Handlers share this row lock; a rebuild takes it exclusively while it drops everything."""
+        """Handlers share this row lock; a rebuild takes it exclusively while it drops everything.
+
+        Taken once per transaction: the consumer handles a whole batch of events in one."""
+        transaction = self.session.get_transaction()
+        if transaction is not None and self.session.info.get(PROJECTION_LOCK) is transaction:
+            return
         await self.session.execute(select(Lock.name).where(Lock.name == PROJECTION_LOCK).with_for_update(read=True))
+        self.session.info[PROJECTION_LOCK] = self.session.get_transaction()
 
     async def add(self, neighbourhood_id: str, day: date, metric: str, delta: int = 1) -> None:
         if not neighbourhood_id or delta == 0:
             return
-        stmt = _insert(self.session, DailyCounter.__table__).values(
-            neighbourhood_id=neighbourhood_id, day=day, metric=metric, value=delta
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["neighbourhood_id", "day", "metric"],
-            set_={"value": DailyCounter.__table__.c.value + stmt.excluded.value},
-        )
-        await self.session.execute(stmt)
+        _fits(DailyCounter.__table__, neighbourhood_id=neighbourhood_id, metric=metric)
+        self._pending.counters[(neighbourhood_id, day, metric)] += delta
 
     async def took_part(self, neighbourhood_id: str, day: date, person_id: str) -> None:
         if not neighbourhood_id or not person_id:
             return
-        stmt = _insert(self.session, Activity.__table__).values(
-            neighbourhood_id=neighbourhood_id, day=day, person_id=person_id
-        )
-        await self.session.execute(stmt.on_conflict_do_nothing())
+        _fits(Activity.__table__, neighbourhood_id=neighbourhood_id, person_id=person_id)
+        self._pending.activity.add((neighbourhood_id, day, person_id))
+
+    @property
+    def _pending(self) -> PendingFigures:
+        """Counters and activity of this transaction's events, written together by `write_pending`."""
+        pending = self.session.info.get(PENDING_FIGURES)
+        if pending is None:
+            pending = self.session.info[PENDING_FIGURES] = PendingFigures()
+        return pending
+
+    async def write_pending(self) -> None:
+        """One upsert of every counter delta and one insert of every activity row of the transaction."""
+        pending = self.session.info.pop(PENDING_FIGURES, None)
+        if pending is None:
+            return
+        counters = DailyCounter.__table__
+        for chunk in _chunks(list(pending.counters.items())):
+            stmt = _insert(self.session, counters).values(
+                [{"neighbourhood_id": n, "day": d, "metric": m, "value": v} for (n, d, m), v in chunk if v]
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["neighbourhood_id", "day", "metric"],
+                set_={"value": counters.c.value + stmt.excluded.value},
+            )
+            await self.session.execute(stmt)
+        for rows in _chunks(sorted(pending.activity)):
+            stmt = _insert(self.session, Activity.__table__).values(
+                [{"neighbourhood_id": n, "day": d, "person_id": p} for n, d, p in rows]
+            )
+            await self.session.execute(stmt.on_conflict_do_nothing())
 
     async def neighbourhood(self, values: dict[str, Any]) -> None:
         """Upsert; the earliest time seen is when it opened (a copy of the event keeps it)."""

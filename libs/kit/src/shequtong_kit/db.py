@@ -69,8 +69,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: AsyncEngine, *, cache_lineages: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep their objects after a commit; with `cache_lineages`, sessions share one
+    process-wide cache of the region directory (see `regions.LineageCache`)."""
+    if not cache_lineages:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    from shequtong_kit.regions import LINEAGE_CACHE, LineageCache
+
+    return async_sessionmaker(engine, expire_on_commit=False, info={LINEAGE_CACHE: LineageCache()})
 
 
 class UtcDateTime(TypeDecorator[datetime]):

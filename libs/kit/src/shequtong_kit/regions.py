@@ -6,6 +6,8 @@ and district is this neighbourhood in" without a call per request.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,8 @@ from shequtong_kit.db import region_directory
 from shequtong_kit.errors import NotFound
 
 NEIGHBOURHOOD_CREATED = "identity.neighbourhood.created"
+# The key of a session's `info` that holds the process's LineageCache.
+LINEAGE_CACHE = "shequtong.lineages"
 
 
 async def record_neighbourhood(
@@ -28,6 +32,9 @@ async def record_neighbourhood(
         "code": message.code,
         "name": message.name,
     }
+    cache = _cache(session)
+    if cache is not None:
+        cache.forget(message.neighbourhood_id)
     exists = await session.execute(
         select(region_directory.c.neighbourhood_id).where(
             region_directory.c.neighbourhood_id == message.neighbourhood_id
@@ -46,15 +53,58 @@ async def record_neighbourhood(
 ROUTES = {NEIGHBOURHOOD_CREATED: (ev.NeighbourhoodCreated, record_neighbourhood)}
 
 
+class LineageCache:
+    """The lineages this process has read, kept for its life.
+
+    Correct without invalidation because a neighbourhood never moves: identity creates it under its
+    sub-district and district and has no operation that changes them. Only neighbourhoods found are kept
+    (one not known yet may arrive with the next event). The runtime's sessions carry one in their `info`
+    (`session_factory(engine, cache_lineages=True)`); a session without one reads the directory."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._known: dict[str, Lineage] = {}
+
+    def get(self, neighbourhood_id: str) -> Lineage | None:
+        return self._known.get(neighbourhood_id)
+
+    def keep(self, lineage: Lineage) -> None:
+        if len(self._known) >= self.limit:
+            self._known.clear()  # a city has thousands; this only bounds a misuse
+        self._known[lineage.neighbourhood_id] = lineage
+
+    def forget(self, neighbourhood_id: str) -> None:
+        self._known.pop(neighbourhood_id, None)
+
+
+def _cache(session: AsyncSession) -> LineageCache | None:
+    return session.info.get(LINEAGE_CACHE)
+
+
 async def find_lineage(session: AsyncSession, neighbourhood_id: str) -> Lineage | None:
-    row = (
-        await session.execute(
-            select(region_directory.c.subdistrict_id, region_directory.c.district_id).where(
-                region_directory.c.neighbourhood_id == neighbourhood_id
-            )
+    found = await lineages(session, [neighbourhood_id])
+    return found[0] if found else None
+
+
+async def lineages(session: AsyncSession, neighbourhood_ids: Iterable[str]) -> list[Lineage]:
+    """The lineages of the neighbourhoods known here (unknown ids are left out), one query for those the
+    session's cache lacks."""
+    ids = sorted(set(neighbourhood_ids))
+    cache = _cache(session)
+    found = [lin for lin in (cache.get(i) for i in ids) if lin is not None] if cache else []
+    missing = [i for i in ids if not cache or cache.get(i) is None]
+    if missing:
+        rows = await session.execute(
+            select(
+                region_directory.c.neighbourhood_id, region_directory.c.subdistrict_id, region_directory.c.district_id
+            ).where(region_directory.c.neighbourhood_id.in_(missing))
         )
-    ).first()
-    return Lineage(neighbourhood_id, row[0], row[1]) if row else None
+        for row in rows:
+            lineage = Lineage(row[0], row[1], row[2])
+            found.append(lineage)
+            if cache is not None:
+                cache.keep(lineage)
+    return found
 
 
 async def lineage(session: AsyncSession, neighbourhood_id: str) -> Lineage:

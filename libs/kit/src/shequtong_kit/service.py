@@ -49,7 +49,7 @@ class ServiceApp:
         self.settings = settings
         self.clock = clock or clock_from_env()
         self.engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
-        self.sessions = session_factory(self.engine)
+        self.sessions = session_factory(self.engine, cache_lineages=True)
         self.outbox = Outbox(name, self.clock)
         self.produces = list(produces)
         self.verifier = verifier

@@ -216,7 +216,7 @@ async def system(database_url: str) -> AsyncIterator[System]:
         return keys.jwks
 
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
+    sessions = session_factory(engine, cache_lineages=True)  # as the runtime's
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     service = BoardsService(sessions, Outbox("boards", clock), clock)
     server, _, port = build_server(

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -51,6 +52,15 @@ class Board(Base):
     district_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     scope: Mapped[str] = mapped_column(String(16), default="neighbourhood", server_default="neighbourhood")
     position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CatalogueVersion(Base):
+    """Moves with every change to a district's boards or catalogue (see `cache.CatalogueCache`)."""
+
+    __tablename__ = "catalogue_versions"
+
+    district_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class CatalogueOverride(Base):

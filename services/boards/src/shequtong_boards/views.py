@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.domain.affairs import AffairProcess
-from shequtong_boards.domain.content import COMMENT, POST
+from shequtong_boards.domain.content import COMMENT
 from shequtong_boards.domain.policy import Permissions, Policy
 from shequtong_boards.models import (
     AffairRow,
@@ -30,7 +30,13 @@ from shequtong_boards.models import (
     Topic,
     TopicStepRow,
 )
-from shequtong_boards.repository import LikeRepository, MentionRepository, PeopleRepository, PostRepository
+from shequtong_boards.repository import (
+    LikeRepository,
+    Mentioned,
+    MentionRepository,
+    PeopleRepository,
+    page_facts,
+)
 from shequtong_kit import auth
 
 SYSTEM_AUTHOR = "system"
@@ -173,7 +179,7 @@ class People:
         held = {role for role, scope in self.roles.get(person_id, set()) if scope in scopes}
         return AuthorView(person_id, self.names.get(person_id, ""), tuple(r for r in BADGE_ROLES if r in held))
 
-    def mention(self, row: MentionRow) -> MentionView:
+    def mention(self, row: MentionRow | Mentioned) -> MentionView:
         return MentionView(row.person_id, self.names.get(row.person_id, ""), row.via_handle)
 
 
@@ -187,23 +193,18 @@ async def authors(
 async def post_views(session: AsyncSession, posts: Sequence[Post], viewer: str) -> list[PostView]:
     if not posts:
         return []
-    ids = [p.id for p in posts]
-    mention_rows = await MentionRepository(session).of_targets(POST, ids)
+    facts = await page_facts(session, [p.id for p in posts], viewer)
     people = await People.load(
-        session, [p.author_id for p in posts] + [m.person_id for rows in mention_rows.values() for m in rows]
+        session, [p.author_id for p in posts] + [m.person_id for rows in facts.mentions.values() for m in rows]
     )
-    liked = await LikeRepository(session).liked(POST, ids, viewer)
-    repo = PostRepository(session)
-    polls = await repo.poll_ids(ids)
-    issues = await repo.issue_ids(ids)
     return [
         PostView(
             post=post,
             author=people.author(post.author_id, post.neighbourhood_id, post.district_id),
-            mentions=tuple(people.mention(m) for m in mention_rows.get(post.id, [])),
-            liked_by_me=post.id in liked,
-            poll_ids=tuple(polls.get(post.id, [])),
-            issue_id=issues.get(post.id, ""),
+            mentions=tuple(people.mention(m) for m in facts.mentions.get(post.id, [])),
+            liked_by_me=post.id in facts.liked,
+            poll_ids=tuple(facts.polls.get(post.id, [])),
+            issue_id=facts.issues.get(post.id, ""),
         )
         for post in posts
     ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shequtong_boards.cache import CatalogueCache
 from shequtong_boards.events import BoardsEvents
 from shequtong_kit.clock import Clock
 from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
@@ -16,6 +17,7 @@ class Context:
     sessions: async_sessionmaker[AsyncSession]
     events: BoardsEvents
     clock: Clock
+    catalogues: CatalogueCache = field(default_factory=CatalogueCache)
 
 
 @dataclass(frozen=True)

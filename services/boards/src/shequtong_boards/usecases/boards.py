@@ -34,33 +34,32 @@ class BoardUseCases:
         overrides = await district_overrides(session, found.district_id) if found else {}
         existing = await repo.kinds_in(neighbourhood_id)
         now = self.ctx.clock.now()
-        await repo.add_all(
-            [
-                Board(
-                    id=new_id(),
-                    neighbourhood_id=neighbourhood_id,
-                    district_id=found.district_id if found else None,
-                    scope=catalogue.NEIGHBOURHOOD,
-                    kind=kind.key,
-                    name=kind.name,
-                    position=kind.position,
-                    created_at=now,
-                )
-                for kind in catalogue.neighbourhood_kinds(catalogue.effective_catalogue(overrides))
-                if kind.key not in existing
-            ]
-        )
+        opened = [
+            Board(
+                id=new_id(),
+                neighbourhood_id=neighbourhood_id,
+                district_id=found.district_id if found else None,
+                scope=catalogue.NEIGHBOURHOOD,
+                kind=kind.key,
+                name=kind.name,
+                position=kind.position,
+                created_at=now,
+            )
+            for kind in catalogue.neighbourhood_kinds(catalogue.effective_catalogue(overrides))
+            if kind.key not in existing
+        ]
+        await repo.add_all(opened)
+        if opened and found:
+            await repo.bump_catalogue_version(found.district_id)
 
     async def list_boards(self, principal: Principal, neighbourhood_id: str) -> list[BoardView]:
         """The neighbourhood's boards and its district's boards that the caller may read."""
         async with self.ctx.sessions() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
-            repo = BoardRepository(session)
-            overrides = await district_overrides(session, lineage.district_id)
-            boards = await repo.of_neighbourhood(neighbourhood_id) + await repo.of_district(lineage.district_id)
+            boards = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
             views = [
                 BoardView(a.board, a.policy, a.perms)
-                for a in await accesses(session, principal, boards, overrides)
+                for a in await accesses(session, principal, boards.local + boards.district, boards.overrides)
                 if a.perms.can_read
             ]
             if not views:
@@ -130,6 +129,7 @@ class BoardUseCases:
                 for neighbourhood_id in await repo.neighbourhoods_lacking(district_id, entry.key):
                     opened.append(self._board(entry, neighbourhood_id, district_id, now))
             await repo.add_all(opened)
+            await repo.bump_catalogue_version(district_id)
             return entry, len(opened)
 
     @staticmethod
@@ -152,9 +152,11 @@ class BoardUseCases:
         async with self.ctx.sessions() as session:
             lineage = await neighbourhood_reader(session, principal, neighbourhood_id)
             repo = BoardRepository(session)
-            overrides = await district_overrides(session, lineage.district_id)
-            boards = await repo.of_neighbourhood(neighbourhood_id) + await repo.of_district(lineage.district_id)
-            readable = [a.board for a in await accesses(session, principal, boards, overrides) if a.perms.can_read]
+            found = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
+            boards = found.local + found.district
+            readable = [
+                a.board for a in await accesses(session, principal, boards, found.overrides) if a.perms.can_read
+            ]
             marks = await repo.last_read(person, [b.id for b in readable])
             member = await PeopleRepository(session).member(person, neighbourhood_id)
             start = member.verified_at if member else EPOCH

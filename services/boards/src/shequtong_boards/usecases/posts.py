@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shequtong_boards.access import BoardAccess, access_to, accesses, board_access, district_overrides, load_board
+from shequtong_boards.access import BoardAccess, access_to, accesses, board_access, load_board
 from shequtong_boards.domain import content
 from shequtong_boards.domain import moderation as rules
 from shequtong_boards.domain.content import (
@@ -27,7 +27,6 @@ from shequtong_boards.domain.content import (
 )
 from shequtong_boards.models import Board, Comment, Post, Revision
 from shequtong_boards.repository import (
-    BoardRepository,
     CommentRepository,
     LikeRepository,
     MentionRepository,
@@ -338,12 +337,12 @@ class PostUseCases:
         after = feed_key(page.cursor)
         async with self.ctx.sessions() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
-            boards = BoardRepository(session)
-            overrides = await district_overrides(session, lineage.district_id)
-            local = await boards.of_neighbourhood(neighbourhood_id)
-            district = await boards.of_district(lineage.district_id)
+            found = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
+            local, district = found.local, found.district
             readable = {
-                a.board.id for a in await accesses(session, principal, local + district, overrides) if a.perms.can_read
+                a.board.id
+                for a in await accesses(session, principal, local + district, found.overrides)
+                if a.perms.can_read
             }
             if not readable:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")

@@ -1,0 +1,58 @@
+"""Each process keeps a district's boards and catalogue in memory (`cache.CatalogueCache`). A second
+replica on the same database must see a change the first one made, at its commit: the boards a
+neighbourhood page lists, their policies, and the posts of a board opened since."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shequtong_boards.service import BoardsService
+from shequtong_boards.usecases.base import Page
+
+from shequtong.boards.v1 import boards_pb2 as pb
+from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.outbox import Outbox
+
+
+def principal(caller: Any) -> Principal:
+    return Principal(caller.subject, parse_roles(caller.roles))
+
+
+async def test_a_replica_sees_the_other_replicas_catalogue_change_at_once(system: Any) -> None:
+    district = str(uuid.uuid4())
+    home = await system.place(district=district)
+    resident = await system.resident(home)
+    staff = system.person(f"district_staff@d:{district}")
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+
+    before = await replica.boards.list_boards(principal(resident), home.neighbourhood)
+    matters = next(v for v in before if v.board.kind == "neighbourhood_matters")
+    assert matters.perms.can_post and "district_survey" not in [v.board.kind for v in before]
+    await replica.posts.home_feed(principal(resident), home.neighbourhood, _first_page())  # cached now
+
+    survey = pb.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(district_id=district, kind="district_survey", name="大调研", policy=survey),
+    )
+    closed = pb.BoardPolicy(read=["member", "staff"], post=["committee"], moderate=["committee", "staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(district_id=district, kind="neighbourhood_matters", name="身边事", policy=closed),
+    )
+
+    after = await replica.boards.list_boards(principal(resident), home.neighbourhood)
+    kinds = [v.board.kind for v in after]
+    assert kinds[-1] == "district_survey" and len(after) == len(before) + 1
+    assert not next(v for v in after if v.board.kind == "neighbourhood_matters").perms.can_post
+    survey_board = next(v.board.id for v in after if v.board.kind == "district_survey")
+    post = (
+        await staff.call("CreatePost", pb.CreatePostRequest(board_id=survey_board, title="2026大调研", body="请留言"))
+    ).post
+    feed = await replica.posts.home_feed(principal(resident), home.neighbourhood, _first_page())
+    assert post.id in [view.post.id for view in feed.items]
+
+
+def _first_page() -> Page:
+    return Page.of("", 20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -119,3 +120,46 @@ def test_oversight_follows_the_region_tree() -> None:
     assert not Principal("d", parse_roles(["subdistrict_staff@s:S2"])).oversees(lineage)
     assert not Principal("e", parse_roles(["resident@n:N1"])).oversees(lineage)
     assert not Principal("f", parse_roles(["cadre@n:N2"])).oversees(lineage)
+
+
+async def test_a_verified_token_is_not_checked_again_but_still_expires_and_is_still_revocable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = verifier(("k1", KEY))
+    v._leeway = 0
+    token = sign(claims(exp=int(time.time()) + 1))
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("x") or real_decode(*a, **k))
+    first = await v.verify(token)
+    assert await v.verify(token) == first and len(decoded) == 1, "the second use is not verified again"
+    with pytest.raises(Unauthenticated) as caught:
+        await v.verify(token, expected_type="service")
+    assert caught.value.code == "token_invalid"
+
+    v.revoked_sessions.add("fam1")
+    with pytest.raises(Unauthenticated) as caught:
+        await v.verify(token)
+    assert caught.value.code == "session_revoked"
+    v.revoked_sessions.clear()
+
+    await asyncio.sleep(max(0.0, first.expires_at - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated) as caught:
+        await v.verify(token)
+    assert caught.value.code == "token_expired"
+
+
+async def test_a_key_withdrawn_from_the_set_takes_its_verified_tokens_with_it() -> None:
+    published = [("k1", KEY)]
+
+    async def load() -> str:
+        return jwks(*published)
+
+    v = TokenVerifier(load, refresh_floor_seconds=0)
+    token = sign(claims())
+    await v.verify(token)
+    published[:] = [("k2", OTHER)]
+    await v.refresh(force=True)
+    with pytest.raises(Unauthenticated) as caught:
+        await v.verify(token)
+    assert caught.value.code == "token_invalid"

@@ -151,6 +151,11 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
         # Session families revoked after the token was issued (fed by identity events when a service cares).
         self.revoked_sessions: set[str] = set()
+        # Tokens whose signature and claims were checked under the current key set: the same token comes
+        # with every request of a session, and its signature cannot change. Expiry, the token's kind and
+        # revocation are checked on every use all the same; a new key set empties it.
+        self._verified: dict[str, Principal] = {}
+        self.verified_cache_size = 10_000
 
     async def refresh(self, force: bool = False) -> None:
         async with self._lock:
@@ -158,6 +163,7 @@ class TokenVerifier:
                 return
             jwks = jwt.PyJWKSet.from_json(await self._load())
             self._keys = {key.key_id: key for key in jwks.keys if key.key_id}
+            self._verified.clear()  # a key withdrawn from the set must not keep its tokens valid here
             self._loaded_at = time.monotonic()
 
     async def _key(self, kid: str) -> Any:
@@ -169,6 +175,19 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str, expected_type: str | None = None) -> Principal:
+        principal = self._verified.get(token)
+        if principal is None or time.time() > principal.expires_at + self._leeway:
+            principal = await self._verify_signed(token)
+            if len(self._verified) >= self.verified_cache_size:
+                self._verified.clear()
+            self._verified[token] = principal
+        if expected_type and principal.claims["typ"] != expected_type:
+            raise Unauthenticated("wrong kind of token", code="token_invalid")
+        if principal.session_id and principal.session_id in self.revoked_sessions:
+            raise Unauthenticated("session revoked", code="session_revoked")
+        return principal
+
+    async def _verify_signed(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -190,11 +209,9 @@ class TokenVerifier:
             raise Unauthenticated("token expired", code="token_expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("token invalid", code="token_invalid") from None
-        if claims["typ"] not in ("access", "service") or (expected_type and claims["typ"] != expected_type):
+        if claims["typ"] not in ("access", "service"):
             raise Unauthenticated("wrong kind of token", code="token_invalid")
         sid = claims.get("sid")
-        if sid and sid in self.revoked_sessions:
-            raise Unauthenticated("session revoked", code="session_revoked")
         return Principal(
             subject=str(claims["sub"]),
             roles=parse_roles(claims.get("roles", [])),

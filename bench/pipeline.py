@@ -43,6 +43,10 @@ SERVICE_STREAMS = {
 }
 
 
+# Transactions a writer replica has in flight at once (its connection pool holds 10).
+WRITERS = 8
+
+
 def _uvloop() -> None:
     try:
         import uvloop
@@ -131,6 +135,17 @@ def _replica(
         # write is reported (`written` < `expected`), never silently stretched over a longer phase.
         closes = t0 + duration + WRITE_GRACE
         late = 0.0
+        # Transactions overlap as a service's requests do (up to WRITERS at once, each on its own pooled
+        # connection): one writer at a time measured the round trip of a commit, not the pipeline.
+        slots = asyncio.Semaphore(WRITERS)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def write_one(first: int) -> None:
+            try:
+                await _write(sessions, outbox, subject, first, events_per_tx)
+            finally:
+                slots.release()
+
         for n in range(transactions):
             due = t0 + n * interval
             now = time.perf_counter()
@@ -138,10 +153,14 @@ def _replica(
                 break
             if due > now:
                 await asyncio.sleep(due - now)
-            else:
-                late = max(late, now - due)
-            await _write(sessions, outbox, subject, index * 10_000_000 + written, events_per_tx)
+            await slots.acquire()
+            late = max(late, time.perf_counter() - due)
+            task = asyncio.create_task(write_one(index * 10_000_000 + written))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
             written += events_per_tx
+        if pending:
+            await asyncio.gather(*pending)
         produce_seconds = time.perf_counter() - t0
         queue.put(("written", index, {"written": written}))
         # Keep relaying until the consumer has everything (or gave up); bounded like every run.

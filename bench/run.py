@@ -433,7 +433,12 @@ def main(
     journey: list[str] = typer.Option(None, help="only these journeys (repeatable)"),
     skip_baselines: bool = typer.Option(False, help="no raw baselines (no ratios then)"),
     skip_pipeline: bool = typer.Option(False, help="no event pipeline benchmark"),
-    pipeline_rate: float = typer.Option(5000.0, help="events/s offered in the pipeline's steady phase"),
+    pipeline_rate: float = typer.Option(
+        5500.0, help="events/s offered in the pipeline's steady phase (above the 5,000 target: edges of the window)"
+    ),
+    pipeline_events_per_tx: int = typer.Option(
+        10, help="events per writer transaction (one per transaction, the writers' Python is the limit)"
+    ),
     pipeline_backlog: int = typer.Option(20_000, help="events in the outbox for the drain phase"),
     deep_pages: int = typer.Option(50, help="how many pages deep the deep board page is"),
     drain_timeout: float = typer.Option(900.0, help="seconds to wait for the data set's events to be handled"),
@@ -504,7 +509,11 @@ def main(
         )
     if not skip_pipeline:
         results["pipeline"] = pipeline_mod.measure(
-            ["issues"], rate=pipeline_rate, duration=duration, backlog=pipeline_backlog
+            ["issues"],
+            rate=pipeline_rate,
+            duration=duration,
+            backlog=pipeline_backlog,
+            events_per_tx=pipeline_events_per_tx,
         )
     results["targets"] = evaluate(results, rate_scale)
     results["seconds"] = round(time.monotonic() - started, 1)

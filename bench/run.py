@@ -442,6 +442,11 @@ def main(
     pipeline_backlog: int = typer.Option(20_000, help="events in the outbox for the drain phase"),
     deep_pages: int = typer.Option(50, help="how many pages deep the deep board page is"),
     drain_timeout: float = typer.Option(900.0, help="seconds to wait for the data set's events to be handled"),
+    signed_in: int = typer.Option(
+        40,
+        help="residents per neighbourhood the journeys sign in as (registered per item; boards allow each person "
+        "30 posts and comments a minute, so the write journeys need many)",
+    ),
     quick: bool = typer.Option(False, help="short phases, scaled-down rates: a smoke of the instruments"),
     profile: bool = typer.Option(False, help="py-spy the gateway and the journey's services during capacity runs"),
     out_dir: Path = typer.Option(RESULTS, help="where the JSON result goes"),
@@ -459,6 +464,7 @@ def main(
             "duration_s": duration,
             "concurrency": concurrency,
             "rate_scale": rate_scale,
+            "signed_in_per_neighbourhood": signed_in,
             "driver_processes": driver_processes,
             "quick": quick,
         },
@@ -482,6 +488,7 @@ def main(
                 part_budget,
                 grpc_addrs=bulk_addrs(stack),
                 ops_refresh=lambda: operator_headers(stack),
+                sign_in_per_neighbourhood=signed_in,
             )
         )
         results["seed"] = seed_report

@@ -198,8 +198,17 @@ class IssuesService:
         return await run_once(self.sessions, idem.key, scope, idem.request, response_type, work, self.clock)
 
     async def _catalogue(self, session: AsyncSession, district_id: str) -> tuple[list[CategoryRule], bool]:
+        """The district's category rules, read once per transaction (a report needs them at several steps;
+        no step that reads them changes them)."""
+        key = ("issues.catalogue", district_id)
+        transaction = session.get_transaction()
+        kept = session.info.get(key)
+        if kept is not None and kept[0] is transaction and transaction is not None:
+            return kept[1]  # type: ignore[no-any-return]
         rows, is_default = await IssueRepository(session).categories(district_id)
-        return [category_rule(r) for r in rows], is_default
+        found = ([category_rule(r) for r in rows], is_default)
+        session.info[key] = (session.get_transaction(), found)
+        return found
 
     async def _category(self, session: AsyncSession, issue: Issue) -> CategoryRule | None:
         rules, _ = await self._catalogue(session, issue.district_id)

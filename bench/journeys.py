@@ -230,9 +230,13 @@ class CadreQueue(Journey):
         return "cadre_queue", op
 
 
+PHASES = 3  # capacity, open loop at the target rate, open loop at a carried rate
+
+
 class VolunteerSignup(Journey):
     """Each (resident, activity) pair signs up once: the pairs are dealt out to the phases of a run
-    (`phase` 0 capacity, 1 latency) and to the driver processes of each phase, so none repeats."""
+    (`phase` 0 capacity, 1 latency at the target rate, 2 at a carried rate) and to the driver processes
+    of each phase, so none repeats."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -240,7 +244,7 @@ class VolunteerSignup(Journey):
         random.Random(7).shuffle(pairs)
         count = int(params.get("driver_count", 1))
         share = int(params.get("phase", 0)) * count + int(params.get("driver_index", 0))
-        self.pairs = iter(pairs[share :: 2 * count])
+        self.pairs = iter(pairs[share :: PHASES * count])
 
     def pick(self, rng: random.Random) -> tuple[str, Op]:
         pair = next(self.pairs, None)

@@ -79,7 +79,7 @@ async def prepare(gateway_url: str, fixtures: dict[str, Any], deep_pages: int) -
                 n["activities"] = []
                 if not n["cadre_token"]:
                     continue
-                for k in range(20):
+                for k in range(40):  # x 40 residents: enough (resident, activity) pairs for three phases
                     reply = await api.post(
                         "/v1/activities",
                         json={
@@ -169,23 +169,37 @@ async def dispatch_latencies(gateway_url: str, ops: dict[str, str], dispatched: 
     }
 
 
+# Access tokens live ~15 minutes; journeys with their settles and second open loops run longer.
+TOKEN_REFRESH_S = 8 * 60
+
+
 def _dispatch_phase(
-    stack: Any, ops: dict[str, str], params: dict[str, Any], rate: float, duration: float, groups: dict, log: Any
+    stack: Any, params: dict[str, Any], rate: float, duration: float, groups: dict, log: Any
 ) -> dict[str, Any]:
+    from bench.stack import operator_headers
+
     log(f"journey report_dispatch: open loop at {rate:.0f}/s …")
     spec = LoadSpec(FACTORIES["report_dispatch"], params, "open", rate=rate, duration=duration, warmup=0)
     latency = _phase(spec, groups)
-    latency["end_to_end"] = asyncio.run(dispatch_latencies(stack.gateway_url, ops, latency.pop("extra"), wait=30))
+    fresh = operator_headers(stack)  # a service token lives ~15 minutes; the run is longer
+    latency["end_to_end"] = asyncio.run(dispatch_latencies(stack.gateway_url, fresh, latency.pop("extra"), wait=30))
     return latency
 
 
 def _open_loop(
-    name: str, params: dict[str, Any], rate: float, duration: float, processes: int, groups: dict, log: Any
+    name: str,
+    params: dict[str, Any],
+    rate: float,
+    duration: float,
+    processes: int,
+    groups: dict,
+    log: Any,
+    phase: int = 1,
 ) -> dict[str, Any]:
     log(f"journey {name}: latency (open loop at {rate:.0f}/s) …")
     spec = LoadSpec(
         FACTORIES[name],
-        {**params, "phase": 1},
+        {**params, "phase": phase},
         "open",
         rate=rate,
         duration=duration,
@@ -205,7 +219,7 @@ def _ratio(value: float | None, base: dict[str, Any] | None) -> float | None:
 
 def measure_journeys(
     stack: Any,
-    ops: dict[str, str],
+    refresh_tokens: Any,
     fixtures: dict[str, Any],
     notes: dict[str, Any],
     names: list[str],
@@ -224,7 +238,12 @@ def measure_journeys(
     groups = process_groups(stack, getattr(stack, "nats", None))
     db2 = base.get("http_db_2w", {}).get("throughput")
     out: dict[str, Any] = {}
+    signed_in_at = time.monotonic()
     for name in names:
+        if time.monotonic() - signed_in_at > TOKEN_REFRESH_S:
+            log("fresh tokens for the journeys' accounts …")
+            refresh_tokens()
+            signed_in_at = time.monotonic()
         why = availability(name, paths, fixtures, notes)
         entry: dict[str, Any] = {"what": JOURNEYS[name]["what"], "baseline": JOURNEYS[name]["baseline"]}
         if why:
@@ -234,12 +253,12 @@ def measure_journeys(
         params = {"base_url": stack.gateway_url, "fixtures": fixtures, "deep_cursors": notes["deep_cursors"]}
         try:
             if name == "report_dispatch":
-                latency = _dispatch_phase(stack, ops, params, 50.0 * rate_scale, duration, groups, log)
+                latency = _dispatch_phase(stack, params, 50.0 * rate_scale, duration, groups, log)
                 reports = out.get("report_problem", {}).get("capacity", {}).get("throughput")
                 # Each report is followed by a dispatch: two writes to issues and one to the grid per report.
                 carryable = round(0.35 * reports, 1) if reports else 0.0
                 if 0 < carryable < 0.9 * latency["offered_rate"]:
-                    latency["at_carryable_rate"] = _dispatch_phase(stack, ops, params, carryable, duration, groups, log)
+                    latency["at_carryable_rate"] = _dispatch_phase(stack, params, carryable, duration, groups, log)
                 out[name] = {**entry, "status": "measured", "latency": latency}
                 continue
             log(f"journey {name}: capacity (closed loop, {concurrency} in flight) …")
@@ -278,7 +297,7 @@ def measure_journeys(
                 # The target rate is more than the system carries: its latency is the queue's. The latency
                 # the system gives at a rate it can carry is the finding that says how far off it is.
                 latency["at_carryable_rate"] = _open_loop(
-                    name, params, carryable, duration, driver_processes, groups, log
+                    name, params, carryable, duration, driver_processes, groups, log, phase=2
                 )
             baseline = base.get(JOURNEYS[name]["baseline"])
             out[name] = {
@@ -337,12 +356,15 @@ def evaluate(results: dict[str, Any], rate_scale: float) -> dict[str, Any]:
         verdicts["feed_capacity"] = verdicts["feed_p99"] = {"met": None, "detail": "not measured (journey or baseline)"}
     first, deep = measured("board_first_page"), measured("board_deep_page")
     if first and deep:
-        a, b = first["latency"]["p50_ms"], deep["latency"]["p50_ms"]
+        # Compared where both are carried: at the target rate both latencies are the queue's.
+        lat_a = first["latency"].get("at_carryable_rate") or first["latency"]
+        lat_b = deep["latency"].get("at_carryable_rate") or deep["latency"]
+        a, b = lat_a["p50_ms"], lat_b["p50_ms"]
         depth = max(results.get("preparation", {}).get("deep_depth_pages", {}).values(), default=0)
         verdicts["deep_vs_first"] = {
             "met": bool(a and b and b <= 1.2 * a),
-            "detail": f"p50 first {a} ms, deep {b} ms ({depth} pages deep; p99 {first['latency']['p99_ms']} vs "
-            f"{deep['latency']['p99_ms']})",
+            "detail": f"p50 first {a} ms at {lat_a['offered_rate']:.0f}/s, deep {b} ms at {lat_b['offered_rate']:.0f}/s"
+            f" ({depth} pages deep; p99 {lat_a['p99_ms']} vs {lat_b['p99_ms']})",
         }
     else:
         verdicts["deep_vs_first"] = {"met": None, "detail": "not measured"}
@@ -529,9 +551,17 @@ def main(
         notes = asyncio.run(prepare(stack.gateway_url, fixtures, deep_pages))
         results["preparation"] = {k: v for k, v in notes.items() if k not in ("paths", "deep_cursors")}
         names = journey or list(JOURNEYS)
+
+        def refresh_tokens() -> None:
+            asyncio.run(relogin(stack.gateway_url, world))
+            fresh = {n["id"]: n for n in world.fixtures()["neighbourhoods"]}
+            for n in fixtures["neighbourhoods"]:  # in place: prepare() added the activities
+                n["cadre_token"] = fresh[n["id"]]["cadre_token"]
+                n["resident_tokens"] = fresh[n["id"]]["resident_tokens"]
+
         results["journeys"] = measure_journeys(
             stack,
-            ops,
+            refresh_tokens,
             fixtures,
             notes,
             names,

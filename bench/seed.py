@@ -167,6 +167,9 @@ class PartReport:
     bulk_rpc_needed: str = ""
     note: str = ""
     error_samples: list[str] = field(default_factory=list)
+    # Set by a part whose pieces scale differently (the residents: a per-item head per neighbourhood,
+    # the rest in bulk); otherwise the full target at the part's overall rate.
+    full_scale_estimate_s: float | None = None
 
     @property
     def rate(self) -> float:
@@ -175,8 +178,12 @@ class PartReport:
     def as_dict(self, full_target: int | None) -> dict[str, Any]:
         out = asdict(self)
         out["rate_per_s"] = round(self.rate, 1)
-        if full_target and self.rate > 0:
+        if self.full_scale_estimate_s is not None:
+            out["full_scale_estimate_s"] = round(self.full_scale_estimate_s)
+        elif full_target and self.rate > 0:
             out["full_scale_estimate_s"] = round(full_target / self.rate)
+        else:
+            out.pop("full_scale_estimate_s")
         return out
 
 
@@ -755,6 +762,11 @@ class Seeder:
                 f"; per-item {before} in {t_bulk - t0:.1f}s, bulk {rep.created - before} in {bulk_s:.1f}s"
                 f" ({(rep.created - before) / max(bulk_s, 1e-9):.0f}/s)"
             )
+            if before and rep.created > before:
+                full_head = self.sign_in * (FULL["residential"] + FULL["villages"])
+                rep.full_scale_estimate_s = full_head * (t_bulk - t0) / before + (
+                    FULL["residents"] - full_head
+                ) * bulk_s / (rep.created - before)
 
         return await self._part(report, requires, body)
 

@@ -434,7 +434,7 @@ def bulk_id_number(i: int) -> str:
 
 
 BATCH = 1000  # records per bulk call (the services' limit)
-BULK_CONCURRENCY = 3  # bulk calls in flight (2 cores: more only queues)
+BULK_CONCURRENCY = 5  # bulk calls in flight: each waits on its transaction part of the time (3 → 5: +15–30%)
 
 
 def bulk_addrs(stack: Any) -> dict[str, str]:
@@ -1146,7 +1146,7 @@ class Seeder:
         return self._now - span + span * (i + 0.5) / max(1, count)
 
     def _bulk_concurrency(self) -> int:
-        return max(1, min(3, self.concurrency))
+        return max(1, min(5, self.concurrency))
 
     async def _posts_bulk(self, report: PartReport) -> PartReport:
         from shequtong.boards.v1 import boards_pb2 as bpb
@@ -1204,7 +1204,9 @@ class Seeder:
         target, run, total_posts = report.target, self.world.run, self.targets["posts"]
         rng = random.Random(11)
         # Comments of a post come from its neighbourhood's members, within three days of it (never later than now).
-        picks = [rng.randrange(posts) for _ in range(target)]
+        # Grouped by post, as a migration exports them: a batch then bumps the comment counts of its own
+        # posts, and the batches in flight do not queue on each other's row locks.
+        picks = sorted(rng.randrange(posts) for _ in range(target))
         delays = [timedelta(minutes=rng.randrange(1, 3 * 24 * 60)) for _ in range(target)]
 
         def comment(i: int) -> Any:

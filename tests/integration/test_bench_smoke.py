@@ -152,5 +152,6 @@ def test_open_loop_charges_a_stall_to_every_request_scheduled_during_it() -> Non
     # ~50 of the 200 requests were scheduled during the stall; each is charged from its scheduled time,
     # so the ten scheduled first waited >= 400 ms whatever else the machine does (lower bounds only: a
     # busy machine can only add to them). A driver measuring from the send would report ~0 for them.
-    assert result["max_ms"] >= stall * 1000, result
+    # (less 5 ms: the event loop's timers have millisecond granularity and may wake a sleep a hair early)
+    assert result["max_ms"] >= stall * 1000 - 5, result
     assert result["p95_ms"] >= 0.8 * stall * 1000 - 100, result

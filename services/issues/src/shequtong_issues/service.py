@@ -214,8 +214,10 @@ class IssuesService:
         rules, _ = await self._catalogue(session, issue.district_id)
         return catalogue.find(rules, issue.category_code)
 
-    async def _targets(self, session: AsyncSession, issue: Issue) -> sla.Targets:
-        category = await self._category(session, issue)
+    async def _targets(self, session: AsyncSession, issue: Issue, category: CategoryRule | None = None) -> sla.Targets:
+        """The issue's response and resolution targets; `category` when the caller holds its rule already."""
+        if category is None or category.code != issue.category_code:
+            category = await self._category(session, issue)
         n_all, n_cat = await IssueRepository(session).response_targets(issue.neighbourhood_id, issue.category_code)
         response = sla.effective_response_hours(category.response_hours if category else None, n_all, n_cat)
         resolution = category.resolution_hours if category else 24.0 * 7
@@ -538,7 +540,7 @@ class IssuesService:
             grid_service_code="",
         )
         session.add(issue)
-        targets = await self._targets(session, issue)
+        targets = await self._targets(session, issue, category)
         await self._apply_clocks(session, issue, sla.on_report(at, targets), at)
         await self._record(
             session,

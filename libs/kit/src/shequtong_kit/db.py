@@ -48,7 +48,11 @@ def create_engine(url: str, pool_size: int = 10, max_overflow: int = 10, null_po
     if null_pool:
         kwargs["poolclass"] = NullPool
     elif not url.startswith("sqlite"):
-        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800)
+        # No pre-ping: on asyncpg it costs three round trips (BEGIN, a ping, ROLLBACK) at every checkout, i.e.
+        # on every request. A connection that died with a database restart fails its first statement instead;
+        # SQLAlchemy then invalidates the whole pool, the kit answers that request UNAVAILABLE (retryable) and
+        # the next one gets a fresh connection (tests/resilience/test_postgres_restart.py).
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":

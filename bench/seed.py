@@ -1509,6 +1509,7 @@ def main(
     concurrency: int = typer.Option(8, help="requests in flight"),
     part: list[str] = typer.Option(None, help="only these parts (repeatable)"),
     out: str = typer.Option("", help="write the report as JSON here"),
+    total_budget: float = typer.Option(0.0, help="seconds the whole generation may take (0: no bound)"),
 ) -> None:
     """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report."""
     from bench.stack import operator_headers, running_stack
@@ -1523,6 +1524,7 @@ def main(
                 part_budget,
                 concurrency,
                 part or None,
+                total_budget=total_budget or None,
                 grpc_addrs=bulk_addrs(stack),
                 ops_refresh=lambda: operator_headers(stack),
             )

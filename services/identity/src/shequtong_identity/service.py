@@ -74,6 +74,7 @@ from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage
+from shequtong_kit.db import PlannerStatistics
 from shequtong_kit.errors import (
     AlreadyExists,
     Conflict,
@@ -149,6 +150,7 @@ class IdentityService:
             settings.login_failures_per_address, ADDRESS_WINDOW, lock=ADDRESS_WINDOW
         )
         self.sessions = sessions
+        self.import_statistics = PlannerStatistics()
         self.outbox = outbox
         self.clock = clock
         self.keys = tokens.load_signing_keys(settings.identity_signing_keys)
@@ -1293,6 +1295,9 @@ class IdentityService:
                 "another import wrote some of these records meanwhile; send the batch again", code="import_conflict"
             ) from None
         await self.outbox.add_many(session, outgoing)
+        await self.import_statistics.wrote(
+            session, len(made), "persons", "households", "memberships", "role_grants", "import_refs", "outbox"
+        )
         return made
 
     async def lookup_residents(self, principal: Principal, person_ids: list[str]) -> list[tuple[str, str, str, str]]:

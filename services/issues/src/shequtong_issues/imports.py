@@ -35,6 +35,7 @@ from shequtong_issues.repository import IssueRepository, category_rule
 from shequtong_kit import auth, regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
+from shequtong_kit.db import PlannerStatistics
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
@@ -574,6 +575,7 @@ class IssueImports:
         self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, clock: Clock, feedback_window_hours: float
     ) -> None:
         self.sessions = sessions
+        self.statistics = PlannerStatistics()
         self.outbox = outbox
         self.clock = clock
         self.window = feedback_window_hours
@@ -652,6 +654,9 @@ class IssueImports:
                 for start in range(0, len(children), 1000):
                     await session.execute(_insert(session, model.__table__), children[start : start + 1000])
             await self.outbox.add_many(session, [e for b in mine for e in b.events])
+            await self.statistics.wrote(
+                session, len(mine), "issues", "issue_timeline", "sla_clocks", "issue_dispatches", "outbox"
+            )
             made_refs = {b.issue.external_ref for b in mine}
             missing = [ref for ref in refs if ref not in made_refs]
             known = await self._existing(session, missing) if missing else {}

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shequtong_kit import regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
+from shequtong_kit.db import PlannerStatistics
 from shequtong_kit.errors import (
     AlreadyExists,
     Conflict,
@@ -108,6 +109,7 @@ class VolunteersService:
         residents: Residents | None = None,
     ) -> None:
         self.sessions = sessions
+        self.import_statistics = PlannerStatistics()
         self.outbox = outbox
         self.events = Events(outbox)
         self.clock = clock
@@ -1449,6 +1451,7 @@ class VolunteersService:
             {r.person_id: residents.get((r.person_id, r.neighbourhood_id), "") for r, _ in plan.create}, now
         )
         await self.outbox.add_many(session, outgoing)
+        await self.import_statistics.wrote(session, len(plan.create), "volunteers", "people", "import_refs", "outbox")
         for r in plan.skipped:
             earlier = imported.get(r.external_ref)
             made[r.external_ref] = ImportedRecord(r.external_ref, earlier[0] if earlier else "", "", False)

@@ -57,6 +57,7 @@ from shequtong_boards.usecases.topics import STAGE_NAMES
 from shequtong_boards.views import SYSTEM_AUTHOR
 from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
+from shequtong_kit.db import PlannerStatistics
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
 
@@ -410,9 +411,12 @@ async def bump_comment_counts(session: AsyncSession, per_post: dict[str, int]) -
 class ImportUseCases:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.statistics = PlannerStatistics()
 
-    async def _emit(self, session: AsyncSession, events: list[tuple[str, Message]]) -> None:
+    async def _emit(self, session: AsyncSession, events: list[tuple[str, Message]], *tables: str) -> None:
+        """The batch's events, and the planner's statistics of the tables it grew kept current."""
         await self.ctx.events.outbox.add_many(session, events)
+        await self.statistics.wrote(session, len(events), "outbox", *tables)
 
     # --- posts ----------------------------------------------------------------------------------------
     async def posts(self, principal: Principal, records: Sequence[PostRecord]) -> ImportOutcome:
@@ -450,6 +454,7 @@ class ImportUseCases:
             await self._emit(
                 session,
                 [(POST_CREATED, post_created_message(_obj(**row), [], [])) for row in fresh if row["id"] in inserted],
+                "posts",
             )
             return await self._outcome(session, Post, refs, rows, inserted)
 
@@ -514,6 +519,7 @@ class ImportUseCases:
             await self._emit(
                 session,
                 [(COMMENT_CREATED, comment_created_message(_obj(**row), kinds[row["post_id"]], [])) for row in created],
+                "comments",
             )
             return await self._outcome(session, Comment, refs, rows, inserted)
 
@@ -683,7 +689,7 @@ class ImportUseCases:
             await insert_all(session, ConventionRow, conventions)
             await insert_all(session, ConventionVersionRow, versions)
             await insert_all(session, Comment, comments)
-            await self._emit(session, events)
+            await self._emit(session, events, "topics", "posts", "comments")
             return await self._outcome(session, Topic, refs, [t[0] for t in topics], inserted)
 
     def _plan_topic(self, index: int, ref: str, record: TopicRecord, now: datetime) -> _TopicPlan:

@@ -47,14 +47,14 @@ test-security: env  ## BOLA matrix, token attacks, fuzzing, abuse, personal data
 test-resilience: env  ## fault injection: kill -9 NATS and services mid-load, retried POSTs (slow; not in `make test`)
 	SHEQUTONG_RESILIENCE=1 $(BIN)/pytest -q -s tests/resilience $(PYTEST_ARGS)
 
-bench: env  ## the recorded benchmark run: raw baselines, then the journeys as ratios (quiet machine, ~15 min)
+bench: env  ## the recorded benchmark run: raw baselines, then the journeys as ratios (quiet machine, ~30 min)
 	$(BIN)/python -m bench.run --name $${BENCH_NAME:-recorded}
 
 bench-smoke: env  ## the instruments checked quickly (short phases, low rates)
 	$(BIN)/python -m bench.run --name smoke --quick
 
 seed-scale: env  ## the Baoshan-scale data set through the services' own paths (SCALE=1.0 full, 0.01 in CI)
-	$(BIN)/python -m bench.seed --scale $${SCALE:-1.0}
+	$(BIN)/python -m bench.seed --scale $${SCALE:-1.0} --part-budget 1800 --out bench/results/seed-$${SCALE:-1.0}.json
 
 chart-test: env  ## render, lint, validate (Kubernetes 1.30 schemas), cross-check and security-scan the chart
 	$(BIN)/pytest -q tests/chart $(PYTEST_ARGS)

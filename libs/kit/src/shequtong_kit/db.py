@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +27,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
@@ -72,6 +75,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+async def once_per_transaction(session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+    """`compute()` at most once in the session's current transaction, its value for the rest of it.
+
+    For work every step of a transaction would repeat (a shared lock, rules read at several steps): a new
+    transaction, even on the same session, computes again."""
+    transaction = session.get_transaction()
+    kept = session.info.get(key)
+    if transaction is not None and kept is not None and kept[0] is transaction:
+        return kept[1]  # type: ignore[no-any-return]
+    value = await compute()
+    session.info[key] = (session.get_transaction(), value)
+    return value
 
 
 class PlannerStatistics:

@@ -37,6 +37,11 @@ class Catalogue:
     local: list[Board]
     district: list[Board]
 
+    @property
+    def boards(self) -> list[Board]:
+        """The neighbourhood's boards, then the district's (the order pages list them in)."""
+        return self.local + self.district
+
 
 class CatalogueCache:
     def __init__(self) -> None:

@@ -31,7 +31,7 @@ from shequtong_insights.models import (
     RebuildRun,
     Topic,
 )
-from shequtong_kit.db import inbox, region_directory
+from shequtong_kit.db import inbox, once_per_transaction, region_directory
 
 CHUNK = 500
 PROJECTION_LOCK = "projection"
@@ -77,11 +77,11 @@ class ProjectionWriter:
         """Handlers share this row lock; a rebuild takes it exclusively while it drops everything.
 
         Taken once per transaction: the consumer handles a whole batch of events in one."""
-        transaction = self.session.get_transaction()
-        if transaction is not None and self.session.info.get(PROJECTION_LOCK) is transaction:
-            return
-        await self.session.execute(select(Lock.name).where(Lock.name == PROJECTION_LOCK).with_for_update(read=True))
-        self.session.info[PROJECTION_LOCK] = self.session.get_transaction()
+
+        async def lock() -> None:
+            await self.session.execute(select(Lock.name).where(Lock.name == PROJECTION_LOCK).with_for_update(read=True))
+
+        await once_per_transaction(self.session, PROJECTION_LOCK, lock)
 
     async def add(self, neighbourhood_id: str, day: date, metric: str, delta: int = 1) -> None:
         if not neighbourhood_id or delta == 0:

@@ -41,6 +41,7 @@ from shequtong_kit import regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
+from shequtong_kit.db import once_per_transaction
 from shequtong_kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.idempotency import run_once
 from shequtong_kit.ids import new_id
@@ -200,15 +201,12 @@ class IssuesService:
     async def _catalogue(self, session: AsyncSession, district_id: str) -> tuple[list[CategoryRule], bool]:
         """The district's category rules, read once per transaction (a report needs them at several steps;
         no step that reads them changes them)."""
-        key = ("issues.catalogue", district_id)
-        transaction = session.get_transaction()
-        kept = session.info.get(key)
-        if kept is not None and kept[0] is transaction and transaction is not None:
-            return kept[1]  # type: ignore[no-any-return]
-        rows, is_default = await IssueRepository(session).categories(district_id)
-        found = ([category_rule(r) for r in rows], is_default)
-        session.info[key] = (session.get_transaction(), found)
-        return found
+
+        async def read() -> tuple[list[CategoryRule], bool]:
+            rows, is_default = await IssueRepository(session).categories(district_id)
+            return [category_rule(r) for r in rows], is_default
+
+        return await once_per_transaction(session, ("issues.catalogue", district_id), read)
 
     async def _category(self, session: AsyncSession, issue: Issue) -> CategoryRule | None:
         rules, _ = await self._catalogue(session, issue.district_id)

@@ -56,10 +56,10 @@ class BoardUseCases:
         """The neighbourhood's boards and its district's boards that the caller may read."""
         async with self.ctx.sessions() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
-            boards = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
+            found = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
             views = [
                 BoardView(a.board, a.policy, a.perms)
-                for a in await accesses(session, principal, boards.local + boards.district, boards.overrides)
+                for a in await accesses(session, principal, found.boards, found.overrides)
                 if a.perms.can_read
             ]
             if not views:
@@ -153,9 +153,8 @@ class BoardUseCases:
             lineage = await neighbourhood_reader(session, principal, neighbourhood_id)
             repo = BoardRepository(session)
             found = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
-            boards = found.local + found.district
             readable = [
-                a.board for a in await accesses(session, principal, boards, found.overrides) if a.perms.can_read
+                a.board for a in await accesses(session, principal, found.boards, found.overrides) if a.perms.can_read
             ]
             marks = await repo.last_read(person, [b.id for b in readable])
             member = await PeopleRepository(session).member(person, neighbourhood_id)

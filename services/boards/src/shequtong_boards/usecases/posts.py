@@ -341,7 +341,7 @@ class PostUseCases:
             local, district = found.local, found.district
             readable = {
                 a.board.id
-                for a in await accesses(session, principal, local + district, found.overrides)
+                for a in await accesses(session, principal, found.boards, found.overrides)
                 if a.perms.can_read
             }
             if not readable:

@@ -114,7 +114,7 @@ def test_every_service_exports_the_named_series(journey: dict[str, Any], system:
     ports = system.metrics_ports
     for svc in ("identity", "issues", "grid-gateway"):
         assert metric_value(ports[svc], "rpc_server_requests_total") > 0, svc
-    assert metric_value(ports["api-gateway"], "http_server_duration_milliseconds_count") > 0
+    assert metric_value(ports["api-gateway"], "http_server_request_duration_seconds_count") > 0
     assert metric_value(ports["grid-gateway"], "consumer_deliveries_total") > 0
     assert metric_value(ports["grid-gateway"], "grid_deliveries_total") > 0
     assert metric_value(ports["issues"], "issues_opened_total") > 0

@@ -16,9 +16,6 @@ def main() -> None:
     setup_logging("api-gateway", settings.log_level)
     setup_telemetry("api-gateway", settings.metrics_port)
     app = create_app(settings)
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -289,28 +289,49 @@ async def test_board_feed_pages_by_keyset_pinned_first(system: Any, place: Any) 
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "cursor_invalid")
 
 
-async def test_home_feed_merges_boards_pinned_first(system: Any, place: Any) -> None:
+async def test_home_feed_merges_boards_pinned_first(system: Any) -> None:
+    """The neighbourhood's boards and its district's, one page: pinned first, then newest, across both."""
+    district = str(uuid.uuid4())
+    place = await system.place(district=district)
+    staff = system.person(f"district_staff@d:{district}")
+    news = pb.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(district_id=district, kind="district_news", name="区级新闻", policy=news),
+    )
+    district_board = next(
+        b.id
+        for b in (await staff.call("ListBoards", pb.ListBoardsRequest(neighbourhood_id=place.neighbourhood))).boards
+        if b.kind == "district_news"
+    )
     secretary = await system.resident(place, "secretary")
     resident = await system.resident(place)
     system.clock.advance(seconds=1)
     notice = (await secretary.call("CreatePost", post_request(place.boards["announcements"], title="停水通知"))).post
     system.clock.advance(seconds=1)
+    bulletin = (await staff.call("CreatePost", post_request(district_board, title="区里通知"))).post
+    system.clock.advance(seconds=1)
     matter = (await resident.call("CreatePost", post_request(place.boards[MATTERS], title="楼道堆物"))).post
+    system.clock.advance(seconds=1)
+    news_item = (await staff.call("CreatePost", post_request(district_board, title="区级新闻"))).post
     system.clock.advance(seconds=1)
     party = (await secretary.call("CreatePost", post_request(place.boards["party_building"], title="党课"))).post
     await secretary.call("PinPost", pb.PinPostRequest(post_id=notice.id, pinned=True))
-    home = await resident.call(
-        "ListHomeFeed",
-        pb.ListHomeFeedRequest(neighbourhood_id=place.neighbourhood, page=common_pb2.PageRequest(page_size=2)),
-    )
-    assert [p.id for p in home.posts] == [notice.id, party.id] and home.page.has_more
-    rest = await resident.call(
-        "ListHomeFeed",
-        pb.ListHomeFeedRequest(
-            neighbourhood_id=place.neighbourhood, page=common_pb2.PageRequest(cursor=home.page.next_cursor, page_size=2)
-        ),
-    )
-    assert [p.id for p in rest.posts] == [matter.id] and not rest.page.has_more
+    await staff.call("PinPost", pb.PinPostRequest(post_id=bulletin.id, pinned=True))
+
+    seen, cursor = [], ""
+    while True:
+        home = await resident.call(
+            "ListHomeFeed",
+            pb.ListHomeFeedRequest(
+                neighbourhood_id=place.neighbourhood, page=common_pb2.PageRequest(cursor=cursor, page_size=2)
+            ),
+        )
+        seen.append([p.id for p in home.posts])
+        if not home.page.has_more:
+            break
+        cursor = home.page.next_cursor
+    assert seen == [[bulletin.id, notice.id], [party.id, news_item.id], [matter.id]]
 
 
 async def test_unread_counts_per_board(system: Any, place: Any) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from shequtong_boards.domain import content
-from shequtong_boards.domain.content import FeedKey, feed_key, handles_in, merge_feeds, roles_for_handles
+from shequtong_boards.domain.content import FeedKey, feed_key, handles_in, roles_for_handles
 
 from shequtong_kit.errors import InvalidArgument
 
@@ -72,11 +72,3 @@ def test_feed_keys_round_trip_and_refuse_forgeries() -> None:
         with pytest.raises(InvalidArgument) as caught:
             feed_key(raw)  # type: ignore[arg-type]
         assert caught.value.code == "cursor_invalid"
-
-
-def test_merged_feeds_put_pinned_first_then_newest() -> None:
-    t0 = datetime(2026, 5, 1, tzinfo=UTC)
-    local = [FeedKey(True, t0, "a"), FeedKey(False, t0 + timedelta(hours=2), "c"), FeedKey(False, t0, "e")]
-    district = [FeedKey(True, t0 - timedelta(days=1), "b"), FeedKey(False, t0 + timedelta(hours=1), "d")]
-    merged = merge_feeds([local, district], 4, key=lambda k: k)
-    assert [k.id for k in merged] == ["a", "b", "c", "d"]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, String, cast, delete, func, insert, literal, null, select, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shequtong_boards.domain.content import POST, VISIBLE, FeedKey
 from shequtong_boards.models import (
@@ -213,6 +214,18 @@ def _after(query: Select[Any], after: FeedKey | None) -> Select[Any]:
     return query.where(tuple_(Post.pinned, Post.created_at, Post.id) < tuple_(after.pinned, after.created_at, after.id))
 
 
+def neighbourhood_posts(neighbourhood_id: str, board_ids: Sequence[str] | None) -> Select[Any]:
+    """The visible posts of a neighbourhood's boards (all of them, or those given): ix_posts_neighbourhood_feed."""
+    query = select(Post).where(Post.neighbourhood_id == neighbourhood_id, Post.status == VISIBLE)
+    return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
+
+
+def district_posts(district_id: str, board_ids: Sequence[str] | None) -> Select[Any]:
+    """The visible posts of a district's own boards (all of them, or those given): ix_posts_district_feed."""
+    query = select(Post).where(Post.district_id == district_id, Post.neighbourhood_id.is_(None), Post.status == VISIBLE)
+    return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
+
+
 class PostRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -239,20 +252,26 @@ class PostRepository:
     async def neighbourhood_feed(
         self, neighbourhood_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
     ) -> list[Post]:
-        query = select(Post).where(Post.neighbourhood_id == neighbourhood_id, Post.status == VISIBLE)
-        if board_ids is not None:
-            query = query.where(Post.board_id.in_(board_ids))
-        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+        return await self._page(neighbourhood_posts(neighbourhood_id, board_ids), after, limit)
 
     async def district_feed(
         self, district_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
     ) -> list[Post]:
-        query = select(Post).where(
-            Post.district_id == district_id, Post.neighbourhood_id.is_(None), Post.status == VISIBLE
-        )
-        if board_ids is not None:
-            query = query.where(Post.board_id.in_(board_ids))
-        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+        return await self._page(district_posts(district_id, board_ids), after, limit)
+
+    async def merged_feed(self, scans: Sequence[Select[Any]], after: FeedKey | None, limit: int) -> list[Post]:
+        """Several keyset scans as one statement (a feed page pays for each statement in the service's CPU):
+        each scan ordered and limited on its own partial index, the union ordered once more."""
+        if len(scans) < 2:
+            return await self._page(scans[0], after, limit) if scans else []
+        # SQLite takes no ORDER BY/LIMIT inside a compound select: each scan is a subquery of its own
+        arms = [select(_feed_order(_after(scan, after)).limit(limit).subquery()) for scan in scans]
+        merged = aliased(Post, union_all(*arms).subquery())
+        query = select(merged).order_by(merged.pinned.desc(), merged.created_at.desc(), merged.id.desc())
+        return list((await self.session.execute(query.limit(limit))).scalars())
+
+    async def _page(self, scan: Select[Any], after: FeedKey | None, limit: int) -> list[Post]:
+        return list((await self.session.execute(_feed_order(_after(scan, after)).limit(limit))).scalars())
 
     async def bump(self, post_id: str, **deltas: int) -> None:
         """Atomic counter changes (like_count=+1 ...), safe under concurrent writers."""
@@ -434,6 +453,16 @@ class LikeRepository:
 # --- people (projections) ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PersonFact:
+    """A role a person holds at a scope, or (role None) their name as a member."""
+
+    person_id: str
+    role: str | None
+    scope: str | None
+    display_name: str
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -485,19 +514,29 @@ class PeopleRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
-    async def holders_of(self, person_ids: Sequence[str]) -> list[RoleHolder]:
+    async def roles_and_names(self, person_ids: Sequence[str]) -> list[PersonFact]:
+        """The roles people hold (with the name the grant carried), then their member names, in one
+        statement: every post and comment page shows its authors' names and badges."""
         if not person_ids:
             return []
-        query = select(RoleHolder).where(RoleHolder.person_id.in_(person_ids))
-        return list((await self.session.execute(query)).scalars())
-
-    async def member_names(self, person_ids: Sequence[str]) -> dict[str, str]:
-        if not person_ids:
-            return {}
-        rows = await self.session.execute(
-            select(Member.person_id, Member.display_name).where(Member.person_id.in_(person_ids))
+        no_text = cast(null(), String)
+        statement = union_all(
+            select(
+                literal(0).label("source"),
+                RoleHolder.person_id.label("person_id"),
+                RoleHolder.role.label("role"),
+                RoleHolder.scope.label("scope"),
+                RoleHolder.display_name.label("display_name"),
+            ).where(RoleHolder.person_id.in_(person_ids)),
+            select(literal(1), Member.person_id, no_text, no_text, Member.display_name).where(
+                Member.person_id.in_(person_ids)
+            ),
         )
-        return {row[0]: row[1] for row in rows if row[1]}
+        rows = await self.session.execute(statement)
+        return sorted(
+            (PersonFact(row.person_id, row.role, row.scope, row.display_name or "") for row in rows),
+            key=lambda fact: fact.role is None,  # grants first: a member name wins over a grant's
+        )
 
     async def record_member(self, values: dict[str, Any]) -> None:
         await upsert(

@@ -155,7 +155,7 @@ def scopes_for(neighbourhood_id: str | None, district_id: str | None) -> list[st
 
 @dataclass
 class People:
-    """Names and roles of everyone a page shows, fetched once (two queries), then read per place."""
+    """Names and roles of everyone a page shows, fetched once (one query), then read per place."""
 
     names: dict[str, str]
     roles: dict[str, set[tuple[str, str]]]
@@ -165,11 +165,13 @@ class People:
         ids = sorted({p for p in person_ids if p and p != SYSTEM_AUTHOR})
         names: dict[str, str] = {}
         roles: dict[str, set[tuple[str, str]]] = {}
-        for holder in await PeopleRepository(session).holders_of(ids):
-            roles.setdefault(holder.person_id, set()).add((holder.role, holder.scope))
-            if holder.display_name:
-                names.setdefault(holder.person_id, holder.display_name)
-        names.update(await PeopleRepository(session).member_names(ids))
+        for fact in await PeopleRepository(session).roles_and_names(ids):
+            if fact.role is not None and fact.scope is not None:
+                roles.setdefault(fact.person_id, set()).add((fact.role, fact.scope))
+                if fact.display_name:
+                    names.setdefault(fact.person_id, fact.display_name)
+            elif fact.display_name:
+                names[fact.person_id] = fact.display_name
         return cls(names, roles)
 
     def author(self, person_id: str, neighbourhood_id: str | None, district_id: str | None) -> AuthorView:

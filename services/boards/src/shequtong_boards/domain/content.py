@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from shequtong_kit import auth
 from shequtong_kit.errors import InvalidArgument
-
-T = TypeVar("T")
 
 TITLE_MAX = 80
 POST_BODY_MAX = 5000
@@ -189,16 +186,6 @@ def feed_key(raw: list[object] | None) -> FeedKey | None:
     if pinned not in (0, 1) or not isinstance(ident, str) or when.tzinfo is None:
         raise InvalidArgument("cursor is not one we issued", code="cursor_invalid")
     return FeedKey(bool(pinned), when, ident)
-
-
-def merge_feeds(pages: Iterable[Sequence[T]], limit: int, key: Callable[[T], FeedKey]) -> list[T]:
-    """Merges keyset pages of several scopes (each sorted newest-first) into one page, newest first."""
-    merged = sorted(
-        (item for page in pages for item in page),
-        key=lambda item: (key(item).pinned, key(item).created_at, key(item).id),
-        reverse=True,
-    )
-    return merged[:limit]
 
 
 # --- list cursors: (created_at, id) -------------------------------------------------------------

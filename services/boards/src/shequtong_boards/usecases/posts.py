@@ -21,7 +21,6 @@ from shequtong_boards.domain.content import (
     PostDraft,
     feed_key,
     handles_in,
-    merge_feeds,
     roles_for_handles,
     time_key,
 )
@@ -33,6 +32,8 @@ from shequtong_boards.repository import (
     ModerationRepository,
     PeopleRepository,
     PostRepository,
+    district_posts,
+    neighbourhood_posts,
 )
 from shequtong_boards.usecases.base import Context, Page, next_cursor
 from shequtong_boards.usecases.moderation import record_action, uncount
@@ -333,7 +334,7 @@ class PostUseCases:
 
     async def home_feed(self, principal: Principal, neighbourhood_id: str, page: Page) -> Paged:
         """Every board of the neighbourhood and of its district that the caller reads: pinned first, then
-        newest. Two keyset scans (neighbourhood, district) merged, each on its own partial index."""
+        newest. Two keyset scans (neighbourhood, district) in one statement, each on its own partial index."""
         after = feed_key(page.cursor)
         async with self.ctx.sessions() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
@@ -346,17 +347,16 @@ class PostUseCases:
             }
             if not readable:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
-            posts = PostRepository(session)
-            pages: list[list[Post]] = []
+            scans = []
             local_ids = [b.id for b in local if b.id in readable]
             if local_ids:
                 only = None if len(local_ids) == len(local) else local_ids
-                pages.append(await posts.neighbourhood_feed(neighbourhood_id, only, after, page.size + 1))
+                scans.append(neighbourhood_posts(neighbourhood_id, only))
             district_ids = [b.id for b in district if b.id in readable]
             if district_ids:
                 only = None if len(district_ids) == len(district) else district_ids
-                pages.append(await posts.district_feed(lineage.district_id, only, after, page.size + 1))
-            rows = merge_feeds(pages, page.size + 1, key=lambda p: FeedKey(p.pinned, p.created_at, p.id))
+                scans.append(district_posts(lineage.district_id, only))
+            rows = await PostRepository(session).merged_feed(scans, after, page.size + 1)
             return await self._page(session, principal, rows, page.size)
 
     async def _page(self, session: AsyncSession, principal: Principal, rows: list[Post], size: int) -> Paged:

@@ -19,6 +19,7 @@ if str(ROOT / "tools") not in sys.path:
 
 from shequtong_stack import OPERATOR_CLIENT, Stack, stack_for_tests
 
+from shequtong_kit.settings import ServiceSettings
 from shequtong_kit.testing import Databases, NatsServer, temp_workdir
 
 
@@ -46,7 +47,12 @@ def running_stack(log_level: str = "WARNING") -> Iterator[tuple[Stack, dict[str,
     with temp_workdir("shequtong-bench-") as workdir:
         databases = Databases(workdir)
         nats = NatsServer(workdir).start()
-        stack = stack_for_tests(workdir, databases, nats, extra_env={"LOG_LEVEL": log_level})
+        # The services' own connection pools, not the test suite's small ones (which churn under load)
+        pools = {
+            "DB_POOL_SIZE": str(ServiceSettings.model_fields["db_pool_size"].default),
+            "DB_MAX_OVERFLOW": str(ServiceSettings.model_fields["db_max_overflow"].default),
+        }
+        stack = stack_for_tests(workdir, databases, nats, extra_env={"LOG_LEVEL": log_level, **pools})
         stack.nats = nats  # type: ignore[attr-defined]
         try:
             stack.migrate()

@@ -46,7 +46,7 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return str(name).startswith("sqlite")
 
 
-def create_engine(url: str, pool_size: int = 10, max_overflow: int = 10, null_pool: bool = False) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 20, max_overflow: int = 0, null_pool: bool = False) -> AsyncEngine:
     url = normalize_url(url)
     kwargs: dict[str, Any] = {}
     if null_pool:

@@ -64,23 +64,22 @@ async def run_once(
             raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
         return response_type.FromString(found[1])
 
-    async with sessions() as session:
-        found = await _stored(session, scope, key)
-    if found:
-        return replay(found)
     try:
+        # The lookup shares the work's transaction: a first attempt, by far the common case, then costs
+        # one statement more, not a connection checkout and a transaction of its own.
         async with sessions() as session, session.begin():
-            result = await work(session)
-            await session.execute(
-                insert(idempotency_keys).values(
-                    scope=scope,
-                    key=key,
-                    fingerprint=digest,
-                    response=result.SerializeToString(),
-                    created_at=clock.now(),
+            found = await _stored(session, scope, key)
+            if found is None:
+                result = await work(session)
+                await session.execute(
+                    insert(idempotency_keys).values(
+                        scope=scope,
+                        key=key,
+                        fingerprint=digest,
+                        response=result.SerializeToString(),
+                        created_at=clock.now(),
+                    )
                 )
-            )
-        return result
     except (IntegrityError, DomainError):
         # A concurrent retry with the same key may have committed first: then its answer is ours. The
         # loser fails either on the key's row (IntegrityError) or earlier, on the effect the winner just
@@ -90,3 +89,4 @@ async def run_once(
         if found:
             return replay(found)
         raise
+    return result if found is None else replay(found)

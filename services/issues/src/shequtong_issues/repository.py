@@ -248,15 +248,17 @@ class IssueRepository:
 
     # --- catalogue ------------------------------------------------------------------------------------
     async def categories(self, district_id: str) -> tuple[list[Category], bool]:
-        """The district's own catalogue, else the default one (and True)."""
-        own = await self._categories_of(district_id) if district_id else []
+        """The district's own catalogue, else the default one (and True): both read by one statement."""
+        query = (
+            select(Category)
+            .where(Category.district_id.in_(sorted({district_id, ""})))
+            .order_by(Category.sort_order, Category.code)
+        )
+        rows = list((await self.session.execute(query)).scalars())
+        own = [row for row in rows if district_id and row.district_id == district_id]
         if own:
             return own, False
-        return await self._categories_of(""), True
-
-    async def _categories_of(self, district_id: str) -> list[Category]:
-        query = select(Category).where(Category.district_id == district_id).order_by(Category.sort_order, Category.code)
-        return list((await self.session.execute(query)).scalars())
+        return [row for row in rows if row.district_id == ""], True
 
     async def response_targets(self, neighbourhood_id: str, category_code: str) -> tuple[float | None, float | None]:
         """(neighbourhood-wide target, neighbourhood+category target)."""

@@ -281,9 +281,12 @@ class IssuesService:
         await events.assigned(self.outbox, session, issue, duty.fallback_to_secretary, at)
 
     # --- clocks --------------------------------------------------------------------------------------
-    async def _apply_clocks(self, session: AsyncSession, issue: Issue, clock_plan: sla.ClockPlan, at: datetime) -> None:
+    async def _apply_clocks(
+        self, session: AsyncSession, issue: Issue, clock_plan: sla.ClockPlan, at: datetime, *, new: bool = False
+    ) -> None:
+        """`new`: the issue is being created in this transaction, so it has no clocks to read."""
         repo = IssueRepository(session)
-        running = await repo.running_clocks(issue.id)
+        running = [] if new else await repo.running_clocks(issue.id)
         for stop in clock_plan.stops:
             for c in running:
                 if c.stopped_at is None and c.clock == stop.clock.value and c.level == stop.level.value:
@@ -539,7 +542,7 @@ class IssuesService:
         )
         session.add(issue)
         targets = await self._targets(session, issue, category)
-        await self._apply_clocks(session, issue, sla.on_report(at, targets), at)
+        await self._apply_clocks(session, issue, sla.on_report(at, targets), at, new=True)
         await self._record(
             session,
             issue,

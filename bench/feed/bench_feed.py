@@ -6,7 +6,7 @@ Alembic revisions, through the service's own paths (the neighbourhood consumer o
 
   * the board feed query (`PostRepository.board_feed`): first page vs a page ~`--depth` rows deep,
     reached by its keyset cursor, and — for contrast — the same deep page by OFFSET;
-  * the home feed use case (`PostUseCases.home_feed`: access checks, two keyset scans merged, authors and
+  * the home feed use case (`PostUseCases.home_feed`: access checks, two keyset scans in one statement, authors and
     likes loaded), first page vs deep page;
 
 and records EXPLAIN (ANALYZE, BUFFERS) of the first and the deep keyset query.
@@ -253,7 +253,7 @@ async def bench(args: argparse.Namespace, url: str) -> str:
 
     assert [p.id for p in await deep_page()] == [p.id for p in await offset_page()], "keyset and OFFSET disagree"
 
-    # The home feed through the use case (access checks, two keyset scans merged, authors/likes/polls).
+    # The home feed through the use case (access checks, two keyset scans in one statement, authors/likes/polls).
     operator, target = ctx["operator"], ctx["target"]
     home_deep_cursor = ""
     page = await service.posts.home_feed(operator, target, Page.of("", 100))

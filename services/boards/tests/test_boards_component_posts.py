@@ -334,6 +334,39 @@ async def test_home_feed_merges_boards_pinned_first(system: Any) -> None:
     assert seen == [[bulletin.id, notice.id], [party.id, news_item.id], [matter.id]]
 
 
+async def test_home_feed_shows_only_the_boards_the_caller_reads(system: Any) -> None:
+    district = str(uuid.uuid4())
+    place = await system.place(district=district)
+    staff = system.person(f"district_staff@d:{district}")
+    closed = pb.BoardPolicy(read=["committee", "staff"], post=["committee"], moderate=["committee", "staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(district_id=district, kind="party_building", name="党建", policy=closed),
+    )
+    secretary = await system.resident(place, "secretary")
+    resident = await system.resident(place)
+    system.clock.advance(seconds=1)
+    notice = (await secretary.call("CreatePost", post_request(place.boards["announcements"], title="公告"))).post
+    system.clock.advance(seconds=1)
+    meeting = (await secretary.call("CreatePost", post_request(place.boards["party_building"], title="支部会议"))).post
+    for caller, expected in ((resident, [notice.id]), (secretary, [meeting.id, notice.id])):
+        for size in (20, 1):  # one page, and page by page through the cursor
+            seen, cursor = [], ""
+            while True:
+                home = await caller.call(
+                    "ListHomeFeed",
+                    pb.ListHomeFeedRequest(
+                        neighbourhood_id=place.neighbourhood,
+                        page=common_pb2.PageRequest(cursor=cursor, page_size=size),
+                    ),
+                )
+                seen += [p.id for p in home.posts]
+                if not home.page.has_more:
+                    break
+                cursor = home.page.next_cursor
+            assert seen == expected
+
+
 async def test_unread_counts_per_board(system: Any, place: Any) -> None:
     reader = await system.resident(place)
     writer = await system.resident(place)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CompoundSelect,
+    Integer,
     Select,
     String,
     bindparam,
@@ -233,16 +236,64 @@ def _after(query: Select[Any], after: FeedKey | None) -> Select[Any]:
     return query.where(tuple_(Post.pinned, Post.created_at, Post.id) < tuple_(after.pinned, after.created_at, after.id))
 
 
-def neighbourhood_posts(neighbourhood_id: str, board_ids: Sequence[str] | None) -> Select[Any]:
+def neighbourhood_posts(neighbourhood_id: Any, board_ids: Any) -> Select[Any]:
     """The visible posts of a neighbourhood's boards (all of them, or those given): ix_posts_neighbourhood_feed."""
     query = select(Post).where(Post.neighbourhood_id == neighbourhood_id, Post.status == VISIBLE)
     return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
 
 
-def district_posts(district_id: str, board_ids: Sequence[str] | None) -> Select[Any]:
+def district_posts(district_id: Any, board_ids: Any) -> Select[Any]:
     """The visible posts of a district's own boards (all of them, or those given): ix_posts_district_feed."""
     query = select(Post).where(Post.district_id == district_id, Post.neighbourhood_id.is_(None), Post.status == VISIBLE)
     return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
+
+
+@dataclass(frozen=True)
+class FeedScope:
+    """One side of a home feed: the neighbourhood's or the district's id, and the boards of it to show
+    (None: all of them)."""
+
+    place_id: str
+    boards: Sequence[str] | None = None
+
+
+# A home feed's shape per side: absent, all its boards, or only some of them.
+_ABSENT, _ALL_BOARDS, _SOME_BOARDS = 0, 1, 2
+
+
+def _shape(scope: FeedScope | None) -> int:
+    if scope is None:
+        return _ABSENT
+    return _ALL_BOARDS if scope.boards is None else _SOME_BOARDS
+
+
+@functools.cache
+def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Select[Any]:
+    """Built once per shape, with bound parameters: SQLAlchemy works out a cache key for every statement
+    built per call, and this union is the largest a feed page runs."""
+    scans = []
+    if neighbourhood != _ABSENT:
+        some = bindparam("neighbourhood_boards", expanding=True) if neighbourhood == _SOME_BOARDS else None
+        scans.append(neighbourhood_posts(bindparam("neighbourhood_id"), some))
+    if district != _ABSENT:
+        some = bindparam("district_boards", expanding=True) if district == _SOME_BOARDS else None
+        scans.append(district_posts(bindparam("district_id"), some))
+    key = (
+        FeedKey(
+            bindparam("after_pinned", type_=Boolean),  # type: ignore[arg-type]
+            bindparam("after_created_at", type_=UtcDateTime),  # type: ignore[arg-type]
+            bindparam("after_id", type_=String),  # type: ignore[arg-type]
+        )
+        if after
+        else None
+    )
+    limit = bindparam("limit", type_=Integer)
+    if len(scans) == 1:
+        return _feed_order(_after(scans[0], key)).limit(limit)
+    # SQLite takes no ORDER BY/LIMIT inside a compound select: each scan is a subquery of its own
+    arms = [select(_feed_order(_after(scan, key)).limit(limit).subquery()) for scan in scans]
+    merged = aliased(Post, union_all(*arms).subquery())
+    return select(merged).order_by(merged.pinned.desc(), merged.created_at.desc(), merged.id.desc()).limit(limit)
 
 
 class PostRepository:
@@ -278,16 +329,26 @@ class PostRepository:
     ) -> list[Post]:
         return await self._page(district_posts(district_id, board_ids), after, limit)
 
-    async def merged_feed(self, scans: Sequence[Select[Any]], after: FeedKey | None, limit: int) -> list[Post]:
-        """Several keyset scans as one statement (a feed page pays for each statement in the service's CPU):
-        each scan ordered and limited on its own partial index, the union ordered once more."""
-        if len(scans) < 2:
-            return await self._page(scans[0], after, limit) if scans else []
-        # SQLite takes no ORDER BY/LIMIT inside a compound select: each scan is a subquery of its own
-        arms = [select(_feed_order(_after(scan, after)).limit(limit).subquery()) for scan in scans]
-        merged = aliased(Post, union_all(*arms).subquery())
-        query = select(merged).order_by(merged.pinned.desc(), merged.created_at.desc(), merged.id.desc())
-        return list((await self.session.execute(query.limit(limit))).scalars())
+    async def home_feed(
+        self, neighbourhood: FeedScope | None, district: FeedScope | None, after: FeedKey | None, limit: int
+    ) -> list[Post]:
+        """A neighbourhood's boards and its district's as one keyset page, in one statement (each scan ordered
+        and limited on its own partial index, the union ordered once more), built once per shape."""
+        if neighbourhood is None and district is None:
+            return []
+        statement = _home_feed_statement(_shape(neighbourhood), _shape(district), after is not None)
+        params: dict[str, Any] = {"limit": limit}
+        if neighbourhood is not None:
+            params["neighbourhood_id"] = neighbourhood.place_id
+            if neighbourhood.boards is not None:
+                params["neighbourhood_boards"] = list(neighbourhood.boards)
+        if district is not None:
+            params["district_id"] = district.place_id
+            if district.boards is not None:
+                params["district_boards"] = list(district.boards)
+        if after is not None:
+            params.update(after_pinned=after.pinned, after_created_at=after.created_at, after_id=after.id)
+        return list((await self.session.execute(statement, params)).scalars())
 
     async def _page(self, scan: Select[Any], after: FeedKey | None, limit: int) -> list[Post]:
         return list((await self.session.execute(_feed_order(_after(scan, after)).limit(limit))).scalars())

@@ -27,13 +27,12 @@ from shequtong_boards.domain.content import (
 from shequtong_boards.models import Board, Comment, Post, Revision
 from shequtong_boards.repository import (
     CommentRepository,
+    FeedScope,
     LikeRepository,
     MentionRepository,
     ModerationRepository,
     PeopleRepository,
     PostRepository,
-    district_posts,
-    neighbourhood_posts,
 )
 from shequtong_boards.usecases.base import Context, Page, next_cursor
 from shequtong_boards.usecases.moderation import record_action, uncount
@@ -347,16 +346,14 @@ class PostUseCases:
             }
             if not readable:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
-            scans = []
             local_ids = [b.id for b in local if b.id in readable]
-            if local_ids:
-                only = None if len(local_ids) == len(local) else local_ids
-                scans.append(neighbourhood_posts(neighbourhood_id, only))
             district_ids = [b.id for b in district if b.id in readable]
-            if district_ids:
-                only = None if len(district_ids) == len(district) else district_ids
-                scans.append(district_posts(lineage.district_id, only))
-            rows = await PostRepository(session).merged_feed(scans, after, page.size + 1)
+            rows = await PostRepository(session).home_feed(
+                _scope(neighbourhood_id, local_ids, len(local)),
+                _scope(lineage.district_id, district_ids, len(district)),
+                after,
+                page.size + 1,
+            )
             return await self._page(session, principal, rows, page.size)
 
     async def _page(self, session: AsyncSession, principal: Principal, rows: list[Post], size: int) -> Paged:
@@ -566,3 +563,10 @@ class CommentUseCases:
             elif not liked and await likes.unlike(COMMENT, comment.id, person):
                 await comments.bump(comment.id, like_count=-1)
             return await comments.counter(comment.id, "like_count"), liked
+
+
+def _scope(place_id: str, readable: list[str], boards: int) -> FeedScope | None:
+    """One side of a home feed: absent when none of its boards is readable, else all or some of them."""
+    if not readable:
+        return None
+    return FeedScope(place_id, None if len(readable) == boards else readable)

@@ -36,7 +36,7 @@ from typing import Any
 
 from shequtong_boards.domain.content import FeedKey, feed_key
 from shequtong_boards.models import Post
-from shequtong_boards.repository import PostRepository
+from shequtong_boards.repository import FeedScope, PostRepository
 from shequtong_boards.service import BoardsService
 from shequtong_boards.usecases.base import Page
 from sqlalchemy import event, select, text
@@ -266,26 +266,23 @@ async def bench(args: argparse.Namespace, url: str) -> str:
     home_key = feed_key(decode_cursor(home_deep_cursor))
     lineage = await lineage_of(sessions, target)
 
-    async def scans(after: FeedKey | None) -> Any:
+    local, district = FeedScope(target), FeedScope(lineage.district_id)
+
+    async def feed(neighbourhood: FeedScope | None, wide: FeedScope | None, after: FeedKey | None) -> Any:
         async with sessions() as session:
-            posts = PostRepository(session)
-            local = await posts.neighbourhood_feed(target, None, after, PAGE + 1)
-            wide = await posts.district_feed(lineage.district_id, None, after, PAGE + 1)
-            return local, wide
+            return await PostRepository(session).home_feed(neighbourhood, wide, after, PAGE + 1)
 
     async def scans_first() -> Any:
-        return await scans(None)
+        return await feed(local, district, None)
 
     async def scans_deep() -> Any:
-        return await scans(home_key)
+        return await feed(local, district, home_key)
 
     async def local_deep() -> Any:
-        async with sessions() as session:
-            return await PostRepository(session).neighbourhood_feed(target, None, home_key, PAGE + 1)
+        return await feed(local, None, home_key)
 
     async def district_deep() -> Any:
-        async with sessions() as session:
-            return await PostRepository(session).district_feed(lineage.district_id, None, home_key, PAGE + 1)
+        return await feed(None, district, home_key)
 
     async def home_first() -> Any:
         return await service.posts.home_feed(operator, target, Page.of("", PAGE))
@@ -297,8 +294,8 @@ async def bench(args: argparse.Namespace, url: str) -> str:
         "board feed, first page (keyset)": await timed(first_page, args.runs),
         f"board feed, page at row {depth:,} (keyset cursor)": await timed(deep_page, args.runs),
         f"board feed, page at row {depth:,} (OFFSET, for contrast)": await timed(offset_page, args.runs),
-        "home feed scans (neighbourhood + district queries), first page": await timed(scans_first, args.runs),
-        f"home feed scans, page at row ~{depth:,} (cursor)": await timed(scans_deep, args.runs),
+        "home feed statement (neighbourhood + district scans in one), first page": await timed(scans_first, args.runs),
+        f"home feed statement, page at row ~{depth:,} (cursor)": await timed(scans_deep, args.runs),
         "home feed use case, first page": await timed(home_first, args.runs),
         f"home feed use case, page at row ~{depth:,} (cursor)": await timed(home_deep, args.runs),
     }

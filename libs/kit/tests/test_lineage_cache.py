@@ -36,22 +36,3 @@ async def test_a_lineage_is_read_once_and_an_unknown_one_each_time(tmp_path: Pat
         await regions.lineage(session, "n-1")
     assert len(statements) - reads_before == 2
     await engine.dispose()
-
-
-async def test_once_per_transaction_computes_once_in_a_transaction_and_again_in_the_next(tmp_path: Path) -> None:
-    from shequtong_kit.db import once_per_transaction
-
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'once.db'}")
-    calls: list[int] = []
-
-    async def compute() -> int:
-        calls.append(1)
-        return len(calls)
-
-    async with session_factory(engine)() as session:
-        async with session.begin():
-            assert [await once_per_transaction(session, "k", compute) for _ in range(3)] == [1, 1, 1]
-        async with session.begin():
-            assert await once_per_transaction(session, "k", compute) == 2
-    assert len(calls) == 2
-    await engine.dispose()

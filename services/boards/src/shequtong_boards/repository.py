@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     CompoundSelect,
     Integer,
@@ -236,13 +237,13 @@ def _after(query: Select[Any], after: FeedKey | None) -> Select[Any]:
     return query.where(tuple_(Post.pinned, Post.created_at, Post.id) < tuple_(after.pinned, after.created_at, after.id))
 
 
-def neighbourhood_posts(neighbourhood_id: Any, board_ids: Any) -> Select[Any]:
+def _neighbourhood_posts(neighbourhood_id: BindParameter[str], board_ids: BindParameter[Any] | None) -> Select[Any]:
     """The visible posts of a neighbourhood's boards (all of them, or those given): ix_posts_neighbourhood_feed."""
     query = select(Post).where(Post.neighbourhood_id == neighbourhood_id, Post.status == VISIBLE)
     return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
 
 
-def district_posts(district_id: Any, board_ids: Any) -> Select[Any]:
+def _district_posts(district_id: BindParameter[str], board_ids: BindParameter[Any] | None) -> Select[Any]:
     """The visible posts of a district's own boards (all of them, or those given): ix_posts_district_feed."""
     query = select(Post).where(Post.district_id == district_id, Post.neighbourhood_id.is_(None), Post.status == VISIBLE)
     return query if board_ids is None else query.where(Post.board_id.in_(board_ids))
@@ -274,10 +275,10 @@ def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Sele
     scans = []
     if neighbourhood != _ABSENT:
         some = bindparam("neighbourhood_boards", expanding=True) if neighbourhood == _SOME_BOARDS else None
-        scans.append(neighbourhood_posts(bindparam("neighbourhood_id"), some))
+        scans.append(_neighbourhood_posts(bindparam("neighbourhood_id"), some))
     if district != _ABSENT:
         some = bindparam("district_boards", expanding=True) if district == _SOME_BOARDS else None
-        scans.append(district_posts(bindparam("district_id"), some))
+        scans.append(_district_posts(bindparam("district_id"), some))
     key = (
         FeedKey(
             bindparam("after_pinned", type_=Boolean),  # type: ignore[arg-type]
@@ -319,16 +320,6 @@ class PostRepository:
         query = select(Post).where(Post.board_id == board_id, Post.status == VISIBLE)
         return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
 
-    async def neighbourhood_feed(
-        self, neighbourhood_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
-    ) -> list[Post]:
-        return await self._page(neighbourhood_posts(neighbourhood_id, board_ids), after, limit)
-
-    async def district_feed(
-        self, district_id: str, board_ids: Sequence[str] | None, after: FeedKey | None, limit: int
-    ) -> list[Post]:
-        return await self._page(district_posts(district_id, board_ids), after, limit)
-
     async def home_feed(
         self, neighbourhood: FeedScope | None, district: FeedScope | None, after: FeedKey | None, limit: int
     ) -> list[Post]:
@@ -349,9 +340,6 @@ class PostRepository:
         if after is not None:
             params.update(after_pinned=after.pinned, after_created_at=after.created_at, after_id=after.id)
         return list((await self.session.execute(statement, params)).scalars())
-
-    async def _page(self, scan: Select[Any], after: FeedKey | None, limit: int) -> list[Post]:
-        return list((await self.session.execute(_feed_order(_after(scan, after)).limit(limit))).scalars())
 
     async def bump(self, post_id: str, **deltas: int) -> None:
         """Atomic counter changes (like_count=+1 ...), safe under concurrent writers."""

@@ -95,7 +95,7 @@ async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> dict[str, float]
 
 async def load(args: argparse.Namespace, url: str) -> dict[str, Any]:
     engine = create_engine(url, pool_size=4)
-    sessions = session_factory(engine)
+    sessions = session_factory(engine, cache_lineages=True)  # as the service runtime does
     service = BoardsService(sessions, Outbox("boards-bench"), SystemClock())
     district, subdistrict = str(uuid.uuid4()), str(uuid.uuid4())
     neighbourhoods = [str(uuid.uuid4()) for _ in range(args.neighbourhoods)]

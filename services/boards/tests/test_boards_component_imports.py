@@ -63,6 +63,8 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
     run = uuid.uuid4().hex[:8]
     ops = system.operator()
     before_events = await outbox_count(system, "boards.post.created")
+    hall = pb.ListBoardFeedRequest(board_id=place.boards["deliberation_hall"])
+    assert not (await author.call("ListBoardFeed", hall)).posts  # a first page kept in memory, empty
     first = await ops.call("ImportPosts", posts(system, place, author, 3, run))
     assert (first.result.created, first.result.skipped) == (3, 0)
     again = await ops.call("ImportPosts", posts(system, place, author, 3, run))
@@ -70,7 +72,7 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
     assert [r.id for r in again.result.records] == [r.id for r in first.result.records]
     assert await outbox_count(system, "boards.post.created") == before_events + 3
 
-    feed = await author.call("ListBoardFeed", pb.ListBoardFeedRequest(board_id=place.boards["deliberation_hall"]))
+    feed = await author.call("ListBoardFeed", hall)
     assert [p.title for p in feed.posts][:3] == ["旧帖2", "旧帖1", "旧帖0"]  # newest first, by their own times
     assert feed.posts[0].created_at.ToDatetime() < system.clock.now().replace(tzinfo=None) - timedelta(days=29)
 
@@ -207,8 +209,11 @@ async def test_topics_import_through_the_chain_with_conventions(system: System, 
             topic(system, place, proposer, cadre, f"{run}-c", []),
         ]
     )
+    home = pb.ListHomeFeedRequest(neighbourhood_id=place.neighbourhood)
+    assert not (await proposer.call("ListHomeFeed", home)).posts  # a first page kept in memory, empty
     made = await ops.call("ImportTopics", request)
     assert made.result.created == 3
+    assert len((await proposer.call("ListHomeFeed", home)).posts) == 3  # each topic's thread
     assert (await ops.call("ImportTopics", request)).result.created == 0
     full = await proposer.call("GetTopic", pb.GetTopicRequest(topic_id=made.result.records[0].id))
     assert full.topic.stage == pb.TOPIC_STAGE_CONVENTION

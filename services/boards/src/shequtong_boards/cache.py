@@ -1,4 +1,5 @@
-"""The district's boards and catalogue, kept in each process's memory and checked against one row.
+"""What every neighbourhood page reads and rarely changes, kept in each process's memory and checked
+against version rows: the district's boards and catalogue, and first feed pages.
 
 Every page of a neighbourhood (home feed, board list, unread counts) needs the boards of the
 neighbourhood and of its district, and the district's catalogue overrides for their policies. They
@@ -10,6 +11,8 @@ never kept under a version newer than itself. Every replica sees the change at t
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +21,7 @@ from shequtong_boards.access import district_overrides
 from shequtong_boards.domain import catalogue
 from shequtong_boards.models import Board
 from shequtong_boards.repository import BoardRepository
+from shequtong_boards.views import PostView
 
 
 @dataclass
@@ -47,16 +51,74 @@ class CatalogueCache:
     def __init__(self) -> None:
         self._districts: dict[str, DistrictBoards] = {}
 
-    async def of_neighbourhood(self, session: AsyncSession, neighbourhood_id: str, district_id: str) -> Catalogue:
-        repo = BoardRepository(session)
-        version = await repo.catalogue_version(district_id)  # first: what follows is at least this new
+    async def overrides(self, session: AsyncSession, district_id: str, version: int) -> dict[str, catalogue.BoardKind]:
+        """The district's catalogue overrides at `version` (just read by the caller)."""
+        return (await self._district(session, district_id, version)).overrides
+
+    async def _district(self, session: AsyncSession, district_id: str, version: int) -> DistrictBoards:
         entry = self._districts.get(district_id)
         if entry is None or entry.version != version:
             entry = DistrictBoards(
-                version, await district_overrides(session, district_id), await repo.of_district(district_id)
+                version,
+                await district_overrides(session, district_id),
+                await BoardRepository(session).of_district(district_id),
             )
             self._districts[district_id] = entry
+        return entry
+
+    async def of_neighbourhood(
+        self, session: AsyncSession, neighbourhood_id: str, district_id: str, version: int | None = None
+    ) -> Catalogue:
+        """`version`: the district's catalogue version when the caller has just read it (with a feed's)."""
+        repo = BoardRepository(session)
+        if version is None:
+            version = await repo.catalogue_version(district_id)  # first: what follows is at least this new
+        entry = await self._district(session, district_id, version)
         local = entry.neighbourhoods.get(neighbourhood_id)
         if local is None:
             local = entry.neighbourhoods[neighbourhood_id] = await repo.of_neighbourhood(neighbourhood_id)
         return Catalogue(entry.overrides, local, entry.district)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """A first feed page as it was built at `versions` (its places' feed versions, in a fixed order).
+    Its counters and the viewer's likes are read again on every use."""
+
+    versions: tuple[int, ...]
+    views: tuple[PostView, ...]
+    next_cursor: str
+
+
+class FeedPageCache:
+    """First pages of feeds (a home feed per neighbourhood and readable boards, a board's feed), the most
+    recently used kept.
+
+    The reader reads its places' versions before anything else and keeps a page it built under the
+    versions it read first, so a page is never kept under versions newer than itself (as the catalogue
+    is). Every write that changes what a first page shows — a post written, edited, deleted, hidden,
+    pinned, locked, imported, given a poll or an issue; a badge granted or revoked; a name changed —
+    moves its place's version in its own transaction (`FeedVersionRepository.bump`): every replica sees it
+    at the writer's commit. Counters move with every comment and like: they are not part of the page
+    but read with the viewer's likes on each use, so a busy thread does not empty the cache."""
+
+    def __init__(self, limit: int = 2_048) -> None:
+        self.limit = limit
+        self.hits = 0
+        self.misses = 0
+        self._pages: OrderedDict[Hashable, FeedPage] = OrderedDict()
+
+    def get(self, key: Hashable, versions: tuple[int, ...]) -> FeedPage | None:
+        page = self._pages.get(key)
+        if page is None or page.versions != versions:
+            self.misses += 1
+            return None
+        self._pages.move_to_end(key)
+        self.hits += 1
+        return page
+
+    def keep(self, key: Hashable, page: FeedPage) -> None:
+        self._pages[key] = page
+        self._pages.move_to_end(key)
+        while len(self._pages) > self.limit:
+            self._pages.popitem(last=False)

@@ -63,6 +63,17 @@ class CatalogueVersion(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
+class FeedVersion(Base):
+    """Moves with every change to what a first feed page of a place shows, except its counters (see
+    `cache.FeedPageCache`). A place is `n:<neighbourhood>` or `d:<district>` (a district's own boards),
+    as role scopes are written; `people` moves when a name shown on any page changes."""
+
+    __tablename__ = "feed_versions"
+
+    place: Mapped[str] = mapped_column(String(48), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class CatalogueOverride(Base):
     """A district's change to the catalogue (a default kind's name/policy, or a kind of its own)."""
 

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from shequtong_boards.domain.content import POST, VISIBLE, FeedKey
+from shequtong_boards.domain.content import POST, VISIBLE, FeedKey, feed_place
 from shequtong_boards.models import (
     AffairRow,
     AffairStep,
@@ -46,6 +46,7 @@ from shequtong_boards.models import (
     ContentReport,
     ConventionRow,
     ConventionVersionRow,
+    FeedVersion,
     IssueLink,
     Like,
     Member,
@@ -297,6 +298,70 @@ def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Sele
     return select(merged).order_by(merged.pinned.desc(), merged.created_at.desc(), merged.id.desc()).limit(limit)
 
 
+# The catalogue's version and the feed versions of a page's places, read first on every feed page.
+_PAGE_VERSIONS = union_all(
+    select(literal("catalogue").label("place"), CatalogueVersion.version.label("version")).where(
+        CatalogueVersion.district_id == bindparam("district_id")
+    ),
+    select(FeedVersion.place, FeedVersion.version).where(FeedVersion.place.in_(bindparam("places", expanding=True))),
+)
+
+
+@dataclass(frozen=True)
+class PageVersions:
+    catalogue: int
+    places: tuple[int, ...]
+
+
+class FeedVersionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def read(self, district_id: str, places: Sequence[str]) -> PageVersions:
+        """The district's catalogue version and the given places' feed versions (0 for one never moved)."""
+        found = {
+            row.place: int(row.version)
+            for row in await self.session.execute(_PAGE_VERSIONS, {"district_id": district_id, "places": list(places)})
+        }
+        return PageVersions(found.get("catalogue", 0), tuple(found.get(place, 0) for place in places))
+
+    async def posts_changed(self, *posts: Post) -> None:
+        """These posts changed in a way a feed shows (not a counter): their places' first pages are stale."""
+        await self.bump(feed_place(post.neighbourhood_id, post.district_id) for post in posts)
+
+    async def bump(self, places: Iterable[str]) -> None:
+        """Called in the transaction that changes what these places' first pages show: every process's
+        cached pages of them are stale from its commit on. Places in one order, so two writers that move
+        the same places never wait on each other in a cycle."""
+        for place in sorted(set(places)):
+            statement = _insert(self.session, FeedVersion).values(place=place, version=1)
+            statement = statement.on_conflict_do_update(
+                index_elements=["place"], set_={"version": FeedVersion.version + 1}
+            )
+            await self.session.execute(statement)
+
+
+@dataclass(frozen=True)
+class LiveCounts:
+    like_count: int
+    comment_count: int
+    official_answer_count: int
+    liked: bool
+
+
+_LIVE_COUNTS = (
+    select(
+        Post.id,
+        Post.like_count,
+        Post.comment_count,
+        Post.official_answer_count,
+        Like.person_id.is_not(None).label("liked"),
+    )
+    .outerjoin(Like, (Like.target_type == POST) & (Like.target_id == Post.id) & (Like.person_id == bindparam("viewer")))
+    .where(Post.id.in_(bindparam("post_ids", expanding=True)))
+)
+
+
 class PostRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -340,6 +405,15 @@ class PostRepository:
         if after is not None:
             params.update(after_pinned=after.pinned, after_created_at=after.created_at, after_id=after.id)
         return list((await self.session.execute(statement, params)).scalars())
+
+    async def live_counts(self, post_ids: Sequence[str], viewer: str) -> dict[str, LiveCounts]:
+        """What a cached page refreshes per request: the counters (they move with every comment and like,
+        too often to move a feed version) and whether the viewer liked each post."""
+        rows = await self.session.execute(_LIVE_COUNTS, {"post_ids": list(post_ids), "viewer": viewer})
+        return {
+            row.id: LiveCounts(row.like_count, row.comment_count, row.official_answer_count, bool(row.liked))
+            for row in rows
+        }
 
     async def bump(self, post_id: str, **deltas: int) -> None:
         """Atomic counter changes (like_count=+1 ...), safe under concurrent writers."""
@@ -621,6 +695,16 @@ class PeopleRepository:
             (PersonFact(row.person_id, row.role, row.scope, row.display_name or "") for row in rows),
             key=lambda fact: fact.role is None,  # grants first: a member name wins over a grant's
         )
+
+    async def on_feeds(self, person_id: str) -> bool:
+        """Whether any post shows this person (as its author or a mention): only then can a change to their
+        name or badges change a feed page."""
+        authored = select(Post.id).where(Post.author_id == person_id).limit(1)
+        mentioned = (
+            select(MentionRow.id).where(MentionRow.person_id == person_id, MentionRow.target_type == POST).limit(1)
+        )
+        found = await self.session.execute(union_all(select(authored.subquery()), select(mentioned.subquery())))
+        return found.first() is not None
 
     async def record_member(self, values: dict[str, Any]) -> None:
         await upsert(
@@ -942,6 +1026,7 @@ __all__ = [
     "AffairRepository",
     "BoardRepository",
     "CommentRepository",
+    "FeedVersionRepository",
     "IssueLinkRepository",
     "LikeRepository",
     "MentionRepository",

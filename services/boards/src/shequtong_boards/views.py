@@ -32,6 +32,7 @@ from shequtong_boards.models import (
 )
 from shequtong_boards.repository import (
     LikeRepository,
+    LiveCounts,
     Mentioned,
     MentionRepository,
     PeopleRepository,
@@ -85,6 +86,20 @@ class PostView:
     liked_by_me: bool = False
     poll_ids: tuple[str, ...] = ()
     issue_id: str = ""
+    # Read after the post (a cached feed page's counters are read again on each use).
+    counts: LiveCounts | None = None
+
+    @property
+    def like_count(self) -> int:
+        return self.counts.like_count if self.counts else self.post.like_count
+
+    @property
+    def comment_count(self) -> int:
+        return self.counts.comment_count if self.counts else self.post.comment_count
+
+    @property
+    def official_answer_count(self) -> int:
+        return self.counts.official_answer_count if self.counts else self.post.official_answer_count
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,18 @@ def feed_key(raw: list[object] | None) -> FeedKey | None:
     return FeedKey(bool(pinned), when, ident)
 
 
+# --- feed places: whose change moves which cached first pages ----------------------------------------
+
+# Everyone's names: a name may show on any page (as an author or a mention).
+PEOPLE_PLACE = "people"
+
+
+def feed_place(neighbourhood_id: str | None, district_id: str) -> str:
+    """The place a post shows under: its neighbourhood, or its district for a district's own boards —
+    written as role scopes are, so a badge granted at a scope moves that place."""
+    return f"n:{neighbourhood_id}" if neighbourhood_id else f"d:{district_id}"
+
+
 # --- list cursors: (created_at, id) -------------------------------------------------------------
 
 

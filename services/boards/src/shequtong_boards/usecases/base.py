@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shequtong_boards.cache import CatalogueCache
+from shequtong_boards.cache import CatalogueCache, FeedPageCache
 from shequtong_boards.events import BoardsEvents
 from shequtong_kit.clock import Clock
 from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
@@ -18,6 +18,7 @@ class Context:
     events: BoardsEvents
     clock: Clock
     catalogues: CatalogueCache = field(default_factory=CatalogueCache)
+    feed_pages: FeedPageCache = field(default_factory=FeedPageCache)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shequtong_boards.access import override_kind, policy_of
 from shequtong_boards.domain import catalogue, content
 from shequtong_boards.domain import deliberation as chain
+from shequtong_boards.domain.content import feed_place
 from shequtong_boards.domain.policy import COMMITTEE, STAFF, neighbourhood_audiences, permissions
 from shequtong_boards.events import (
     COMMENT_CREATED,
@@ -51,7 +52,7 @@ from shequtong_boards.models import (
     Topic,
     TopicStepRow,
 )
-from shequtong_boards.repository import _insert, lineages_of
+from shequtong_boards.repository import FeedVersionRepository, _insert, lineages_of
 from shequtong_boards.usecases.base import Context
 from shequtong_boards.usecases.topics import STAGE_NAMES
 from shequtong_boards.views import SYSTEM_AUTHOR
@@ -329,6 +330,11 @@ async def insert_new(session: AsyncSession, model: Any, rows: list[dict[str, Any
     return inserted
 
 
+async def posts_imported(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Imported posts show on their places' feeds: those first pages are stale (one bump per place)."""
+    await FeedVersionRepository(session).bump(feed_place(row["neighbourhood_id"], row["district_id"]) for row in rows)
+
+
 async def insert_all(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 1000):
         await session.execute(_insert(session, model.__table__), rows[start : start + 1000])
@@ -451,6 +457,7 @@ class ImportUseCases:
             before = await existing_refs(session, Post, refs)
             fresh = [row for row in rows if row["external_ref"] not in before]
             inserted = await insert_new(session, Post, fresh)
+            await posts_imported(session, [row for row in fresh if row["id"] in inserted])
             await self._emit(
                 session,
                 [(POST_CREATED, post_created_message(_obj(**row), [], [])) for row in fresh if row["id"] in inserted],
@@ -684,6 +691,7 @@ class ImportUseCases:
                         )
                     )
             await insert_all(session, Post, posts)
+            await posts_imported(session, posts)
             await insert_all(session, TopicStepRow, steps)
             await insert_all(session, MilestoneRow, milestones)
             await insert_all(session, ConventionRow, conventions)

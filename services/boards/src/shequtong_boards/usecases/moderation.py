@@ -21,7 +21,13 @@ from shequtong_boards.domain import moderation as rules
 from shequtong_boards.domain.content import COMMENT, DELETED, HIDDEN, POST, VISIBLE, time_key
 from shequtong_boards.events import BoardsEvents
 from shequtong_boards.models import Comment, ContentReport, ModerationLog, Post
-from shequtong_boards.repository import BoardRepository, CommentRepository, ModerationRepository, PostRepository
+from shequtong_boards.repository import (
+    BoardRepository,
+    CommentRepository,
+    FeedVersionRepository,
+    ModerationRepository,
+    PostRepository,
+)
 from shequtong_boards.usecases.base import Context, Page, next_cursor
 from shequtong_boards.views import Paged, ReportView, time_cursor
 from shequtong_kit.auth import Principal
@@ -190,6 +196,8 @@ class ModerationUseCases:
             await session.flush()
             if comment is not None:
                 await uncount(session, comment, -1 if new_status == HIDDEN else 1)
+            else:
+                await FeedVersionRepository(session).posts_changed(post)
             if action == rules.HIDE:
                 await ModerationRepository(session).resolve_open(
                     target_type, item.id, principal.subject, now, f"hidden: {reason}"
@@ -217,6 +225,7 @@ class ModerationUseCases:
             if post.pinned != pinned:
                 post.pinned = pinned
                 await session.flush()
+                await FeedVersionRepository(session).posts_changed(post)
                 await record_action(
                     session,
                     self.ctx.events,
@@ -242,6 +251,7 @@ class ModerationUseCases:
                 )
             post.locked = locked
             await session.flush()
+            await FeedVersionRepository(session).posts_changed(post)
             await record_action(
                 session,
                 self.ctx.events,

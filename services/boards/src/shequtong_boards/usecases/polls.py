@@ -14,7 +14,14 @@ from shequtong_boards.domain import deliberation as chain
 from shequtong_boards.domain import polls as rules
 from shequtong_boards.domain.content import DELETED, VISIBLE
 from shequtong_boards.models import Ballot, Poll, PollOption, Post
-from shequtong_boards.repository import PeopleRepository, PollRepository, PostRepository, TopicRepository, lineages_of
+from shequtong_boards.repository import (
+    FeedVersionRepository,
+    PeopleRepository,
+    PollRepository,
+    PostRepository,
+    TopicRepository,
+    lineages_of,
+)
 from shequtong_boards.usecases.base import Context
 from shequtong_boards.views import PollView
 from shequtong_kit import auth
@@ -78,6 +85,7 @@ class PollUseCases:
             poll,
             [PollOption(id=new_id(), poll_id=poll.id, position=i, label=label) for i, label in enumerate(spec.options)],
         )
+        await FeedVersionRepository(session).posts_changed(post)  # the post lists its polls
         await self.ctx.events.poll_created(session, poll)
         return await self.view(session, principal, poll)
 

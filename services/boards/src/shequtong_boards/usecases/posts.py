@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.access import BoardAccess, access_to, accesses, board_access, load_board
+from shequtong_boards.cache import FeedPage
 from shequtong_boards.domain import content
 from shequtong_boards.domain import moderation as rules
 from shequtong_boards.domain.content import (
     COMMENT,
     DELETED,
     HIDDEN,
+    PEOPLE_PLACE,
     POST,
     VISIBLE,
     FeedKey,
     PostDraft,
     feed_key,
+    feed_place,
     handles_in,
     roles_for_handles,
     time_key,
@@ -28,6 +31,7 @@ from shequtong_boards.models import Board, Comment, Post, Revision
 from shequtong_boards.repository import (
     CommentRepository,
     FeedScope,
+    FeedVersionRepository,
     LikeRepository,
     MentionRepository,
     ModerationRepository,
@@ -138,6 +142,7 @@ class PostUseCases:
             created_at=now,
         )
         await PostRepository(session).add(post)
+        await FeedVersionRepository(session).posts_changed(post)
         await self.record_mentions(session, post, None, mentions.people, author_id, now)
         await self.ctx.events.post_created(session, post, [pid for pid, _ in mentions.people], mentions.handles)
         return post
@@ -266,6 +271,7 @@ class PostUseCases:
             post.version += 1
             post.edited_at = now
             await session.flush()
+            await FeedVersionRepository(session).posts_changed(post)
             await self.record_mentions(session, post, None, mentions.people, principal.subject, now)
             await self.ctx.events.post_edited(session, post, principal.subject)
             return (await post_views(session, [post], principal.subject))[0]
@@ -280,6 +286,7 @@ class PostUseCases:
             now = self.ctx.clock.now()
             post.status, post.deleted_at, post.deleted_by = DELETED, now, principal.subject
             await session.flush()
+            await FeedVersionRepository(session).posts_changed(post)
             if not own:
                 await record_action(
                     session,
@@ -326,10 +333,21 @@ class PostUseCases:
     async def board_feed(self, principal: Principal, board_id: str, page: Page) -> Paged:
         after = feed_key(page.cursor)
         async with self.ctx.sessions() as session:
-            access = await access_to(session, principal, board_id)
+            board = await load_board(session, board_id)
+            versions = await FeedVersionRepository(session).read(
+                board.district_id or "", (PEOPLE_PLACE, feed_place(board.neighbourhood_id, board.district_id or ""))
+            )
+            overrides = await self.ctx.catalogues.overrides(session, board.district_id or "", versions.catalogue)
+            access = await board_access(session, principal, board, overrides)
             access.require_read()
-            rows = await PostRepository(session).board_feed(board_id, after, page.size + 1)
-            return await self._page(session, principal, rows, page.size)
+            return await self._feed_page(
+                session,
+                principal,
+                ("board", board_id, page.size) if after is None else None,
+                versions.places,
+                lambda: PostRepository(session).board_feed(board_id, after, page.size + 1),
+                page.size,
+            )
 
     async def home_feed(self, principal: Principal, neighbourhood_id: str, page: Page) -> Paged:
         """Every board of the neighbourhood and of its district that the caller reads: pinned first, then
@@ -337,7 +355,12 @@ class PostUseCases:
         after = feed_key(page.cursor)
         async with self.ctx.sessions() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
-            found = await self.ctx.catalogues.of_neighbourhood(session, neighbourhood_id, lineage.district_id)
+            district_id = lineage.district_id
+            versions = await FeedVersionRepository(session).read(
+                district_id, (PEOPLE_PLACE, feed_place(neighbourhood_id, district_id), feed_place(None, district_id))
+            )
+            catalogues = self.ctx.catalogues
+            found = await catalogues.of_neighbourhood(session, neighbourhood_id, district_id, versions.catalogue)
             local, district = found.local, found.district
             readable = {
                 a.board.id
@@ -346,15 +369,51 @@ class PostUseCases:
             }
             if not readable:
                 raise PermissionDenied("not a member of this neighbourhood", code="not_a_member")
-            local_ids = [b.id for b in local if b.id in readable]
-            district_ids = [b.id for b in district if b.id in readable]
-            rows = await PostRepository(session).home_feed(
-                _scope(neighbourhood_id, local_ids, len(local)),
-                _scope(lineage.district_id, district_ids, len(district)),
-                after,
-                page.size + 1,
+            local_ids = tuple(b.id for b in local if b.id in readable)
+            district_ids = tuple(b.id for b in district if b.id in readable)
+            return await self._feed_page(
+                session,
+                principal,
+                ("home", neighbourhood_id, local_ids, district_ids, page.size) if after is None else None,
+                versions.places,
+                lambda: PostRepository(session).home_feed(
+                    _scope(neighbourhood_id, local_ids, len(local)),
+                    _scope(district_id, district_ids, len(district)),
+                    after,
+                    page.size + 1,
+                ),
+                page.size,
             )
-            return await self._page(session, principal, rows, page.size)
+
+    async def _feed_page(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        first_page: Hashable | None,
+        versions: tuple[int, ...],
+        rows: Callable[[], Awaitable[list[Post]]],
+        size: int,
+    ) -> Paged:
+        """A first page (`first_page` its key) from this process's cache when its places have not moved
+        since it was built, its counters and the caller's likes read again; any other page from the
+        database. `versions` were read before anything the page shows."""
+        if first_page is None:
+            return await self._page(session, principal, await rows(), size)
+        cached = self.ctx.feed_pages.get(first_page, versions)
+        if cached is None:
+            paged = await self._page(session, principal, await rows(), size)
+            views = tuple(replace(view, liked_by_me=False) for view in paged.items)
+            self.ctx.feed_pages.keep(first_page, FeedPage(versions, views, paged.next_cursor))
+            return paged
+        live = await PostRepository(session).live_counts([view.post.id for view in cached.views], principal.subject)
+        return Paged(
+            items=[
+                replace(view, counts=live[view.post.id], liked_by_me=live[view.post.id].liked)
+                for view in cached.views
+                if view.post.id in live
+            ],
+            next_cursor=cached.next_cursor,
+        )
 
     async def _page(self, session: AsyncSession, principal: Principal, rows: list[Post], size: int) -> Paged:
         shown = rows[:size]
@@ -565,7 +624,7 @@ class CommentUseCases:
             return await comments.counter(comment.id, "like_count"), liked
 
 
-def _scope(place_id: str, readable: list[str], boards: int) -> FeedScope | None:
+def _scope(place_id: str, readable: Sequence[str], boards: int) -> FeedScope | None:
     """One side of a home feed: absent when none of its boards is readable, else all or some of them."""
     if not readable:
         return None

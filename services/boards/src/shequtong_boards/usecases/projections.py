@@ -3,15 +3,19 @@ holders (who answers @居委会, badges), and issue → post links so an issue's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
-from shequtong_boards.repository import IssueLinkRepository, PeopleRepository, PostRepository
+from shequtong_boards.domain.content import PEOPLE_PLACE
+from shequtong_boards.repository import FeedVersionRepository, IssueLinkRepository, PeopleRepository, PostRepository
 from shequtong_boards.usecases.base import Context
 from shequtong_boards.usecases.posts import add_system_comment
+from shequtong_boards.views import People
 from shequtong_kit.consumer import ReceivedEvent
 
 ISSUE_STATES = {
@@ -49,15 +53,20 @@ class ProjectionUseCases:
     async def member_verified(
         self, session: AsyncSession, message: identity_ev.MemberVerified, event: ReceivedEvent
     ) -> None:
-        await PeopleRepository(session).record_member(
-            {
-                "person_id": message.person_id,
-                "neighbourhood_id": message.neighbourhood_id,
-                "household_id": message.household_id or None,
-                "display_name": message.display_name[:100],
-                "verified_at": _when(event, self.ctx),
-                "active": True,
-            }
+        await self._person_changes(
+            session,
+            message.person_id,
+            partial(
+                PeopleRepository(session).record_member,
+                {
+                    "person_id": message.person_id,
+                    "neighbourhood_id": message.neighbourhood_id,
+                    "household_id": message.household_id or None,
+                    "display_name": message.display_name[:100],
+                    "verified_at": _when(event, self.ctx),
+                    "active": True,
+                },
+            ),
         )
 
     async def member_left(self, session: AsyncSession, message: identity_ev.MemberLeft, _event: ReceivedEvent) -> None:
@@ -66,25 +75,53 @@ class ProjectionUseCases:
     async def role_granted(
         self, session: AsyncSession, message: identity_ev.RoleGranted, _event: ReceivedEvent
     ) -> None:
-        await PeopleRepository(session).grant(
-            {
-                "person_id": message.person_id,
-                "role": message.role,
-                "scope": message.scope,
-                "display_name": message.display_name[:100],
-            }
+        await self._person_changes(
+            session,
+            message.person_id,
+            partial(
+                PeopleRepository(session).grant,
+                {
+                    "person_id": message.person_id,
+                    "role": message.role,
+                    "scope": message.scope,
+                    "display_name": message.display_name[:100],
+                },
+            ),
+            badge_scope=message.scope,
         )
 
     async def role_revoked(
         self, session: AsyncSession, message: identity_ev.RoleRevoked, _event: ReceivedEvent
     ) -> None:
-        await PeopleRepository(session).revoke(message.person_id, message.role, message.scope)
+        await self._person_changes(
+            session,
+            message.person_id,
+            partial(PeopleRepository(session).revoke, message.person_id, message.role, message.scope),
+            badge_scope=message.scope,
+        )
 
     async def person_updated(
         self, session: AsyncSession, message: identity_ev.PersonProfileUpdated, _event: ReceivedEvent
     ) -> None:
         if message.display_name:
-            await PeopleRepository(session).rename(message.person_id, message.display_name[:100])
+            rename = partial(PeopleRepository(session).rename, message.person_id, message.display_name[:100])
+            await self._person_changes(session, message.person_id, rename)
+
+    async def _person_changes(
+        self, session: AsyncSession, person_id: str, change: Callable[[], Awaitable[None]], badge_scope: str = ""
+    ) -> None:
+        """A change to what boards knows of a person, and the feed versions it moves when a post shows
+        them: everyone's (`people`) when the name pages show changes, the scope's place when a badge
+        there is granted or revoked. Most people never post: their changes move nothing."""
+        on_feeds = await PeopleRepository(session).on_feeds(person_id)
+        before = await People.load(session, [person_id]) if on_feeds else None
+        await change()
+        if before is None:
+            return
+        places = [badge_scope] if badge_scope.startswith(("n:", "d:")) else []
+        if (await People.load(session, [person_id])).names.get(person_id) != before.names.get(person_id):
+            places.append(PEOPLE_PLACE)
+        await FeedVersionRepository(session).bump(places)
 
     async def issue_reported(
         self, session: AsyncSession, message: issues_ev.IssueReported, event: ReceivedEvent
@@ -98,6 +135,7 @@ class ProjectionUseCases:
             message.issue_id, post.id, message.neighbourhood_id or post.neighbourhood_id or "", self.ctx.clock.now()
         )
         if linked:
+            await FeedVersionRepository(session).posts_changed(post)  # the post shows its issue
             await add_system_comment(
                 self.ctx,
                 session,

@@ -1,0 +1,190 @@
+"""First feed pages are kept in each process's memory (`cache.FeedPageCache`) and checked against feed
+versions. A page must come from memory while nothing it shows has changed, show live counters and the
+caller's own likes all the same, and be built again — in this replica and in any other on the same
+database — after every change a first page shows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from shequtong_boards.service import BoardsService
+from shequtong_boards.servicer import post_to_proto
+from shequtong_boards.usecases.base import Page
+
+from shequtong.boards.v1 import boards_pb2 as pb
+from shequtong.common.v1 import common_pb2
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.outbox import Outbox
+from shequtong_kit.proto import ts
+
+MATTERS = "neighbourhood_matters"
+RENAMED = "王**"
+
+
+def principal(caller: Any) -> Principal:
+    return Principal(caller.subject, parse_roles(caller.roles))
+
+
+async def home(caller: Any, neighbourhood: str) -> list[pb.Post]:
+    reply = await caller.call(
+        "ListHomeFeed",
+        pb.ListHomeFeedRequest(neighbourhood_id=neighbourhood, page=common_pb2.PageRequest(page_size=20)),
+    )
+    return list(reply.posts)
+
+
+async def test_a_first_page_comes_from_memory_with_its_counters_and_the_callers_likes_read_again(
+    system: Any,
+) -> None:
+    place = await system.place()
+    author = await system.resident(place, name="李*")
+    reader = await system.resident(place, name="赵*")
+    post = (
+        await author.call("CreatePost", pb.CreatePostRequest(board_id=place.boards[MATTERS], title="路灯", body="坏了"))
+    ).post
+    pages = system.service.posts.ctx.feed_pages
+    assert [p.id for p in await home(author, place.neighbourhood)] == [post.id]
+    hits = pages.hits
+
+    await reader.call("SetPostLike", pb.SetPostLikeRequest(post_id=post.id, liked=True))
+    await author.call("CreateComment", pb.CreateCommentRequest(post_id=post.id, body="谢谢关注"))
+    as_reader = (await home(reader, place.neighbourhood))[0]
+    as_author = (await home(author, place.neighbourhood))[0]
+
+    assert pages.hits == hits + 2  # a like and a comment move counters, not the page
+    assert (as_reader.like_count, as_reader.comment_count, as_reader.liked_by_me) == (1, 1, True)
+    assert (as_author.like_count, as_author.comment_count, as_author.liked_by_me) == (1, 1, False)
+    assert as_reader.title == "路灯" and as_reader.author.display_name == "李*"
+
+
+async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_page(system: Any) -> None:
+    district = str(uuid.uuid4())
+    place = await system.place(district=district)
+    staff = system.person(f"district_staff@d:{district}")
+    news = pb.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(district_id=district, kind="district_news", name="区级新闻", policy=news),
+    )
+    cadre = await system.resident(place, "cadre", name="张*")
+    author = await system.resident(place, name="王*")
+    board = place.boards[MATTERS]
+    post = (await author.call("CreatePost", pb.CreatePostRequest(board_id=board, title="路灯", body="坏了"))).post
+    other = (await author.call("CreatePost", pb.CreatePostRequest(board_id=board, title="楼道", body="堆物"))).post
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    as_author = principal(author)
+
+    async def pages() -> list[dict[str, pb.Post]]:
+        """The author's home feed and the board's feed, first pages, as the other replica serves them."""
+        first = Page.of("", 20)
+        feeds = (
+            await replica.posts.home_feed(as_author, place.neighbourhood, first),
+            await replica.posts.board_feed(as_author, board, first),
+        )
+        return [{view.post.id: post_to_proto(view) for view in feed.items} for feed in feeds]
+
+    def shown(check: Callable[[dict[str, pb.Post]], bool]) -> Callable[[], Awaitable[bool]]:
+        async def both() -> bool:
+            return all(check(page) for page in await pages())
+
+        return both
+
+    def deliver(subject: str, message: Any) -> Callable[[], Awaitable[Any]]:
+        return lambda: system.deliver(subject, message)
+
+    def call(caller: Any, method: str, request: Any) -> Callable[[], Awaitable[Any]]:
+        return lambda: caller.call(method, request)
+
+    poll = pb.CreatePollRequest(
+        post_id=post.id,
+        question="修吗？",
+        options=["修", "不修"],
+        kind=pb.POLL_KIND_SINGLE,
+        closes_at=ts(system.clock.now() + timedelta(days=2)),
+    )
+    issue = str(uuid.uuid4())
+    hide = pb.ModerateContentRequest(
+        target_type=pb.TARGET_TYPE_POST, target_id=other.id, action=pb.MODERATION_ACTION_KIND_HIDE, reason="重复"
+    )
+    changes: list[tuple[str, Callable[[], Awaitable[Any]], Callable[[], Awaitable[bool]]]] = [
+        (
+            "edited",
+            call(author, "EditPost", pb.EditPostRequest(post_id=post.id, title="路灯又坏了", body="坏了")),
+            shown(lambda p: p[post.id].title == "路灯又坏了" and p[post.id].version == 2),
+        ),
+        (
+            "pinned",
+            call(cadre, "PinPost", pb.PinPostRequest(post_id=post.id, pinned=True)),
+            shown(lambda p: p[post.id].pinned and next(iter(p)) == post.id),
+        ),
+        (
+            "locked",
+            call(cadre, "LockPost", pb.LockPostRequest(post_id=post.id, locked=True, reason="已处理")),
+            shown(lambda p: p[post.id].locked),
+        ),
+        ("given a poll", call(author, "CreatePoll", poll), shown(lambda p: len(p[post.id].poll_ids) == 1)),
+        (
+            "became an issue",
+            deliver(
+                "issues.issue.reported",
+                issues_ev.IssueReported(
+                    issue_id=issue, neighbourhood_id=place.neighbourhood, source_post_id=post.id, reporter_id=author.id
+                ),
+            ),
+            shown(lambda p: p[post.id].issue_id == issue),
+        ),
+        (
+            "author renamed",
+            deliver(
+                "identity.person.updated", identity_ev.PersonProfileUpdated(person_id=author.id, display_name="王**")
+            ),
+            shown(lambda p: p[post.id].author.display_name == RENAMED),
+        ),
+        (
+            "author badge granted",
+            deliver(
+                "identity.role.granted",
+                identity_ev.RoleGranted(
+                    person_id=author.id, role="party_member", scope=f"n:{place.neighbourhood}", display_name="王**"
+                ),
+            ),
+            shown(lambda p: "party_member" in p[post.id].author.badges),
+        ),
+        (
+            "author badge revoked",
+            deliver(
+                "identity.role.revoked",
+                identity_ev.RoleRevoked(person_id=author.id, role="party_member", scope=f"n:{place.neighbourhood}"),
+            ),
+            shown(lambda p: "party_member" not in p[post.id].author.badges),
+        ),
+        ("hidden", call(cadre, "ModerateContent", hide), shown(lambda p: other.id not in p)),
+        (
+            "deleted",
+            call(author, "DeletePost", pb.DeletePostRequest(post_id=post.id)),
+            shown(lambda p: post.id not in p),
+        ),
+    ]
+    await pages()  # kept by the replica from here on
+    for name, change, check in changes:
+        system.clock.advance(seconds=1)
+        await change()
+        assert await check(), f"the replica's first page missed: {name}"
+
+    news_board = next(
+        b.id
+        for b in (await staff.call("ListBoards", pb.ListBoardsRequest(neighbourhood_id=place.neighbourhood))).boards
+        if b.kind == "district_news"
+    )
+    bulletin = await staff.call("CreatePost", pb.CreatePostRequest(board_id=news_board, title="区里通知", body="周知"))
+    home_page = (await replica.posts.home_feed(as_author, place.neighbourhood, Page.of("", 20))).items
+    assert [view.post.id for view in home_page] == [bulletin.post.id]
+
+    hits = replica.posts.ctx.feed_pages.hits
+    await pages()
+    assert replica.posts.ctx.feed_pages.hits == hits + 2  # nothing moved since: both pages from memory

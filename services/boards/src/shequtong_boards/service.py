@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shequtong_boards.cache import FeedPageCache
 from shequtong_boards.events import BoardsEvents
 from shequtong_boards.usecases.affairs import AffairUseCases
 from shequtong_boards.usecases.base import Context
@@ -24,10 +25,18 @@ from shequtong_kit.outbox import Outbox
 
 
 class BoardsService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        clock: Clock,
+        feed_pages: FeedPageCache | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
-        ctx = Context(sessions=sessions, events=BoardsEvents(outbox), clock=clock)
+        ctx = Context(
+            sessions=sessions, events=BoardsEvents(outbox), clock=clock, feed_pages=feed_pages or FeedPageCache()
+        )
         self.boards = BoardUseCases(ctx)
         self.posts = PostUseCases(ctx)
         self.comments = CommentUseCases(ctx, self.posts)

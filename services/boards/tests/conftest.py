@@ -173,6 +173,19 @@ class System:
         place.boards = {b.kind: b.id for b in reply.boards}
         return place
 
+    async def district_news(self, place: Place) -> tuple[Caller, str]:
+        """The district's staff, and a district-wide board they opened (区级新闻) that members read."""
+        staff = self.person(f"district_staff@d:{place.district}")
+        news = boards_pb2.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
+        await staff.call(
+            "PutCatalogueEntry",
+            boards_pb2.PutCatalogueEntryRequest(
+                district_id=place.district, kind="district_news", name="区级新闻", policy=news
+            ),
+        )
+        listed = await staff.call("ListBoards", boards_pb2.ListBoardsRequest(neighbourhood_id=place.neighbourhood))
+        return staff, next(b.id for b in listed.boards if b.kind == "district_news")
+
     async def resident(self, place: Place, *extra: str, household: str | None = None, name: str = "王*") -> Caller:
         """A verified resident: token role, and identity's events as boards would have received them."""
         n = place.neighbourhood

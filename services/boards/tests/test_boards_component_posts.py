@@ -291,19 +291,8 @@ async def test_board_feed_pages_by_keyset_pinned_first(system: Any, place: Any) 
 
 async def test_home_feed_merges_boards_pinned_first(system: Any) -> None:
     """The neighbourhood's boards and its district's, one page: pinned first, then newest, across both."""
-    district = str(uuid.uuid4())
-    place = await system.place(district=district)
-    staff = system.person(f"district_staff@d:{district}")
-    news = pb.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
-    await staff.call(
-        "PutCatalogueEntry",
-        pb.PutCatalogueEntryRequest(district_id=district, kind="district_news", name="区级新闻", policy=news),
-    )
-    district_board = next(
-        b.id
-        for b in (await staff.call("ListBoards", pb.ListBoardsRequest(neighbourhood_id=place.neighbourhood))).boards
-        if b.kind == "district_news"
-    )
+    place = await system.place()
+    staff, district_board = await system.district_news(place)
     secretary = await system.resident(place, "secretary")
     resident = await system.resident(place)
     system.clock.advance(seconds=1)

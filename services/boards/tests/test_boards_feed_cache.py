@@ -63,14 +63,8 @@ async def test_a_first_page_comes_from_memory_with_its_counters_and_the_callers_
 
 
 async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_page(system: Any) -> None:
-    district = str(uuid.uuid4())
-    place = await system.place(district=district)
-    staff = system.person(f"district_staff@d:{district}")
-    news = pb.BoardPolicy(read=["member", "staff"], post=["district_staff"], moderate=["district_staff"])
-    await staff.call(
-        "PutCatalogueEntry",
-        pb.PutCatalogueEntryRequest(district_id=district, kind="district_news", name="区级新闻", policy=news),
-    )
+    place = await system.place()
+    staff, news_board = await system.district_news(place)
     cadre = await system.resident(place, "cadre", name="张*")
     author = await system.resident(place, name="王*")
     board = place.boards[MATTERS]
@@ -176,11 +170,6 @@ async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_pag
         await change()
         assert await check(), f"the replica's first page missed: {name}"
 
-    news_board = next(
-        b.id
-        for b in (await staff.call("ListBoards", pb.ListBoardsRequest(neighbourhood_id=place.neighbourhood))).boards
-        if b.kind == "district_news"
-    )
     bulletin = await staff.call("CreatePost", pb.CreatePostRequest(board_id=news_board, title="区里通知", body="周知"))
     home_page = (await replica.posts.home_feed(as_author, place.neighbourhood, Page.of("", 20))).items
     assert [view.post.id for view in home_page] == [bulletin.post.id]

@@ -1477,8 +1477,7 @@ async def seed(
     grpc_addrs: dict[str, str] | None = None,
     ops_refresh: Callable[[], dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], World]:
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=_limits(concurrency * 2)) as client:
         seeder = Seeder(
             Api(client, ops_headers),
             plan(scale),
@@ -1540,10 +1539,16 @@ if __name__ == "__main__":
     cli()
 
 
+def _limits(connections: int) -> httpx.Limits:
+    """Idle connections are dropped after 2 s: uvicorn closes a keep-alive connection idle for 5 s, httpx
+    would reuse one for 5 s, and a request sent as the server closes it fails (RemoteProtocolError)."""
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
+
+
 async def relogin(gateway_url: str, world: World, concurrency: int = 4) -> int:
     """Fresh access tokens (they live ~15 minutes) for every account the journeys will use."""
     accounts = [a for n in world.neighbourhoods for a in (n.cadre, n.secretary, *n.residents) if a and a.token]
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=_limits(concurrency)) as client:
         seeder = Seeder(Api(client, {}), plan(0.01), 0)
         gate = asyncio.Semaphore(concurrency)
 

@@ -73,7 +73,7 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
     assert parts["regions"]["status"] == "done" and parts["regions"]["created"] == 9
     assert len(world.neighbourhoods) == 6
     assert {n.kind for n in world.neighbourhoods} == {"residential", "village"}
-    assert parts["boards"]["status"] == "done"
+    assert parts["boards"]["status"] == "done", parts["boards"]
     assert all(n.boards for n in world.neighbourhoods)
     # Whatever ran, ran cleanly; whatever did not is said so, with the reason.
     for part in report["parts"]:

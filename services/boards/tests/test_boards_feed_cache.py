@@ -61,6 +61,12 @@ async def test_a_first_page_comes_from_memory_with_its_counters_and_the_callers_
     assert (as_author.like_count, as_author.comment_count, as_author.liked_by_me) == (1, 1, False)
     assert as_reader.title == "路灯" and as_reader.author.display_name == "李*"
 
+    await author.call("SetPostLike", pb.SetPostLikeRequest(post_id=post.id, liked=True))
+    again = (await home(author, place.neighbourhood))[0]
+    assert pages.hits == hits + 3 and (again.like_count, again.liked_by_me) == (2, True)
+    built = await author.call("GetPost", pb.GetPostRequest(post_id=post.id))  # built from the database
+    assert again == built.post
+
 
 async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_page(system: Any) -> None:
     place = await system.place()

@@ -6,6 +6,7 @@ Create-style RPCs run through `idempotency.run_once` with the caller's `idempote
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ from shequtong_boards.domain.catalogue import BoardKind
 from shequtong_boards.domain.content import COMMENT, HIDDEN, MEMBER_COMMENT, OFFICIAL_COMMENT, POST, SYSTEM_COMMENT
 from shequtong_boards.domain.policy import ACTIONS, Permissions, Policy
 from shequtong_boards.domain.ratelimit import TokenBuckets
-from shequtong_boards.models import Board, ModerationLog, Revision
+from shequtong_boards.models import Board, ModerationLog, Post, Revision
 from shequtong_boards.service import BoardsService
 from shequtong_boards.usecases import imports
 from shequtong_boards.usecases.base import Page
@@ -147,7 +148,28 @@ def mention_to_proto(mention: MentionView) -> pb.Mention:
     return pb.Mention(person_id=mention.person_id, display_name=mention.display_name, via_handle=mention.via_handle)
 
 
+# The message of each post of a kept feed page, built on its first use: a kept view's post, author,
+# mentions, polls and issue never change (the page is built again when they do); only its counters and
+# the caller's like are its own per request. Entries go with the kept page's rows.
+_KEPT_MESSAGES: weakref.WeakKeyDictionary[Post, pb.Post] = weakref.WeakKeyDictionary()
+
+
 def post_to_proto(view: PostView) -> pb.Post:
+    if view.counts is None:  # not from a kept page
+        return _post_message(view)
+    kept = _KEPT_MESSAGES.get(view.post)
+    if kept is None:
+        kept = _KEPT_MESSAGES[view.post] = _post_message(view)
+    message = pb.Post()
+    message.CopyFrom(kept)
+    message.like_count = view.like_count
+    message.comment_count = view.comment_count
+    message.official_answer_count = view.official_answer_count
+    message.liked_by_me = view.liked_by_me
+    return message
+
+
+def _post_message(view: PostView) -> pb.Post:
     post = view.post
     return pb.Post(
         id=post.id,

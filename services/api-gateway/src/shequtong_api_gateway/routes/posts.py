@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import ORJSONResponse
+from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
@@ -112,43 +115,69 @@ class LockIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, examples=["已答复，关闭讨论"])
 
 
+def author_fields(a: boards_pb2.Author) -> dict[str, Any]:
+    return {"person_id": a.person_id, "display_name": a.display_name, "badges": list(a.badges)}
+
+
 def author_out(a: boards_pb2.Author) -> AuthorOut:
-    return AuthorOut(person_id=a.person_id, display_name=a.display_name, badges=list(a.badges))
+    return AuthorOut(**author_fields(a))
+
+
+def mention_fields(m: boards_pb2.Mention) -> dict[str, Any]:
+    return {"person_id": m.person_id, "display_name": m.display_name, "via_handle": m.via_handle or None}
 
 
 def mention_out(m: boards_pb2.Mention) -> MentionOut:
-    return MentionOut(person_id=m.person_id, display_name=m.display_name, via_handle=m.via_handle or None)
+    return MentionOut(**mention_fields(m))
+
+
+def json_time(stamp: Timestamp) -> str | None:
+    """A time as pydantic writes a UTC datetime in JSON ("…Z"), the form every other response carries."""
+    when = from_ts(stamp)
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
+
+
+def post_fields(p: boards_pb2.Post) -> dict[str, Any]:
+    """A post as the API sends it: `PostOut` in JSON form, built straight from the message."""
+    return {
+        "id": p.id,
+        "board_id": p.board_id,
+        "board_kind": p.board_kind,
+        "neighbourhood_id": p.neighbourhood_id or None,
+        "district_id": p.district_id,
+        "author": author_fields(p.author),
+        "title": p.title,
+        "body": p.body,
+        "image_refs": list(p.image_refs),
+        "tags": list(p.tags),
+        "mentions": [mention_fields(m) for m in p.mentions],
+        "mentioned_handles": list(p.mentioned_handles),
+        "pinned": p.pinned,
+        "locked": p.locked,
+        "status": STATUSES.get(p.status, "visible"),
+        "like_count": p.like_count,
+        "comment_count": p.comment_count,
+        "official_answer_count": p.official_answer_count,
+        "liked_by_me": p.liked_by_me,
+        "version": p.version,
+        "created_at": json_time(p.created_at),
+        "edited_at": json_time(p.edited_at),
+        "topic_id": p.topic_id or None,
+        "affair_id": p.affair_id or None,
+        "poll_ids": list(p.poll_ids),
+        "issue_id": p.issue_id or None,
+    }
 
 
 def post_out(p: boards_pb2.Post) -> PostOut:
-    return PostOut(
-        id=p.id,
-        board_id=p.board_id,
-        board_kind=p.board_kind,
-        neighbourhood_id=p.neighbourhood_id or None,
-        district_id=p.district_id,
-        author=author_out(p.author),
-        title=p.title,
-        body=p.body,
-        image_refs=list(p.image_refs),
-        tags=list(p.tags),
-        mentions=[mention_out(m) for m in p.mentions],
-        mentioned_handles=list(p.mentioned_handles),
-        pinned=p.pinned,
-        locked=p.locked,
-        status=STATUSES.get(p.status, "visible"),
-        like_count=p.like_count,
-        comment_count=p.comment_count,
-        official_answer_count=p.official_answer_count,
-        liked_by_me=p.liked_by_me,
-        version=p.version,
-        created_at=from_ts(p.created_at),
-        edited_at=from_ts(p.edited_at),
-        topic_id=p.topic_id or None,
-        affair_id=p.affair_id or None,
-        poll_ids=list(p.poll_ids),
-        issue_id=p.issue_id or None,
-    )
+    return PostOut.model_validate(post_fields(p))
+
+
+def post_page(posts: Iterable[boards_pb2.Post], next_cursor: str) -> ORJSONResponse:
+    """A `PostPage` sent as the fields it is made of. The feeds are the most requested pages: building 20
+    models per page and then serializing them was a fifth of the gateway's CPU on the home feed, for data
+    already typed by the boards contract (`tests/test_post_page.py` holds the two ways to the same JSON)."""
+    return ORJSONResponse({"items": [post_fields(p) for p in posts], "next_cursor": next_cursor or None})
 
 
 def page_request(cursor: str | None, page_size: int) -> common_pb2.PageRequest:
@@ -172,12 +201,12 @@ async def board_feed(
     caller: SignedIn,
     cursor: str | None = Query(default=None, max_length=400),
     page_size: int = Query(default=20, ge=1, le=100),
-) -> PostPage:
+) -> ORJSONResponse:
     reply = await caller.call(
         caller.clients.boards.ListBoardFeed,
         boards_pb2.ListBoardFeedRequest(board_id=board_id, page=page_request(cursor, page_size)),
     )
-    return PostPage(items=[post_out(p) for p in reply.posts], next_cursor=reply.page.next_cursor or None)
+    return post_page(reply.posts, reply.page.next_cursor)
 
 
 @router.get(
@@ -190,12 +219,12 @@ async def home_feed(
     caller: SignedIn,
     cursor: str | None = Query(default=None, max_length=400),
     page_size: int = Query(default=20, ge=1, le=100),
-) -> PostPage:
+) -> ORJSONResponse:
     reply = await caller.call(
         caller.clients.boards.ListHomeFeed,
         boards_pb2.ListHomeFeedRequest(neighbourhood_id=neighbourhood_id, page=page_request(cursor, page_size)),
     )
-    return PostPage(items=[post_out(p) for p in reply.posts], next_cursor=reply.page.next_cursor or None)
+    return post_page(reply.posts, reply.page.next_cursor)
 
 
 @router.get("/v1/posts/{post_id}", response_model=PostOut, summary="One post")

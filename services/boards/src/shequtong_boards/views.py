@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.domain.affairs import AffairProcess
-from shequtong_boards.domain.content import COMMENT
 from shequtong_boards.domain.policy import Permissions, Policy
 from shequtong_boards.models import (
     AffairRow,
@@ -31,11 +30,10 @@ from shequtong_boards.models import (
     TopicStepRow,
 )
 from shequtong_boards.repository import (
-    LikeRepository,
     LiveCounts,
     Mentioned,
-    MentionRepository,
     PeopleRepository,
+    comment_facts,
     page_facts,
 )
 from shequtong_kit import auth
@@ -232,18 +230,16 @@ async def comment_views(
 ) -> list[CommentView]:
     if not comments:
         return []
-    ids = [c.id for c in comments]
-    mention_rows = await MentionRepository(session).of_targets(COMMENT, ids)
+    facts = await comment_facts(session, [c.id for c in comments], viewer)
     people = await People.load(
-        session, [c.author_id for c in comments] + [m.person_id for rows in mention_rows.values() for m in rows]
+        session, [c.author_id for c in comments] + [m.person_id for rows in facts.mentions.values() for m in rows]
     )
-    liked = await LikeRepository(session).liked(COMMENT, ids, viewer)
     return [
         CommentView(
             comment=c,
             author=people.author(c.author_id, c.neighbourhood_id, district_id),
-            mentions=tuple(people.mention(m) for m in mention_rows.get(c.id, [])),
-            liked_by_me=c.id in liked,
+            mentions=tuple(people.mention(m) for m in facts.mentions.get(c.id, [])),
+            liked_by_me=c.id in facts.liked,
         )
         for c in comments
     ]

@@ -70,14 +70,30 @@ class CatalogueCache:
         self, session: AsyncSession, neighbourhood_id: str, district_id: str, version: int | None = None
     ) -> Catalogue:
         """`version`: the district's catalogue version when the caller has just read it (with a feed's)."""
-        repo = BoardRepository(session)
         if version is None:
-            version = await repo.catalogue_version(district_id)  # first: what follows is at least this new
+            version = await BoardRepository(session).catalogue_version(district_id)  # first: what follows is newer
         entry = await self._district(session, district_id, version)
+        return Catalogue(entry.overrides, await self._local(session, entry, neighbourhood_id), entry.district)
+
+    async def board(
+        self, session: AsyncSession, board_id: str, neighbourhood_id: str | None, district_id: str
+    ) -> tuple[Board, dict[str, catalogue.BoardKind]] | None:
+        """A board of the neighbourhood (of the district's own when `neighbourhood_id` is None) with the
+        district's overrides, at the district's catalogue version read now; None when it is not one."""
+        entry = await self._district(
+            session, district_id, await BoardRepository(session).catalogue_version(district_id)
+        )
+        boards = await self._local(session, entry, neighbourhood_id) if neighbourhood_id else entry.district
+        found = next((board for board in boards if board.id == board_id), None)
+        return (found, entry.overrides) if found is not None else None
+
+    async def _local(self, session: AsyncSession, entry: DistrictBoards, neighbourhood_id: str) -> list[Board]:
         local = entry.neighbourhoods.get(neighbourhood_id)
         if local is None:
-            local = entry.neighbourhoods[neighbourhood_id] = await repo.of_neighbourhood(neighbourhood_id)
-        return Catalogue(entry.overrides, local, entry.district)
+            local = entry.neighbourhoods[neighbourhood_id] = await BoardRepository(session).of_neighbourhood(
+                neighbourhood_id
+            )
+        return local
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,11 @@ class PostUseCases:
         post = await PostRepository(session).get(post_id, for_update=for_update) if post_id else None
         if post is None or post.status == DELETED:
             raise NotFound("no such post", code="post_not_found")
-        access = await board_access(session, principal, await load_board(session, post.board_id))
+        kept = await self.ctx.catalogues.board(session, post.board_id, post.neighbourhood_id, post.district_id)
+        if kept is None:  # the post's place and its board's disagree: read the board itself
+            access = await board_access(session, principal, await load_board(session, post.board_id))
+        else:
+            access = await board_access(session, principal, *kept)
         access.require_read()
         if post.status == HIDDEN and not (post.author_id == principal.subject or access.perms.can_moderate):
             raise NotFound("no such post", code="post_not_found")

@@ -269,6 +269,25 @@ def _shape(scope: FeedScope | None) -> int:
     return _ALL_BOARDS if scope.boards is None else _SOME_BOARDS
 
 
+def _bound_key() -> FeedKey:
+    """A cursor's key as bound parameters (after_pinned, after_created_at, after_id)."""
+    return FeedKey(
+        bindparam("after_pinned", type_=Boolean),  # type: ignore[arg-type]
+        bindparam("after_created_at", type_=UtcDateTime),  # type: ignore[arg-type]
+        bindparam("after_id", type_=String),  # type: ignore[arg-type]
+    )
+
+
+def _key_params(after: FeedKey) -> dict[str, Any]:
+    return {"after_pinned": after.pinned, "after_created_at": after.created_at, "after_id": after.id}
+
+
+@functools.cache
+def _board_feed_statement(after: bool) -> Select[Any]:
+    query = select(Post).where(Post.board_id == bindparam("board_id"), Post.status == VISIBLE)
+    return _feed_order(_after(query, _bound_key() if after else None)).limit(bindparam("limit", type_=Integer))
+
+
 @functools.cache
 def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Select[Any]:
     """Built once per shape, with bound parameters: SQLAlchemy works out a cache key for every statement
@@ -280,15 +299,7 @@ def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Sele
     if district != _ABSENT:
         some = bindparam("district_boards", expanding=True) if district == _SOME_BOARDS else None
         scans.append(_district_posts(bindparam("district_id"), some))
-    key = (
-        FeedKey(
-            bindparam("after_pinned", type_=Boolean),  # type: ignore[arg-type]
-            bindparam("after_created_at", type_=UtcDateTime),  # type: ignore[arg-type]
-            bindparam("after_id", type_=String),  # type: ignore[arg-type]
-        )
-        if after
-        else None
-    )
+    key = _bound_key() if after else None
     limit = bindparam("limit", type_=Integer)
     if len(scans) == 1:
         return _feed_order(_after(scans[0], key)).limit(limit)
@@ -382,8 +393,11 @@ class PostRepository:
             await self.session.execute(insert(Post), list(rows))
 
     async def board_feed(self, board_id: str, after: FeedKey | None, limit: int) -> list[Post]:
-        query = select(Post).where(Post.board_id == board_id, Post.status == VISIBLE)
-        return list((await self.session.execute(_feed_order(_after(query, after)).limit(limit))).scalars())
+        """A board's keyset page (ix_posts_board_feed), with a statement built once per shape."""
+        params: dict[str, Any] = {"board_id": board_id, "limit": limit}
+        if after is not None:
+            params.update(_key_params(after))
+        return list((await self.session.execute(_board_feed_statement(after is not None), params)).scalars())
 
     async def home_feed(
         self, neighbourhood: FeedScope | None, district: FeedScope | None, after: FeedKey | None, limit: int
@@ -403,7 +417,7 @@ class PostRepository:
             if district.boards is not None:
                 params["district_boards"] = list(district.boards)
         if after is not None:
-            params.update(after_pinned=after.pinned, after_created_at=after.created_at, after_id=after.id)
+            params.update(_key_params(after))
         return list((await self.session.execute(statement, params)).scalars())
 
     async def live_counts(self, post_ids: Sequence[str], viewer: str) -> dict[str, LiveCounts]:

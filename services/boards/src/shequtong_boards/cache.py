@@ -118,7 +118,7 @@ class FeedPageCache:
     at the writer's commit. Counters move with every comment and like: they are not part of the page
     but read with the viewer's likes on each use, so a busy thread does not empty the cache."""
 
-    def __init__(self, limit: int = 2_048) -> None:
+    def __init__(self, limit: int = 512) -> None:
         self.limit = limit
         self.hits = 0
         self.misses = 0

@@ -12,5 +12,7 @@ class BoardsSettings(ServiceSettings):
     post_rate_per_minute: float = 30.0
     post_burst: int = 30
     # First feed pages kept in memory per process (home feeds per neighbourhood and audience, board feeds):
-    # ~20 posts each (typically tens of KB); 2,048 hold every neighbourhood of a district twice over.
-    feed_cache_pages: int = Field(default=2_048, ge=0)
+    # A kept page of 20 short posts measured 61 KiB (its messages add a few); 20 posts of the 5,000-character
+    # maximum would take ~0.55 MiB (text as read and as a message). 512 pages: ~35 MB usually, under 300 MB
+    # at that worst, inside the chart's 512Mi boards limit (deploy/helm/OPERATORS.md).
+    feed_cache_pages: int = Field(default=512, ge=0)

@@ -146,6 +146,20 @@ async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_pag
             shown(lambda p: p[post.id].author.display_name == RENAMED),
         ),
         (
+            "author verified again under another name",
+            deliver(
+                "identity.membership.verified",
+                identity_ev.MemberVerified(
+                    person_id=author.id,
+                    neighbourhood_id=place.neighbourhood,
+                    household_id=str(uuid.uuid4()),
+                    membership_id=str(uuid.uuid4()),
+                    display_name="王三",
+                ),
+            ),
+            shown(lambda p: p[post.id].author.display_name == "王三"),
+        ),
+        (
             "author badge granted",
             deliver(
                 "identity.role.granted",

@@ -3,9 +3,8 @@ holders (who answers @居委会, badges), and issue → post links so an issue's
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +45,31 @@ def issue_status_text(message: issues_ev.IssueStateChanged) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class ShownPerson:
+    """A person as feed pages show them, read before a change to what boards knows of them; `name` is None
+    when no post shows them (most people never post: their changes move no feed version)."""
+
+    person_id: str
+    name: str | None
+
+    @classmethod
+    async def before(cls, session: AsyncSession, person_id: str) -> ShownPerson:
+        if not await PeopleRepository(session).on_feeds(person_id):
+            return cls(person_id, None)
+        return cls(person_id, (await People.load(session, [person_id])).names.get(person_id, ""))
+
+    async def changed(self, session: AsyncSession, badge_scope: str = "") -> None:
+        """Moves the feed versions the change shows in: the scope's place when a badge there was granted or
+        revoked, everyone's (`people`) when the name pages show changed."""
+        if self.name is None:
+            return
+        places = [badge_scope] if badge_scope.startswith(("n:", "d:")) else []
+        if (await People.load(session, [self.person_id])).names.get(self.person_id, "") != self.name:
+            places.append(PEOPLE_PLACE)
+        await FeedVersionRepository(session).bump(places)
+
+
 class ProjectionUseCases:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -53,21 +77,18 @@ class ProjectionUseCases:
     async def member_verified(
         self, session: AsyncSession, message: identity_ev.MemberVerified, event: ReceivedEvent
     ) -> None:
-        await self._person_changes(
-            session,
-            message.person_id,
-            partial(
-                PeopleRepository(session).record_member,
-                {
-                    "person_id": message.person_id,
-                    "neighbourhood_id": message.neighbourhood_id,
-                    "household_id": message.household_id or None,
-                    "display_name": message.display_name[:100],
-                    "verified_at": _when(event, self.ctx),
-                    "active": True,
-                },
-            ),
+        shown = await ShownPerson.before(session, message.person_id)
+        await PeopleRepository(session).record_member(
+            {
+                "person_id": message.person_id,
+                "neighbourhood_id": message.neighbourhood_id,
+                "household_id": message.household_id or None,
+                "display_name": message.display_name[:100],
+                "verified_at": _when(event, self.ctx),
+                "active": True,
+            }
         )
+        await shown.changed(session)
 
     async def member_left(self, session: AsyncSession, message: identity_ev.MemberLeft, _event: ReceivedEvent) -> None:
         await PeopleRepository(session).member_left(message.person_id, message.neighbourhood_id)
@@ -75,53 +96,31 @@ class ProjectionUseCases:
     async def role_granted(
         self, session: AsyncSession, message: identity_ev.RoleGranted, _event: ReceivedEvent
     ) -> None:
-        await self._person_changes(
-            session,
-            message.person_id,
-            partial(
-                PeopleRepository(session).grant,
-                {
-                    "person_id": message.person_id,
-                    "role": message.role,
-                    "scope": message.scope,
-                    "display_name": message.display_name[:100],
-                },
-            ),
-            badge_scope=message.scope,
+        shown = await ShownPerson.before(session, message.person_id)
+        await PeopleRepository(session).grant(
+            {
+                "person_id": message.person_id,
+                "role": message.role,
+                "scope": message.scope,
+                "display_name": message.display_name[:100],
+            }
         )
+        await shown.changed(session, badge_scope=message.scope)
 
     async def role_revoked(
         self, session: AsyncSession, message: identity_ev.RoleRevoked, _event: ReceivedEvent
     ) -> None:
-        await self._person_changes(
-            session,
-            message.person_id,
-            partial(PeopleRepository(session).revoke, message.person_id, message.role, message.scope),
-            badge_scope=message.scope,
-        )
+        shown = await ShownPerson.before(session, message.person_id)
+        await PeopleRepository(session).revoke(message.person_id, message.role, message.scope)
+        await shown.changed(session, badge_scope=message.scope)
 
     async def person_updated(
         self, session: AsyncSession, message: identity_ev.PersonProfileUpdated, _event: ReceivedEvent
     ) -> None:
         if message.display_name:
-            rename = partial(PeopleRepository(session).rename, message.person_id, message.display_name[:100])
-            await self._person_changes(session, message.person_id, rename)
-
-    async def _person_changes(
-        self, session: AsyncSession, person_id: str, change: Callable[[], Awaitable[None]], badge_scope: str = ""
-    ) -> None:
-        """A change to what boards knows of a person, and the feed versions it moves when a post shows
-        them: everyone's (`people`) when the name pages show changes, the scope's place when a badge
-        there is granted or revoked. Most people never post: their changes move nothing."""
-        on_feeds = await PeopleRepository(session).on_feeds(person_id)
-        before = await People.load(session, [person_id]) if on_feeds else None
-        await change()
-        if before is None:
-            return
-        places = [badge_scope] if badge_scope.startswith(("n:", "d:")) else []
-        if (await People.load(session, [person_id])).names.get(person_id) != before.names.get(person_id):
-            places.append(PEOPLE_PLACE)
-        await FeedVersionRepository(session).bump(places)
+            shown = await ShownPerson.before(session, message.person_id)
+            await PeopleRepository(session).rename(message.person_id, message.display_name[:100])
+            await shown.changed(session)
 
     async def issue_reported(
         self, session: AsyncSession, message: issues_ev.IssueReported, event: ReceivedEvent

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shequtong_api_gateway import problems, routes
 from shequtong_api_gateway.clients import Clients
 from shequtong_api_gateway.deps import parse_networks
+from shequtong_api_gateway.routing import add_routes
 from shequtong_api_gateway.settings import GatewaySettings
 from shequtong_kit.auth import TokenVerifier
 from shequtong_kit.grpc_client import identity_jwks_loader
@@ -181,5 +182,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         module = importlib.import_module(f"{routes.__name__}.{module_info.name}")
         router = getattr(module, "router", None)
         if router is not None:
-            app.include_router(router)
+            add_routes(app, router)
     return app

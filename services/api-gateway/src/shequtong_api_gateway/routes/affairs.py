@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.posts import page_request
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["affairs"])
+router = gateway_router(tags=["affairs"])
 
 Kind = Literal["election", "owners_committee_formation"]
 KINDS = {

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import Caller, client_address, clients
+from shequtong_api_gateway.routing import gateway_router
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = gateway_router(prefix="/v1/auth", tags=["auth"])
 
 
 def _anonymous(request: Request) -> Caller:

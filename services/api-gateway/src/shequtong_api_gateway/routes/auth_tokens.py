@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 
 from shequtong.identity.v1 import identity_pb2
+from shequtong_api_gateway.routing import gateway_router
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = gateway_router(prefix="/v1/auth", tags=["auth"])
 
 
 class ClientCredentials(BaseModel):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["boards"])
+router = gateway_router(tags=["boards"])
 
 Scope = Literal["neighbourhood", "district"]
 SCOPES = {"neighbourhood": boards_pb2.BOARD_SCOPE_NEIGHBOURHOOD, "district": boards_pb2.BOARD_SCOPE_DISTRICT}

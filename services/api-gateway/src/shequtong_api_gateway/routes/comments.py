@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
@@ -20,9 +20,10 @@ from shequtong_api_gateway.routes.posts import (
     mention_out,
     page_request,
 )
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["comments"])
+router = gateway_router(tags=["comments"])
 
 Kind = Literal["member", "official", "system"]
 KINDS: dict[int, Kind] = {

@@ -7,15 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
 from shequtong.common.v1 import common_pb2
 from shequtong.gridgateway.v1 import gridgateway_pb2 as pb
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/grid", tags=["grid"])
+router = gateway_router(prefix="/v1/grid", tags=["grid"])
 
 TicketState = Literal[
     "pending",

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import ORJSONResponse
 
-router = APIRouter(tags=["health"])
+from shequtong_api_gateway.routing import gateway_router
+
+router = gateway_router(tags=["health"])
 
 
 @router.get("/healthz", summary="The gateway process is alive")

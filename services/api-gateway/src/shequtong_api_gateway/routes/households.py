@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from pydantic import BaseModel
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.memberships import AddressModel, address_out
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/neighbourhoods/{neighbourhood_id}/households", tags=["households"])
+router = gateway_router(prefix="/v1/neighbourhoods/{neighbourhood_id}/households", tags=["households"])
 
 
 class HouseholdOut(BaseModel):

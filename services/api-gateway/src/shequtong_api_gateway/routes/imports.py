@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.problems import ApiProblem
+from shequtong_api_gateway.routing import gateway_router
 
-router = APIRouter(prefix="/v1/imports", tags=["imports"])
+router = gateway_router(prefix="/v1/imports", tags=["imports"])
 
 REGIONS_EXAMPLE = """level,code,name,parent_code,kind
 district,310113,宝山区,,

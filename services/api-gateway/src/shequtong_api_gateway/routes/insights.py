@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import Body, Query, Response
 from pydantic import BaseModel, Field
 
 from shequtong.common.v1 import common_pb2
 from shequtong.insights.v1 import insights_pb2 as pb
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/insights", tags=["insights"])
+router = gateway_router(prefix="/v1/insights", tags=["insights"])
 
 Kind = Literal["residential", "village", "unspecified"]
 GroupBy = Literal["subdistrict", "kind", "neighbourhood"]

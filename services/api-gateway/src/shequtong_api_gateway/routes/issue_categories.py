@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shequtong.issues.v1 import issues_pb2 as pb
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 
-router = APIRouter(tags=["issue categories"])
+router = gateway_router(tags=["issue categories"])
 
 
 class CategoryOut(BaseModel):

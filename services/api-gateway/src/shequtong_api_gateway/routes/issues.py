@@ -6,15 +6,16 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field, model_validator
 
 from shequtong.common.v1 import common_pb2
 from shequtong.issues.v1 import issues_pb2 as pb
 from shequtong_api_gateway.deps import Caller, SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["issues"])
+router = gateway_router(tags=["issues"])
 
 State = Literal[
     "reported",

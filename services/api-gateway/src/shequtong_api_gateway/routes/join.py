@@ -6,7 +6,7 @@ import io
 from datetime import datetime
 
 import segno
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from shequtong.common.v1 import common_pb2
@@ -14,9 +14,10 @@ from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import OptionalCaller, SignedIn
 from shequtong_api_gateway.problems import ApiProblem
 from shequtong_api_gateway.routes.memberships import AddressModel, MembershipOut, membership_out
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["join"])
+router = gateway_router(tags=["join"])
 
 
 class JoinCodeIn(BaseModel):

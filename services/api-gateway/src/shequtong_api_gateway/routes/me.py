@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.memberships import MembershipOut, membership_out
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/me", tags=["me"])
+router = gateway_router(prefix="/v1/me", tags=["me"])
 
 
 class PersonOut(BaseModel):

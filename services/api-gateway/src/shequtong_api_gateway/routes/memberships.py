@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field, model_validator
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["memberships"])
+router = gateway_router(tags=["memberships"])
 
 State = Literal["pending", "verified", "rejected", "left"]
 STATES = {

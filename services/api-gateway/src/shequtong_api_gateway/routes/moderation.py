@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, get_args
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.posts import page_request
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["moderation"])
+router = gateway_router(tags=["moderation"])
 
 Target = Literal["post", "comment", "member"]
 TARGETS = {"post": boards_pb2.TARGET_TYPE_POST, "comment": boards_pb2.TARGET_TYPE_COMMENT}

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shequtong.volunteers.v1 import volunteers_pb2 as pb
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.volunteers import ReasonIn, name_of, page
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/organisations", tags=["organisations"])
+router = gateway_router(prefix="/v1/organisations", tags=["organisations"])
 
 OrganisationState = Literal["pending", "approved", "rejected"]
 STATES: dict[str, int] = {

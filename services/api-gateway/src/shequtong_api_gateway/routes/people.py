@@ -3,14 +3,15 @@ join through a neighbourhood's code)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.me import PersonOut, person_out
+from shequtong_api_gateway.routing import gateway_router
 
-router = APIRouter(prefix="/v1/people", tags=["people"])
+router = gateway_router(prefix="/v1/people", tags=["people"])
 
 
 class PersonIn(BaseModel):

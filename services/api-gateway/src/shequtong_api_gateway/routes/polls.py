@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts, ts
 
-router = APIRouter(tags=["polls"])
+router = gateway_router(tags=["polls"])
 
 Kind = Literal["single", "multiple"]
 KINDS = {"single": boards_pb2.POLL_KIND_SINGLE, "multiple": boards_pb2.POLL_KIND_MULTIPLE}

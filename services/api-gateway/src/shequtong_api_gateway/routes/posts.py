@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field
@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 from shequtong.boards.v1 import boards_pb2
 from shequtong.common.v1 import common_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(tags=["posts"])
+router = gateway_router(tags=["posts"])
 
 Status = Literal["visible", "hidden", "deleted"]
 STATUSES: dict[int, Status] = {

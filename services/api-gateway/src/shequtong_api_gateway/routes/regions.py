@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts
 
-router = APIRouter(prefix="/v1/regions", tags=["regions"])
+router = gateway_router(prefix="/v1/regions", tags=["regions"])
 
 Level = Literal["district", "subdistrict", "neighbourhood"]
 Kind = Literal["residential", "village"]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shequtong.common.v1 import common_pb2
 from shequtong.identity.v1 import identity_pb2
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts, ts
 
-router = APIRouter(prefix="/v1/neighbourhoods/{neighbourhood_id}", tags=["roster"])
+router = gateway_router(prefix="/v1/neighbourhoods/{neighbourhood_id}", tags=["roster"])
 
 
 class ShiftIn(BaseModel):

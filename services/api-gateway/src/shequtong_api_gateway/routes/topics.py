@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, get_args
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shequtong.boards.v1 import boards_pb2
 from shequtong_api_gateway.deps import SignedIn
 from shequtong_api_gateway.routes.posts import AuthorOut, author_out, page_request
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts, ts
 
-router = APIRouter(tags=["deliberation"])
+router = gateway_router(tags=["deliberation"])
 
 Stage = Literal[
     "proposed",

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shequtong.common.v1 import common_pb2
 from shequtong.volunteers.v1 import volunteers_pb2 as pb
 from shequtong_api_gateway.deps import SignedIn
+from shequtong_api_gateway.routing import gateway_router
 from shequtong_kit.proto import from_ts, ts
 
-router = APIRouter(tags=["volunteers"])
+router = gateway_router(tags=["volunteers"])
 
 VolunteerState = Literal["pending", "approved", "rejected", "left", "removed"]
 VOLUNTEER_STATES: dict[str, int] = {

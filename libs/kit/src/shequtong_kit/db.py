@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
@@ -135,6 +138,46 @@ def session_factory(engine: AsyncEngine, *, cache_lineages: bool = False) -> asy
     from shequtong_kit.regions import LINEAGE_CACHE, LineageCache
 
     return async_sessionmaker(engine, expire_on_commit=False, info={LINEAGE_CACHE: LineageCache()})
+
+
+class ReadingSession(Session):
+    """A session that refuses to write: its statements commit one by one (see `reading_sessions`), so a
+    write in it would not be undone with the rest of a failed use case."""
+
+
+# Text statements are let through when they plainly read; a write hidden in a CTE is the caller's own risk.
+_READING_TEXT = re.compile(r"\s*(select|show|values|explain)\b", re.IGNORECASE)
+
+
+@event.listens_for(ReadingSession, "do_orm_execute")
+def _refuse_writes(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if statement.is_dml or (isinstance(statement, TextClause) and not _READING_TEXT.match(statement.text)):
+        raise RuntimeError("a reading session only reads")
+
+
+@event.listens_for(ReadingSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a reading session only reads")
+
+
+def reading_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions like `sessions` for use cases that only read. On PostgreSQL their statements run without
+    a transaction around them (autocommit), which saves the BEGIN and the ROLLBACK round trips of every
+    read — measured on the home feed, a tenth of the boards process. Reads lose nothing: under READ
+    COMMITTED each statement sees what was committed when it started, in a transaction or not. On SQLite
+    (the embedded default) they keep their transaction."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+        return async_sessionmaker(**{**sessions.kw, "sync_session_class": ReadingSession})
+    return async_sessionmaker(
+        **{
+            **sessions.kw,
+            "bind": bind.execution_options(isolation_level="AUTOCOMMIT"),
+            "sync_session_class": ReadingSession,
+        }
+    )
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shequtong_boards.cache import CatalogueCache, FeedPageCache
 from shequtong_boards.events import BoardsEvents
 from shequtong_kit.clock import Clock
+from shequtong_kit.db import reading_sessions
 from shequtong_kit.pagination import decode_cursor, encode_cursor, page_size
 
 
@@ -19,6 +20,11 @@ class Context:
     clock: Clock
     catalogues: CatalogueCache = field(default_factory=CatalogueCache)
     feed_pages: FeedPageCache = field(default_factory=FeedPageCache)
+    # For the hot read-only use cases (feeds, a post, its comments): no transaction round trips.
+    reads: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = reading_sessions(self.sessions)
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class PostUseCases:
         return post, access
 
     async def get(self, principal: Principal, post_id: str) -> PostView:
-        async with self.ctx.sessions() as session:
+        async with self.ctx.reads() as session:
             post, _ = await self.readable_post(session, principal, post_id)
             return (await post_views(session, [post], principal.subject))[0]
 
@@ -312,7 +312,7 @@ class PostUseCases:
         if raw is not None and (len(raw) != 1 or not isinstance(raw[0], int)):
             raise InvalidArgument("cursor is not one we issued", code="cursor_invalid")
         after = int(raw[0]) if raw else 0
-        async with self.ctx.sessions() as session:
+        async with self.ctx.reads() as session:
             await self.readable_post(session, principal, post_id)
             rows = await PostRepository(session).revisions(POST, post_id, after, page.size + 1)
         shown = rows[: page.size]
@@ -336,7 +336,7 @@ class PostUseCases:
 
     async def board_feed(self, principal: Principal, board_id: str, page: Page) -> Paged:
         after = feed_key(page.cursor)
-        async with self.ctx.sessions() as session:
+        async with self.ctx.reads() as session:
             board = await load_board(session, board_id)
             versions = await FeedVersionRepository(session).read(
                 board.district_id or "", (PEOPLE_PLACE, feed_place(board.neighbourhood_id, board.district_id or ""))
@@ -357,7 +357,7 @@ class PostUseCases:
         """Every board of the neighbourhood and of its district that the caller reads: pinned first, then
         newest. Two keyset scans (neighbourhood, district) in one statement, each on its own partial index."""
         after = feed_key(page.cursor)
-        async with self.ctx.sessions() as session:
+        async with self.ctx.reads() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
             district_id = lineage.district_id
             versions = await FeedVersionRepository(session).read(
@@ -542,7 +542,7 @@ class CommentUseCases:
 
     async def list_comments(self, principal: Principal, post_id: str, parent_id: str, page: Page) -> Paged:
         after = time_key(page.cursor)
-        async with self.ctx.sessions() as session:
+        async with self.ctx.reads() as session:
             post, _ = await self.posts.readable_post(session, principal, post_id)
             rows = await CommentRepository(session).thread(post.id, parent_id or None, after, page.size + 1)
             shown = rows[: page.size]

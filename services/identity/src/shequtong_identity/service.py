@@ -74,7 +74,7 @@ from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage
-from shequtong_kit.db import PlannerStatistics
+from shequtong_kit.db import PlannerStatistics, reading_sessions
 from shequtong_kit.errors import (
     AlreadyExists,
     Conflict,
@@ -150,6 +150,7 @@ class IdentityService:
             settings.login_failures_per_address, ADDRESS_WINDOW, lock=ADDRESS_WINDOW
         )
         self.sessions = sessions
+        self.reads = reading_sessions(sessions)  # the on-duty answer every report asks for
         self.import_statistics = PlannerStatistics()
         self.outbox = outbox
         self.clock = clock
@@ -724,7 +725,7 @@ class IdentityService:
     async def on_duty(
         self, principal: Principal, neighbourhood_id: str, at: datetime | None
     ) -> tuple[roster_rules.OnDuty, Person | None]:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             actor = await self.actor(session, principal)
             lineage = await self.neighbourhood(session, neighbourhood_id)
             self._require_oversight(actor, lineage)

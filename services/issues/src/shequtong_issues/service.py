@@ -41,7 +41,7 @@ from shequtong_kit import regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
-from shequtong_kit.db import once_per_transaction
+from shequtong_kit.db import once_per_transaction, reading_sessions
 from shequtong_kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.idempotency import run_once
 from shequtong_kit.ids import new_id
@@ -181,6 +181,8 @@ class IssuesService:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        # Reads (a report's catalogue, the queue, an issue and its timeline) without transaction round trips.
+        self.reads = reading_sessions(sessions)
         self.outbox = outbox
         self.clock = clock
         self.onduty = onduty
@@ -450,7 +452,7 @@ class IssuesService:
         response_type: type[R],
         pack: Callable[[IssueView], R],
     ) -> R:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             lineage = await regions.lineage(session, cmd.neighbourhood_id)
             rules, _ = await self._catalogue(session, lineage.district_id)
         source = access.ensure_may_report(principal, cmd.neighbourhood_id, lineage, bool(cmd.on_behalf_of))
@@ -835,7 +837,7 @@ class IssuesService:
 
     # --- reads ----------------------------------------------------------------------------------------
     async def get(self, principal: Principal, issue_id: str) -> IssueView:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             issue, view = await self._load(session, principal, issue_id)
             category = await self._category(session, issue)
         return IssueView(issue, view, self.clock.now(), category.name if category else "")
@@ -854,7 +856,7 @@ class IssuesService:
     ) -> ListResult:
         now = self.clock.now()
         _check_states(states)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             repo = IssueRepository(session)
             query, fixed_view = await self._scope_query(session, principal, scope, neighbourhood_id, subdistrict_id)
             query = replace(
@@ -925,7 +927,7 @@ class IssuesService:
     ) -> Counts:
         now = self.clock.now()
         _check_states(states)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             repo = IssueRepository(session)
             if scope == "neighbourhood":
                 if not neighbourhood_id:
@@ -971,13 +973,13 @@ class IssuesService:
     async def timeline(
         self, principal: Principal, issue_id: str, after_seq: int, limit: int
     ) -> tuple[list[TimelineEntry], View, bool]:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             issue, view = await self._load(session, principal, issue_id)
             rows = await IssueRepository(session).timeline(issue.id, after_seq, limit + 1, view == View.STAFF)
         return rows[:limit], view, len(rows) > limit
 
     async def sla_of(self, principal: Principal, issue_id: str) -> tuple[list[SlaClock], list[SlaBreach]]:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             issue, view = await self._load(session, principal, issue_id)
             if view == View.PUBLIC:
                 raise PermissionDenied("the clocks are for the reporter and staff", code="not_allowed")
@@ -988,7 +990,7 @@ class IssuesService:
     async def categories(
         self, principal: Principal, district_id: str, neighbourhood_id: str, include_inactive: bool
     ) -> tuple[list[CategoryRule], bool, str]:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             if neighbourhood_id:
                 district_id = (await regions.lineage(session, neighbourhood_id)).district_id
             if not district_id:
@@ -1065,7 +1067,7 @@ class IssuesService:
         response_type: type[R],
         pack: Callable[[str, str, float], R],
     ) -> R:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             lineage = await regions.lineage(session, neighbourhood_id)
             rules, _ = await self._catalogue(session, lineage.district_id)
         access.ensure_may_set_target(principal, lineage)

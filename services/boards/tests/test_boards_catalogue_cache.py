@@ -7,11 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from shequtong_boards.service import BoardsService
 from shequtong_boards.usecases.base import Page
 
 from shequtong.boards.v1 import boards_pb2 as pb
 from shequtong_kit.auth import Principal, parse_roles
+from shequtong_kit.errors import NotFound, PermissionDenied
 from shequtong_kit.outbox import Outbox
 
 
@@ -56,3 +58,29 @@ async def test_a_replica_sees_the_other_replicas_catalogue_change_at_once(system
 
 def _first_page() -> Page:
     return Page.of("", 20)
+
+
+async def test_a_post_read_on_a_replica_follows_a_read_rule_changed_on_the_other(system: Any) -> None:
+    """A post's page reads its district's catalogue version with the post itself (one statement): the
+    replica's kept catalogue must still give way to the rule changed since."""
+    district = str(uuid.uuid4())
+    home = await system.place(district=district)
+    resident = await system.resident(home)
+    staff = system.person(f"district_staff@d:{district}")
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    boards = await replica.boards.list_boards(principal(resident), home.neighbourhood)
+    matters = next(v.board.id for v in boards if v.board.kind == "neighbourhood_matters")
+    post = (await resident.call("CreatePost", pb.CreatePostRequest(board_id=matters, title="路灯", body="坏了"))).post
+    assert (await replica.posts.get(principal(resident), post.id)).post.id == post.id  # catalogue kept now
+
+    committee_only = pb.BoardPolicy(read=["committee", "staff"], post=["committee"], moderate=["committee", "staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(
+            district_id=district, kind="neighbourhood_matters", name="身边事", policy=committee_only
+        ),
+    )
+    with pytest.raises(PermissionDenied):
+        await replica.posts.get(principal(resident), post.id)
+    with pytest.raises(NotFound):
+        await replica.posts.get(principal(resident), str(uuid.uuid4()))

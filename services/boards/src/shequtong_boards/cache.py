@@ -76,13 +76,19 @@ class CatalogueCache:
         return Catalogue(entry.overrides, await self._local(session, entry, neighbourhood_id), entry.district)
 
     async def board(
-        self, session: AsyncSession, board_id: str, neighbourhood_id: str | None, district_id: str
+        self,
+        session: AsyncSession,
+        board_id: str,
+        neighbourhood_id: str | None,
+        district_id: str,
+        version: int | None = None,
     ) -> tuple[Board, dict[str, catalogue.BoardKind]] | None:
         """A board of the neighbourhood (of the district's own when `neighbourhood_id` is None) with the
-        district's overrides, at the district's catalogue version read now; None when it is not one."""
-        entry = await self._district(
-            session, district_id, await BoardRepository(session).catalogue_version(district_id)
-        )
+        district's overrides, at the district's catalogue `version` (read now when not given; a given one
+        was read before anything this returns); None when it is not one."""
+        if version is None:
+            version = await BoardRepository(session).catalogue_version(district_id)
+        entry = await self._district(session, district_id, version)
         boards = await self._local(session, entry, neighbourhood_id) if neighbourhood_id else entry.district
         found = next((board for board in boards if board.id == board_id), None)
         return (found, entry.overrides) if found is not None else None

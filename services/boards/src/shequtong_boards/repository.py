@@ -112,6 +112,12 @@ async def subdistricts_of(session: AsyncSession, district_id: str) -> set[str]:
 _CATALOGUE_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.district_id == bindparam("district_id"))
 
 
+_POST_AND_CATALOGUE_VERSION = select(
+    Post,
+    select(CatalogueVersion.version).where(CatalogueVersion.district_id == Post.district_id).scalar_subquery(),
+).where(Post.id == bindparam("post_id"))
+
+
 class BoardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -376,6 +382,11 @@ _LIVE_COUNTS = (
 class PostRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def get_with_catalogue_version(self, post_id: str) -> tuple[Post, int] | None:
+        """The post and its district's catalogue version in one round trip (a post's page needs both)."""
+        row = (await self.session.execute(_POST_AND_CATALOGUE_VERSION, {"post_id": post_id})).first()
+        return None if row is None else (row[0], int(row[1] or 0))
 
     async def get(self, post_id: str, for_update: bool = False) -> Post | None:
         if for_update:

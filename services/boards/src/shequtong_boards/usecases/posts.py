@@ -206,10 +206,16 @@ class PostUseCases:
         self, session: AsyncSession, principal: Principal, post_id: str, for_update: bool = False
     ) -> tuple[Post, BoardAccess]:
         """The post if the caller may see it: visible to readers; hidden only to its author and moderators."""
-        post = await PostRepository(session).get(post_id, for_update=for_update) if post_id else None
+        posts = PostRepository(session)
+        post: Post | None = None
+        version = None  # a writer's post is locked first; its catalogue version is read after
+        if for_update and post_id:
+            post = await posts.get(post_id, for_update=True)
+        elif post_id:
+            post, version = await posts.get_with_catalogue_version(post_id) or (None, None)
         if post is None or post.status == DELETED:
             raise NotFound("no such post", code="post_not_found")
-        kept = await self.ctx.catalogues.board(session, post.board_id, post.neighbourhood_id, post.district_id)
+        kept = await self.ctx.catalogues.board(session, post.board_id, post.neighbourhood_id, post.district_id, version)
         if kept is None:  # the post's place and its board's disagree: read the board itself
             access = await board_access(session, principal, await load_board(session, post.board_id))
         else:

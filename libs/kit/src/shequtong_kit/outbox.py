@@ -37,6 +37,8 @@ from shequtong_kit.telemetry import meter, tracer
 log = logging.getLogger(__name__)
 
 _wakeups: set[asyncio.Event] = set()
+# Built once: a statement made per event (`.values(**row)`) had its cache key generated on every write.
+_INSERT = insert(outbox)
 
 
 def _wake_relays(_session: Any) -> None:
@@ -82,7 +84,7 @@ class Outbox:
 
     async def add(self, session: AsyncSession, subject: str, message: Message) -> str:
         row = self._row(subject, message, self.clock.now())
-        await session.execute(insert(outbox).values(**row))
+        await session.execute(_INSERT, row)
         self._wake_after_commit(session)
         return str(row["id"])
 
@@ -92,7 +94,7 @@ class Outbox:
         now = self.clock.now()
         rows = [self._row(subject, message, now) for subject, message in events]
         for start in range(0, len(rows), 1000):
-            await session.execute(insert(outbox), rows[start : start + 1000])
+            await session.execute(_INSERT, rows[start : start + 1000])
         if rows:
             self._wake_after_commit(session)
         return [str(row["id"]) for row in rows]

@@ -19,11 +19,11 @@ SERVICES = {
     "board_deep_page": ["boards"],
     "post_with_comments": ["boards"],
     "comment_or_like": ["boards"],
-    "report_problem": ["issues"],
+    "report_problem": ["issues", "identity", "insights"],
     "cadre_queue": ["issues"],
     "volunteer_signup": ["volunteers"],
     "mixed_resident": ["boards", "issues"],
-    "report_dispatch": ["issues", "grid-gateway"],
+    "report_dispatch": ["issues", "grid-gateway", "identity", "insights"],
 }
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
-from shequtong_kit.db import UtcDateTime, inbox
+from shequtong_kit.db import CompiledOnce, UtcDateTime, inbox
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
 from shequtong_kit.telemetry import meter, tracer
 
@@ -87,7 +87,7 @@ class _RollBack(Exception):
 
 
 # INSERT INTO inbox SELECT :consumer, unnest(:ids), :now ON CONFLICT DO NOTHING RETURNING event_id
-_CLAIM_POSTGRES = (
+_CLAIM_POSTGRES = CompiledOnce(
     postgresql.insert(inbox)
     .from_select(
         ["consumer", "event_id", "handled_at"],
@@ -416,9 +416,9 @@ class ConsumerRunner:
         connection = await session.connection()
         now = self._clock.now()
         if connection.dialect.name == "postgresql":
-            # One statement of fixed text whatever the batch size (prepared once per connection).
-            result = await session.execute(
-                _CLAIM_POSTGRES, {"consumer": self.spec.name, "ids": [event.id for event in batch], "now": now}
+            # One statement of fixed text whatever the batch size (compiled once, prepared once per connection).
+            result = await _CLAIM_POSTGRES.rows(
+                session, {"consumer": self.spec.name, "ids": [event.id for event in batch], "now": now}
             )
         else:
             rows = [{"consumer": self.spec.name, "event_id": event.id, "handled_at": now} for event in batch]

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
@@ -178,6 +179,30 @@ def reading_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessio
             "sync_session_class": ReadingSession,
         }
     )
+
+
+class CompiledOnce:
+    """A fixed PostgreSQL statement compiled once per process and sent as the driver's own SQL.
+
+    For the statements SQLAlchemy will not cache: its PostgreSQL `INSERT … ON CONFLICT` opts out of the
+    compiled cache, so each execution compiles it again (measured: a tenth of the insights consumer's CPU).
+    Parameters reach the driver as they are — only values asyncpg takes natively (str, int, a list of str,
+    an aware datetime); no type of ours processes them. Elsewhere (SQLite) the statement runs through
+    SQLAlchemy as usual."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, tuple[str, ...]] | None = None
+
+    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        connection = await session.connection()
+        if connection.dialect.name != "postgresql":
+            return list((await session.execute(self.statement, params)).all())
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=connection.dialect)
+            self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
+        sql, names = self._compiled
+        return list((await connection.exec_driver_sql(sql, tuple(params[name] for name in names))).all())
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,63 @@
+"""`db.CompiledOnce`: an INSERT … ON CONFLICT (which SQLAlchemy compiles anew on every execution) compiled
+once and sent as driver SQL on PostgreSQL, with the same effect as through SQLAlchemy; on SQLite it runs
+through SQLAlchemy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shequtong_kit.db import CompiledOnce, create_engine, inbox, kit_metadata, session_factory
+from shequtong_kit.testing import Databases, temp_workdir
+
+
+@pytest.fixture(scope="module", params=["database", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test database (PostgreSQL where it runs, as in CI) and always an SQLite file."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('once') / 'once.db'}"
+        return
+    with temp_workdir("kit-compiled-") as workdir:
+        dbs = Databases(Path(workdir))
+        yield dbs.create("kit_compiled")
+        dbs.drop_all()
+
+
+async def test_an_upsert_compiled_once_inserts_and_skips_as_sqlalchemy_would(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(kit_metadata.create_all)
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    claim = CompiledOnce(
+        dialect.insert(inbox)
+        .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"), handled_at=bindparam("now"))
+        .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
+        .returning(inbox.c.event_id)
+    )
+    sessions = session_factory(engine)
+    now = datetime.now(UTC)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
+    claimed = []
+    for event_id in ("e1", "e2", "e1"):
+        async with sessions() as session, session.begin():
+            rows = await claim.rows(session, {"consumer": "c", "event_id": event_id, "now": now})
+        claimed.append([row[0] for row in rows])
+    assert claimed == [["e1"], ["e2"], []], "e1 was claimed before"
+    async with sessions() as session:
+        stored = (await session.execute(text("SELECT event_id FROM inbox ORDER BY event_id"))).scalars().all()
+    assert stored == ["e1", "e2"]
+    executions = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    compiled_each_time = [m for m in executions if "no key" in m]
+    if engine.dialect.name == "postgresql":
+        assert executions and not compiled_each_time, executions  # driver SQL: "[raw sql]"
+    else:
+        assert len(compiled_each_time) == 3  # through SQLAlchemy, which compiles an upsert every time
+    await engine.dispose()

@@ -422,12 +422,13 @@ class ConsumerRunner:
             )
         else:
             rows = [{"consumer": self.spec.name, "event_id": event.id, "handled_at": now} for event in batch]
-            result = await session.execute(
+            inserted = await session.execute(
                 sqlite.insert(inbox)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=[inbox.c.consumer, inbox.c.event_id])
                 .returning(inbox.c.event_id)
             )
+            result = list(inserted)
         return {row[0] for row in result}
 
     async def _apply_outcome(self, event: ReceivedEvent) -> Outcome:

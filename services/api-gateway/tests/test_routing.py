@@ -8,6 +8,7 @@ import re
 
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from shequtong_api_gateway.app import create_app
 from shequtong_api_gateway.routing import ShapedRoute, add_routes, gateway_router
@@ -53,11 +54,11 @@ def test_every_route_is_shaped_and_answers_as_its_regular_expression(app: FastAP
 def test_a_path_parameter_route_is_matched_by_its_expression_alone() -> None:
     router = gateway_router(prefix="/v1/files")
 
-    @router.get("/{rest:path}")
+    @router.get("/{rest:path}", response_class=JSONResponse)
     async def file(rest: str) -> dict[str, str]:
         return {"rest": rest}
 
-    @router.get("/{name}/meta")
+    @router.get("/{name}/meta", response_class=JSONResponse)
     async def meta(name: str) -> dict[str, str]:
         return {"name": name}
 
@@ -71,11 +72,11 @@ def test_a_path_parameter_route_is_matched_by_its_expression_alone() -> None:
 def test_the_table_routes_methods_redirects_and_unknown_paths_as_before() -> None:
     router = gateway_router(prefix="/v1/things", tags=["things"])
 
-    @router.get("/{thing_id}")
+    @router.get("/{thing_id}", response_class=JSONResponse)
     async def get_thing(thing_id: str) -> dict[str, str]:
         return {"id": thing_id}
 
-    @router.post("/{thing_id}/likes", status_code=201)
+    @router.post("/{thing_id}/likes", status_code=201, response_class=JSONResponse)
     async def like(thing_id: str) -> dict[str, str]:
         return {"liked": thing_id}
 

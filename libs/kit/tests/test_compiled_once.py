@@ -5,34 +5,29 @@ through SQLAlchemy."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shequtong_kit.db import CompiledOnce, create_engine, inbox, kit_metadata, session_factory
-from shequtong_kit.testing import Databases, temp_workdir
 
 
 @pytest.fixture(scope="module", params=["database", "sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def url(request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The test database (PostgreSQL where it runs, as in CI) and always an SQLite file."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('once') / 'once.db'}"
-        return
-    with temp_workdir("kit-compiled-") as workdir:
-        dbs = Databases(Path(workdir))
-        yield dbs.create("kit_compiled")
-        dbs.drop_all()
+    return (
+        database_url
+        if request.param == "database"
+        else f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('once') / 'once.db'}"
+    )
 
 
 async def test_an_upsert_compiled_once_inserts_and_skips_as_sqlalchemy_would(
-    database_url: str, caplog: pytest.LogCaptureFixture
+    url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = create_engine(database_url)
+    engine = create_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(kit_metadata.create_all)
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite

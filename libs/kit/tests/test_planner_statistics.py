@@ -3,22 +3,9 @@ is late anyway): a table is analyzed once it grew by half since its last analyze
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 
 from shequtong_kit.db import PlannerStatistics, create_engine, session_factory
-from shequtong_kit.testing import Databases, temp_workdir
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with temp_workdir("kit-stats-") as workdir:
-        dbs = Databases(Path(workdir))
-        yield dbs.create("kit_stats")
-        dbs.drop_all()
 
 
 async def test_a_growing_table_is_analyzed_at_growth_steps_and_the_planner_sees_its_size(database_url: str) -> None:

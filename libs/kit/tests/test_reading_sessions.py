@@ -4,7 +4,6 @@ reaches the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit.db import create_engine, reading_sessions, session_factory
-from shequtong_kit.testing import Databases, temp_workdir
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with temp_workdir("kit-reads-") as workdir:
-        dbs = Databases(Path(workdir))
-        yield dbs.create("kit_reads")
-        dbs.drop_all()
 
 
 async def _transaction_times(sessions: async_sessionmaker[AsyncSession]) -> tuple[object, object]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -133,10 +133,16 @@ def mention_out(m: boards_pb2.Mention) -> MentionOut:
     return MentionOut(**mention_fields(m))
 
 
+_EPOCH = datetime(1970, 1, 1)  # naive on purpose: its isoformat carries no offset, "Z" is appended
+
+
 def json_time(stamp: Timestamp) -> str | None:
-    """A time as pydantic writes a UTC datetime in JSON ("…Z"), the form every other response carries."""
-    when = from_ts(stamp)
-    return None if when is None else when.isoformat().replace("+00:00", "Z")
+    """A time as pydantic writes a UTC datetime in JSON ("…Z"), the form every other response carries.
+    Computed from the stamp's fields: protobuf's ToDatetime took half of the time of the two per post."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not seconds and not nanos:
+        return None
+    return (_EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)).isoformat() + "Z"
 
 
 def post_fields(p: boards_pb2.Post) -> dict[str, Any]:

@@ -3,6 +3,7 @@ machine moves both alike (the whole-stack bench cannot separate a 10% change fro
 
   * sessions: a use case of two small reads through `sessions()` (a transaction: BEGIN … ROLLBACK) and
     through `reading_sessions()` (autocommit), on PostgreSQL;
+  * a list parameter: 20 ids looked up by an expanding `IN` and by `matches_any` (one array parameter);
   * routing: matching gateway paths against the app's flat table of shaped routes and against the same
     routers included the FastAPI way (matched twice, with scope bookkeeping per candidate).
 
@@ -20,15 +21,16 @@ import pkgutil
 import platform
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Match
 
-from shequtong_kit.db import create_engine, reading_sessions, session_factory
+from shequtong_kit.db import create_engine, matches_any, reading_sessions, session_factory
 from shequtong_kit.testing import Databases, temp_workdir
 
 ROUTED_PATHS = ("/v1/neighbourhoods/n1/feed", "/v1/posts/p1", "/v1/posts/p1/comments", "/v1/boards/b1/posts")
@@ -44,20 +46,44 @@ async def _use(factory: async_sessionmaker[AsyncSession], uses: int) -> tuple[fl
     return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
 
 
-async def compare_sessions(rounds: int, uses: int) -> dict[str, list[tuple[float, float]]]:
+async def _lookups(factory: async_sessionmaker[AsyncSession], statement: Any, uses: int) -> tuple[float, float]:
+    """Microseconds of CPU and of wall time per lookup of 20 ids."""
+    ids = [f"id-{i:03d}" for i in range(0, 200, 10)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    async with factory() as session:
+        for _ in range(uses):
+            assert len((await session.execute(statement, {"ids": ids})).all()) == len(ids)
+    return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
+
+
+async def compare_database(rounds: int, uses: int) -> dict[str, list[tuple[float, float]]]:
     with temp_workdir("bench-micro-") as workdir:
         dbs = Databases(Path(workdir))
         if not dbs.use_postgres:
-            raise SystemExit("the sessions comparison needs PostgreSQL (autocommit reads are PostgreSQL only)")
+            raise SystemExit("these comparisons need PostgreSQL (autocommit reads and arrays are PostgreSQL only)")
         engine = create_engine(dbs.create("micro"))
+        table = Table("items", MetaData(), Column("id", String(36), primary_key=True), Column("n", Integer))
+        async with engine.begin() as connection:
+            await connection.run_sync(table.metadata.create_all)
+            await connection.execute(table.insert(), [{"id": f"id-{i:03d}", "n": i} for i in range(1000)])
         sessions = session_factory(engine, cache_lineages=True)
-        ways = {"transaction (sessions)": sessions, "autocommit (reading_sessions)": reading_sessions(sessions)}
-        for factory in ways.values():
-            await _use(factory, 200)  # warm: connections, prepared statements
+        reads = reading_sessions(sessions)
+        ways: dict[str, Callable[[int], Awaitable[tuple[float, float]]]] = {
+            "transaction (sessions)": lambda n: _use(sessions, n),
+            "autocommit (reading_sessions)": lambda n: _use(reads, n),
+            "20 ids by an expanding IN": lambda n: _lookups(
+                sessions, select(table).where(table.c.id.in_(bindparam("ids", expanding=True))), n
+            ),
+            "20 ids by matches_any (= ANY(:array))": lambda n: _lookups(
+                sessions, select(table).where(matches_any(table.c.id, "ids", "postgresql")), n
+            ),
+        }
+        for way in ways.values():
+            await way(200)  # warm: connections, prepared statements
         found: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
         for _ in range(rounds):
-            for name, factory in ways.items():
-                found[name].append(await _use(factory, uses))
+            for name, way in ways.items():
+                found[name].append(await way(uses))
         await engine.dispose()
         dbs.drop_all()
     return found
@@ -117,7 +143,8 @@ def report(sessions: dict[str, list[tuple[float, float]]], routing: dict[str, li
         f"{args.rounds} --uses {args.uses}`; Python {platform.python_version()}, {platform.machine()}",
         "- each way measured `rounds` times, alternating with the other; min and median of the rounds",
         "",
-        "| two point reads in one use case | CPU µs: min / median | wall µs: min / median |",
+        "| PostgreSQL: two point reads in one use case; then 20 ids in one statement | CPU µs: min / median "
+        "| wall µs: min / median |",
         "| --- | ---: | ---: |",
     ]
     for name, runs in sessions.items():
@@ -140,7 +167,7 @@ def main() -> None:
     parser.add_argument("--uses", type=int, default=2000)
     parser.add_argument("--output", default="", help="write the report here as well as to stdout")
     args = parser.parse_args()
-    text = report(asyncio.run(compare_sessions(args.rounds, args.uses)), compare_routing(args.rounds, args.uses), args)
+    text = report(asyncio.run(compare_database(args.rounds, args.uses)), compare_routing(args.rounds, args.uses), args)
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

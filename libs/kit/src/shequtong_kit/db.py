@@ -21,15 +21,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    any_,
+    bindparam,
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
@@ -204,6 +207,16 @@ class CompiledOnce:
             self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
         sql, names = self._compiled
         return list((await connection.exec_driver_sql(sql, tuple(params[name] for name in names))).all())
+
+
+def matches_any(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` among the list bound as `name`, for a statement built once per dialect. On PostgreSQL one
+    array parameter (`= ANY(:name)`): an expanding `IN` is rendered again, one placeholder per item, on
+    every execution (a twelfth of boards' event loop on a kept home-feed page), and each list length is a
+    statement of its own. Elsewhere (SQLite has no arrays) the expanding `IN`."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 class UtcDateTime(TypeDecorator[datetime]):

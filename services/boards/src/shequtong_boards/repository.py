@@ -65,13 +65,18 @@ from shequtong_boards.models import (
 )
 from shequtong_kit import regions
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import UtcDateTime, region_directory
+from shequtong_kit.db import UtcDateTime, matches_any, region_directory
+
+DIALECTS = ("postgresql", "sqlite")
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "postgresql"
 
 
 def _insert(session: AsyncSession, model: Any) -> Any:
     """A dialect-aware INSERT that supports ON CONFLICT (PostgreSQL and SQLite share the API)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(model)
+    return (sqlite.insert if _dialect(session) == "sqlite" else postgresql.insert)(model)
 
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
@@ -316,12 +321,15 @@ def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Sele
 
 
 # The catalogue's version and the feed versions of a page's places, read first on every feed page.
-_PAGE_VERSIONS = union_all(
-    select(literal("catalogue").label("place"), CatalogueVersion.version.label("version")).where(
-        CatalogueVersion.district_id == bindparam("district_id")
-    ),
-    select(FeedVersion.place, FeedVersion.version).where(FeedVersion.place.in_(bindparam("places", expanding=True))),
-)
+_PAGE_VERSIONS = {
+    dialect: union_all(
+        select(literal("catalogue").label("place"), CatalogueVersion.version.label("version")).where(
+            CatalogueVersion.district_id == bindparam("district_id")
+        ),
+        select(FeedVersion.place, FeedVersion.version).where(matches_any(FeedVersion.place, "places", dialect)),
+    )
+    for dialect in DIALECTS
+}
 
 
 @dataclass(frozen=True)
@@ -338,7 +346,9 @@ class FeedVersionRepository:
         """The district's catalogue version and the given places' feed versions (0 for one never moved)."""
         found = {
             row.place: int(row.version)
-            for row in await self.session.execute(_PAGE_VERSIONS, {"district_id": district_id, "places": list(places)})
+            for row in await self.session.execute(
+                _PAGE_VERSIONS[_dialect(self.session)], {"district_id": district_id, "places": list(places)}
+            )
         }
         return PageVersions(found.get("catalogue", 0), tuple(found.get(place, 0) for place in places))
 
@@ -366,8 +376,8 @@ class LiveCounts:
     liked: bool
 
 
-_LIVE_COUNTS = (
-    select(
+_LIVE_COUNTS = {
+    dialect: select(
         Post.id,
         Post.like_count,
         Post.comment_count,
@@ -375,8 +385,9 @@ _LIVE_COUNTS = (
         Like.person_id.is_not(None).label("liked"),
     )
     .outerjoin(Like, (Like.target_type == POST) & (Like.target_id == Post.id) & (Like.person_id == bindparam("viewer")))
-    .where(Post.id.in_(bindparam("post_ids", expanding=True)))
-)
+    .where(matches_any(Post.id, "post_ids", dialect))
+    for dialect in DIALECTS
+}
 
 
 class PostRepository:
@@ -434,7 +445,9 @@ class PostRepository:
     async def live_counts(self, post_ids: Sequence[str], viewer: str) -> dict[str, LiveCounts]:
         """What a cached page refreshes per request: the counters (they move with every comment and like,
         too often to move a feed version) and whether the viewer liked each post."""
-        rows = await self.session.execute(_LIVE_COUNTS, {"post_ids": list(post_ids), "viewer": viewer})
+        rows = await self.session.execute(
+            _LIVE_COUNTS[_dialect(self.session)], {"post_ids": list(post_ids), "viewer": viewer}
+        )
         return {
             row.id: LiveCounts(row.like_count, row.comment_count, row.official_answer_count, bool(row.liked))
             for row in rows

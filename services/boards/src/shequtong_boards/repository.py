@@ -494,10 +494,9 @@ class PageFacts:
 _FACT_MENTION, _FACT_LIKE, _FACT_POLL, _FACT_ISSUE = "m", "l", "p", "i"
 
 
-def _mention_and_like_arms(target_type: str) -> list[Select[Any]]:
+def _mention_and_like_arms(target_type: str, dialect: str) -> list[Select[Any]]:
     """Who the targets mention, and which of them the viewer liked: the facts every page of posts or
     comments shows around its rows (`target_ids` and `viewer` bound)."""
-    target_ids = bindparam("target_ids", expanding=True)
     no_text, no_time = cast(null(), String), cast(null(), UtcDateTime)
     return [
         select(
@@ -507,31 +506,32 @@ def _mention_and_like_arms(target_type: str) -> list[Select[Any]]:
             MentionRow.via_handle.label("extra"),
             MentionRow.created_at.label("at"),
             MentionRow.id.label("tie"),
-        ).where(MentionRow.target_type == target_type, MentionRow.target_id.in_(target_ids)),
+        ).where(MentionRow.target_type == target_type, matches_any(MentionRow.target_id, "target_ids", dialect)),
         select(literal(_FACT_LIKE), Like.target_id, no_text, no_text, no_time, no_text).where(
-            Like.target_type == target_type, Like.target_id.in_(target_ids), Like.person_id == bindparam("viewer")
+            Like.target_type == target_type,
+            matches_any(Like.target_id, "target_ids", dialect),
+            Like.person_id == bindparam("viewer"),
         ),
     ]
 
 
-def _page_facts_statement() -> CompoundSelect:
-    target_ids = bindparam("target_ids", expanding=True)
+def _page_facts_statement(dialect: str) -> CompoundSelect:
     no_text, no_time = cast(null(), String), cast(null(), UtcDateTime)
     return union_all(
-        *_mention_and_like_arms(POST),
+        *_mention_and_like_arms(POST, dialect),
         select(literal(_FACT_POLL), Poll.post_id, Poll.id, no_text, Poll.created_at, Poll.id).where(
-            Poll.post_id.in_(target_ids)
+            matches_any(Poll.post_id, "target_ids", dialect)
         ),
         select(literal(_FACT_ISSUE), IssueLink.post_id, IssueLink.issue_id, no_text, no_time, no_text).where(
-            IssueLink.post_id.in_(target_ids)
+            matches_any(IssueLink.post_id, "target_ids", dialect)
         ),
     )
 
 
 # Built once: SQLAlchemy keeps a statement object's cache key, but works it out anew for every statement
 # built per call — for these unions, a visible share of a feed page's CPU.
-_PAGE_FACTS = _page_facts_statement()
-_COMMENT_FACTS = union_all(*_mention_and_like_arms(COMMENT))
+_PAGE_FACTS = {dialect: _page_facts_statement(dialect) for dialect in DIALECTS}
+_COMMENT_FACTS = {dialect: union_all(*_mention_and_like_arms(COMMENT, dialect)) for dialect in DIALECTS}
 
 
 async def page_facts(session: AsyncSession, post_ids: Sequence[str], viewer: str) -> PageFacts:
@@ -545,13 +545,15 @@ async def comment_facts(session: AsyncSession, comment_ids: Sequence[str], viewe
     return await _facts(session, _COMMENT_FACTS, comment_ids, viewer)
 
 
-async def _facts(session: AsyncSession, statement: CompoundSelect, ids: Sequence[str], viewer: str) -> PageFacts:
+async def _facts(
+    session: AsyncSession, statements: dict[str, CompoundSelect], ids: Sequence[str], viewer: str
+) -> PageFacts:
     facts = PageFacts()
     if not ids:
         return facts
     mentions: list[Any] = []
     polls: list[Any] = []
-    for row in await session.execute(statement, {"target_ids": list(ids), "viewer": viewer}):
+    for row in await session.execute(statements[_dialect(session)], {"target_ids": list(ids), "viewer": viewer}):
         if row.fact == _FACT_MENTION:
             mentions.append(row)
         elif row.fact == _FACT_LIKE:
@@ -649,8 +651,7 @@ class PersonFact:
     display_name: str
 
 
-def _roles_and_names_statement() -> CompoundSelect:
-    person_ids = bindparam("person_ids", expanding=True)
+def _roles_and_names_statement(dialect: str) -> CompoundSelect:
     no_text = cast(null(), String)
     return union_all(
         select(
@@ -659,14 +660,14 @@ def _roles_and_names_statement() -> CompoundSelect:
             RoleHolder.role.label("role"),
             RoleHolder.scope.label("scope"),
             RoleHolder.display_name.label("display_name"),
-        ).where(RoleHolder.person_id.in_(person_ids)),
+        ).where(matches_any(RoleHolder.person_id, "person_ids", dialect)),
         select(literal(1), Member.person_id, no_text, no_text, Member.display_name).where(
-            Member.person_id.in_(person_ids)
+            matches_any(Member.person_id, "person_ids", dialect)
         ),
     )
 
 
-_ROLES_AND_NAMES = _roles_and_names_statement()
+_ROLES_AND_NAMES = {dialect: _roles_and_names_statement(dialect) for dialect in DIALECTS}
 
 
 class PeopleRepository:
@@ -725,7 +726,7 @@ class PeopleRepository:
         statement: every post and comment page shows its authors' names and badges."""
         if not person_ids:
             return []
-        rows = await self.session.execute(_ROLES_AND_NAMES, {"person_ids": list(person_ids)})
+        rows = await self.session.execute(_ROLES_AND_NAMES[_dialect(self.session)], {"person_ids": list(person_ids)})
         return sorted(
             (PersonFact(row.person_id, row.role, row.scope, row.display_name or "") for row in rows),
             key=lambda fact: fact.role is None,  # grants first: a member name wins over a grant's

@@ -21,12 +21,18 @@ def principal(caller: Any) -> Principal:
     return Principal(caller.subject, parse_roles(caller.roles))
 
 
-async def test_a_replica_sees_the_other_replicas_catalogue_change_at_once(system: Any) -> None:
+async def _district_with_a_second_replica(system: Any) -> tuple[str, Any, Any, Any, BoardsService]:
+    """A new district with a neighbourhood, a resident, the district's staff, and a second boards service
+    on the same database (the replica whose kept catalogue must follow the first one's changes)."""
     district = str(uuid.uuid4())
     home = await system.place(district=district)
     resident = await system.resident(home)
     staff = system.person(f"district_staff@d:{district}")
-    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    return district, home, resident, staff, BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+
+
+async def test_a_replica_sees_the_other_replicas_catalogue_change_at_once(system: Any) -> None:
+    district, home, resident, staff, replica = await _district_with_a_second_replica(system)
 
     before = await replica.boards.list_boards(principal(resident), home.neighbourhood)
     matters = next(v for v in before if v.board.kind == "neighbourhood_matters")
@@ -63,11 +69,7 @@ def _first_page() -> Page:
 async def test_a_post_read_on_a_replica_follows_a_read_rule_changed_on_the_other(system: Any) -> None:
     """A post's page reads its district's catalogue version with the post itself (one statement): the
     replica's kept catalogue must still give way to the rule changed since."""
-    district = str(uuid.uuid4())
-    home = await system.place(district=district)
-    resident = await system.resident(home)
-    staff = system.person(f"district_staff@d:{district}")
-    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    district, home, resident, staff, replica = await _district_with_a_second_replica(system)
     boards = await replica.boards.list_boards(principal(resident), home.neighbourhood)
     matters = next(v.board.id for v in boards if v.board.kind == "neighbourhood_matters")
     post = (await resident.call("CreatePost", pb.CreatePostRequest(board_id=matters, title="路灯", body="坏了"))).post

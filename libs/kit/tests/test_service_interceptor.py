@@ -4,6 +4,7 @@ method's handler wrapped once, not per call."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -93,8 +94,15 @@ def _call(channel: grpc.aio.Channel, method: str) -> Any:
     return channel.unary_unary(f"/{SERVICE}/{method}")
 
 
-def _codes(interceptor: ServiceInterceptor) -> list[tuple[str, str]]:
-    return [(a["rpc_method"], a["rpc_code"]) for _, a in interceptor._requests.calls]  # type: ignore[attr-defined]
+async def _codes(interceptor: ServiceInterceptor, expected: int) -> list[tuple[str, str]]:
+    """The (method, code) pairs counted, once `expected` calls are: the client has an aborted call's status
+    as soon as it is sent, and the server counts the call just after."""
+    calls = interceptor._requests.calls  # type: ignore[attr-defined]
+    for _ in range(200):
+        if len(calls) >= expected:
+            break
+        await asyncio.sleep(0.01)
+    return [(a["rpc_method"], a["rpc_code"]) for _, a in calls]
 
 
 async def test_the_principal_is_current_only_with_a_valid_bearer_token(probe: Any) -> None:
@@ -106,7 +114,7 @@ async def test_the_principal_is_current_only_with_a_valid_bearer_token(probe: An
             await _call(channel, "WhoAmI")(b"", metadata=(("authorization", header),))
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert error_info(refused.value)[0] == "token_invalid"
-    assert _codes(interceptor) == [("WhoAmI", "OK")] * 2 + [("WhoAmI", "UNAUTHENTICATED")] * 3
+    assert await _codes(interceptor, 5) == [("WhoAmI", "OK")] * 2 + [("WhoAmI", "UNAUTHENTICATED")] * 3
 
 
 async def test_errors_become_their_status_and_are_counted_by_it(probe: Any) -> None:
@@ -120,7 +128,7 @@ async def test_errors_become_their_status_and_are_counted_by_it(probe: Any) -> N
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await _call(channel, method)(b"")
         assert (failed.value.code(), error_info(failed.value)[0]) == (status, code)
-    assert _codes(interceptor) == [(method, status.name) for method, (status, _) in expected.items()]
+    assert await _codes(interceptor, 3) == [(method, status.name) for method, (status, _) in expected.items()]
     assert len(interceptor._duration.calls) == 3  # type: ignore[attr-defined]
 
 

@@ -253,7 +253,10 @@ def measure_journeys(
         params = {"base_url": stack.gateway_url, "fixtures": fixtures, "deep_cursors": notes["deep_cursors"]}
         try:
             if name == "report_dispatch":
+                profiler = _profiler(stack, name, groups, duration, profile_dir)
                 latency = _dispatch_phase(stack, params, 50.0 * rate_scale, duration, groups, log)
+                if profiler is not None:
+                    latency["profile"] = profiler.stop()
                 reports = out.get("report_problem", {}).get("capacity", {}).get("throughput")
                 # Each report is followed by a dispatch: two writes to issues and one to the grid per report.
                 carryable = round(0.35 * reports, 1) if reports else 0.0
@@ -262,14 +265,7 @@ def measure_journeys(
                 out[name] = {**entry, "status": "measured", "latency": latency}
                 continue
             log(f"journey {name}: capacity (closed loop, {concurrency} in flight) …")
-            profiler = None
-            if profile_dir is not None:
-                from bench.profile import SERVICES, Profiler
-
-                wanted = ["api-gateway", *SERVICES.get(name, [])]
-                pids = {p: stack.processes[p].proc.pid for p in wanted if p in stack.processes}
-                wait_until_idle(groups)  # the profile is of this journey, not of the previous one's tail
-                profiler = Profiler(profile_dir, f"{name}", pids, duration).start()
+            profiler = _profiler(stack, name, groups, duration, profile_dir)
             capacity = _phase(
                 LoadSpec(
                     FACTORIES[name],
@@ -312,6 +308,18 @@ def measure_journeys(
             out[name] = {**entry, "status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:500]}"}
             log(f"journey {name}: failed — {exc}")
     return out
+
+
+def _profiler(stack: Any, name: str, groups: Any, duration: float, profile_dir: Path | None) -> Any:
+    """py-spy on the gateway and the journey's services for its measured phase (None without --profile)."""
+    if profile_dir is None:
+        return None
+    from bench.profile import SERVICES, Profiler
+
+    wanted = ["api-gateway", *SERVICES.get(name, [])]
+    pids = {p: stack.processes[p].proc.pid for p in wanted if p in stack.processes}
+    wait_until_idle(groups)  # the profile is of this journey, not of the previous one's tail
+    return Profiler(profile_dir, f"{name}", pids, duration).start()
 
 
 # --- targets ------------------------------------------------------------------------------------------

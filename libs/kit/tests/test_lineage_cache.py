@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 
+from shequtong.common.v1.common_pb2 import NEIGHBOURHOOD_KIND_VILLAGE as VILLAGE
 from shequtong.events.v1 import identity_events_pb2 as ev
 from shequtong_kit import regions
 from shequtong_kit.db import create_engine, kit_metadata, session_factory
@@ -35,4 +36,31 @@ async def test_a_lineage_is_read_once_and_an_unknown_one_each_time(tmp_path: Pat
     async with session_factory(engine)() as session:  # a session without the cache reads every time
         await regions.lineage(session, "n-1")
     assert len(statements) - reads_before == 2
+    await engine.dispose()
+
+
+async def test_a_kind_is_kept_with_its_lineage(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kit.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(kit_metadata.create_all)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    sessions = session_factory(engine, cache_lineages=True)
+    village = ev.NeighbourhoodCreated(
+        neighbourhood_id="v-1", subdistrict_id="s-1", district_id="d-1", code="v", kind=VILLAGE
+    )
+    async with sessions() as session, session.begin():
+        await regions.record_neighbourhood(session, village)
+
+    reads_before = len(statements)
+    async with sessions() as session:
+        assert await regions.neighbourhood_kind(session, "v-1") == VILLAGE
+        assert (await regions.lineage(session, "v-1")).district_id == "d-1"
+        assert await regions.neighbourhood_kind(session, "nowhere") == 0
+    async with sessions() as session:
+        assert await regions.neighbourhood_kind(session, "v-1") == VILLAGE
+    assert len(statements) - reads_before == 2, "the kind and the lineage in one read; the unknown one read once"
+
+    async with session_factory(engine)() as session:  # a session without the cache reads the directory
+        assert await regions.neighbourhood_kind(session, "v-1") == VILLAGE
     await engine.dispose()

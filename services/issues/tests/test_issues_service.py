@@ -230,6 +230,36 @@ async def test_a_report_starts_clocks_assigns_and_announces(world: World) -> Non
     assert await events_of(world, issue.id) == ["issues.record.assigned", "issues.issue.reported"]
 
 
+async def test_a_report_and_a_dispatch_write_the_issue_once_each(world: World) -> None:
+    """A report inserts its issue once (assignee, clocks' due times and version included) and a dispatch
+    updates it once: reads in between do not flush it part-way."""
+    from sqlalchemy import event
+
+    engine = world.service.sessions.kw["bind"].sync_engine
+    writes: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith(("INSERT INTO ISSUES ", "UPDATE ISSUES ")):
+            writes.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        issue = await report(world)
+        assert writes == ["INSERT"]
+        writes.clear()
+        dispatched = await step(world, world.cadre, issue.id, Transition.DISPATCH)
+        assert writes == ["UPDATE"]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert (issue.assignee_id, issue.version) == (world.cadre.subject, 2)
+    assert (dispatched.state, dispatched.dispatch_id) == ("dispatched", f"{issue.id}:r1:d1")
+    async with world.service.sessions() as session:
+        stored = await session.get(Issue, issue.id)
+    assert stored is not None
+    assert (stored.state, stored.dispatch_id, stored.version) == ("dispatched", dispatched.dispatch_id, 3)
+    assert stored.response_due_at is None, "the dispatch answered the report"
+
+
 async def test_the_same_idempotency_key_reports_once(world: World) -> None:
     key = uuid.uuid4().hex
     first = await report(world, key=key)

@@ -54,24 +54,30 @@ ROUTES = {NEIGHBOURHOOD_CREATED: (ev.NeighbourhoodCreated, record_neighbourhood)
 
 
 class LineageCache:
-    """The lineages this process has read, kept for its life.
+    """The lineages (and kinds) this process has read, kept for its life.
 
-    Correct without invalidation because a neighbourhood never moves: identity creates it under its
-    sub-district and district and has no operation that changes them. Only neighbourhoods found are kept
-    (one not known yet may arrive with the next event). The runtime's sessions carry one in their `info`
-    (`session_factory(engine, cache_lineages=True)`); a session without one reads the directory."""
+    Correct without invalidation because a neighbourhood never moves and never changes kind: identity
+    creates it under its sub-district and district, residential or village, and has no operation that
+    changes them. Only neighbourhoods found are kept (one not known yet may arrive with the next event).
+    The runtime's sessions carry one in their `info` (`session_factory(engine, cache_lineages=True)`); a
+    session without one reads the directory."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self._known: dict[str, Lineage] = {}
+        self._known: dict[str, tuple[Lineage, int]] = {}
 
     def get(self, neighbourhood_id: str) -> Lineage | None:
-        return self._known.get(neighbourhood_id)
+        found = self._known.get(neighbourhood_id)
+        return found[0] if found else None
 
-    def keep(self, lineage: Lineage) -> None:
+    def kind(self, neighbourhood_id: str) -> int | None:
+        found = self._known.get(neighbourhood_id)
+        return found[1] if found else None
+
+    def keep(self, lineage: Lineage, kind: int) -> None:
         if len(self._known) >= self.limit:
             self._known.clear()  # a city has thousands; this only bounds a misuse
-        self._known[lineage.neighbourhood_id] = lineage
+        self._known[lineage.neighbourhood_id] = (lineage, kind)
 
     def forget(self, neighbourhood_id: str) -> None:
         self._known.pop(neighbourhood_id, None)
@@ -96,15 +102,30 @@ async def lineages(session: AsyncSession, neighbourhood_ids: Iterable[str]) -> l
     if missing:
         rows = await session.execute(
             select(
-                region_directory.c.neighbourhood_id, region_directory.c.subdistrict_id, region_directory.c.district_id
+                region_directory.c.neighbourhood_id,
+                region_directory.c.subdistrict_id,
+                region_directory.c.district_id,
+                region_directory.c.kind,
             ).where(region_directory.c.neighbourhood_id.in_(missing))
         )
         for row in rows:
             lineage = Lineage(row[0], row[1], row[2])
             found.append(lineage)
             if cache is not None:
-                cache.keep(lineage)
+                cache.keep(lineage, int(row[3]))
     return found
+
+
+async def neighbourhood_kind(session: AsyncSession, neighbourhood_id: str) -> int:
+    """The neighbourhood's kind (identity's `NeighbourhoodKind` number; 0 when not known here)."""
+    cache = _cache(session)
+    if cache is None:
+        query = select(region_directory.c.kind).where(region_directory.c.neighbourhood_id == neighbourhood_id)
+        row = (await session.execute(query)).first()
+        return int(row[0]) if row else 0
+    if cache.kind(neighbourhood_id) is None:
+        await lineages(session, [neighbourhood_id])  # keeps the lineage and the kind together
+    return cache.kind(neighbourhood_id) or 0
 
 
 async def lineage(session: AsyncSession, neighbourhood_id: str) -> Lineage:

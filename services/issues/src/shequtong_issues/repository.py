@@ -280,11 +280,6 @@ class IssueRepository:
         )
 
     # --- regions --------------------------------------------------------------------------------------
-    async def neighbourhood_kind(self, neighbourhood_id: str) -> int:
-        query = select(region_directory.c.kind).where(region_directory.c.neighbourhood_id == neighbourhood_id)
-        row = (await self.session.execute(query)).first()
-        return int(row[0]) if row else 0
-
     async def neighbourhood_name(self, neighbourhood_id: str) -> str:
         query = select(region_directory.c.name).where(region_directory.c.neighbourhood_id == neighbourhood_id)
         row = (await self.session.execute(query)).first()

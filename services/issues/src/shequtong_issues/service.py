@@ -297,7 +297,7 @@ class IssuesService:
                     c.outcome = outcome.value
                     responded_here = c.clock == sla.Clock.RESPONSE.value and c.level == Level.NEIGHBOURHOOD.value
                     if responded_here and outcome in (sla.Outcome.MET, sla.Outcome.LATE):
-                        kind = await repo.neighbourhood_kind(issue.neighbourhood_id)
+                        kind = await regions.neighbourhood_kind(session, issue.neighbourhood_id)
                         self.metrics.acknowledged(session, kind, (at - c.started_at).total_seconds())
                     if outcome == sla.Outcome.LATE and c.breached_at is None:
                         # Late but not yet seen by the scheduler: the breach is recorded now, not escalated.
@@ -542,25 +542,26 @@ class IssuesService:
             reject_reason="",
             grid_service_code="",
         )
-        session.add(issue)
-        targets = await self._targets(session, issue, category)
-        await self._apply_clocks(session, issue, sla.on_report(at, targets), at, new=True)
-        await self._record(
-            session,
-            issue,
-            "reported",
-            actor,
-            at,
-            to_state=State.REPORTED.value,
-            text=description,
-            photos=photos,
-            data={"source": source, "category_code": category.code, "source_post_id": source_post_id or ""},
-        )
-        if duty is not None:
-            await self._assign(session, issue, duty, at, ROSTER)
+        with session.no_autoflush:  # the issue goes in as one INSERT at the flush below, not an INSERT and an UPDATE
+            session.add(issue)
+            targets = await self._targets(session, issue, category)
+            await self._apply_clocks(session, issue, sla.on_report(at, targets), at, new=True)
+            await self._record(
+                session,
+                issue,
+                "reported",
+                actor,
+                at,
+                to_state=State.REPORTED.value,
+                text=description,
+                photos=photos,
+                data={"source": source, "category_code": category.code, "source_post_id": source_post_id or ""},
+            )
+            if duty is not None:
+                await self._assign(session, issue, duty, at, ROSTER)
         await session.flush()
         await events.reported(self.outbox, session, issue)
-        self.metrics.opened(session, await IssueRepository(session).neighbourhood_kind(issue.neighbourhood_id), source)
+        self.metrics.opened(session, await regions.neighbourhood_kind(session, issue.neighbourhood_id), source)
         return issue
 
     async def collect_post(self, session: AsyncSession, post: boards_ev.PostCreated, _event: ReceivedEvent) -> None:
@@ -624,73 +625,75 @@ class IssuesService:
         address = reports.clean_location(reports.Location(address=cmd.address), required=False).address
 
         async def work(session: AsyncSession) -> R:
-            now = self.clock.now()
-            issue, view = await self._load(session, principal, cmd.issue_id, lock=True)
-            if view != View.STAFF:
-                raise PermissionDenied("only the committee or staff above it handle issues", code="not_allowed")
-            if cmd.expected_version and cmd.expected_version != issue.version:
-                raise Conflict("the issue changed meanwhile; reload it", code="version_mismatch")
-            step = plan(position_of(issue), cmd.transition)
-            access.ensure_may_handle(principal, lineage_of(issue), step.from_level, cmd.transition)
-            actor = person_actor(principal, issue)
-            data: dict[str, Any] = {}
-            dispatch: Dispatch | None = None
-            target: Issue | None = None
-            if cmd.transition == Transition.MERGE:
-                target = await self._merge_target(session, issue, cmd.duplicate_of_id)
-                issue.duplicate_of_id = target.id
-                data["duplicate_of_id"] = target.id
-            if cmd.transition == Transition.REJECT:
-                issue.reject_reason = reason
-            if cmd.transition == Transition.DISPATCH:
-                category = await self._category(session, issue)
-                code = grid_code or (category.grid_service_code if category else "")
-                if not code:
-                    raise FailedPrecondition(
-                        "this category has no grid service code; choose one to dispatch",
-                        code="category_not_dispatchable",
+            # Changes go in at the flush below: one UPDATE of the issue, not one per read in between.
+            with session.no_autoflush:
+                now = self.clock.now()
+                issue, view = await self._load(session, principal, cmd.issue_id, lock=True)
+                if view != View.STAFF:
+                    raise PermissionDenied("only the committee or staff above it handle issues", code="not_allowed")
+                if cmd.expected_version and cmd.expected_version != issue.version:
+                    raise Conflict("the issue changed meanwhile; reload it", code="version_mismatch")
+                step = plan(position_of(issue), cmd.transition)
+                access.ensure_may_handle(principal, lineage_of(issue), step.from_level, cmd.transition)
+                actor = person_actor(principal, issue)
+                data: dict[str, Any] = {}
+                dispatch: Dispatch | None = None
+                target: Issue | None = None
+                if cmd.transition == Transition.MERGE:
+                    target = await self._merge_target(session, issue, cmd.duplicate_of_id)
+                    issue.duplicate_of_id = target.id
+                    data["duplicate_of_id"] = target.id
+                if cmd.transition == Transition.REJECT:
+                    issue.reject_reason = reason
+                if cmd.transition == Transition.DISPATCH:
+                    category = await self._category(session, issue)
+                    code = grid_code or (category.grid_service_code if category else "")
+                    if not code:
+                        raise FailedPrecondition(
+                            "this category has no grid service code; choose one to dispatch",
+                            code="category_not_dispatchable",
+                        )
+                    number = await IssueRepository(session).dispatch_count(issue.id, issue.round) + 1
+                    dispatch = Dispatch(
+                        id=f"{issue.id}:r{issue.round}:d{number}",
+                        issue_id=issue.id,
+                        round=issue.round,
+                        number=number,
+                        level=step.from_level.value,
+                        grid_service_code=code,
+                        requested_by=principal.subject,
+                        requested_at=now,
                     )
-                number = await IssueRepository(session).dispatch_count(issue.id, issue.round) + 1
-                dispatch = Dispatch(
-                    id=f"{issue.id}:r{issue.round}:d{number}",
-                    issue_id=issue.id,
-                    round=issue.round,
-                    number=number,
-                    level=step.from_level.value,
-                    grid_service_code=code,
-                    requested_by=principal.subject,
-                    requested_at=now,
-                )
-                session.add(dispatch)
-                issue.dispatch_id = dispatch.id
-                issue.dispatch_level = step.from_level.value
-                issue.state_before_dispatch = step.from_state.value
-                issue.grid_service_code = code
-                issue.grid_return_cause = None
-                issue.grid_last_update_at = None
-                if address and not issue.address:
-                    issue.address = address
-                    data["address"] = address
-                if not (issue.address or issue.building or issue.lat is not None):
-                    # The grid needs somewhere to send people: at least the neighbourhood itself.
-                    issue.address = await IssueRepository(session).neighbourhood_name(issue.neighbourhood_id)
-                data.update({"dispatch_id": dispatch.id, "grid_service_code": code})
-            if issue.assignee_id is None and actor.kind == "person" and actor.role == ActorRole.COMMITTEE:
-                await self._assign(session, issue, Duty(actor.id, False), now, actor)
-            await self._apply_step(session, issue, step, actor, now, note=note, reason=reason, data=data)
-            if dispatch is not None:
-                description = issue.description if not issue.title else f"{issue.title}\n{issue.description}"
-                media = [reports.absolute(p, self.settings.issues_media_base_url) for p in issue.photo_urls or []]
-                await events.dispatch_requested(self.outbox, session, issue, dispatch, description[:4000], media)
-            if target is not None:
-                await self._record(
-                    session,
-                    target,
-                    "merged_in",
-                    actor,
-                    now,
-                    data={"issue_id": issue.id},
-                )
+                    session.add(dispatch)
+                    issue.dispatch_id = dispatch.id
+                    issue.dispatch_level = step.from_level.value
+                    issue.state_before_dispatch = step.from_state.value
+                    issue.grid_service_code = code
+                    issue.grid_return_cause = None
+                    issue.grid_last_update_at = None
+                    if address and not issue.address:
+                        issue.address = address
+                        data["address"] = address
+                    if not (issue.address or issue.building or issue.lat is not None):
+                        # The grid needs somewhere to send people: at least the neighbourhood itself.
+                        issue.address = await IssueRepository(session).neighbourhood_name(issue.neighbourhood_id)
+                    data.update({"dispatch_id": dispatch.id, "grid_service_code": code})
+                if issue.assignee_id is None and actor.kind == "person" and actor.role == ActorRole.COMMITTEE:
+                    await self._assign(session, issue, Duty(actor.id, False), now, actor)
+                await self._apply_step(session, issue, step, actor, now, note=note, reason=reason, data=data)
+                if dispatch is not None:
+                    description = issue.description if not issue.title else f"{issue.title}\n{issue.description}"
+                    media = [reports.absolute(p, self.settings.issues_media_base_url) for p in issue.photo_urls or []]
+                    await events.dispatch_requested(self.outbox, session, issue, dispatch, description[:4000], media)
+                if target is not None:
+                    await self._record(
+                        session,
+                        target,
+                        "merged_in",
+                        actor,
+                        now,
+                        data={"issue_id": issue.id},
+                    )
             await session.flush()
             return pack(IssueView(issue, view, now), dispatch.id if dispatch else "")
 

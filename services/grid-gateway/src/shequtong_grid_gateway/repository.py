@@ -52,9 +52,10 @@ class TicketRepository:
     async def claim_due(
         self, platform: str, now: datetime, limit: int, instance: str, lease: timedelta
     ) -> list[Ticket]:
-        """Oldest due tickets that never reached the platform, leased to this replica. On
-        PostgreSQL the candidates are locked with SKIP LOCKED, so replicas claim disjoint sets."""
-        query = (
+        """Oldest due tickets that never reached the platform, leased to this replica, in one statement
+        (the lease set and the tickets returned). On PostgreSQL the candidates are locked with SKIP LOCKED,
+        so replicas claim disjoint sets."""
+        candidates = (
             select(Ticket.id)
             .where(
                 Ticket.platform == platform,
@@ -68,16 +69,16 @@ class TicketRepository:
             .limit(limit)
         )
         if self.skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        ids = [row[0] for row in (await self.session.execute(query)).all()]
-        if not ids:
-            return []
-        await self.session.execute(
-            update(Ticket).where(Ticket.id.in_(ids)).values(claimed_by=instance, claimed_until=now + lease)
+            candidates = candidates.with_for_update(skip_locked=True)
+        claim = (
+            update(Ticket)
+            .where(Ticket.id.in_(candidates))
+            .values(claimed_by=instance, claimed_until=now + lease)
+            .returning(Ticket)
+            .execution_options(synchronize_session=False)
         )
-        found = (await self.session.execute(select(Ticket).where(Ticket.id.in_(ids)))).scalars().all()
-        by_id = {t.id: t for t in found}
-        return [by_id[i] for i in ids if i in by_id]
+        claimed = list((await self.session.execute(claim)).scalars())
+        return sorted(claimed, key=lambda t: (t.queued_at, t.id))  # RETURNING keeps no order
 
     async def release_claims(self, ids: Sequence[str], instance: str) -> None:
         if ids:

@@ -5,7 +5,10 @@ machine moves both alike (the whole-stack bench cannot separate a 10% change fro
     through `reading_sessions()` (autocommit), on PostgreSQL;
   * a list parameter: 20 ids looked up by an expanding `IN` and by `matches_any` (one array parameter);
   * routing: matching gateway paths against the app's flat table of shaped routes and against the same
-    routers included the FastAPI way (matched twice, with scope bookkeeping per candidate).
+    routers included the FastAPI way (matched twice, with scope bookkeeping per candidate);
+  * counter deltas: insights' upsert of a transaction's counters as a multi-row `INSERT … ON CONFLICT`
+    (compiled on every call) and as arrays unnested into rows, compiled once (`kit.db.unnested_insert`);
+  * spans: one server span recorded, and not recorded (the kit's sampler when nothing exports traces).
 
     .venv/bin/python -m bench.micro.bench_micro [--rounds 4] [--uses 2000]
 
@@ -26,11 +29,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, literal, select
+from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, bindparam, literal, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Match
 
-from shequtong_kit.db import create_engine, matches_any, reading_sessions, session_factory
+from shequtong_kit.db import (
+    CompiledOnce,
+    as_arrays,
+    create_engine,
+    matches_any,
+    reading_sessions,
+    session_factory,
+    unnested_insert,
+)
 from shequtong_kit.testing import Databases, temp_workdir
 
 ROUTED_PATHS = ("/v1/neighbourhoods/n1/feed", "/v1/posts/p1", "/v1/posts/p1/comments", "/v1/boards/b1/posts")
@@ -56,15 +68,61 @@ async def _lookups(factory: async_sessionmaker[AsyncSession], statement: Any, us
     return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
 
 
+async def _upserts(
+    factory: async_sessionmaker[AsyncSession],
+    write: Callable[[AsyncSession, list[tuple[Any, ...]]], Awaitable[None]],
+    uses: int,
+) -> tuple[float, float]:
+    """Microseconds of CPU and of wall time per transaction adding 6 counter deltas (as insights' consumers do)."""
+    day = datetime(2026, 3, 2, tzinfo=UTC).date()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for use in range(uses):
+        rows = [(f"n-{(use + k) % 50:02d}", day, f"metric-{k}", 1) for k in range(6)]
+        async with factory() as session, session.begin():
+            await write(session, sorted(rows))
+    return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
+
+
+def _counter_writes(counters: Table) -> dict[str, Callable[[AsyncSession, list[tuple[Any, ...]]], Awaitable[None]]]:
+    columns = ("n", "d", "m", "v")
+
+    async def multi_row(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+        stmt = postgresql.insert(counters).values([dict(zip(columns, row, strict=True)) for row in rows])
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=["n", "d", "m"], set_={"v": counters.c.v + stmt.excluded.v})
+        )
+
+    unnested = unnested_insert(counters, columns)
+    once = CompiledOnce(
+        unnested.on_conflict_do_update(index_elements=["n", "d", "m"], set_={"v": counters.c.v + unnested.excluded.v})
+    )
+
+    async def arrays(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+        await once.execute(session, as_arrays(columns, rows))
+
+    return {
+        "6 counter deltas: multi-row INSERT … ON CONFLICT (compiled per call)": multi_row,
+        "6 counter deltas: unnested arrays, compiled once (insights)": arrays,
+    }
+
+
 async def compare_database(rounds: int, uses: int) -> dict[str, list[tuple[float, float]]]:
     with temp_workdir("bench-micro-") as workdir:
         dbs = Databases(Path(workdir))
         if not dbs.use_postgres:
             raise SystemExit("these comparisons need PostgreSQL (autocommit reads and arrays are PostgreSQL only)")
         engine = create_engine(dbs.create("micro"))
-        table = Table("items", MetaData(), Column("id", String(36), primary_key=True), Column("n", Integer))
+        metadata = MetaData()
+        table = Table("items", metadata, Column("id", String(36), primary_key=True), Column("n", Integer))
+        counters = Table(
+            "counters",
+            metadata,
+            *(Column(name, String(48), primary_key=True) for name in ("n", "m")),
+            Column("d", Date, primary_key=True),
+            Column("v", BigInteger, nullable=False),
+        )
         async with engine.begin() as connection:
-            await connection.run_sync(table.metadata.create_all)
+            await connection.run_sync(metadata.create_all)
             await connection.execute(table.insert(), [{"id": f"id-{i:03d}", "n": i} for i in range(1000)])
         sessions = session_factory(engine, cache_lineages=True)
         reads = reading_sessions(sessions)
@@ -77,6 +135,10 @@ async def compare_database(rounds: int, uses: int) -> dict[str, list[tuple[float
             "20 ids by matches_any (= ANY(:array))": lambda n: _lookups(
                 sessions, select(table).where(matches_any(table.c.id, "ids", "postgresql")), n
             ),
+            **{
+                name: (lambda n, write=write: _upserts(sessions, write, n))
+                for name, write in _counter_writes(counters).items()
+            },
         }
         for way in ways.values():
             await way(200)  # warm: connections, prepared statements
@@ -135,7 +197,44 @@ def compare_routing(rounds: int, uses: int) -> dict[str, list[float]]:
     return found
 
 
-def report(sessions: dict[str, list[tuple[float, float]]], routing: dict[str, list[float]], args: Any) -> str:
+def compare_spans(rounds: int, uses: int) -> dict[str, list[float]]:
+    """A span as the gRPC server instrumentation makes one (attributes, status, end), from a provider that
+    records it and from the kit's provider without an exporter (`ParentBased(ALWAYS_OFF)`)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    tracers = {
+        "span recorded (no exporter: kept for nobody)": TracerProvider().get_tracer("micro"),
+        "span not recorded (ParentBased(ALWAYS_OFF), ids kept)": TracerProvider(
+            sampler=ParentBased(ALWAYS_OFF)
+        ).get_tracer("micro"),
+    }
+    attributes = {"rpc.system": "grpc", "rpc.service": "issues.v1.IssuesService", "rpc.method": "ReportIssue"}
+
+    def timed(tracer: Any) -> float:
+        started = time.perf_counter()
+        for _ in range(uses):
+            with tracer.start_as_current_span("ReportIssue", kind=SpanKind.SERVER, attributes=attributes) as span:
+                span.set_attribute("rpc.grpc.status_code", 0)
+                span.set_status(StatusCode.OK)
+        return (time.perf_counter() - started) / uses * 1e6
+
+    found: dict[str, list[float]] = {name: [] for name in tracers}
+    for tracer in tracers.values():
+        timed(tracer)
+    for _ in range(rounds):
+        for name, tracer in tracers.items():
+            found[name].append(timed(tracer))
+    return found
+
+
+def report(
+    sessions: dict[str, list[tuple[float, float]]],
+    routing: dict[str, list[float]],
+    spans: dict[str, list[float]],
+    args: Any,
+) -> str:
     lines = [
         "# In-process comparisons (bench/micro)",
         "",
@@ -158,6 +257,9 @@ def report(sessions: dict[str, list[tuple[float, float]]], routing: dict[str, li
     ]
     for name, runs in routing.items():
         lines.append(f"| {name} | {min(runs):.0f} / {statistics.median(runs):.0f} |")
+    lines += ["", "| one server span | µs: min / median |", "| --- | ---: |"]
+    for name, runs in spans.items():
+        lines.append(f"| {name} | {min(runs):.1f} / {statistics.median(runs):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +269,12 @@ def main() -> None:
     parser.add_argument("--uses", type=int, default=2000)
     parser.add_argument("--output", default="", help="write the report here as well as to stdout")
     args = parser.parse_args()
-    text = report(asyncio.run(compare_database(args.rounds, args.uses)), compare_routing(args.rounds, args.uses), args)
+    text = report(
+        asyncio.run(compare_database(args.rounds, args.uses)),
+        compare_routing(args.rounds, args.uses),
+        compare_spans(args.rounds, args.uses * 10),
+        args,
+    )
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -56,3 +56,39 @@ async def test_an_upsert_compiled_once_inserts_and_skips_as_sqlalchemy_would(
     else:
         assert len(compiled_each_time) == 3  # through SQLAlchemy, which compiles an upsert every time
     await engine.dispose()
+
+
+async def test_rows_as_arrays_unnested_add_up_on_conflict(database_url: str) -> None:
+    """`unnested_insert` with `as_arrays`: any number of rows through one statement, compiled once."""
+    from sqlalchemy import BigInteger, Column, Date, MetaData, String, Table
+
+    from shequtong_kit.db import as_arrays, unnested_insert
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("arrays are PostgreSQL's; the kit's PostgreSQL run covers this")
+    tally = Table(
+        "tally",
+        MetaData(),
+        Column("place", String(36), primary_key=True),
+        Column("day", Date, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(tally.metadata.create_all)
+    insert = unnested_insert(tally, ("place", "day", "count"))
+    add = CompiledOnce(
+        insert.on_conflict_do_update(
+            index_elements=["place", "day"], set_={"count": tally.c.count + insert.excluded.count}
+        )
+    )
+    day = datetime(2026, 3, 2, tzinfo=UTC).date()
+    sessions = session_factory(engine)
+    for batch in ([("n1", day, 2), ("n2", day, 1)], [("n1", day, 3)], [("n2", day, 4), ("n3", day, 1), ("n4", day, 9)]):
+        async with sessions() as session, session.begin():
+            await add.execute(session, as_arrays(("place", "day", "count"), batch))
+    async with sessions() as session:
+        stored = (await session.execute(text("SELECT place, count FROM tally ORDER BY place"))).all()
+    assert [tuple(row) for row in stored] == [("n1", 5), ("n2", 5), ("n3", 1), ("n4", 9)]
+    assert add._compiled is not None and "unnest" in add._compiled[0]
+    await engine.dispose()

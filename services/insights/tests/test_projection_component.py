@@ -32,7 +32,7 @@ from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, session_factory
 from shequtong_kit.errors import PermissionDenied
 from shequtong_kit.proto import ts
-from shequtong_kit.testing import Databases, temp_workdir
+from shequtong_kit.testing import Databases, postgres_available, temp_workdir
 
 NOW = datetime(2026, 3, 20, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai
 H = timedelta(hours=1)
@@ -45,10 +45,15 @@ class NoJetStream:
     specs = ()
 
 
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
+# The projection writes take a path of their own on PostgreSQL (arrays unnested into rows): both are run.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not postgres_available(), reason="no PG"))]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with temp_workdir("insights-component-") as workdir:
         dbs = Databases(Path(workdir))
+        dbs.use_postgres = request.param == "postgresql"
         url = dbs.create(f"insights_component_{uuid.uuid4().hex[:6]}")
         env = {**os.environ, "DATABASE_URL": url}
         subprocess.run([sys.executable, "-m", "shequtong_insights", "migrate"], env=env, check=True, timeout=120)

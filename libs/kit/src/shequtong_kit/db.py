@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,8 @@ from sqlalchemy import (
     any_,
     bindparam,
     event,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -190,7 +192,7 @@ class CompiledOnce:
 
     For the statements SQLAlchemy will not cache: its PostgreSQL `INSERT … ON CONFLICT` opts out of the
     compiled cache, so each execution compiles it again (~170 µs for the consumers' inbox claim here).
-    Parameters reach the driver as they are — only values asyncpg takes natively (str, int, a list of str,
+    Parameters reach the driver as they are — only values asyncpg takes natively (str, int, a date, lists of those,
     an aware datetime); no type of ours processes them. Elsewhere (SQLite) the statement runs through
     SQLAlchemy as usual."""
 
@@ -199,14 +201,36 @@ class CompiledOnce:
         self._compiled: tuple[str, tuple[str, ...]] | None = None
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        return list((await self._run(session, params)).all())
+
+    async def execute(self, session: AsyncSession, params: dict[str, Any]) -> None:
+        """For a statement that returns no rows."""
+        await self._run(session, params)
+
+    async def _run(self, session: AsyncSession, params: dict[str, Any]) -> Any:
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
-            return list((await session.execute(self.statement, params)).all())
+            return await session.execute(self.statement, params)
         if self._compiled is None:
             compiled = self.statement.compile(dialect=connection.dialect)
             self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
         sql, names = self._compiled
-        return list((await connection.exec_driver_sql(sql, tuple(params[name] for name in names))).all())
+        return await connection.exec_driver_sql(sql, tuple(params[name] for name in names))
+
+
+def unnested_insert(table: Table, columns: Sequence[str]) -> Any:
+    """PostgreSQL's `INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`: each parameter, named as
+    its column, is the array of that column's values — one statement text for any number of rows (a
+    multi-row VALUES is a statement per row count). Add `.on_conflict_…` and run it with `CompiledOnce`,
+    the parameters from `as_arrays`."""
+    arrays = (bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns)
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
+    return postgresql.insert(table).from_select(list(columns), select(*rows.c))
+
+
+def as_arrays(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """Rows as one list per column: the parameters of an `unnested_insert`."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(columns)}
 
 
 def matches_any(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:

@@ -1,5 +1,10 @@
 """OpenTelemetry setup: traces exported by OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-metrics always recorded and served in Prometheus format on the service's metrics port."""
+metrics always recorded and served in Prometheus format on the service's metrics port.
+
+Spans are recorded only when they go somewhere: without an exporter every span is a non-recording one
+(`ParentBased(ALWAYS_OFF)`) that still carries its trace and span ids — logs and the events' `traceparent`
+keep them — but builds no attributes, events or timings nobody reads (bench/micro: 14 → 5 µs a span). With
+an exporter the SDK's own `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` decide (default: every trace)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +42,12 @@ def setup_telemetry(service_name: str, metrics_port: int = 0, instrument_grpc: b
     if _current is not None:
         return _current
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    tracer_provider = TracerProvider(resource=resource)
     exporting = (
         bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
         and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
     )
+    # A caller's sampled trace is still followed (ParentBased): its spans are recorded even here.
+    tracer_provider = TracerProvider(resource=resource, sampler=None if exporting else ParentBased(ALWAYS_OFF))
     if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -9,7 +9,7 @@ from shequtong_issues.domain import sla
 from shequtong_issues.domain.sla import Clock, ClockStart, ClockStop, EscalationPolicy, Outcome, Targets
 from shequtong_issues.domain.states import Level, Position, State, Transition, plan
 
-from shequtong_kit.errors import InvalidArgument
+from shequtong_kit.errors import DomainError, InvalidArgument
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 TARGETS = Targets(response_hours=15, resolution_hours=48)
@@ -139,3 +139,20 @@ def test_overdue() -> None:
     assert sla.is_overdue(T0, None, T0 + timedelta(seconds=1))
     assert not sla.is_overdue(T0, T0 + timedelta(hours=1), T0)
     assert not sla.is_overdue(None, None, T0)
+
+
+def test_a_response_target_is_needed_exactly_where_a_response_clock_starts() -> None:
+    """The use case reads the neighbourhood's response targets only when this says so."""
+    needing = set()
+    for state in State:
+        for level in Level:
+            for transition in Transition:
+                try:
+                    step = plan(Position(state, level), transition)
+                except DomainError:  # not a legal step
+                    continue
+                starts = sla.on_step(step, T0, TARGETS).starts
+                assert sla.starts_response_clock(step) == any(s.clock == Clock.RESPONSE for s in starts)
+                if sla.starts_response_clock(step):
+                    needing.add(transition)
+    assert needing == {Transition.ESCALATE, Transition.AUTO_ESCALATE, Transition.REOPEN}

@@ -5,6 +5,7 @@ grid consumer see each other's results in order."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -214,14 +215,20 @@ class IssuesService:
         rules, _ = await self._catalogue(session, issue.district_id)
         return catalogue.find(rules, issue.category_code)
 
-    async def _targets(self, session: AsyncSession, issue: Issue, category: CategoryRule | None = None) -> sla.Targets:
-        """The issue's response and resolution targets; `category` when the caller holds its rule already."""
+    async def _targets(
+        self, session: AsyncSession, issue: Issue, category: CategoryRule | None = None, *, response: bool = True
+    ) -> sla.Targets:
+        """The issue's response and resolution targets; `category` when the caller holds its rule already.
+        `response=False` when no response clock starts: the neighbourhood's targets are not read and the
+        response hours are NaN, from which no due time can be computed unnoticed."""
         if category is None or category.code != issue.category_code:
             category = await self._category(session, issue)
-        n_all, n_cat = await IssueRepository(session).response_targets(issue.neighbourhood_id, issue.category_code)
-        response = sla.effective_response_hours(category.response_hours if category else None, n_all, n_cat)
         resolution = category.resolution_hours if category else 24.0 * 7
-        return sla.Targets(response, resolution)
+        if not response:
+            return sla.Targets(math.nan, resolution)
+        n_all, n_cat = await IssueRepository(session).response_targets(issue.neighbourhood_id, issue.category_code)
+        response_hours = sla.effective_response_hours(category.response_hours if category else None, n_all, n_cat)
+        return sla.Targets(response_hours, resolution)
 
     async def _load(
         self, session: AsyncSession, principal: Principal, issue_id: str, lock: bool = False
@@ -310,7 +317,7 @@ class IssuesService:
             if previous is not None:
                 due_at = previous.due_at
             else:
-                due_at = sla.due(at, (await self._targets(session, issue)).resolution_hours)
+                due_at = sla.due(at, (await self._targets(session, issue, response=False)).resolution_hours)
             running.append(self._start_clock(session, issue, sla.Clock.RESOLUTION, level, at, due_at))
         live = [c for c in running if c.stopped_at is None]
         issue.response_due_at = min((c.due_at for c in live if c.clock == sla.Clock.RESPONSE.value), default=None)
@@ -405,7 +412,7 @@ class IssuesService:
         t = step.transition
         if sla.starts_new_round(step):
             issue.round += 1
-        targets = await self._targets(session, issue)
+        targets = await self._targets(session, issue, response=sla.starts_response_clock(step))
         issue.state = step.to_state.value
         issue.level = step.to_level.value
         await self._apply_clocks(session, issue, sla.on_step(step, at, targets), at)

@@ -12,7 +12,7 @@ clock escalates the issue one level automatically, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shequtong_issues.domain.states import AWAITING_RESPONSE, Level, State, Step, Transition
@@ -98,6 +98,14 @@ def on_report(at: datetime, targets: Targets) -> ClockPlan:
             ClockStart(Clock.RESOLUTION, Level.NEIGHBOURHOOD, due(at, targets.resolution_hours)),
         ),
     )
+
+
+def starts_response_clock(step: Step) -> bool:
+    """Whether `on_step` starts a response clock for `step`: only then is a response target needed."""
+    return any(start.clock == Clock.RESPONSE for start in on_step(step, _ANY_TIME, Targets(1.0, 1.0)).starts)
+
+
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def on_step(step: Step, at: datetime, targets: Targets) -> ClockPlan:

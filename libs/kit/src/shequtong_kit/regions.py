@@ -83,8 +83,12 @@ class LineageCache:
         self._known.pop(neighbourhood_id, None)
 
 
-def _cache(session: AsyncSession) -> LineageCache | None:
+def lineage_cache(session: AsyncSession) -> LineageCache | None:
+    """The process's cache the session carries, if any (identity keeps its own regions' lineages there)."""
     return session.info.get(LINEAGE_CACHE)
+
+
+_cache = lineage_cache
 
 
 async def find_lineage(session: AsyncSession, neighbourhood_id: str) -> Lineage | None:

@@ -70,7 +70,7 @@ from shequtong_identity.repository import (
     VolunteerRepository,
 )
 from shequtong_identity.settings import IdentitySettings
-from shequtong_kit import auth
+from shequtong_kit import auth, regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
 from shequtong_kit.consumer import PoisonMessage
@@ -208,10 +208,18 @@ class IdentityService:
         )
 
     async def neighbourhood(self, session: AsyncSession, neighbourhood_id: str) -> Lineage:
+        """Its lineage, kept in the process's lineage cache once found (a neighbourhood never moves)."""
+        cache = regions.lineage_cache(session)
+        known = cache.get(neighbourhood_id) if cache else None
+        if known is not None:
+            return known
         region = await RegionRepository(session).get(neighbourhood_id) if neighbourhood_id else None
         if region is None or region.level != region_rules.NEIGHBOURHOOD:
             raise NotFound("no such neighbourhood", code="neighbourhood_not_found")
-        return Lineage(region.id, region.subdistrict_id or "", region.district_id or "")
+        lineage = Lineage(region.id, region.subdistrict_id or "", region.district_id or "")
+        if cache is not None:
+            cache.keep(lineage, region.kind)
+        return lineage
 
     async def place(self, session: AsyncSession, role: str, scope: str) -> role_rules.ScopePlace:
         kind, ident = role_rules.parse_scope(role, scope)

@@ -115,12 +115,12 @@ async def _settled(nats_url: str, stream: str, durable: str, within: float = 30)
 class Running:
     """A ConsumerRunner on its own connection, stopped on exit."""
 
-    def __init__(self, engine: AsyncEngine, nats_url: str, spec: ConsumerSpec) -> None:
-        self.engine, self.nats_url, self.spec = engine, nats_url, spec
+    def __init__(self, engine: AsyncEngine, nats_url: str, spec: ConsumerSpec, linger: float = 0.0) -> None:
+        self.engine, self.nats_url, self.spec, self.linger = engine, nats_url, spec, linger
 
     async def __aenter__(self) -> Running:
         self.nc = await nats.connect(self.nats_url)
-        self.runner = ConsumerRunner(self.nc.jetstream(), session_factory(self.engine), self.spec)
+        self.runner = ConsumerRunner(self.nc.jetstream(), session_factory(self.engine), self.spec, linger=self.linger)
         self.task = asyncio.create_task(self.runner.run())
         return self
 
@@ -354,3 +354,46 @@ async def test_a_consumer_killed_between_commit_and_ack_causes_no_second_effect(
     assert calls == [], "the redelivered events were skipped by the inbox"
     assert await _effects(engine) == dict.fromkeys(codes, 1)
     assert await _inbox_rows(engine, spec.name) == len(codes)
+
+
+async def _trickle(engine: AsyncEngine, nats_url: str, linger: float) -> int:
+    """Twelve events published 50 ms apart to a consumer lingering `linger`: how many transactions took
+    them (each event is checked to have committed exactly once)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    committed: list[str] = []
+    handler = _recording_handler([], committed, poison=set(), flaky=set(), sessions=[])
+    transactions: list[int] = []
+
+    async def counting(session: AsyncSession, message: ev.NeighbourhoodCreated, event: ReceivedEvent) -> None:
+        if "counted" not in session.info:  # a session per batch transaction
+            session.info["counted"] = True
+            transactions.append(len(transactions))
+        await handler(session, message, event)
+
+    name = f"trickle{int(linger * 1000)}"
+    subject = f"volunteers.{name}.event"
+    spec = ConsumerSpec(
+        f"kit-test-{name}", "VOLUNTEERS", [subject], route({subject: (ev.NeighbourhoodCreated, counting)})
+    )
+    codes = [f"{name}-{i}" for i in range(12)]
+    async with Running(engine, nats_url, spec, linger=linger):
+        for code in codes:
+            await _publish(js, subject, code, f"{name}-{code}")
+            await asyncio.sleep(0.05)
+        await _settled(nats_url, "VOLUNTEERS", spec.name)
+    await nc.close()
+    effects = await _effects(engine)
+    assert {code: effects.get(code) for code in codes} == {code: 1 for code in codes}
+    return len(transactions)
+
+
+async def test_a_trickle_of_events_shares_transactions_when_the_consumer_lingers(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """Events arriving every few milliseconds: without a linger each tends to be a transaction of its own;
+    with one, those of the linger's span share one — and every event still commits exactly once."""
+    alone = await _trickle(engine, nats_server.url, 0.0)
+    shared = await _trickle(engine, nats_server.url, 0.3)
+    assert shared <= 6 and shared < alone, (shared, alone)

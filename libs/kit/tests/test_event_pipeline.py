@@ -24,7 +24,7 @@ from shequtong.events.v1 import identity_events_pb2 as ev
 from shequtong_kit.consumer import ConsumerRunner, ConsumerSpec, ReceivedEvent, route
 from shequtong_kit.db import create_engine, inbox, kit_metadata, outbox, session_factory
 from shequtong_kit.nats_io import ensure_stream
-from shequtong_kit.outbox import Outbox
+from shequtong_kit.outbox import Outbox, OutboxRelay
 from shequtong_kit.testing import Databases, NatsServer, temp_workdir
 
 
@@ -242,3 +242,45 @@ async def test_poison_and_exhausted_messages_go_to_the_dead_letter_subject(
     assert "cannot decode" in dead["dlq.boards.test.poison"]["dlq-reason"]
     assert dead["dlq.boards.test.flaky"]["dlq-delivery"] == "3"
     assert attempts == [1, 2, 3]
+
+
+class CountingRelay(OutboxRelay):
+    passes = 0
+
+    async def drain_once(self) -> int:
+        self.passes += 1
+        return await super().drain_once()
+
+
+async def _relay_passes(engine: AsyncEngine, nats_url: str, linger: float) -> int:
+    """Twelve commits of one event each, 30 ms apart, with the relay running: how many passes published them
+    (each is checked to have reached the stream)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    sessions = session_factory(engine)
+    relay = CountingRelay(engine, sessions, js, poll_interval=5.0, linger=linger)
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.1)
+    relay.passes = 0
+    subject = f"volunteers.linger{int(linger * 1000)}.event"
+    sub = await js.subscribe(subject, stream="VOLUNTEERS", ordered_consumer=True)
+    writer = Outbox("kit-test")
+    for i in range(12):
+        async with sessions() as session, session.begin():
+            await writer.add(session, subject, ev.NeighbourhoodCreated(code=f"r{i}"))
+        await asyncio.sleep(0.03)
+    codes = [ev.NeighbourhoodCreated.FromString((await sub.next_msg(timeout=10)).data).code for _ in range(12)]
+    relay.stop()
+    await asyncio.gather(task, return_exceptions=True)
+    await nc.close()
+    assert codes == [f"r{i}" for i in range(12)]
+    return relay.passes
+
+
+async def test_a_lingering_relay_publishes_a_trickle_of_commits_in_fewer_passes(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    at_once = await _relay_passes(engine, nats_server.url, 0.0)
+    lingering = await _relay_passes(engine, nats_server.url, 0.2)
+    assert lingering <= 6 and lingering < at_once, (lingering, at_once)

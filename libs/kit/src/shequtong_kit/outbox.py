@@ -110,8 +110,10 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         clock: Clock | None = None,
         publish_timeout: float = 5.0,
+        linger: float = 0.0,
     ) -> None:
         self._sessions = sessions
+        self._linger = linger
         self._js = js
         # At most the JetStream context's in-flight publishes (4,000 by default in nats-py).
         self._batch = max(1, min(batch_size, 4000))
@@ -293,6 +295,9 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 5.0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=backoff if result < 0 else self._poll)
+                    if self._linger > 0 and result >= 0:
+                        # Woken by a commit: the commits of the next few milliseconds go out in the same pass.
+                        await asyncio.sleep(self._linger)
         finally:
             _wakeups.discard(self._wake)
 

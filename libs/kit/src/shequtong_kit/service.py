@@ -160,6 +160,7 @@ class ServiceApp:
             self.settings.relay_batch_size,
             self.settings.relay_poll_interval,
             self.clock,
+            linger=self.settings.relay_linger_seconds,
         )
         background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         if self.follow_session_revocations and self.verifier is not None:
@@ -169,7 +170,10 @@ class ServiceApp:
             except Exception as exc:
                 log.warning("session revocations not followed yet", extra={"error": type(exc).__name__})
             background.append(asyncio.create_task(follower.run(), name="session-revocations"))
-        runners = [ConsumerRunner(self.js, self.sessions, spec, self.clock) for spec in self._consumers]
+        runners = [
+            ConsumerRunner(self.js, self.sessions, spec, self.clock, linger=self.settings.consumer_linger_seconds)
+            for spec in self._consumers
+        ]
         for runner in runners:
             background.append(asyncio.create_task(runner.run(), name=f"consumer-{runner.spec.name}"))
         for hook in self._on_start:

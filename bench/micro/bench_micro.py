@@ -178,9 +178,19 @@ def _route_once(app: Any, path: str) -> None:
             return
 
 
+def _alternated(ways: dict[str, Any], timed: Callable[[Any], float], rounds: int) -> dict[str, list[float]]:
+    """Each way timed once to warm up, then `rounds` times, the ways alternating."""
+    for way in ways.values():
+        timed(way)
+    found: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            found[name].append(timed(way))
+    return found
+
+
 def compare_routing(rounds: int, uses: int) -> dict[str, list[float]]:
     apps = _apps()
-    found: dict[str, list[float]] = {name: [] for name in apps}
 
     def timed(app: Any) -> float:
         started = time.perf_counter()
@@ -189,12 +199,7 @@ def compare_routing(rounds: int, uses: int) -> dict[str, list[float]]:
                 _route_once(app, path)
         return (time.perf_counter() - started) / (uses * len(ROUTED_PATHS)) * 1e6
 
-    for app in apps.values():
-        timed(app)
-    for _ in range(rounds):
-        for name, app in apps.items():
-            found[name].append(timed(app))
-    return found
+    return _alternated(apps, timed, rounds)
 
 
 def compare_spans(rounds: int, uses: int) -> dict[str, list[float]]:
@@ -220,13 +225,7 @@ def compare_spans(rounds: int, uses: int) -> dict[str, list[float]]:
                 span.set_status(StatusCode.OK)
         return (time.perf_counter() - started) / uses * 1e6
 
-    found: dict[str, list[float]] = {name: [] for name in tracers}
-    for tracer in tracers.values():
-        timed(tracer)
-    for _ in range(rounds):
-        for name, tracer in tracers.items():
-            found[name].append(timed(tracer))
-    return found
+    return _alternated(tracers, timed, rounds)
 
 
 def report(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shequtong.common.v1.common_pb2 import NEIGHBOURHOOD_KIND_VILLAGE as VILLAGE
 from shequtong.events.v1 import identity_events_pb2 as ev
@@ -13,13 +14,18 @@ from shequtong_kit import regions
 from shequtong_kit.db import create_engine, kit_metadata, session_factory
 
 
-async def test_a_lineage_is_read_once_and_an_unknown_one_each_time(tmp_path: Path) -> None:
+async def _directory(tmp_path: Path) -> tuple[AsyncEngine, list[str], async_sessionmaker[AsyncSession]]:
+    """An empty region directory, the statements sent to it, and sessions that cache lineages."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kit.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(kit_metadata.create_all)
     statements: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    sessions = session_factory(engine, cache_lineages=True)
+    return engine, statements, session_factory(engine, cache_lineages=True)
+
+
+async def test_a_lineage_is_read_once_and_an_unknown_one_each_time(tmp_path: Path) -> None:
+    engine, statements, sessions = await _directory(tmp_path)
     created = ev.NeighbourhoodCreated(neighbourhood_id="n-1", subdistrict_id="s-1", district_id="d-1", code="c")
 
     async with sessions() as session:
@@ -40,12 +46,7 @@ async def test_a_lineage_is_read_once_and_an_unknown_one_each_time(tmp_path: Pat
 
 
 async def test_a_kind_is_kept_with_its_lineage(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kit.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(kit_metadata.create_all)
-    statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    sessions = session_factory(engine, cache_lineages=True)
+    engine, statements, sessions = await _directory(tmp_path)
     village = ev.NeighbourhoodCreated(
         neighbourhood_id="v-1", subdistrict_id="s-1", district_id="d-1", code="v", kind=VILLAGE
     )

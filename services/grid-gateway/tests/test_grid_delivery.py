@@ -56,6 +56,22 @@ async def test_a_ticket_for_a_neighbourhood_we_learn_later_gets_its_district(har
     assert (await harness.ticket(ticket.id)).district_id == "D9"
 
 
+async def test_a_ticket_whose_neighbourhood_arrived_while_it_was_made_gets_its_district_when_claimed(
+    harness: Any,
+) -> None:
+    """The race of the two consumers: the dispatch read the directory before the neighbourhood was in it,
+    and the neighbourhood's fill ran before the ticket was committed. The delivery claim completes it."""
+    ticket = await harness.dispatch(neighbourhood_id="N-race")
+    assert ticket.district_id is None
+    await harness.neighbourhood("N-race", district_id="D7")  # in the directory, after its fill had run
+    [claimed] = await harness.service.claim_due("district", 5)
+    assert (claimed.id, claimed.district_id, claimed.subdistrict_id) == (ticket.id, "D7", "S-D7")
+    assert ((await harness.ticket(ticket.id)).district_id, (await harness.ticket(ticket.id)).subdistrict_id) == (
+        "D7",
+        "S-D7",
+    )
+
+
 async def test_a_dispatch_that_cannot_be_sent_fails_at_once_and_says_why(make_harness: Any) -> None:
     h = await make_harness(catalogue={"": CatalogueSpec(None, {"water_main": "04-02"})})
     assert await h.service.refresh_catalogue() == [""]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -250,13 +250,30 @@ class GridService:
     # --- delivery -----------------------------------------------------------------------------
     async def claim_due(self, platform: str, limit: int) -> list[Ticket]:
         async with self.sessions() as session, session.begin():
-            return await self._repo(session).claim_due(
+            claimed = await self._repo(session).claim_due(
                 platform,
                 self.clock.now(),
                 limit,
                 self.instance,
                 timedelta(seconds=self.settings.grid_claim_lease_seconds),
             )
+            await self._complete_lineages(session, claimed)
+            return claimed
+
+    async def _complete_lineages(self, session: AsyncSession, tickets: Sequence[Ticket]) -> None:
+        """Tickets made before the region directory knew their neighbourhood get its lineage here, after
+        their own commit. `neighbourhood_known` fills those already committed when the neighbourhood
+        arrives; one committed while it ran was not there to be filled, and is found by this look."""
+        missing = [t for t in tickets if t.district_id is None]
+        if not missing:
+            return
+        known = {
+            lin.neighbourhood_id: lin for lin in await regions.lineages(session, [t.neighbourhood_id for t in missing])
+        }
+        for ticket in missing:
+            lineage = known.get(ticket.neighbourhood_id)
+            if lineage is not None:
+                ticket.subdistrict_id, ticket.district_id = lineage.subdistrict_id, lineage.district_id
 
     async def release_claims(self, ids: list[str]) -> None:
         if ids:

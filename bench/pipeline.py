@@ -29,7 +29,11 @@ import typer
 
 from bench.procs import CpuMeter, postgres_pids
 from bench.stats import percentile
+from shequtong_kit.settings import ServiceSettings
 from shequtong_kit.testing import Databases, NatsServer, temp_workdir
+
+# The relay's and the consumer's settings as every service runs them.
+SERVICE_DEFAULTS = {name: field.default for name, field in ServiceSettings.model_fields.items()}
 
 # Seconds after the steady window during which late writers may still write their share.
 WRITE_GRACE = 2.0
@@ -128,7 +132,7 @@ def _replica(
         await asyncio.sleep(max(0.0, start_at - time.time()))
         relay_task = None
         if relay:
-            relay_obj = OutboxRelay(engine, sessions, nc.jetstream())
+            relay_obj = OutboxRelay(engine, sessions, nc.jetstream(), linger=SERVICE_DEFAULTS["relay_linger_seconds"])
             relay_task = asyncio.create_task(relay_obj.run())
         transactions = int(rate * duration / events_per_tx)
         interval = events_per_tx / rate if rate > 0 else 0
@@ -213,7 +217,9 @@ def _consumer(consumer_url: str, nats_url: str, stream: str, subject: str, expec
         # The kit's defaults (batch, max_ack_pending): what every service runs.
         spec = ConsumerSpec(name=f"bench-pipeline-{stream.lower()}", stream=stream, subjects=[subject], handler=handle)
         nc = await nats.connect(nats_url)
-        runner = ConsumerRunner(nc.jetstream(), session_factory(engine), spec)
+        runner = ConsumerRunner(
+            nc.jetstream(), session_factory(engine), spec, linger=SERVICE_DEFAULTS["consumer_linger_seconds"]
+        )
         task = asyncio.create_task(runner.run())
         queue.put(("consumer-ready", 0, {}))
         # `expected` may drop (writers that fell behind) after the last commit: look again now and then.

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from nats.js.errors import NotFoundError
 from shequtong_stack import Stack
 
 from integration.helpers import eventually, move_clock
@@ -291,11 +292,16 @@ def test_hours_are_credited_at_check_out_and_corrected_by_reversal(
 # --- cancellation notices and mutual aid ---------------------------------------------------------------------
 
 
-def _last_event(nats_url: str, subject: str) -> bytes:
-    async def go() -> bytes:
+def _last_event(nats_url: str, subject: str) -> bytes | None:
+    """The subject's latest message on the VOLUNTEERS stream; None while there is none yet (the relay
+    publishes after the commit)."""
+
+    async def go() -> bytes | None:
         nc = await nats.connect(nats_url)
         try:
             return bytes((await nc.jetstream().get_last_msg("VOLUNTEERS", subject)).data)
+        except NotFoundError:
+            return None
         finally:
             await nc.close()
 
@@ -318,8 +324,9 @@ def test_cancelling_an_activity_notifies_everyone_signed_up(
         assert ok(who.get(path))["my_signup"]["state"] == "activity_cancelled"
 
     def published() -> ev.ActivityCancelled | None:
-        message = ev.ActivityCancelled.FromString(_last_event(system.nats_url, "volunteers.activity.cancelled"))
-        return message if message.activity_id == activity["id"] else None
+        payload = _last_event(system.nats_url, "volunteers.activity.cancelled")
+        message = ev.ActivityCancelled.FromString(payload) if payload is not None else None
+        return message if message is not None and message.activity_id == activity["id"] else None
 
     notice = eventually(published, what="the cancellation notice on the VOLUNTEERS stream")
     assert set(notice.notified_person_ids) == {c.residents[0].person_id, c.residents[1].person_id}

@@ -197,3 +197,39 @@ async def test_every_change_a_first_page_shows_reaches_another_replicas_kept_pag
     hits = replica.posts.ctx.feed_pages.hits
     await pages()
     assert replica.posts.ctx.feed_pages.hits == hits + 2  # nothing moved since: both pages from memory
+
+
+async def test_feed_versions_move_at_the_commit_and_not_on_a_rollback(system: Any) -> None:
+    """A transaction's version bumps are written just before its commit (its last locks, in place order),
+    once per place however often it bumped; a rolled-back transaction moves nothing."""
+    from shequtong_boards.models import FeedVersion
+    from shequtong_boards.repository import FeedVersionRepository
+    from sqlalchemy import select
+
+    first, second = f"n:{uuid.uuid4()}", f"n:{uuid.uuid4()}"
+
+    async def versions() -> dict[str, int]:
+        async with system.sessions() as session:
+            rows = await session.execute(
+                select(FeedVersion.place, FeedVersion.version).where(FeedVersion.place.in_([first, second]))
+            )
+            return {place: int(version) for place, version in rows}
+
+    async with system.sessions() as session, session.begin():
+        repo = FeedVersionRepository(session)
+        await repo.bump([second, first])
+        await repo.bump([first])
+        inside = (await session.execute(select(FeedVersion.place).where(FeedVersion.place.in_([first, second])))).all()
+        assert inside == [], "not written before the commit"
+    assert await versions() == {first: 1, second: 1}
+
+    class Abandoned(Exception):
+        pass
+
+    try:
+        async with system.sessions() as session, session.begin():
+            await FeedVersionRepository(session).bump([first])
+            raise Abandoned
+    except Abandoned:
+        pass
+    assert await versions() == {first: 1, second: 1}

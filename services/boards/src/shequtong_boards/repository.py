@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    event,
     func,
     insert,
     literal,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from shequtong_boards.domain.content import COMMENT, POST, VISIBLE, FeedKey, feed_place
 from shequtong_boards.models import (
@@ -358,14 +359,36 @@ class FeedVersionRepository:
 
     async def bump(self, places: Iterable[str]) -> None:
         """Called in the transaction that changes what these places' first pages show: every process's
-        cached pages of them are stale from its commit on. Places in one order, so two writers that move
-        the same places never wait on each other in a cycle."""
-        for place in sorted(set(places)):
-            statement = _insert(self.session, FeedVersion).values(place=place, version=1)
-            statement = statement.on_conflict_do_update(
-                index_elements=["place"], set_={"version": FeedVersion.version + 1}
-            )
-            await self.session.execute(statement)
+        cached pages of them are stale from its commit on. The versions move just before the commit, all
+        of the transaction's at once and in place order, so a writer takes these row locks last: none holds
+        a version while it waits for a post another writer holds (moderation hiding a post deadlocked so
+        with the consumer linking that post to its issue, which had moved the version first)."""
+        pending = self.session.info.get(_PENDING_BUMPS)
+        if pending is None:
+            pending = self.session.info[_PENDING_BUMPS] = set()
+            event.listen(self.session.sync_session, "before_commit", _move_pending_versions, once=True)
+            event.listen(self.session.sync_session, "after_rollback", _forget_pending_versions, once=True)
+        pending.update(places)
+
+
+_PENDING_BUMPS = "boards.pending_feed_versions"
+
+
+def _move_pending_versions(session: Session) -> None:
+    """Runs inside the commit (a sync listener of the async session, in its greenlet: SQL may be sent)."""
+    places = session.info.pop(_PENDING_BUMPS, set())
+    dialect = session.get_bind().dialect.name
+    for place in sorted(places):
+        statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(FeedVersion).values(
+            place=place, version=1
+        )
+        session.execute(
+            statement.on_conflict_do_update(index_elements=["place"], set_={"version": FeedVersion.version + 1})
+        )
+
+
+def _forget_pending_versions(session: Session) -> None:
+    session.info.pop(_PENDING_BUMPS, None)
 
 
 @dataclass(frozen=True)

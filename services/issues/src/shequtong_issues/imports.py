@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_issues import events
-from shequtong_issues.domain import access, catalogue, feedback, reports, sla
+from shequtong_issues.domain import access, catalogue, feedback, grid, reports, sla
 from shequtong_issues.domain.access import ActorRole
 from shequtong_issues.domain.catalogue import Category as CategoryRule
 from shequtong_issues.domain.states import Level, Position, State, Step, Transition, plan
@@ -307,26 +307,8 @@ class Replay:
         if not catalogue.GRID_CODE.match(code):
             raise InvalidArgument("the grid service code is not valid", code="grid_service_code_invalid")
         number = sum(1 for d in built.dispatches if d.round == issue.round) + 1
-        dispatch = _new(
-            Dispatch,
-            id=f"{issue.id}:r{issue.round}:d{number}",
-            issue_id=issue.id,
-            round=issue.round,
-            number=number,
-            level=planned.from_level.value,
-            grid_service_code=code,
-            requested_by=actor_id,
-            requested_at=at,
-            ticket_id=None,
-            external_id=None,
-        )
+        dispatch = _new(Dispatch, **grid.hand_over(issue, planned, number, code, actor_id, at))
         built.dispatches.append(dispatch)
-        issue.dispatch_id = dispatch.id
-        issue.dispatch_level = planned.from_level.value
-        issue.state_before_dispatch = planned.from_state.value
-        issue.grid_service_code = code
-        issue.grid_return_cause = None
-        issue.grid_last_update_at = None
         if not (issue.address or issue.building or issue.lat is not None):
             issue.address = self.neighbourhood_name
         return {"dispatch_id": dispatch.id, "grid_service_code": code, "imported": True}

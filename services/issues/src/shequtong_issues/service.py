@@ -661,23 +661,8 @@ class IssuesService:
                             code="category_not_dispatchable",
                         )
                     number = await IssueRepository(session).dispatch_count(issue.id, issue.round) + 1
-                    dispatch = Dispatch(
-                        id=f"{issue.id}:r{issue.round}:d{number}",
-                        issue_id=issue.id,
-                        round=issue.round,
-                        number=number,
-                        level=step.from_level.value,
-                        grid_service_code=code,
-                        requested_by=principal.subject,
-                        requested_at=now,
-                    )
+                    dispatch = Dispatch(**grid.hand_over(issue, step, number, code, principal.subject, now))
                     session.add(dispatch)
-                    issue.dispatch_id = dispatch.id
-                    issue.dispatch_level = step.from_level.value
-                    issue.state_before_dispatch = step.from_state.value
-                    issue.grid_service_code = code
-                    issue.grid_return_cause = None
-                    issue.grid_last_update_at = None
                     if address and not issue.address:
                         issue.address = address
                         data["address"] = address

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from shequtong_issues.domain.states import State, Transition
+from shequtong_issues.domain.states import State, Step, Transition
 
 PROGRESS = frozenset({"accepted", "dispatched", "handled", "deferred", "reopened"})
 RETURNED = frozenset({"rejected", "returned"})
@@ -43,3 +44,27 @@ def failure_transition(issue_state: State, current_dispatch: bool) -> Transition
     if current_dispatch and issue_state == State.DISPATCHED:
         return Transition.GRID_FAILED
     return None
+
+
+def hand_over(
+    issue: Any, step: Step, number: int, grid_service_code: str, requested_by: str, at: datetime
+) -> dict[str, Any]:
+    """The issue goes to the grid by `step` as its round's dispatch `number`: sets the issue's dispatch
+    fields and returns the dispatch's values (the live transition and the import both record it so)."""
+    dispatch_id = f"{issue.id}:r{issue.round}:d{number}"
+    issue.dispatch_id = dispatch_id
+    issue.dispatch_level = step.from_level.value
+    issue.state_before_dispatch = step.from_state.value
+    issue.grid_service_code = grid_service_code
+    issue.grid_return_cause = None
+    issue.grid_last_update_at = None
+    return {
+        "id": dispatch_id,
+        "issue_id": issue.id,
+        "round": issue.round,
+        "number": number,
+        "level": step.from_level.value,
+        "grid_service_code": grid_service_code,
+        "requested_by": requested_by,
+        "requested_at": at,
+    }

@@ -32,7 +32,7 @@ async def record_neighbourhood(
         "code": message.code,
         "name": message.name,
     }
-    cache = _cache(session)
+    cache = lineage_cache(session)
     if cache is not None:
         cache.forget(message.neighbourhood_id)
     exists = await session.execute(
@@ -88,9 +88,6 @@ def lineage_cache(session: AsyncSession) -> LineageCache | None:
     return session.info.get(LINEAGE_CACHE)
 
 
-_cache = lineage_cache
-
-
 async def find_lineage(session: AsyncSession, neighbourhood_id: str) -> Lineage | None:
     found = await lineages(session, [neighbourhood_id])
     return found[0] if found else None
@@ -100,7 +97,7 @@ async def lineages(session: AsyncSession, neighbourhood_ids: Iterable[str]) -> l
     """The lineages of the neighbourhoods known here (unknown ids are left out), one query for those the
     session's cache lacks."""
     ids = sorted(set(neighbourhood_ids))
-    cache = _cache(session)
+    cache = lineage_cache(session)
     found = [lin for lin in (cache.get(i) for i in ids) if lin is not None] if cache else []
     missing = [i for i in ids if not cache or cache.get(i) is None]
     if missing:
@@ -122,7 +119,7 @@ async def lineages(session: AsyncSession, neighbourhood_ids: Iterable[str]) -> l
 
 async def neighbourhood_kind(session: AsyncSession, neighbourhood_id: str) -> int:
     """The neighbourhood's kind (identity's `NeighbourhoodKind` number; 0 when not known here)."""
-    cache = _cache(session)
+    cache = lineage_cache(session)
     if cache is None:
         query = select(region_directory.c.kind).where(region_directory.c.neighbourhood_id == neighbourhood_id)
         row = (await session.execute(query)).first()

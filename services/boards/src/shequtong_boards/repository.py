@@ -71,11 +71,11 @@ from shequtong_kit.db import UtcDateTime, matches_any, region_directory
 DIALECTS = ("postgresql", "sqlite")
 
 
-def _dialect(session: AsyncSession) -> str:
+def _dialect(session: AsyncSession | Session) -> str:
     return session.bind.dialect.name if session.bind is not None else "postgresql"
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
+def _insert(session: AsyncSession | Session, model: Any) -> Any:
     """A dialect-aware INSERT that supports ON CONFLICT (PostgreSQL and SQLite share the API)."""
     return (sqlite.insert if _dialect(session) == "sqlite" else postgresql.insert)(model)
 
@@ -377,11 +377,8 @@ _PENDING_BUMPS = "boards.pending_feed_versions"
 def _move_pending_versions(session: Session) -> None:
     """Runs inside the commit (a sync listener of the async session, in its greenlet: SQL may be sent)."""
     places = session.info.pop(_PENDING_BUMPS, set())
-    dialect = session.get_bind().dialect.name
     for place in sorted(places):
-        statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(FeedVersion).values(
-            place=place, version=1
-        )
+        statement = _insert(session, FeedVersion).values(place=place, version=1)
         session.execute(
             statement.on_conflict_do_update(index_elements=["place"], set_={"version": FeedVersion.version + 1})
         )

@@ -100,12 +100,12 @@ def on_report(at: datetime, targets: Targets) -> ClockPlan:
     )
 
 
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def starts_response_clock(step: Step) -> bool:
     """Whether `on_step` starts a response clock for `step`: only then is a response target needed."""
     return any(start.clock == Clock.RESPONSE for start in on_step(step, _ANY_TIME, Targets(1.0, 1.0)).starts)
-
-
-_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def on_step(step: Step, at: datetime, targets: Targets) -> ClockPlan:

@@ -1464,6 +1464,12 @@ class Seeder:
         }
 
 
+def _limits(connections: int) -> httpx.Limits:
+    """Idle connections are dropped after 2 s: uvicorn closes a keep-alive connection idle for 5 s, httpx
+    would reuse one for 5 s, and a request sent as the server closes it fails (RemoteProtocolError)."""
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
+
+
 async def seed(
     gateway_url: str,
     ops_headers: dict[str, str],
@@ -1535,16 +1541,6 @@ def main(
     print(text)
 
 
-if __name__ == "__main__":
-    cli()
-
-
-def _limits(connections: int) -> httpx.Limits:
-    """Idle connections are dropped after 2 s: uvicorn closes a keep-alive connection idle for 5 s, httpx
-    would reuse one for 5 s, and a request sent as the server closes it fails (RemoteProtocolError)."""
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
-
-
 async def relogin(gateway_url: str, world: World, concurrency: int = 4) -> int:
     """Fresh access tokens (they live ~15 minutes) for every account the journeys will use."""
     accounts = [a for n in world.neighbourhoods for a in (n.cadre, n.secretary, *n.residents) if a and a.token]
@@ -1558,3 +1554,7 @@ async def relogin(gateway_url: str, world: World, concurrency: int = 4) -> int:
 
         await asyncio.gather(*(one(a) for a in accounts))
     return len(accounts)
+
+
+if __name__ == "__main__":
+    cli()

@@ -3,7 +3,8 @@
 A fetched batch commits in one transaction with its inbox rows and is acked after the commit. These
 tests hold the guarantees that batching must not weaken: one poisoned or failing event does not fail
 its neighbours, a redelivered event that was handled before changes nothing, and a consumer that dies
-between its commit and its acks (a real process, killed) causes no second effect.
+between its commit and its acks (a real process, killed) causes no second effect. A consumer that
+prefetches its batch's rows and flushes once at the commit has the effects of one event at a time.
 """
 
 from __future__ import annotations
@@ -13,18 +14,28 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 from nats.js.errors import NotFoundError
+from sqlalchemy import CheckConstraint, Integer, String, func, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shequtong.events.v1 import identity_events_pb2 as ev
-from shequtong_kit.consumer import ConsumerRunner, ConsumerSpec, PoisonMessage, ReceivedEvent, route
+from shequtong_kit import prefetch
+from shequtong_kit.consumer import (
+    ConsumerRunner,
+    ConsumerSpec,
+    PoisonMessage,
+    ReceivedEvent,
+    flushes_each_event,
+    route,
+)
 from shequtong_kit.db import create_engine, inbox, kit_metadata, outbox, session_factory
 from shequtong_kit.nats_io import ensure_stream
 from shequtong_kit.outbox import Outbox
@@ -397,3 +408,117 @@ async def test_a_trickle_of_events_shares_transactions_when_the_consumer_lingers
     alone = await _trickle(engine, nats_server.url, 0.0)
     shared = await _trickle(engine, nats_server.url, 0.3)
     assert shared <= 6 and shared < alone, (shared, alone)
+
+
+# --- prefetching consumers: rows loaded for the batch, writes flushed at the commit --------------------
+
+
+class TallyBase(DeclarativeBase):
+    pass
+
+
+class Tally(TallyBase):
+    __tablename__ = "kit_test_tallies"
+    __table_args__ = (CheckConstraint("count < 100", name="ck_kit_test_tallies_small"),)
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+@pytest.fixture
+async def tallies(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    async with engine.begin() as conn:
+        await conn.run_sync(TallyBase.metadata.drop_all)
+        await conn.run_sync(TallyBase.metadata.create_all)
+    yield engine
+
+
+def _tally_spec(name: str, subject: str, flush_modes: list[bool]) -> ConsumerSpec:
+    """Counts events per code in `Tally`; the code "boom" sets a count the table refuses."""
+
+    async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, _event: ReceivedEvent) -> None:
+        flush_modes.append(flushes_each_event(session))
+        row = await prefetch.get(session, Tally, message.code, lock=True)
+        if row is None:
+            prefetch.add(session, Tally(code=message.code, count=500 if message.code == "boom" else 1))
+        else:
+            row.count += 1
+
+    async def load(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        codes = [m.code for m in (e.peek(ev.NeighbourhoodCreated) for e in events) if m is not None]
+        await prefetch.load(session, Tally, codes, lock=True)
+
+    return ConsumerSpec(
+        name,
+        "VOLUNTEERS",
+        [subject],
+        route({subject: (ev.NeighbourhoodCreated, handle)}),
+        prefetch=load,
+        flush_each=False,
+        max_deliver=2,
+        backoff=(0.05,),
+    )
+
+
+async def _tallies(engine: AsyncEngine) -> dict[str, int]:
+    async with session_factory(engine)() as session:
+        return {code: count for code, count in (await session.execute(select(Tally.code, Tally.count))).all()}
+
+
+def _statements_on_tallies(engine: AsyncEngine) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "kit_test_tallies" in statement:
+            seen.append(statement.split()[0].upper())
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_a_prefetched_batch_has_the_effects_of_one_event_at_a_time_in_fewer_statements(
+    tallies: AsyncEngine, nats_server: NatsServer
+) -> None:
+    engine = tallies
+    async with session_factory(engine)() as session, session.begin():
+        session.add(Tally(code="old", count=10))
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    codes = ["a", "b", "a", "old", "c", "a", "b", "new", "old"]
+    for index, code in enumerate(codes):  # stored before the consumer starts: one batch
+        await _publish(js, "volunteers.tally.batch", code, f"tally-{index}")
+    statements = _statements_on_tallies(engine)
+    modes: list[bool] = []
+    spec = _tally_spec("kit-test-prefetch", "volunteers.tally.batch", modes)
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "VOLUNTEERS", spec.name)
+    await nc.close()
+    ran = list(statements)
+
+    assert await _tallies(engine) == {"a": 3, "b": 2, "c": 1, "new": 1, "old": 12}
+    assert modes == [False] * len(codes), "one transaction, its writes flushed at the commit"
+    # One SELECT for the batch, one INSERT of its four new rows, one UPDATE (of the row that existed).
+    assert sorted(ran) == ["INSERT", "SELECT", "UPDATE"], ran
+
+
+async def test_a_write_refused_at_the_commit_fails_its_own_event_only(
+    tallies: AsyncEngine, nats_server: NatsServer
+) -> None:
+    engine = tallies
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    await ensure_stream(js, "DLQ")
+    codes = ["x", "y", "boom", "x", "z"]
+    for index, code in enumerate(codes):
+        await _publish(js, "volunteers.tally.refused", code, f"refused-{index}")
+    modes: list[bool] = []
+    spec = _tally_spec("kit-test-prefetch-refused", "volunteers.tally.refused", modes)
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "VOLUNTEERS", spec.name)
+    await nc.close()
+
+    assert await _tallies(engine) == {"x": 2, "y": 1, "z": 1}, "every other event counted exactly once"
+    assert modes[: len(codes)] == [False] * len(codes), "first the batch, flushed at its commit"
+    assert set(modes[len(codes) :]) == {True}, "then one event per transaction, each flushed alone"

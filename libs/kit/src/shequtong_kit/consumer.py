@@ -11,7 +11,9 @@ stream is kept as delivered: one batch at a time, its events in sequence (no con
 A handler that raises does not fail its neighbours: the attempt is rolled back, the event keeps its
 error (`PoisonMessage` → a copy on `dlq.<subject>` and `term()`; anything else → `nak` with a growing
 delay, dead-lettered after `max_deliver`), the events before it are committed again without it and the
-events after it follow. `ConsumerSpec.before_commit` runs once per transaction, after its handlers. A
+events after it follow. `ConsumerSpec.prefetch` runs once per transaction before its handlers (the rows
+the batch will read, in one statement: `shequtong_kit.prefetch`); `ConsumerSpec.before_commit` once
+after them. A
 handler may therefore run more than once for one delivery: only its database
 writes (and its session's after_commit hooks) take effect, once. Failures no handler owns (the inbox
 insert meeting a concurrent copy, a failed commit) fall back to one transaction per event.
@@ -71,12 +73,20 @@ class ReceivedEvent:
             raise PoisonMessage(f"cannot decode {self.ce_type} as {cls.DESCRIPTOR.full_name}") from exc
         return message
 
+    def peek(self, cls: type[M]) -> M | None:
+        """The payload as `cls` for a prefetch, or None when it does not decode (its handler refuses it)."""
+        try:
+            return cls.FromString(self.payload)
+        except DecodeError:
+            return None
+
     @property
     def occurred_at(self) -> datetime:
         return datetime.fromisoformat(self.time)
 
 
 Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
+Prefetch = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
 
 # What became of one delivery: True handled now, False handled before (inbox), or the handler's error.
 Outcome = bool | Exception
@@ -125,6 +135,15 @@ class ConsumerSpec:
     # folds across events (counters summed, rows inserted in one statement) for it. Its failure is the
     # transaction's, not one event's: the runner retries one event per transaction, where it fails alone.
     before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None
+    # Runs once per transaction before its handlers, with the events they will handle: loads the rows the
+    # batch reads in one statement (`shequtong_kit.prefetch`) instead of one per event. Handlers must not
+    # depend on it: an event retried alone runs it for itself only.
+    prefetch: Prefetch | None = None
+    # True: each handler's writes are flushed as it returns (a constraint an event breaks is its own at
+    # once). False: a transaction's writes are flushed together (one multi-row INSERT per table) at the
+    # commit; if that fails the batch is handled again one event per transaction, where each event's writes
+    # are flushed on their own — handlers can ask `flushes_each_event(session)`.
+    flush_each: bool = True
 
 
 def route(
@@ -140,6 +159,16 @@ def route(
         await fn(session, event.parse(cls), event)
 
     return handle
+
+
+_DEFERRED_FLUSH = "shequtong.consumer.deferred_flush"
+
+
+def flushes_each_event(session: AsyncSession) -> bool:
+    """False inside a consumer transaction whose writes are flushed together at its commit (a handler that
+    flushes to turn a database error into its own verdict, e.g. a poison message, leaves it to the retry
+    one event per transaction)."""
+    return not session.info.get(_DEFERRED_FLUSH, False)
 
 
 class ConsumerRunner:
@@ -402,6 +431,11 @@ class ConsumerRunner:
                 async with session.begin():
                     claimed = await self._claim(session, batch)
                     handled_before = {position for position, event in enumerate(batch) if event.id not in claimed}
+                    flush_each = self.spec.flush_each or len(batch) == 1
+                    session.info[_DEFERRED_FLUSH] = not flush_each
+                    if self.spec.prefetch is not None:
+                        todo = [event for position, event in enumerate(batch) if position not in handled_before]
+                        await self.spec.prefetch(session, todo)
                     for position, event in enumerate(batch):
                         if position in handled_before:
                             continue
@@ -409,9 +443,13 @@ class ConsumerRunner:
                             with self._span(event):
                                 await self.spec.handler(session, event)
                                 # Flushed inside the event's span: a constraint its writes break is its own.
-                                if session.new or session.dirty or session.deleted:
+                                if flush_each and (session.new or session.dirty or session.deleted):
                                     await session.flush()
                         except Exception as exc:
+                            if not flush_each:
+                                # The error may come from an earlier event's writes flushed by this
+                                # handler's query: one transaction per event finds whose it is.
+                                raise
                             failed = (position, exc)
                             raise _RollBack from exc
                     if self.spec.before_commit is not None:
@@ -463,6 +501,8 @@ class ConsumerRunner:
                     await session.execute(
                         insert(inbox).values(consumer=self.spec.name, event_id=event.id, handled_at=self._clock.now())
                     )
+                    if self.spec.prefetch is not None:
+                        await self.spec.prefetch(session, [event])
                     await self.spec.handler(session, event)
                     if self.spec.before_commit is not None:
                         await self.spec.before_commit(session)

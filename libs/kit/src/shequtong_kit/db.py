@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -216,6 +216,31 @@ class CompiledOnce:
             self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
         sql, names = self._compiled
         return await connection.exec_driver_sql(sql, tuple(params[name] for name in names))
+
+
+class Upsert:
+    """`INSERT … ON CONFLICT (keys) DO UPDATE SET updated = excluded.updated` of one row, built once per
+    dialect: on PostgreSQL compiled once (`CompiledOnce`, so the values are of types asyncpg takes natively),
+    on SQLite run through SQLAlchemy. For the projections a consumer writes per event."""
+
+    def __init__(self, table: Table, columns: Sequence[str], keys: Sequence[str], updated: Sequence[str]) -> None:
+        values = {name: bindparam(name) for name in columns}
+        postgres = postgresql.insert(table).values(values)
+        self._postgres = CompiledOnce(
+            postgres.on_conflict_do_update(
+                index_elements=list(keys), set_={name: postgres.excluded[name] for name in updated}
+            )
+        )
+        lite = sqlite.insert(table).values(values)
+        self._sqlite = lite.on_conflict_do_update(
+            index_elements=list(keys), set_={name: lite.excluded[name] for name in updated}
+        )
+
+    async def execute(self, session: AsyncSession, values: dict[str, Any]) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            await self._postgres.execute(session, values)
+        else:
+            await session.execute(self._sqlite, values)
 
 
 def unnested_insert(table: Table, columns: Sequence[str]) -> Any:

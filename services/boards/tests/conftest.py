@@ -153,6 +153,25 @@ class System:
         )
         return await runner._apply(event)
 
+    async def deliver_batch(self, events: list[tuple[str, Message]]) -> list[Any]:
+        """Incoming events as one fetched batch through their consumer (one transaction, its prefetch)."""
+        first = events[0][0]
+        runner = next(r for r in self.runners.values() if any(_matches(s, first) for s in r.spec.subjects))
+        received = [
+            ReceivedEvent(
+                id=str(uuid.uuid4()),
+                subject=subject,
+                ce_type=message.DESCRIPTOR.full_name,
+                source="/test",
+                time=self.clock.now().isoformat(),
+                payload=message.SerializeToString(),
+                headers={},
+                delivery=1,
+            )
+            for subject, message in events
+        ]
+        return await runner.apply_batch(received)
+
     async def place(self, district: str | None = None) -> Place:
         """A neighbourhood (in a new district unless one is given), its boards opened from the catalogue."""
         place = Place(district or str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from shequtong_boards.repository import PeopleRepository
 from shequtong_boards.service import BoardsService
 from shequtong_boards.servicer import post_to_proto
 from shequtong_boards.usecases.base import Page
@@ -233,3 +234,52 @@ async def test_feed_versions_move_at_the_commit_and_not_on_a_rollback(system: An
     except Abandoned:
         pass
     assert await versions() == {first: 1, second: 1}
+
+
+async def test_a_batch_of_identity_events_moves_the_feed_only_for_the_people_it_shows(system: Any) -> None:
+    """The people consumer asks once per batch which of its people a post shows (a resident import sends
+    them by the hundred thousand): newcomers leave kept pages alone, a shown author's rename reaches them."""
+    place = await system.place()
+    author = await system.resident(place, name="王*")
+    post = (
+        await author.call("CreatePost", pb.CreatePostRequest(board_id=place.boards[MATTERS], title="路灯", body="坏了"))
+    ).post
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    as_author = principal(author)
+
+    async def first_page() -> list[pb.Post]:
+        page = await replica.posts.home_feed(as_author, place.neighbourhood, Page.of("", 20))
+        return [post_to_proto(view) for view in page.items]
+
+    def verified(person_id: str, name: str) -> tuple[str, Any]:
+        return (
+            "identity.membership.verified",
+            identity_ev.MemberVerified(
+                person_id=person_id,
+                neighbourhood_id=place.neighbourhood,
+                household_id=str(uuid.uuid4()),
+                membership_id=str(uuid.uuid4()),
+                display_name=name,
+            ),
+        )
+
+    await first_page()
+    newcomers = [str(uuid.uuid4()) for _ in range(3)]
+    outcomes = await system.deliver_batch([verified(person, f"新{i}") for i, person in enumerate(newcomers)])
+    hits = replica.posts.ctx.feed_pages.hits
+    assert outcomes == [True, True, True]
+    assert (await first_page())[0].author.display_name == "王*"
+    assert replica.posts.ctx.feed_pages.hits == hits + 1, "newcomers shown on no post: the page stays kept"
+
+    outcomes = await system.deliver_batch(
+        [
+            verified(str(uuid.uuid4()), "新3"),
+            ("identity.person.updated", identity_ev.PersonProfileUpdated(person_id=author.id, display_name=RENAMED)),
+            verified(str(uuid.uuid4()), "新4"),
+        ]
+    )
+    assert outcomes == [True, True, True]
+    assert [p.author.display_name for p in await first_page() if p.id == post.id] == [RENAMED]
+    async with system.sessions() as session:
+        names = await PeopleRepository(session).roles_and_names(newcomers)
+    assert sorted(fact.display_name for fact in names) == ["新0", "新1", "新2"]

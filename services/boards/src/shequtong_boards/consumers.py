@@ -3,6 +3,8 @@ its own unique keys (upserts for projections, one system reply per source event)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
@@ -37,6 +39,18 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
         elif event.subject.startswith("issues.issue.") and event.subject not in ISSUE_OTHER:
             await people.issue_state_changed(session, event.parse(issues_ev.IssueStateChanged), event)
 
+    people_events = {
+        MEMBERSHIP_VERIFIED: identity_ev.MemberVerified,
+        MEMBERSHIP_LEFT: identity_ev.MemberLeft,
+        ROLE_GRANTED: identity_ev.RoleGranted,
+        ROLE_REVOKED: identity_ev.RoleRevoked,
+        PERSON_UPDATED: identity_ev.PersonProfileUpdated,
+    }
+
+    async def people_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        named = (event.peek(people_events[event.subject]) for event in events if event.subject in people_events)
+        await people.people_batch(session, [message.person_id for message in named if message is not None])
+
     return [
         ConsumerSpec(
             name="boards-neighbourhoods",
@@ -57,6 +71,7 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
                     PERSON_UPDATED: (identity_ev.PersonProfileUpdated, people.person_updated),
                 }
             ),
+            prefetch=people_batch,
         ),
         ConsumerSpec(
             name="boards-issue-feedback",

@@ -25,6 +25,7 @@ from sqlalchemy import (
     null,
     select,
     tuple_,
+    union,
     union_all,
     update,
 )
@@ -66,7 +67,7 @@ from shequtong_boards.models import (
 )
 from shequtong_kit import regions
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import UtcDateTime, matches_any, region_directory
+from shequtong_kit.db import Upsert, UtcDateTime, matches_any, region_directory
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -690,6 +691,22 @@ def _roles_and_names_statement(dialect: str) -> CompoundSelect:
 _ROLES_AND_NAMES = {dialect: _roles_and_names_statement(dialect) for dialect in DIALECTS}
 
 
+# The people projections are written once per identity event (a resident import sends them by the
+# hundred thousand): statements built and compiled once.
+_RECORD_MEMBER = Upsert(
+    Member.__table__,
+    ["person_id", "neighbourhood_id", "household_id", "display_name", "verified_at", "active"],
+    ["person_id", "neighbourhood_id"],
+    ["household_id", "display_name", "verified_at", "active"],
+)
+_GRANT = Upsert(
+    RoleHolder.__table__,
+    ["person_id", "role", "scope", "display_name"],
+    ["person_id", "role", "scope"],
+    ["display_name"],
+)
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -762,14 +779,17 @@ class PeopleRepository:
         found = await self.session.execute(union_all(select(authored.subquery()), select(mentioned.subquery())))
         return found.first() is not None
 
+    async def on_feeds_among(self, person_ids: Sequence[str]) -> set[str]:
+        """Which of these people any post shows (`on_feeds` for a batch, in one statement)."""
+        ids = sorted(set(person_ids))
+        if not ids:
+            return set()
+        authored = select(Post.author_id).where(Post.author_id.in_(ids))
+        mentioned = select(MentionRow.person_id).where(MentionRow.person_id.in_(ids), MentionRow.target_type == POST)
+        return {row[0] for row in await self.session.execute(union(authored, mentioned))}
+
     async def record_member(self, values: dict[str, Any]) -> None:
-        await upsert(
-            self.session,
-            Member,
-            values,
-            ["person_id", "neighbourhood_id"],
-            ["household_id", "display_name", "verified_at", "active"],
-        )
+        await _RECORD_MEMBER.execute(self.session, values)
 
     async def member_left(self, person_id: str, neighbourhood_id: str) -> None:
         await self.session.execute(
@@ -779,7 +799,7 @@ class PeopleRepository:
         )
 
     async def grant(self, values: dict[str, Any]) -> None:
-        await upsert(self.session, RoleHolder, values, ["person_id", "role", "scope"], ["display_name"])
+        await _GRANT.execute(self.session, values)
 
     async def revoke(self, person_id: str, role: str, scope: str) -> None:
         await self.session.execute(

@@ -10,7 +10,7 @@ interleaving rebuilds the same figures. Times come from the events, never from t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from shequtong_insights.domain.periods import local_day
 from shequtong_insights.models import Convention, Member, Topic
 from shequtong_insights.repository import DoesNotFit, ProjectionWriter
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, flushes_each_event
 from shequtong_kit.proto import from_ts
 
 ISSUE_PREFIX = "issues.issue."
@@ -58,6 +58,13 @@ CONSUMERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 CONSUMER_NAMES = tuple(name for name, _, _ in CONSUMERS)
+
+MEMBERSHIP_EVENTS = (
+    identity_ev.MemberJoined,
+    identity_ev.MemberVerified,
+    identity_ev.MemberLeft,
+    identity_ev.MemberRejected,
+)
 
 Apply = Callable[[ProjectionWriter, Any, ReceivedEvent], Awaitable[None]]
 
@@ -109,7 +116,8 @@ class Projector:
         await writer.share_projection_lock()
         try:
             await apply(writer, message, event)
-            await session.flush()
+            if flushes_each_event(session):
+                await session.flush()
         except DoesNotFit as exc:
             raise PoisonMessage(f"{event.subject}: {exc}") from exc
         except DBAPIError as exc:
@@ -118,6 +126,23 @@ class Projector:
             # A value our columns can never hold (e.g. an id longer than any id we issue): retrying
             # cannot help, so the event goes to the dead-letter subject.
             raise PoisonMessage(f"{event.subject}: a value does not fit the projection") from exc
+
+    async def prefetch(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        """The membership, topic and convention rows the batch's events are about, in one statement each."""
+        members: list[str] = []
+        topics: list[str] = []
+        conventions: list[str] = []
+        for event in events:
+            entry = self.routes.get(event.subject)
+            message = event.peek(entry[0]) if entry is not None else None
+            if isinstance(message, MEMBERSHIP_EVENTS):
+                members.append(message.membership_id)
+            elif isinstance(message, boards_ev.TopicStageChanged):
+                topics.append(message.topic_id)
+            elif isinstance(message, boards_ev.ConventionAdopted):
+                conventions.append(message.convention_id)
+        if members or topics or conventions:
+            await ProjectionWriter(session).prefetch_rows(members, topics, conventions)
 
     async def before_commit(self, session: AsyncSession) -> None:
         """The transaction's counters and activity rows, folded across its events, in two statements."""
@@ -392,6 +417,8 @@ def consumer_specs(projector: Projector) -> list[ConsumerSpec]:
             stream=stream,
             subjects=list(subjects),
             handler=projector.handle,
+            prefetch=projector.prefetch,
+            flush_each=False,
             before_commit=projector.before_commit,
             max_deliver=20,
         )

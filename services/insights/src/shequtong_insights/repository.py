@@ -31,6 +31,7 @@ from shequtong_insights.models import (
     RebuildRun,
     Topic,
 )
+from shequtong_kit import prefetch
 from shequtong_kit.db import CompiledOnce, as_arrays, inbox, once_per_transaction, region_directory, unnested_insert
 
 CHUNK = 500
@@ -165,10 +166,10 @@ class ProjectionWriter:
         found.created_at = min(found.created_at, values["created_at"])
 
     async def member(self, membership_id: str) -> Member | None:
-        return await self.session.get(Member, membership_id, with_for_update=True)
+        return await prefetch.get(self.session, Member, membership_id, lock=True)
 
     def add_row(self, row: Any) -> None:
-        self.session.add(row)
+        prefetch.add(self.session, row)
 
     async def issue(self, issue_id: str) -> IssueFacts:
         row = await self.session.get(Issue, issue_id, with_for_update=True)
@@ -187,10 +188,18 @@ class ProjectionWriter:
         await self.session.flush()
 
     async def topic(self, topic_id: str) -> Topic | None:
-        return await self.session.get(Topic, topic_id, with_for_update=True)
+        return await prefetch.get(self.session, Topic, topic_id, lock=True)
 
     async def convention(self, convention_id: str) -> Convention | None:
-        return await self.session.get(Convention, convention_id, with_for_update=True)
+        return await prefetch.get(self.session, Convention, convention_id, lock=True)
+
+    async def prefetch_rows(self, members: Iterable[str], topics: Iterable[str], conventions: Iterable[str]) -> None:
+        """The rows a batch's handlers will lock and change, locked in one statement per table (after the
+        projection lock, as the handlers take it: a rebuild holding it never waits on these rows)."""
+        await self.share_projection_lock()
+        await prefetch.load(self.session, Member, members, lock=True)
+        await prefetch.load(self.session, Topic, topics, lock=True)
+        await prefetch.load(self.session, Convention, conventions, lock=True)
 
 
 class Reader:

@@ -3,6 +3,8 @@ where it matters, through unique constraints (one default team per neighbourhood
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
@@ -33,6 +35,11 @@ def consumer_specs(service: VolunteersService) -> list[ConsumerSpec]:
     async def member_left(session: AsyncSession, message: identity_ev.MemberLeft, _: ReceivedEvent) -> None:
         await service.end_memberships(session, message.person_id, message.neighbourhood_id)
 
+    async def prefetch_people(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        kinds = {MEMBER_VERIFIED: identity_ev.MemberVerified, PERSON_UPDATED: identity_ev.PersonProfileUpdated}
+        named = (event.peek(kinds[event.subject]) for event in events if event.subject in kinds)
+        await service.prefetch_people(session, (message.person_id for message in named if message is not None))
+
     return [
         ConsumerSpec(
             name="volunteers-regions",
@@ -51,5 +58,9 @@ def consumer_specs(service: VolunteersService) -> list[ConsumerSpec]:
                     MEMBER_LEFT: (identity_ev.MemberLeft, member_left),
                 }
             ),
+            # A bulk import of residents arrives here by the hundred thousand: their people rows are read
+            # in one statement per batch and written in one at its commit.
+            prefetch=prefetch_people,
+            flush_each=False,
         ),
     ]

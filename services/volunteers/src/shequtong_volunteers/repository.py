@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from shequtong_kit import prefetch
 from shequtong_kit.auth import Lineage
 from shequtong_kit.db import region_directory
 from shequtong_kit.errors import InvalidArgument, NotFound
@@ -116,13 +117,16 @@ class Repository:
         return {row[0]: row[1] for row in rows}
 
     async def upsert_person(self, person_id: str, display_name: str, now: datetime) -> None:
-        person = await self.session.get(Person, person_id)
+        person = await prefetch.get(self.session, Person, person_id)
         if person is None:
-            self.session.add(Person(person_id=person_id, display_name=display_name, updated_at=now))
+            prefetch.add(self.session, Person(person_id=person_id, display_name=display_name, updated_at=now))
         else:
             person.display_name = display_name
             person.updated_at = now
-        await self.session.flush()
+
+    async def prefetch_people(self, person_ids: Iterable[str]) -> None:
+        """The people a consumer batch names, in one statement (see `shequtong_kit.prefetch`)."""
+        await prefetch.load(self.session, Person, person_ids)
 
     # --- teams -------------------------------------------------------------------------------------------
     async def team(self, team_id: str) -> Team:

@@ -4,7 +4,7 @@ opens it through `idempotency.run_once`), so a state change and its outbox event
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -352,6 +352,9 @@ class VolunteersService:
     async def record_person(self, session: AsyncSession, person_id: str, display_name: str) -> None:
         if person_id and display_name:
             await Repository(session).upsert_person(person_id, display_name, self.clock.now())
+
+    async def prefetch_people(self, session: AsyncSession, person_ids: Iterable[str]) -> None:
+        await Repository(session).prefetch_people(person_ids)
 
     # ================================================================================================
     # activities

@@ -3,6 +3,7 @@ holders (who answers @居委会, badges), and issue → post links so an issue's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +46,16 @@ def issue_status_text(message: issues_ev.IssueStateChanged) -> str:
     return text
 
 
+# (the people checked, those of them some post shows) for a consumer batch: see `prefetch_shown`.
+ON_FEEDS = "boards.people_on_feeds"
+
+
+async def prefetch_shown(session: AsyncSession, person_ids: Sequence[str]) -> None:
+    """Which of a batch's people any post shows, in one statement (`ShownPerson.before` asks per event: a
+    resident import sends hundreds of thousands of people, almost none of whom has posted yet)."""
+    session.info[ON_FEEDS] = (set(person_ids), await PeopleRepository(session).on_feeds_among(person_ids))
+
+
 @dataclass(frozen=True)
 class ShownPerson:
     """A person as feed pages show them, read before a change to what boards knows of them; `name` is None
@@ -55,7 +66,10 @@ class ShownPerson:
 
     @classmethod
     async def before(cls, session: AsyncSession, person_id: str) -> ShownPerson:
-        if not await PeopleRepository(session).on_feeds(person_id):
+        checked, shown = session.info.get(ON_FEEDS, ((), ()))
+        if person_id in checked and person_id not in shown:
+            return cls(person_id, None)
+        if person_id not in checked and not await PeopleRepository(session).on_feeds(person_id):
             return cls(person_id, None)
         return cls(person_id, (await People.load(session, [person_id])).names.get(person_id, ""))
 
@@ -73,6 +87,10 @@ class ShownPerson:
 class ProjectionUseCases:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    async def people_batch(self, session: AsyncSession, person_ids: Sequence[str]) -> None:
+        """Before a batch of identity events about these people."""
+        await prefetch_shown(session, person_ids)
 
     async def member_verified(
         self, session: AsyncSession, message: identity_ev.MemberVerified, event: ReceivedEvent

@@ -4,8 +4,11 @@ with its whole record on the timeline; a re-sent batch creates nothing twice."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -38,6 +41,23 @@ def call(system: Stack, service: str, method: str, request: Any, ops_headers: di
     with grpc.insecure_channel(system.addr(service)) as channel:
         stub = stubs[service](channel)
         return getattr(stub, method)(request, metadata=(("authorization", ops_headers["Authorization"]),), timeout=30)
+
+
+def local_day(moment: datetime) -> str:
+    return moment.astimezone(timezone(timedelta(hours=8))).date().isoformat()  # insights' days: China time
+
+
+def daily_posts_and_comments(
+    api: httpx.Client, neighbourhood: str, headers: dict[str, str], days: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    reply = api.get(
+        "/v1/insights/exports/daily.csv",
+        params={"neighbourhood_id": neighbourhood, "period_days": 366},
+        headers=headers,
+    )
+    assert reply.status_code == 200, reply.text
+    rows = csv.DictReader(io.StringIO(reply.content.decode("utf-8-sig")))
+    return {r["day"]: (r["posts"], r["comments"]) for r in rows if r["day"] in set(days)}
 
 
 def accepted(system: Stack, service: str, method: str, request: Any, ops_headers: dict[str, str]) -> Any:
@@ -107,6 +127,13 @@ def test_imported_posts_comments_and_an_issue_show_through_the_gateway(
     assert [p["title"] for p in mine] == ["去年的话题2", "去年的话题1", "去年的话题0"]
     assert mine[0]["comment_count"] == 2
     assert datetime.fromisoformat(mine[0]["created_at"]) < now - timedelta(days=290)
+    # Insights counts them on their own days (boards sends an import's created events packed together).
+    imported_days = {local_day(now - timedelta(days=300 - i)): ("1", "0") for i in range(3)}
+    imported_days[local_day(now - timedelta(days=297))] = ("0", "2")
+    eventually(
+        lambda: daily_posts_and_comments(api, n, community.district_staff.headers, imported_days) == imported_days,
+        what="the imported posts and comments in insights' daily figures",
+    )
 
     reported = now - timedelta(days=40)
     cadre = community.cadre.person_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -62,7 +63,7 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
     author = await system.resident(place)
     run = uuid.uuid4().hex[:8]
     ops = system.operator()
-    before_events = await outbox_count(system, "boards.post.created")
+    before_events = await outbox_count(system, "boards.post.imported")
     hall = pb.ListBoardFeedRequest(board_id=place.boards["deliberation_hall"])
     assert not (await author.call("ListBoardFeed", hall)).posts  # a first page kept in memory, empty
     first = await ops.call("ImportPosts", posts(system, place, author, 3, run))
@@ -70,7 +71,13 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
     again = await ops.call("ImportPosts", posts(system, place, author, 3, run))
     assert (again.result.created, again.result.skipped) == (0, 3)
     assert [r.id for r in again.result.records] == [r.id for r in first.result.records]
-    assert await outbox_count(system, "boards.post.created") == before_events + 3
+    # One event for the batch, carrying each post's created event; nothing for the re-sent batch.
+    assert await outbox_count(system, "boards.post.imported") == before_events + 1
+    (pack,) = [
+        e for e in await system.events("boards.post.imported", ev.PostsImported) if e.posts[0].post_id in ids(first)
+    ]
+    assert [p.post_id for p in pack.posts] == ids(first)
+    assert [p.title for p in pack.posts] == ["旧帖0", "旧帖1", "旧帖2"] and pack.posts[0].author_id == author.id
 
     feed = await author.call("ListBoardFeed", hall)
     assert [p.title for p in feed.posts][:3] == ["旧帖2", "旧帖1", "旧帖0"]  # newest first, by their own times
@@ -97,8 +104,14 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
     assert got.post.comment_count == 4
     listed = await author.call("ListComments", pb.ListCommentsRequest(post_id=post_id))
     assert len(listed.comments) == 4
-    created = await system.events("boards.comment.created", ev.CommentCreated)
-    assert sum(1 for e in created if e.post_id == post_id) == 4
+    packs = await system.events("boards.comment.imported", ev.CommentsImported)
+    created = [c for pack in packs for c in pack.comments if c.post_id == post_id]
+    assert [c.comment_id for c in created] == ids(made)
+    assert {(c.author_id, c.kind, c.board_kind) for c in created} == {(author.id, "member", "deliberation_hall")}
+
+
+def ids(reply: Any) -> list[str]:
+    return [r.id for r in reply.result.records]
 
 
 async def test_a_bad_record_refuses_the_whole_batch_and_writes_nothing(system: System, place: Place) -> None:

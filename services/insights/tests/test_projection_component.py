@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 from shequtong_insights.consumers import CONSUMER_NAMES, Projector
-from shequtong_insights.models import DailyCounter
+from shequtong_insights.models import Activity, DailyCounter
 from shequtong_insights.repository import drop_projections
 from shequtong_insights.service import InsightsService
 from sqlalchemy import select
@@ -317,3 +317,58 @@ async def test_a_value_wider_than_its_column_poisons_its_own_event_before_anythi
             )
         ).all()
     assert counters == [(neighbourhood, "posts", 1)]
+
+
+async def test_imported_posts_and_comments_count_as_if_each_had_its_own_event(engine: AsyncEngine) -> None:
+    """Boards packs an import's created events together (`boards.post.imported`, `…comment.imported`):
+    the figures are those of the same items sent one event each."""
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    projector = Projector(480)
+    one_by_one, packed = f"n-{uuid.uuid4().hex[:8]}", f"n-{uuid.uuid4().hex[:8]}"
+
+    def items(neighbourhood: str) -> tuple[list[boards_ev.PostCreated], list[boards_ev.CommentCreated]]:
+        posts = [
+            boards_ev.PostCreated(post_id=f"p{i}", neighbourhood_id=neighbourhood, author_id=f"a{i}", created_at=ts(at))
+            for i, at in enumerate((NOW - 30 * 24 * H, NOW - 2 * H))
+        ]
+        comments = [
+            boards_ev.CommentCreated(
+                comment_id=f"c{i}", neighbourhood_id=neighbourhood, author_id=author, kind=kind, created_at=ts(at)
+            )
+            for i, (author, kind, at) in enumerate(
+                (("a1", "member", NOW - 29 * 24 * H), ("a2", "member", NOW - H), ("system", "system", NOW - H))
+            )
+        ]
+        return posts, comments
+
+    posts, comments = items(one_by_one)
+    singles = [event("boards.post.created", p, NOW) for p in posts]
+    singles += [event("boards.comment.created", c, NOW) for c in comments]
+    posts, comments = items(packed)
+    packs = [
+        event("boards.post.imported", boards_ev.PostsImported(posts=posts), NOW),
+        event("boards.comment.imported", boards_ev.CommentsImported(comments=comments), NOW),
+    ]
+    async with service.sessions() as session, session.begin():
+        for received in singles + packs:
+            await projector.handle(session, received)
+        await projector.before_commit(session)
+
+    async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        async with service.sessions() as session:
+            counters = await session.execute(
+                select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
+                .where(DailyCounter.neighbourhood_id == neighbourhood)
+                .order_by(DailyCounter.day, DailyCounter.metric)
+            )
+            activity = await session.execute(
+                select(Activity.day, Activity.person_id)
+                .where(Activity.neighbourhood_id == neighbourhood)
+                .order_by(Activity.day, Activity.person_id)
+            )
+            return [tuple(row) for row in counters], [tuple(row) for row in activity]
+
+    expected = await figures(one_by_one)
+    assert sum(value for _, metric, value in expected[0] if metric in ("posts", "comments")) == 4
+    assert len(expected[1]) == 4  # a0; a1 on two days; a2; never the system author
+    assert await figures(packed) == expected

@@ -82,6 +82,8 @@ class Projector:
             "identity.membership.rejected": (identity_ev.MemberRejected, self.member_rejected),
             "boards.post.created": (boards_ev.PostCreated, self.post_created),
             "boards.comment.created": (boards_ev.CommentCreated, self.comment_created),
+            "boards.post.imported": (boards_ev.PostsImported, self.posts_imported),
+            "boards.comment.imported": (boards_ev.CommentsImported, self.comments_imported),
             "boards.poll.voted": (boards_ev.VoteCast, self.vote_cast),
             "boards.topic.stage_changed": (boards_ev.TopicStageChanged, self.topic_stage_changed),
             "boards.convention.adopted": (boards_ev.ConventionAdopted, self.convention_adopted),
@@ -215,6 +217,16 @@ class Projector:
         day = self.day(_when(msg.created_at, event))
         await w.add(msg.neighbourhood_id, day, m.COMMENTS)
         await w.took_part(msg.neighbourhood_id, day, msg.author_id)
+
+    async def posts_imported(self, w: ProjectionWriter, msg: boards_ev.PostsImported, event: ReceivedEvent) -> None:
+        for post in msg.posts:
+            await self.post_created(w, post, event)
+
+    async def comments_imported(
+        self, w: ProjectionWriter, msg: boards_ev.CommentsImported, event: ReceivedEvent
+    ) -> None:
+        for comment in msg.comments:
+            await self.comment_created(w, comment, event)
 
     async def vote_cast(self, w: ProjectionWriter, msg: boards_ev.VoteCast, event: ReceivedEvent) -> None:
         day = self.day(_when(msg.cast_at, event))

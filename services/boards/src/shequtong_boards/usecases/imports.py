@@ -4,8 +4,11 @@ The same rules as the per-item path decide (content limits, the board's policy f
 members projection knows them, the deliberation chain), then one transaction writes the batch with bulk
 INSERTs. Each record carries the source system's `external_ref` (unique): a re-sent batch, or two
 batches racing, create each item once (`ON CONFLICT DO NOTHING RETURNING`), and events are written only
-for the rows this call inserted — one outbox row per item, exactly as the per-item path writes them, so
-insights (participation, topics, conventions) and issues see imported content like any other. Mentions
+for the rows this call inserted — each item's event exactly as the per-item path builds it, so insights
+(participation, topics, conventions) sees imported content like any other. Posts and comments travel
+packed (`boards.post.imported`, `boards.comment.imported`: a list of those created events, a few per
+batch): a million historic posts are not a million events through the relay, the stream and every
+consumer's inbox. Topics keep one event per item (they are few, and their stages are events of their own). Mentions
 are not resolved for historic text (nobody is notified of a months-old @), and posts in 身边事 are refused:
 there a post becomes an issue, and historic issues are imported with their record by the issues service.
 Who may import: platform operators and our own services (the data generator, migrations).
@@ -35,8 +38,10 @@ from shequtong_boards.events import (
     POST_CREATED,
     TOPIC_STAGE_CHANGED,
     comment_created_message,
+    comments_imported_messages,
     convention_adopted_message,
     post_created_message,
+    posts_imported_messages,
     topic_stage_changed_message,
 )
 from shequtong_boards.models import (
@@ -419,10 +424,11 @@ class ImportUseCases:
         self.ctx = ctx
         self.statistics = PlannerStatistics()
 
-    async def _emit(self, session: AsyncSession, events: list[tuple[str, Message]], *tables: str) -> None:
-        """The batch's events, and the planner's statistics of the tables it grew kept current."""
+    async def _emit(self, session: AsyncSession, events: list[tuple[str, Message]], rows: int, *tables: str) -> None:
+        """The batch's events, and the planner's statistics of the tables it grew (by `rows`) kept current."""
         await self.ctx.events.outbox.add_many(session, events)
-        await self.statistics.wrote(session, len(events), "outbox", *tables)
+        await self.statistics.wrote(session, len(events), "outbox")
+        await self.statistics.wrote(session, rows, *tables)
 
     # --- posts ----------------------------------------------------------------------------------------
     async def posts(self, principal: Principal, records: Sequence[PostRecord]) -> ImportOutcome:
@@ -457,10 +463,12 @@ class ImportUseCases:
             before = await existing_refs(session, Post, refs)
             fresh = [row for row in rows if row["external_ref"] not in before]
             inserted = await insert_new(session, Post, fresh)
-            await posts_imported(session, [row for row in fresh if row["id"] in inserted])
+            created = [row for row in fresh if row["id"] in inserted]
+            await posts_imported(session, created)
             await self._emit(
                 session,
-                [(POST_CREATED, post_created_message(_obj(**row), [], [])) for row in fresh if row["id"] in inserted],
+                posts_imported_messages([post_created_message(_obj(**row), [], []) for row in created]),
+                len(created),
                 "posts",
             )
             return await self._outcome(session, Post, refs, rows, inserted)
@@ -525,7 +533,10 @@ class ImportUseCases:
             kinds = {p.id: p.board_kind for p in posts.values()}
             await self._emit(
                 session,
-                [(COMMENT_CREATED, comment_created_message(_obj(**row), kinds[row["post_id"]], [])) for row in created],
+                comments_imported_messages(
+                    [comment_created_message(_obj(**row), kinds[row["post_id"]], []) for row in created]
+                ),
+                len(created),
                 "comments",
             )
             return await self._outcome(session, Comment, refs, rows, inserted)
@@ -697,7 +708,7 @@ class ImportUseCases:
             await insert_all(session, ConventionRow, conventions)
             await insert_all(session, ConventionVersionRow, versions)
             await insert_all(session, Comment, comments)
-            await self._emit(session, events, "topics", "posts", "comments")
+            await self._emit(session, events, len(events), "topics", "posts", "comments")
             return await self._outcome(session, Topic, refs, [t[0] for t in topics], inserted)
 
     def _plan_topic(self, index: int, ref: str, record: TopicRecord, now: datetime) -> _TopicPlan:

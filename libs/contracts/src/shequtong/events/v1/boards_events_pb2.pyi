@@ -195,6 +195,45 @@ class CommentCreated(google.protobuf.message.Message):
 Global___CommentCreated: typing_extensions.TypeAlias = CommentCreated
 
 @typing.final
+class PostsImported(google.protobuf.message.Message):
+    """Subject boards.post.imported — historic posts an import wrote, in the batch's order: each item is the
+    boards.post.created the post would have had, and consumers apply it as one. An import of a million
+    posts sends a few hundred of these, each under 256 KiB, instead of a million events.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: builtins.int
+    @property
+    def posts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___PostCreated]: ...
+    def __init__(
+        self,
+        *,
+        posts: collections.abc.Iterable[Global___PostCreated] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["posts", b"posts"]) -> None: ...
+
+Global___PostsImported: typing_extensions.TypeAlias = PostsImported
+
+@typing.final
+class CommentsImported(google.protobuf.message.Message):
+    """Subject boards.comment.imported — likewise, historic comments: items as boards.comment.created."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    COMMENTS_FIELD_NUMBER: builtins.int
+    @property
+    def comments(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___CommentCreated]: ...
+    def __init__(
+        self,
+        *,
+        comments: collections.abc.Iterable[Global___CommentCreated] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["comments", b"comments"]) -> None: ...
+
+Global___CommentsImported: typing_extensions.TypeAlias = CommentsImported
+
+@typing.final
 class PersonMentioned(google.protobuf.message.Message):
     """Subject boards.mention.created — one per mentioned person, for notifications."""
 

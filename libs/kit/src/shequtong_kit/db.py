@@ -224,7 +224,7 @@ class Upsert:
     on SQLite run through SQLAlchemy. For the projections a consumer writes per event."""
 
     def __init__(self, table: Table, columns: Sequence[str], keys: Sequence[str], updated: Sequence[str]) -> None:
-        values = {name: bindparam(name) for name in columns}
+        values: dict[str, Any] = {name: bindparam(name) for name in columns}
         postgres = postgresql.insert(table).values(values)
         self._postgres = CompiledOnce(
             postgres.on_conflict_do_update(

@@ -6,6 +6,8 @@ the volunteers service's volunteer id) plus the unique active grant make a repla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as vol_ev
@@ -29,6 +31,16 @@ def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
             raise PoisonMessage("a volunteer departure without volunteer, person or neighbourhood")
         await service.volunteer_left(session, message.volunteer_id, message.person_id, message.neighbourhood_id)
 
+    async def badge_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        kinds = {VOLUNTEER_APPROVED: vol_ev.VolunteerApproved, VOLUNTEER_LEFT: vol_ev.VolunteerLeft}
+        messages = [m for m in (e.peek(kinds[e.subject]) for e in events if e.subject in kinds) if m is not None]
+        await service.volunteer_badge_batch(
+            session,
+            [m.volunteer_id for m in messages],
+            [m.person_id for m in messages],
+            [m.neighbourhood_id for m in messages],
+        )
+
     return [
         ConsumerSpec(
             name="identity-volunteer-badges",
@@ -40,5 +52,9 @@ def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
                     VOLUNTEER_LEFT: (vol_ev.VolunteerLeft, left),
                 }
             ),
+            # An import of volunteers sends approvals by the hundred thousand: the badge rule's rows are
+            # read once per batch and its writes flushed at the commit.
+            prefetch=badge_batch,
+            flush_each=False,
         )
     ]

@@ -27,6 +27,8 @@ from shequtong_identity.models import (
     Shift,
     VolunteerRecord,
 )
+from shequtong_kit import auth, prefetch
+from shequtong_kit.consumer import flushes_each_event
 
 IN_BATCH = 500  # values per IN (...) list
 
@@ -47,7 +49,7 @@ class RegionRepository:
         self.session = session
 
     async def get(self, region_id: str) -> Region | None:
-        return await self.session.get(Region, region_id)
+        return await prefetch.get(self.session, Region, region_id)
 
     async def by_code(self, code: str) -> Region | None:
         return (await self.session.execute(select(Region).where(Region.code == code))).scalar_one_or_none()
@@ -85,7 +87,7 @@ class PeopleRepository:
         await self.session.flush()
 
     async def person(self, person_id: str) -> Person | None:
-        return await self.session.get(Person, person_id)
+        return await prefetch.get(self.session, Person, person_id)
 
     async def person_by_phone(self, phone: str) -> Person | None:
         return (await self.session.execute(select(Person).where(Person.phone == phone))).scalar_one_or_none()
@@ -197,7 +199,12 @@ class RoleRepository:
 
     async def add(self, *rows: object) -> None:
         self.session.add_all(rows)
-        await self.session.flush()
+        batch = VolunteerBadgeBatch.of(self.session)
+        for row in rows:
+            if batch is not None and isinstance(row, RoleGrant):
+                batch.granted(row)
+        if flushes_each_event(self.session):
+            await self.session.flush()
 
     async def get(self, grant_id: str) -> RoleGrant | None:
         return await self.session.get(RoleGrant, grant_id)
@@ -207,6 +214,9 @@ class RoleRepository:
         return list((await self.session.execute(query)).scalars())
 
     async def active(self, person_id: str, role: str, scope: str) -> RoleGrant | None:
+        batch = VolunteerBadgeBatch.of(self.session)
+        if batch is not None and role == auth.VOLUNTEER and person_id in batch.people:
+            return batch.active_grant(person_id, scope)
         query = select(RoleGrant).where(
             RoleGrant.person_id == person_id,
             RoleGrant.role == role,
@@ -572,16 +582,82 @@ class VolunteerRepository:
         self.session = session
 
     async def get(self, volunteer_id: str) -> VolunteerRecord | None:
-        return await self.session.get(VolunteerRecord, volunteer_id)
+        return await prefetch.get(self.session, VolunteerRecord, volunteer_id)
 
     async def add(self, record: VolunteerRecord) -> None:
-        self.session.add(record)
-        await self.session.flush()
+        prefetch.add(self.session, record)
+        batch = VolunteerBadgeBatch.of(self.session)
+        if batch is not None:
+            batch.recorded(record)
+        if flushes_each_event(self.session):
+            await self.session.flush()
 
     async def active_count(self, person_id: str, neighbourhood_id: str) -> int:
+        batch = VolunteerBadgeBatch.of(self.session)
+        if batch is not None and person_id in batch.people:
+            return batch.active_count(person_id, neighbourhood_id)
         query = select(func.count()).where(
             VolunteerRecord.person_id == person_id,
             VolunteerRecord.neighbourhood_id == neighbourhood_id,
             VolunteerRecord.active.is_(True),
         )
         return int(await self.session.scalar(query) or 0)
+
+
+# --- the volunteer badge: what a batch of the volunteers service's events reads ---------------------------
+
+_BADGE_BATCH = "identity.volunteer_badge_batch"
+
+
+@dataclass
+class VolunteerBadgeBatch:
+    """Loaded once for a consumer batch of volunteer approvals and departures (an import of volunteers sends
+    them by the hundred thousand): the volunteer records of the batch's people, by person and neighbourhood,
+    and their active volunteer grants, by person and scope — kept current by the batch's own writes, so the
+    badge rule reads them from here instead of two queries per event."""
+
+    people: set[str]
+    records: dict[tuple[str, str], list[VolunteerRecord]]
+    grants: dict[tuple[str, str], RoleGrant]
+
+    @classmethod
+    def of(cls, session: AsyncSession) -> VolunteerBadgeBatch | None:
+        batch: VolunteerBadgeBatch | None = session.info.get(_BADGE_BATCH)
+        return batch
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, volunteer_ids: Iterable[str], person_ids: Iterable[str], places: Iterable[str]
+    ) -> None:
+        people = sorted(set(person_ids))
+        batch = cls(set(people), {}, {})
+        await prefetch.load(session, VolunteerRecord, volunteer_ids)
+        await prefetch.load(session, Person, people)
+        await prefetch.load(session, Region, places)
+        for chunk in _chunks(people):
+            records = await session.execute(select(VolunteerRecord).where(VolunteerRecord.person_id.in_(chunk)))
+            for record in records.scalars():
+                batch.records.setdefault((record.person_id, record.neighbourhood_id), []).append(record)
+            grants = await session.execute(
+                select(RoleGrant).where(
+                    RoleGrant.person_id.in_(chunk), RoleGrant.role == auth.VOLUNTEER, RoleGrant.revoked_at.is_(None)
+                )
+            )
+            for grant in grants.scalars():
+                batch.grants[(grant.person_id, grant.scope)] = grant
+        session.info[_BADGE_BATCH] = batch
+
+    def active_count(self, person_id: str, neighbourhood_id: str) -> int:
+        return sum(1 for record in self.records.get((person_id, neighbourhood_id), []) if record.active)
+
+    def active_grant(self, person_id: str, scope: str) -> RoleGrant | None:
+        grant = self.grants.get((person_id, scope))
+        return grant if grant is not None and grant.revoked_at is None else None
+
+    def recorded(self, record: VolunteerRecord) -> None:
+        if record.person_id in self.people:
+            self.records.setdefault((record.person_id, record.neighbourhood_id), []).append(record)
+
+    def granted(self, grant: RoleGrant) -> None:
+        if grant.role == auth.VOLUNTEER and grant.person_id in self.people:
+            self.grants[(grant.person_id, grant.scope)] = grant

@@ -67,6 +67,7 @@ from shequtong_identity.repository import (
     RoleRepository,
     SessionRepository,
     ShiftRepository,
+    VolunteerBadgeBatch,
     VolunteerRepository,
 )
 from shequtong_identity.settings import IdentitySettings
@@ -948,6 +949,11 @@ class IdentityService:
             return [(r, await repo.person(r.person_id), await repo.person(r.revealed_by)) for r in found]
 
     # --- volunteer badge (volunteers' events) -----------------------------------------------------------------
+    async def volunteer_badge_batch(
+        self, session: AsyncSession, volunteer_ids: list[str], person_ids: list[str], neighbourhood_ids: list[str]
+    ) -> None:
+        await VolunteerBadgeBatch.load(session, volunteer_ids, person_ids, neighbourhood_ids)
+
     async def volunteer_approved(
         self, session: AsyncSession, volunteer_id: str, person_id: str, neighbourhood_id: str, team_id: str
     ) -> None:

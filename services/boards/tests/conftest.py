@@ -140,8 +140,18 @@ class System:
 
     async def deliver(self, subject: str, message: Message, event_id: str | None = None) -> bool:
         """One incoming event through the consumer that filters its subject (with the inbox)."""
-        runner = next(r for r in self.runners.values() if any(_matches(s, subject) for s in r.spec.subjects))
-        event = ReceivedEvent(
+        return await self._runner(subject)._apply(self._received(subject, message, event_id))
+
+    async def deliver_batch(self, events: list[tuple[str, Message]]) -> list[Any]:
+        """Incoming events as one fetched batch through their consumer (one transaction, its prefetch)."""
+        received = [self._received(subject, message) for subject, message in events]
+        return await self._runner(events[0][0]).apply_batch(received)
+
+    def _runner(self, subject: str) -> ConsumerRunner:
+        return next(r for r in self.runners.values() if any(_matches(s, subject) for s in r.spec.subjects))
+
+    def _received(self, subject: str, message: Message, event_id: str | None = None) -> ReceivedEvent:
+        return ReceivedEvent(
             id=event_id or str(uuid.uuid4()),
             subject=subject,
             ce_type=message.DESCRIPTOR.full_name,
@@ -151,26 +161,6 @@ class System:
             headers={},
             delivery=1,
         )
-        return await runner._apply(event)
-
-    async def deliver_batch(self, events: list[tuple[str, Message]]) -> list[Any]:
-        """Incoming events as one fetched batch through their consumer (one transaction, its prefetch)."""
-        first = events[0][0]
-        runner = next(r for r in self.runners.values() if any(_matches(s, first) for s in r.spec.subjects))
-        received = [
-            ReceivedEvent(
-                id=str(uuid.uuid4()),
-                subject=subject,
-                ce_type=message.DESCRIPTOR.full_name,
-                source="/test",
-                time=self.clock.now().isoformat(),
-                payload=message.SerializeToString(),
-                headers={},
-                delivery=1,
-            )
-            for subject, message in events
-        ]
-        return await runner.apply_batch(received)
 
     async def place(self, district: str | None = None) -> Place:
         """A neighbourhood (in a new district unless one is given), its boards opened from the catalogue."""

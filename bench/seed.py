@@ -1515,12 +1515,18 @@ def main(
     part: list[str] = typer.Option(None, help="only these parts (repeatable)"),
     out: str = typer.Option("", help="write the report as JSON here"),
     total_budget: float = typer.Option(0.0, help="seconds the whole generation may take (0: no bound)"),
+    drain_timeout: float = typer.Option(
+        900.0, help="then wait this long for every service to have handled the data set's events (0: do not)"
+    ),
 ) -> None:
-    """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report."""
-    from bench.stack import operator_headers, running_stack
+    """Starts a fresh local stack (PostgreSQL when reachable), generates the district, prints the report —
+    with how long the services then took to handle its events and the CPU each process spent on both."""
+    from bench.procs import CpuMeter
+    from bench.stack import operator_headers, process_groups, running_stack, wait_until_drained
 
     with running_stack() as (stack, ops_headers):
         print(f"seeding at scale {scale} through {stack.gateway_url}")
+        meter = CpuMeter(process_groups(stack, stack.nats)).start()  # type: ignore[attr-defined]
         report, _world = asyncio.run(
             seed(
                 stack.gateway_url,
@@ -1534,6 +1540,12 @@ def main(
                 ops_refresh=lambda: operator_headers(stack),
             )
         )
+        report["cpu_while_seeding"] = meter.stop()
+        if drain_timeout > 0:
+            meter = CpuMeter(process_groups(stack, stack.nats)).start()  # type: ignore[attr-defined]
+            report["pipeline_drain"] = asyncio.run(wait_until_drained(stack, within=drain_timeout))
+            report["cpu_while_draining"] = meter.stop()
+            print(f"events handled everywhere {report['pipeline_drain']['seconds']} s after the last part")
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if out:
         with open(out, "w", encoding="utf-8") as fh:

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -87,6 +87,14 @@ class ReceivedEvent:
 
 Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
 Prefetch = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
+
+
+def peeked(events: Sequence[ReceivedEvent], kinds: Mapping[str, type[Message]]) -> list[Any]:
+    """For a prefetch: the payloads of the events whose subject is in `kinds`, decoded as its message type
+    (those that do not decode are left to their handler, which refuses them)."""
+    messages = (event.peek(kinds[event.subject]) for event in events if event.subject in kinds)
+    return [message for message in messages if message is not None]
+
 
 # What became of one delivery: True handled now, False handled before (inbox), or the handler's error.
 Outcome = bool | Exception

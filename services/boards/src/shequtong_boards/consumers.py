@@ -11,7 +11,7 @@ from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong_boards.service import BoardsService
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, route
+from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, peeked, route
 
 MEMBERSHIP_VERIFIED = "identity.membership.verified"
 MEMBERSHIP_LEFT = "identity.membership.left"
@@ -48,8 +48,7 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
     }
 
     async def people_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        named = (event.peek(people_events[event.subject]) for event in events if event.subject in people_events)
-        await people.people_batch(session, [message.person_id for message in named if message is not None])
+        await people.people_batch(session, [message.person_id for message in peeked(events, people_events)])
 
     return [
         ConsumerSpec(

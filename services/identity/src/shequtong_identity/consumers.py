@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as vol_ev
 from shequtong_identity.service import IdentityService
-from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, route
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, peeked, route
 
 VOLUNTEER_APPROVED = "volunteers.volunteer.approved"
 VOLUNTEER_LEFT = "volunteers.volunteer.left"
@@ -33,7 +33,7 @@ def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
 
     async def badge_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         kinds = {VOLUNTEER_APPROVED: vol_ev.VolunteerApproved, VOLUNTEER_LEFT: vol_ev.VolunteerLeft}
-        messages = [m for m in (e.peek(kinds[e.subject]) for e in events if e.subject in kinds) if m is not None]
+        messages = peeked(events, kinds)
         await service.volunteer_badge_batch(
             session,
             [m.volunteer_id for m in messages],

@@ -31,7 +31,7 @@ from shequtong_insights.domain.periods import local_day
 from shequtong_insights.models import Convention, Member, Topic
 from shequtong_insights.repository import DoesNotFit, ProjectionWriter
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, flushes_each_event
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, flushes_each_event, peeked
 from shequtong_kit.proto import from_ts
 
 ISSUE_PREFIX = "issues.issue."
@@ -59,11 +59,14 @@ CONSUMERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 CONSUMER_NAMES = tuple(name for name, _, _ in CONSUMERS)
 
-MEMBERSHIP_EVENTS = (
-    identity_ev.MemberJoined,
-    identity_ev.MemberVerified,
-    identity_ev.MemberLeft,
-    identity_ev.MemberRejected,
+# Events about a membership, topic or convention row: their rows are prefetched for a batch.
+PREFETCHED_SUBJECTS = (
+    "identity.membership.joined",
+    "identity.membership.verified",
+    "identity.membership.left",
+    "identity.membership.rejected",
+    "boards.topic.stage_changed",
+    "boards.convention.adopted",
 )
 
 Apply = Callable[[ProjectionWriter, Any, ReceivedEvent], Awaitable[None]]
@@ -131,18 +134,18 @@ class Projector:
 
     async def prefetch(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         """The membership, topic and convention rows the batch's events are about, in one statement each."""
+        # Only the events about those rows are decoded here (a batch of comments needs none).
+        about_rows = {subject: self.routes[subject][0] for subject in PREFETCHED_SUBJECTS}
         members: list[str] = []
         topics: list[str] = []
         conventions: list[str] = []
-        for event in events:
-            entry = self.routes.get(event.subject)
-            message = event.peek(entry[0]) if entry is not None else None
-            if isinstance(message, MEMBERSHIP_EVENTS):
-                members.append(message.membership_id)
-            elif isinstance(message, boards_ev.TopicStageChanged):
+        for message in peeked(events, about_rows):
+            if isinstance(message, boards_ev.TopicStageChanged):
                 topics.append(message.topic_id)
             elif isinstance(message, boards_ev.ConventionAdopted):
                 conventions.append(message.convention_id)
+            else:
+                members.append(message.membership_id)
         if members or topics or conventions:
             await ProjectionWriter(session).prefetch_rows(members, topics, conventions)
 

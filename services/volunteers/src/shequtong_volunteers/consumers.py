@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, route
+from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, peeked, route
 from shequtong_volunteers.service import VolunteersService
 
 MEMBER_VERIFIED = "identity.membership.verified"
@@ -37,8 +37,7 @@ def consumer_specs(service: VolunteersService) -> list[ConsumerSpec]:
 
     async def prefetch_people(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         kinds = {MEMBER_VERIFIED: identity_ev.MemberVerified, PERSON_UPDATED: identity_ev.PersonProfileUpdated}
-        named = (event.peek(kinds[event.subject]) for event in events if event.subject in kinds)
-        await service.prefetch_people(session, (message.person_id for message in named if message is not None))
+        await service.prefetch_people(session, (message.person_id for message in peeked(events, kinds)))
 
     return [
         ConsumerSpec(

@@ -51,14 +51,14 @@ async def load(session: AsyncSession, model: type[T], keys: Iterable[Any], *, lo
 
 
 async def get(session: AsyncSession, model: type[T], key: Any, *, lock: bool = False) -> T | None:
-    """The row (None: there is none), from the prefetch when it covered `key`, else from the database."""
+    """The row (None: there is none), from the prefetch when it covered `key`, else from the database —
+    exactly `session.get` then, and not remembered: outside a prefetched batch (a repository shared with
+    request paths) a key read as absent may be added later in the same session by other code."""
     known = _known(session, model)
     if key in known:
         row: T | None = known[key]
         return row
-    row = await session.get(model, key, with_for_update=True if lock else None)
-    known[key] = row
-    return row
+    return await session.get(model, key, with_for_update=True if lock else None)
 
 
 def add(session: AsyncSession, row: Any) -> None:

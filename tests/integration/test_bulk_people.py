@@ -100,3 +100,15 @@ def test_imported_residents_and_volunteers_show_up_and_sign_in_by_code(
 
     roles = eventually(badges, timeout=30, interval=1.0, what="volunteer badge")
     assert {f"resident@n:{hood}", f"party_member@n:{hood}"} <= set(roles)
+
+    # Boards heard of the import from identity's one packed event: the resident's post shows their name and
+    # the party-member badge the import confirmed.
+    boards = {b["kind"]: b["id"] for b in api.get(f"/v1/neighbourhoods/{hood}/boards", headers=first.headers).json()}
+    reply = api.post(
+        f"/v1/boards/{boards['neighbourhood_matters']}/posts",
+        json={"title": "楼道灯", "body": "二号楼楼道灯不亮"},
+        headers=first.headers,
+    )
+    assert reply.status_code == 201, reply.text
+    author = reply.json()["author"]
+    assert author["display_name"].startswith("李") and "party_member" in author["badges"], author

@@ -522,3 +522,47 @@ async def test_a_write_refused_at_the_commit_fails_its_own_event_only(
     assert await _tallies(engine) == {"x": 2, "y": 1, "z": 1}, "every other event counted exactly once"
     assert modes[: len(codes)] == [False] * len(codes), "first the batch, flushed at its commit"
     assert set(modes[len(codes) :]) == {True}, "then one event per transaction, each flushed alone"
+
+
+async def test_a_durable_takes_the_subjects_a_new_version_of_its_consumer_filters(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """A service that learns a new subject (e.g. a packed import event) updates its existing durable's
+    filter when it starts. Events of that subject the durable passed before are not delivered: a consumer
+    must be deployed before the producer that starts sending the subject (docs/DEVELOPING.md)."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "ISSUES")
+    calls: list[tuple[str, int]] = []
+    handler = _recording_handler(calls, [], poison=set(), flaky=set(), sessions=[])
+    table = {
+        "issues.grow.old": (ev.NeighbourhoodCreated, handler),
+        "issues.grow.new": (ev.NeighbourhoodCreated, handler),
+    }
+    before = ConsumerSpec("kit-test-growing-filter", "ISSUES", ["issues.grow.old"], route(table))
+    await _publish(js, "issues.grow.old", "g-old-1", "grow-old-1")
+    await _publish(js, "issues.grow.new", "g-new-early", "grow-new-early")  # no version filters it yet
+    await _publish(js, "issues.grow.old", "g-old-2", "grow-old-2")
+    async with Running(engine, nats_server.url, before):
+        await _settled(nats_server.url, "ISSUES", before.name)
+    assert sorted(code for code, _ in calls) == ["g-old-1", "g-old-2"]
+
+    after = ConsumerSpec(before.name, "ISSUES", ["issues.grow.old", "issues.grow.new"], route(table))
+    async with Running(engine, nats_server.url, after):
+        for _ in range(400):  # until the runner has updated the durable
+            info = await js.consumer_info("ISSUES", after.name)
+            if "issues.grow.new" in (info.config.filter_subjects or []):
+                break
+            await asyncio.sleep(0.05)
+        await _publish(js, "issues.grow.new", "g-new", "grow-new")
+        await _publish(js, "issues.grow.old", "g-old-3", "grow-old-3")
+        for _ in range(400):
+            if len(calls) == 4:
+                break
+            await asyncio.sleep(0.05)
+        await _settled(nats_server.url, "ISSUES", after.name)
+    await nc.close()
+
+    assert sorted(info.config.filter_subjects or []) == ["issues.grow.new", "issues.grow.old"]
+    assert sorted(code for code, _ in calls) == ["g-new", "g-old-1", "g-old-2", "g-old-3"]
+    assert (await _effects(engine)).get("g-new-early") is None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from shequtong_boards.events import IMPORTED_EVENT_BYTES, comments_imported_messages, packed
+from shequtong_boards.events import comments_imported_messages
 
 from shequtong.events.v1 import boards_events_pb2 as ev
+from shequtong_kit.outbox import PACKED_EVENT_BYTES, packed
 
 
 def test_an_imports_created_events_are_packed_in_order_under_the_size_limit() -> None:
@@ -17,11 +18,11 @@ def test_an_imports_created_events_are_packed_in_order_under_the_size_limit() ->
     assert len(messages) > 1
     assert {subject for subject, _ in messages} == {"boards.comment.imported"}
     assert [c for _, pack in messages for c in pack.comments] == items  # nothing lost, nothing reordered
-    assert all(pack.ByteSize() <= IMPORTED_EVENT_BYTES for _, pack in messages)
+    assert all(pack.ByteSize() <= PACKED_EVENT_BYTES for _, pack in messages)
     assert not comments_imported_messages([])
 
 
 def test_an_item_larger_than_the_limit_travels_alone() -> None:
     small = ev.PostCreated(post_id="small", body="短")
-    huge = ev.PostCreated(post_id="huge", body="长" * IMPORTED_EVENT_BYTES)
+    huge = ev.PostCreated(post_id="huge", body="长" * PACKED_EVENT_BYTES)
     assert [[p.post_id for p in chunk] for chunk in packed([small, huge, small])] == [["small"], ["huge"], ["small"]]

@@ -283,3 +283,56 @@ async def test_a_batch_of_identity_events_moves_the_feed_only_for_the_people_it_
     async with system.sessions() as session:
         names = await PeopleRepository(session).roles_and_names(newcomers)
     assert sorted(fact.display_name for fact in names) == ["新0", "新1", "新2"]
+
+
+async def test_an_import_of_residents_in_one_packed_event_records_each_as_its_own_events(system: Any) -> None:
+    """Identity sends an import's residents packed (`identity.membership.imported`): boards records each
+    verification and party-member badge as if it had come alone, and only a shown person moves the feed."""
+    place = await system.place()
+    author = await system.resident(place, name="王*")
+    await author.call("CreatePost", pb.CreatePostRequest(board_id=place.boards[MATTERS], title="井盖", body="松了"))
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+    as_author = principal(author)
+
+    async def first_page() -> list[pb.Post]:
+        page = await replica.posts.home_feed(as_author, place.neighbourhood, Page.of("", 20))
+        return [post_to_proto(view) for view in page.items]
+
+    def resident(person_id: str, name: str, party_member: bool = False) -> identity_ev.ImportedResident:
+        ids = {
+            "person_id": person_id,
+            "neighbourhood_id": place.neighbourhood,
+            "household_id": str(uuid.uuid4()),
+            "membership_id": str(uuid.uuid4()),
+        }
+        item = identity_ev.ImportedResident(
+            joined=identity_ev.MemberJoined(**ids), verified=identity_ev.MemberVerified(**ids, display_name=name)
+        )
+        if party_member:
+            item.party_member.CopyFrom(
+                identity_ev.RoleGranted(
+                    person_id=person_id, role="party_member", scope=f"n:{place.neighbourhood}", display_name=name
+                )
+            )
+        return item
+
+    await first_page()
+    newcomers = [str(uuid.uuid4()) for _ in range(3)]
+    pack = identity_ev.ResidentsImported(
+        residents=[resident(person, f"新{i}", party_member=i == 1) for i, person in enumerate(newcomers)]
+    )
+    hits = replica.posts.ctx.feed_pages.hits
+    assert await system.deliver_batch([("identity.membership.imported", pack)]) == [True]
+    assert (await first_page())[0].author.display_name == "王*"
+    assert replica.posts.ctx.feed_pages.hits == hits + 1, "newcomers shown on no post: the page stays kept"
+    async with system.sessions() as session:
+        facts = await PeopleRepository(session).roles_and_names(newcomers)
+    assert sorted(f.display_name for f in facts if f.role is None) == ["新0", "新1", "新2"]
+    assert [(f.person_id, f.role, f.scope) for f in facts if f.role is not None] == [
+        (newcomers[1], "party_member", f"n:{place.neighbourhood}")
+    ]
+
+    # The author, imported again under a corrected name in a pack with a newcomer: the page shows it.
+    pack = identity_ev.ResidentsImported(residents=[resident(str(uuid.uuid4()), "新3"), resident(author.id, RENAMED)])
+    assert await system.deliver_batch([("identity.membership.imported", pack)]) == [True]
+    assert (await first_page())[0].author.display_name == RENAMED

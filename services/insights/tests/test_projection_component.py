@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 from shequtong_insights.consumers import CONSUMER_NAMES, Projector
-from shequtong_insights.models import Activity, DailyCounter
+from shequtong_insights.models import Activity, DailyCounter, Member
 from shequtong_insights.repository import drop_projections
 from shequtong_insights.service import InsightsService
 from sqlalchemy import select
@@ -319,14 +319,30 @@ async def test_a_value_wider_than_its_column_poisons_its_own_event_before_anythi
     assert counters == [(neighbourhood, "posts", 1)]
 
 
-async def test_imported_posts_and_comments_count_as_if_each_had_its_own_event(engine: AsyncEngine) -> None:
-    """Boards packs an import's created events together (`boards.post.imported`, `…comment.imported`):
-    the figures are those of the same items sent one event each."""
+async def test_imported_residents_posts_and_comments_count_as_if_each_had_its_own_event(engine: AsyncEngine) -> None:
+    """Identity and boards pack an import's created events together (`identity.membership.imported`,
+    `boards.post.imported`, `…comment.imported`): the figures and the members are those of the same items
+    sent one event each."""
     service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
     projector = Projector(480)
     one_by_one, packed = f"n-{uuid.uuid4().hex[:8]}", f"n-{uuid.uuid4().hex[:8]}"
 
-    def items(neighbourhood: str) -> tuple[list[boards_ev.PostCreated], list[boards_ev.CommentCreated]]:
+    def items(
+        neighbourhood: str,
+    ) -> tuple[list[identity_ev.ImportedResident], list[boards_ev.PostCreated], list[boards_ev.CommentCreated]]:
+        residents = []
+        for i in range(3):
+            ids = {
+                "person_id": f"a{i}-{neighbourhood}",
+                "neighbourhood_id": neighbourhood,
+                "household_id": f"h{i // 2}-{neighbourhood}",
+                "membership_id": f"m{i}-{neighbourhood}",
+            }
+            residents.append(
+                identity_ev.ImportedResident(
+                    joined=identity_ev.MemberJoined(**ids), verified=identity_ev.MemberVerified(**ids)
+                )
+            )
         posts = [
             boards_ev.PostCreated(post_id=f"p{i}", neighbourhood_id=neighbourhood, author_id=f"a{i}", created_at=ts(at))
             for i, at in enumerate((NOW - 30 * 24 * H, NOW - 2 * H))
@@ -339,22 +355,27 @@ async def test_imported_posts_and_comments_count_as_if_each_had_its_own_event(en
                 (("a1", "member", NOW - 29 * 24 * H), ("a2", "member", NOW - H), ("system", "system", NOW - H))
             )
         ]
-        return posts, comments
+        return residents, posts, comments
 
-    posts, comments = items(one_by_one)
-    singles = [event("boards.post.created", p, NOW) for p in posts]
+    residents, posts, comments = items(one_by_one)
+    singles = [event("identity.membership.joined", r.joined, NOW - 48 * H) for r in residents]
+    singles += [event("identity.membership.verified", r.verified, NOW - 48 * H) for r in residents]
+    singles += [event("boards.post.created", p, NOW) for p in posts]
     singles += [event("boards.comment.created", c, NOW) for c in comments]
-    posts, comments = items(packed)
+    residents, posts, comments = items(packed)
     packs = [
+        event("identity.membership.imported", identity_ev.ResidentsImported(residents=residents), NOW - 48 * H),
         event("boards.post.imported", boards_ev.PostsImported(posts=posts), NOW),
         event("boards.comment.imported", boards_ev.CommentsImported(comments=comments), NOW),
     ]
-    async with service.sessions() as session, session.begin():
-        for received in singles + packs:
-            await projector.handle(session, received)
-        await projector.before_commit(session)
+    for batch in (singles, packs):
+        async with service.sessions() as session, session.begin():
+            await projector.prefetch(session, batch)
+            for received in batch:
+                await projector.handle(session, received)
+            await projector.before_commit(session)
 
-    async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], ...]:
         async with service.sessions() as session:
             counters = await session.execute(
                 select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
@@ -366,9 +387,21 @@ async def test_imported_posts_and_comments_count_as_if_each_had_its_own_event(en
                 .where(Activity.neighbourhood_id == neighbourhood)
                 .order_by(Activity.day, Activity.person_id)
             )
-            return [tuple(row) for row in counters], [tuple(row) for row in activity]
+            members = await session.execute(
+                select(Member.person_id, Member.household_id, Member.joined_at, Member.verified_at)
+                .where(Member.neighbourhood_id == neighbourhood)
+                .order_by(Member.person_id)
+            )
+            return (
+                [tuple(row) for row in counters],
+                [tuple(row) for row in activity],
+                [(person.split("-")[0], household.split("-")[0], *rest) for person, household, *rest in members],
+            )
 
     expected = await figures(one_by_one)
     assert sum(value for _, metric, value in expected[0] if metric in ("posts", "comments")) == 4
+    assert sum(value for _, metric, value in expected[0] if metric == "residents_verified") == 3
     assert len(expected[1]) == 4  # a0; a1 on two days; a2; never the system author
+    assert [(p, h) for p, h, *_ in expected[2]] == [("a0", "h0"), ("a1", "h0"), ("a2", "h1")]
+    assert all(joined is not None and verified is not None for *_, joined, verified in expected[2])
     assert await figures(packed) == expected

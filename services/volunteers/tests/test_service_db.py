@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from shequtong_volunteers.consumers import consumer_specs
 from shequtong_volunteers.domain import activities as activity_rules
 from shequtong_volunteers.domain import imports
 from shequtong_volunteers.models import Activity, HoursEntry, Slot
@@ -27,6 +28,7 @@ from shequtong.events.v1 import volunteers_events_pb2 as ev
 from shequtong_kit import regions
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
+from shequtong_kit.consumer import ConsumerRunner, ReceivedEvent
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import AlreadyExists, DomainError, FailedPrecondition, PermissionDenied
 from shequtong_kit.outbox import Outbox
@@ -544,3 +546,51 @@ async def test_storefronts_import_with_approved_organisations_once(service: Volu
         (2, "credit_code_invalid"),
         (3, "district_not_found"),
     ]
+
+
+async def test_an_import_of_residents_in_one_packed_event_records_each_person_as_a_verification_would(
+    service: VolunteersService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock, world: World
+) -> None:
+    """Identity sends an import's residents packed (`identity.membership.imported`); in one fetched batch
+    with events of their own, the people consumer keeps each name as the events one by one would."""
+    runner = next(
+        ConsumerRunner(None, sessions, spec, clock)  # type: ignore[arg-type]
+        for spec in consumer_specs(service)
+        if spec.name == "volunteers-people"
+    )
+    people = [f"p-{uuid.uuid4().hex[:10]}" for _ in range(4)]
+
+    def received(subject: str, message: Any) -> ReceivedEvent:
+        return ReceivedEvent(
+            id=str(uuid.uuid4()),
+            subject=subject,
+            ce_type=message.DESCRIPTOR.full_name,
+            source="/test",
+            time=clock.now().isoformat(),
+            payload=message.SerializeToString(),
+            headers={},
+            delivery=1,
+        )
+
+    def resident(person_id: str, name: str) -> identity_ev.ImportedResident:
+        ids = {"person_id": person_id, "neighbourhood_id": world.n1, "membership_id": f"m-{person_id}"}
+        return identity_ev.ImportedResident(
+            joined=identity_ev.MemberJoined(**ids), verified=identity_ev.MemberVerified(**ids, display_name=name)
+        )
+
+    pack = identity_ev.ResidentsImported(residents=[resident(p, f"王*{i}") for i, p in enumerate(people[:3])])
+    outcomes = await runner.apply_batch(
+        [
+            received("identity.membership.imported", pack),
+            received(
+                "identity.person.updated", identity_ev.PersonProfileUpdated(person_id=people[1], display_name="李*")
+            ),
+            received(
+                "identity.membership.verified",
+                identity_ev.MemberVerified(person_id=people[3], neighbourhood_id=world.n1, display_name="赵*"),
+            ),
+        ]
+    )
+    assert outcomes == [True, True, True]
+    names = await tx(service, lambda s: service.names(s, people))
+    assert [names.get(p) for p in people] == ["王*0", "李*", "王*2", "赵*"]

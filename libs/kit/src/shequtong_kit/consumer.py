@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shequtong_kit.clock import Clock, SystemClock
 from shequtong_kit.db import CompiledOnce, UtcDateTime, inbox
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
+from shequtong_kit.packs import PACKS
 from shequtong_kit.telemetry import meter, tracer
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,18 @@ Prefetch = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
 
 
 def peeked(events: Sequence[ReceivedEvent], kinds: Mapping[str, type[Message]]) -> list[Any]:
-    """For a prefetch: the payloads of the events whose subject is in `kinds`, decoded as its message type
-    (those that do not decode are left to their handler, which refuses them)."""
-    messages = (event.peek(kinds[event.subject]) for event in events if event.subject in kinds)
-    return [message for message in messages if message is not None]
+    """For a prefetch: the payloads of the events whose subject is in `kinds`, decoded as its message type,
+    and the items of packed events (`shequtong_kit.packs`) that stand for such events (those that do not
+    decode are left to their handler, which refuses them)."""
+    messages: list[Any] = []
+    for event in events:
+        if event.subject in kinds:
+            message = event.peek(kinds[event.subject])
+            if message is not None:
+                messages.append(message)
+        elif (pack := PACKS.get(event.subject)) is not None and (held := event.peek(pack.message)) is not None:
+            messages.extend(message for subject, message in pack.items(held) if subject in kinds)
+    return messages
 
 
 # What became of one delivery: True handled now, False handled before (inbox), or the handler's error.
@@ -154,17 +163,27 @@ class ConsumerSpec:
     flush_each: bool = True
 
 
+def opened(event: ReceivedEvent, kinds: Mapping[str, type[Message]]) -> list[tuple[str, Message]]:
+    """The events a delivery stands for whose subject is in `kinds`, decoded: itself, or the items of a packed
+    event (`shequtong_kit.packs`) in order. A payload that does not decode raises PoisonMessage."""
+    pack = PACKS.get(event.subject)
+    if pack is not None:
+        return [(subject, message) for subject, message in pack.items(event.parse(pack.message)) if subject in kinds]
+    if event.subject in kinds:
+        return [(event.subject, event.parse(kinds[event.subject]))]
+    return []  # a subject we filter for but do not (yet) care about
+
+
 def route(
     table: dict[str, tuple[type[Message], Callable[[AsyncSession, Any, ReceivedEvent], Awaitable[None]]]],
 ) -> Handler:
-    """A handler that parses each subject's payload into its message type and calls its function."""
+    """A handler that parses each subject's payload into its message type and calls its function (for a
+    packed event, the functions of the events it holds, one after the other)."""
+    kinds = {subject: cls for subject, (cls, _) in table.items()}
 
     async def handle(session: AsyncSession, event: ReceivedEvent) -> None:
-        entry = table.get(event.subject)
-        if entry is None:
-            return  # a subject we filter for but do not (yet) care about
-        cls, fn = entry
-        await fn(session, event.parse(cls), event)
+        for subject, message in opened(event, kinds):
+            await table[subject][1](session, message, event)
 
     return handle
 
@@ -231,6 +250,8 @@ class ConsumerRunner:
             filter_subjects=list(self.spec.subjects),
         )
         try:
+            # Creates the durable, or updates an existing one to this spec (a new version's extra filter
+            # subjects take effect from here on); a setting the server cannot change is logged below.
             await self._js.add_consumer(self.spec.stream, config)
         except Exception as exc:
             log.info(

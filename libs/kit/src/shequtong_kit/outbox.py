@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
@@ -98,6 +98,28 @@ class Outbox:
         if rows:
             self._wake_after_commit(session)
         return [str(row["id"]) for row in rows]
+
+
+# A bulk import's created events travel packed, many items per event of at most about this size (the NATS
+# server refuses a message over its max_payload, 1 MiB by default). See docs/DEVELOPING.md, "Imports".
+PACKED_EVENT_BYTES = 256 * 1024
+
+M = TypeVar("M", bound=Message)
+
+
+def packed(items: Sequence[M], limit: int = PACKED_EVENT_BYTES) -> list[list[M]]:
+    """Consecutive runs of `items` whose encoding as a repeated field stays within `limit` (an item larger
+    than that travels alone)."""
+    chunks: list[list[M]] = []
+    size = limit
+    for item in items:
+        length = item.ByteSize() + 8  # the field's tag and length prefix, generously
+        if size + length > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += length
+    return chunks
 
 
 class OutboxRelay:

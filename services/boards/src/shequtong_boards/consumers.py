@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong_boards.service import BoardsService
-from shequtong_kit import regions
+from shequtong_kit import packs, regions
 from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, peeked, route
 
 MEMBERSHIP_VERIFIED = "identity.membership.verified"
@@ -18,6 +18,8 @@ MEMBERSHIP_LEFT = "identity.membership.left"
 ROLE_GRANTED = "identity.role.granted"
 ROLE_REVOKED = "identity.role.revoked"
 PERSON_UPDATED = "identity.person.updated"
+# An import's residents: their verifications and party-member badges, packed (`route` opens it).
+RESIDENTS_IMPORTED = packs.RESIDENTS_IMPORTED
 
 ISSUE_REPORTED = "issues.issue.reported"
 # issues.issue.<transition> carry IssueStateChanged, except these, which have payloads of their own.
@@ -60,7 +62,14 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="boards-people",
             stream="IDENTITY",
-            subjects=[MEMBERSHIP_VERIFIED, MEMBERSHIP_LEFT, ROLE_GRANTED, ROLE_REVOKED, PERSON_UPDATED],
+            subjects=[
+                MEMBERSHIP_VERIFIED,
+                MEMBERSHIP_LEFT,
+                ROLE_GRANTED,
+                ROLE_REVOKED,
+                PERSON_UPDATED,
+                RESIDENTS_IMPORTED,
+            ],
             handler=route(
                 {
                     MEMBERSHIP_VERIFIED: (identity_ev.MemberVerified, people.member_verified),

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import boards_events_pb2 as ev
 from shequtong_boards.models import AffairRow, Comment, ConventionRow, ModerationLog, Poll, Post, Topic
-from shequtong_kit.outbox import Outbox
+from shequtong_kit import packs
+from shequtong_kit.outbox import Outbox, packed
 from shequtong_kit.proto import ts
-
-M = TypeVar("M", bound=Message)
 
 POST_CREATED = "boards.post.created"
 POST_EDITED = "boards.post.edited"
@@ -27,12 +25,9 @@ VOTE_CAST = "boards.poll.voted"
 TOPIC_STAGE_CHANGED = "boards.topic.stage_changed"
 CONVENTION_ADOPTED = "boards.convention.adopted"
 AFFAIR_STAGE_CHANGED = "boards.affair.stage_changed"
-# Historic posts and comments an import wrote: their created events packed together (see `packed`).
-POSTS_IMPORTED = "boards.post.imported"
-COMMENTS_IMPORTED = "boards.comment.imported"
-# An imported batch's items travel in events of at most about this size (the NATS server refuses a
-# message over its max_payload, 1 MiB by default).
-IMPORTED_EVENT_BYTES = 256 * 1024
+# Historic posts and comments an import wrote: their created events packed together (kit `outbox.packed`).
+POSTS_IMPORTED = packs.POSTS_IMPORTED
+COMMENTS_IMPORTED = packs.COMMENTS_IMPORTED
 
 
 # --- message builders (shared by the per-item path and the imports' batched outbox rows) -----------
@@ -76,21 +71,6 @@ def posts_imported_messages(items: Sequence[ev.PostCreated]) -> list[tuple[str, 
 
 def comments_imported_messages(items: Sequence[ev.CommentCreated]) -> list[tuple[str, Message]]:
     return [(COMMENTS_IMPORTED, ev.CommentsImported(comments=chunk)) for chunk in packed(items)]
-
-
-def packed(items: Sequence[M]) -> list[list[M]]:
-    """Consecutive runs of `items` whose encoding stays within IMPORTED_EVENT_BYTES (an item larger than
-    that travels alone)."""
-    chunks: list[list[M]] = []
-    size = IMPORTED_EVENT_BYTES
-    for item in items:
-        length = item.ByteSize() + 8  # the field's tag and length prefix, generously
-        if size + length > IMPORTED_EVENT_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += length
-    return chunks
 
 
 def topic_stage_changed_message(

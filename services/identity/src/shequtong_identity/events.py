@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as ev
 from shequtong_identity.models import Household, Membership, Region, RoleGrant
-from shequtong_kit.outbox import Outbox
+from shequtong_kit import packs
+from shequtong_kit.outbox import Outbox, packed
 from shequtong_kit.proto import ts
 
 NEIGHBOURHOOD_CREATED = "identity.neighbourhood.created"
@@ -24,6 +25,9 @@ ROLE_GRANTED = "identity.role.granted"
 ROLE_REVOKED = "identity.role.revoked"
 PERSON_UPDATED = "identity.person.updated"
 SESSION_REVOKED = "identity.session.revoked"
+# Residents an import wrote: for each, the events above the per-person path publishes, packed together
+# (kit `outbox.packed`; consumers open it with kit `packs`).
+RESIDENTS_IMPORTED = packs.RESIDENTS_IMPORTED
 
 
 async def neighbourhood_created(outbox: Outbox, session: AsyncSession, region: Region) -> None:
@@ -177,46 +181,44 @@ def imported_resident(
     display_name: str,
     household: dict[str, Any] | None,
     grant: dict[str, Any] | None,
-) -> list[tuple[str, Message]]:
-    """The events the per-person path publishes for one resident (registration, household, verification,
-    party-member badge), for `Outbox.add_many`: consumers cannot tell an imported resident from another."""
-    out: list[tuple[str, Message]] = []
-    if household is not None:
-        out.append(
-            (
-                HOUSEHOLD_CREATED,
-                ev.HouseholdCreated(
-                    household_id=household["id"],
-                    neighbourhood_id=household["neighbourhood_id"],
-                    building=household["building"],
-                    unit=household["unit"],
-                    room=household["room"],
-                    village_group=household["village_group"],
-                    house_number=household["house_number"],
-                ),
-            )
-        )
+) -> ev.ImportedResident:
+    """The events the per-person path publishes for one resident (household, registration, verification,
+    party-member badge), as one item of `identity.membership.imported`: consumers apply it as those events,
+    so they cannot tell an imported resident from another."""
     ids = {
         "person_id": membership["person_id"],
         "neighbourhood_id": membership["neighbourhood_id"],
         "household_id": membership["household_id"],
         "membership_id": membership["id"],
     }
-    out.append((MEMBER_JOINED, ev.MemberJoined(**ids)))
-    out.append(
-        (MEMBER_VERIFIED, ev.MemberVerified(**ids, display_name=display_name, verified_by=membership["reviewed_by"]))
+    item = ev.ImportedResident(
+        joined=ev.MemberJoined(**ids),
+        verified=ev.MemberVerified(**ids, display_name=display_name, verified_by=membership["reviewed_by"]),
     )
-    if grant is not None:
-        out.append(
-            (
-                ROLE_GRANTED,
-                ev.RoleGranted(
-                    person_id=grant["person_id"],
-                    role=grant["role"],
-                    scope=grant["scope"],
-                    granted_by=grant["granted_by"],
-                    display_name=display_name,
-                ),
+    if household is not None:
+        item.household.CopyFrom(
+            ev.HouseholdCreated(
+                household_id=household["id"],
+                neighbourhood_id=household["neighbourhood_id"],
+                building=household["building"],
+                unit=household["unit"],
+                room=household["room"],
+                village_group=household["village_group"],
+                house_number=household["house_number"],
             )
         )
-    return out
+    if grant is not None:
+        item.party_member.CopyFrom(
+            ev.RoleGranted(
+                person_id=grant["person_id"],
+                role=grant["role"],
+                scope=grant["scope"],
+                granted_by=grant["granted_by"],
+                display_name=display_name,
+            )
+        )
+    return item
+
+
+def residents_imported_messages(items: Sequence[ev.ImportedResident]) -> list[tuple[str, Message]]:
+    return [(RESIDENTS_IMPORTED, ev.ResidentsImported(residents=chunk)) for chunk in packed(items)]

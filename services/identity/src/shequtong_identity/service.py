@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong_identity import events
 from shequtong_identity.domain import (
     badges,
@@ -1234,7 +1234,7 @@ class IdentityService:
         grants: list[dict[str, object]] = []
         audits: list[dict[str, object]] = []
         refs: list[dict[str, object]] = []
-        outgoing: list[tuple[str, Message]] = []
+        outgoing: list[identity_ev.ImportedResident] = []
         made: list[ImportedResident] = []
         households_by_id = {str(row["id"]): row for row in new_households.values()}
         for p in planned:
@@ -1296,7 +1296,7 @@ class IdentityService:
             new_household = households_by_id.get(household_id) if household_id not in announced else None
             if new_household is not None:
                 announced.add(household_id)
-            outgoing.extend(events.imported_resident(membership, r.display_name, new_household, grant))
+            outgoing.append(events.imported_resident(membership, r.display_name, new_household, grant))
             made.append(ImportedResident(r.external_ref, person_id, str(membership["id"]), household_id, True))
         try:
             await repo.insert(Person, people_rows)
@@ -1309,7 +1309,7 @@ class IdentityService:
             raise Conflict(
                 "another import wrote some of these records meanwhile; send the batch again", code="import_conflict"
             ) from None
-        await self.outbox.add_many(session, outgoing)
+        await self.outbox.add_many(session, events.residents_imported_messages(outgoing))
         await self.import_statistics.wrote(
             session, len(made), "persons", "households", "memberships", "role_grants", "import_refs", "outbox"
         )

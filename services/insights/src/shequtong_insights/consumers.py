@@ -31,7 +31,14 @@ from shequtong_insights.domain.periods import local_day
 from shequtong_insights.models import Convention, Member, Topic
 from shequtong_insights.repository import DoesNotFit, ProjectionWriter
 from shequtong_kit import regions
-from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, flushes_each_event, peeked
+from shequtong_kit.consumer import (
+    ConsumerSpec,
+    PoisonMessage,
+    ReceivedEvent,
+    flushes_each_event,
+    opened,
+    peeked,
+)
 from shequtong_kit.proto import from_ts
 
 ISSUE_PREFIX = "issues.issue."
@@ -85,8 +92,6 @@ class Projector:
             "identity.membership.rejected": (identity_ev.MemberRejected, self.member_rejected),
             "boards.post.created": (boards_ev.PostCreated, self.post_created),
             "boards.comment.created": (boards_ev.CommentCreated, self.comment_created),
-            "boards.post.imported": (boards_ev.PostsImported, self.posts_imported),
-            "boards.comment.imported": (boards_ev.CommentsImported, self.comments_imported),
             "boards.poll.voted": (boards_ev.VoteCast, self.vote_cast),
             "boards.topic.stage_changed": (boards_ev.TopicStageChanged, self.topic_stage_changed),
             "boards.convention.adopted": (boards_ev.ConventionAdopted, self.convention_adopted),
@@ -107,20 +112,20 @@ class Projector:
             self.routes[ISSUE_PREFIX + transition] = (issues_ev.IssueStateChanged, self.issue_transition)
         for kind in ("credited", "reversed", "adjusted"):
             self.routes[f"volunteers.hours.{kind}"] = (volunteers_ev.HoursRecorded, self.hours_recorded)
+        self.kinds = {subject: cls for subject, (cls, _) in self.routes.items()}
 
     def day(self, moment: datetime) -> date:
         return local_day(moment, self.offset)
 
     async def handle(self, session: AsyncSession, event: ReceivedEvent) -> None:
-        entry = self.routes.get(event.subject)
-        if entry is None:
+        applies = opened(event, self.kinds)
+        if not applies:
             return  # an event of an aggregate we read but do not project (yet)
-        cls, apply = entry
-        message = event.parse(cls)
         writer = ProjectionWriter(session)
         await writer.share_projection_lock()
         try:
-            await apply(writer, message, event)
+            for subject, message in applies:
+                await self.routes[subject][1](writer, message, event)
             if flushes_each_event(session):
                 await session.flush()
         except DoesNotFit as exc:
@@ -220,16 +225,6 @@ class Projector:
         day = self.day(_when(msg.created_at, event))
         await w.add(msg.neighbourhood_id, day, m.COMMENTS)
         await w.took_part(msg.neighbourhood_id, day, msg.author_id)
-
-    async def posts_imported(self, w: ProjectionWriter, msg: boards_ev.PostsImported, event: ReceivedEvent) -> None:
-        for post in msg.posts:
-            await self.post_created(w, post, event)
-
-    async def comments_imported(
-        self, w: ProjectionWriter, msg: boards_ev.CommentsImported, event: ReceivedEvent
-    ) -> None:
-        for comment in msg.comments:
-            await self.comment_created(w, comment, event)
 
     async def vote_cast(self, w: ProjectionWriter, msg: boards_ev.VoteCast, event: ReceivedEvent) -> None:
         day = self.day(_when(msg.cast_at, event))

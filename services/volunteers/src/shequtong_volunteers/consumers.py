@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
-from shequtong_kit import regions
+from shequtong_kit import packs, regions
 from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, peeked, route
 from shequtong_volunteers.service import VolunteersService
 
 MEMBER_VERIFIED = "identity.membership.verified"
 MEMBER_LEFT = "identity.membership.left"
 PERSON_UPDATED = "identity.person.updated"
+# An import's residents: their verifications, packed (`route` opens it).
+RESIDENTS_IMPORTED = packs.RESIDENTS_IMPORTED
 
 
 def consumer_specs(service: VolunteersService) -> list[ConsumerSpec]:
@@ -49,7 +51,7 @@ def consumer_specs(service: VolunteersService) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="volunteers-people",
             stream="IDENTITY",
-            subjects=[MEMBER_VERIFIED, MEMBER_LEFT, PERSON_UPDATED],
+            subjects=[MEMBER_VERIFIED, MEMBER_LEFT, PERSON_UPDATED, RESIDENTS_IMPORTED],
             handler=route(
                 {
                     MEMBER_VERIFIED: (identity_ev.MemberVerified, member_verified),

@@ -255,8 +255,8 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
     service: IdentityService, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
     """The badge consumer reads a batch's records and grants once (an import sends approvals by the hundred
-    thousand) and keeps them current as the batch writes: the same badges, grants and audits as events
-    handled one by one; a poisoned event in a batch fails alone."""
+    thousand, packed) and keeps them current as the batch writes: the same badges, grants and audits as
+    events handled one by one; a poisoned event in a batch fails alone."""
     suffix = uuid.uuid4().hex[:6]
     await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
     async with sessions() as session:
@@ -281,6 +281,17 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
             vol_ev.VolunteerLeft(volunteer_id=volunteer, person_id=person, neighbourhood_id=place),
         )
 
+    def imported(*volunteers: tuple[str, str, str]) -> ReceivedEvent:
+        items = []
+        for volunteer, person, team in volunteers:
+            ids = {"volunteer_id": volunteer, "person_id": person, "neighbourhood_id": place, "team_id": team}
+            items.append(
+                vol_ev.ImportedVolunteer(
+                    applied=vol_ev.VolunteerApplied(**ids), approved=vol_ev.VolunteerApproved(**ids)
+                )
+            )
+        return _volunteer_event("volunteers.volunteer.imported", vol_ev.VolunteersImported(volunteers=items))
+
     v1, v2, v3 = (str(uuid.uuid4()) for _ in range(3))
     reads: list[str] = []
 
@@ -290,10 +301,9 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
 
     batch = [
         approved(v1, p, "a"),
-        approved(v2, p, "b"),
+        imported((v2, p, "b"), (v3, q, "t")),  # an import's approvals, packed
         approved(v1, p, "a"),
         left(v1, p),
-        approved(v3, q),
         left(v3, q),
     ]
     sa_event.listen(engine.sync_engine, "before_cursor_execute", record)

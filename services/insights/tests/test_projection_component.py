@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
+from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
 from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
@@ -319,10 +320,12 @@ async def test_a_value_wider_than_its_column_poisons_its_own_event_before_anythi
     assert counters == [(neighbourhood, "posts", 1)]
 
 
-async def test_imported_residents_posts_and_comments_count_as_if_each_had_its_own_event(engine: AsyncEngine) -> None:
-    """Identity and boards pack an import's created events together (`identity.membership.imported`,
-    `boards.post.imported`, `…comment.imported`): the figures and the members are those of the same items
-    sent one event each."""
+async def test_imported_residents_content_and_volunteers_count_as_if_each_had_its_own_event(
+    engine: AsyncEngine,
+) -> None:
+    """Identity, boards and volunteers pack an import's created events together (`identity.membership.imported`,
+    `boards.post.imported`, `…comment.imported`, `volunteers.volunteer.imported`): the figures and the members
+    are those of the same items sent one event each."""
     service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
     projector = Projector(480)
     one_by_one, packed = f"n-{uuid.uuid4().hex[:8]}", f"n-{uuid.uuid4().hex[:8]}"
@@ -357,16 +360,34 @@ async def test_imported_residents_posts_and_comments_count_as_if_each_had_its_ow
         ]
         return residents, posts, comments
 
+    def volunteers(neighbourhood: str) -> list[volunteers_ev.ImportedVolunteer]:
+        made = []
+        for i, at in enumerate((NOW - 3 * 24 * H, NOW - H)):
+            ids = {"volunteer_id": f"v{i}", "person_id": f"a{i}-{neighbourhood}", "neighbourhood_id": neighbourhood}
+            made.append(
+                volunteers_ev.ImportedVolunteer(
+                    applied=volunteers_ev.VolunteerApplied(**ids, applied_at=ts(at)),
+                    approved=volunteers_ev.VolunteerApproved(**ids, approved_at=ts(at)),
+                )
+            )
+        return made
+
     residents, posts, comments = items(one_by_one)
     singles = [event("identity.membership.joined", r.joined, NOW - 48 * H) for r in residents]
     singles += [event("identity.membership.verified", r.verified, NOW - 48 * H) for r in residents]
     singles += [event("boards.post.created", p, NOW) for p in posts]
     singles += [event("boards.comment.created", c, NOW) for c in comments]
+    for v in volunteers(one_by_one):
+        singles += [
+            event("volunteers.volunteer.applied", v.applied, NOW),
+            event("volunteers.volunteer.approved", v.approved, NOW),
+        ]
     residents, posts, comments = items(packed)
     packs = [
         event("identity.membership.imported", identity_ev.ResidentsImported(residents=residents), NOW - 48 * H),
         event("boards.post.imported", boards_ev.PostsImported(posts=posts), NOW),
         event("boards.comment.imported", boards_ev.CommentsImported(comments=comments), NOW),
+        event("volunteers.volunteer.imported", volunteers_ev.VolunteersImported(volunteers=volunteers(packed)), NOW),
     ]
     for batch in (singles, packs):
         async with service.sessions() as session, session.begin():
@@ -394,14 +415,15 @@ async def test_imported_residents_posts_and_comments_count_as_if_each_had_its_ow
             )
             return (
                 [tuple(row) for row in counters],
-                [tuple(row) for row in activity],
+                [(day, person.split("-")[0]) for day, person in activity],  # the person, without the place
                 [(person.split("-")[0], household.split("-")[0], *rest) for person, household, *rest in members],
             )
 
     expected = await figures(one_by_one)
     assert sum(value for _, metric, value in expected[0] if metric in ("posts", "comments")) == 4
     assert sum(value for _, metric, value in expected[0] if metric == "residents_verified") == 3
-    assert len(expected[1]) == 4  # a0; a1 on two days; a2; never the system author
+    assert sum(value for _, metric, value in expected[0] if metric == "volunteers_approved") == 2
+    assert len(expected[1]) == 6  # a0; a1 on two days; a2; never the system author; two volunteers
     assert [(p, h) for p, h, *_ in expected[2]] == [("a0", "h0"), ("a1", "h0"), ("a2", "h1")]
     assert all(joined is not None and verified is not None for *_, joined, verified in expected[2])
     assert await figures(packed) == expected

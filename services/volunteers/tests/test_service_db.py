@@ -418,8 +418,15 @@ async def test_volunteers_import_approved_with_the_events_of_apply_and_approve_a
     assert {v.person_id for v in listed} >= set(people)
     names = await tx(service, lambda s: service.names(s, people))
     assert names[people[3]] == "王*3"
-    sent = await subjects_since(service, mark)
-    assert sent.count("volunteers.volunteer.applied") == 30 and sent.count("volunteers.volunteer.approved") == 30
+    # The events of apply + approve for each, packed in the batch's order: one event, not 60.
+    assert await subjects_since(service, mark) == ["volunteers.volunteer.imported"]
+    pack = ev.VolunteersImported.FromString(await payload_since(service, mark, "volunteers.volunteer.imported"))
+    assert [v.approved.volunteer_id for v in pack.volunteers] == [m.id for m in made]
+    assert [v.applied.person_id for v in pack.volunteers] == people
+    assert all(v.applied.volunteer_id == v.approved.volunteer_id for v in pack.volunteers)
+    assert {(v.approved.neighbourhood_id, v.approved.approved_by) for v in pack.volunteers} == {
+        (world.n1, OPERATOR.subject)
+    }
 
     mark = await outbox_mark(service)
     again, made_again = await tx(service, lambda s: service.import_volunteers(s, OPERATOR, batch, False))

@@ -16,10 +16,12 @@ from google.protobuf.message import Message
 
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 
 RESIDENTS_IMPORTED = "identity.membership.imported"
 POSTS_IMPORTED = "boards.post.imported"
 COMMENTS_IMPORTED = "boards.comment.imported"
+VOLUNTEERS_IMPORTED = "volunteers.volunteer.imported"
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,15 @@ def _comments(pack: boards_ev.CommentsImported) -> Iterator[tuple[str, Message]]
         yield "boards.comment.created", comment
 
 
+def _volunteers(pack: volunteers_ev.VolunteersImported) -> Iterator[tuple[str, Message]]:
+    for volunteer in pack.volunteers:
+        yield "volunteers.volunteer.applied", volunteer.applied
+        yield "volunteers.volunteer.approved", volunteer.approved
+
+
 PACKS: dict[str, Pack] = {
     RESIDENTS_IMPORTED: Pack(identity_ev.ResidentsImported, _residents),
     POSTS_IMPORTED: Pack(boards_ev.PostsImported, _posts),
     COMMENTS_IMPORTED: Pack(boards_ev.CommentsImported, _comments),
+    VOLUNTEERS_IMPORTED: Pack(volunteers_ev.VolunteersImported, _volunteers),
 }

@@ -12,10 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as vol_ev
 from shequtong_identity.service import IdentityService
+from shequtong_kit import packs
 from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, peeked, route
 
 VOLUNTEER_APPROVED = "volunteers.volunteer.approved"
 VOLUNTEER_LEFT = "volunteers.volunteer.left"
+# An import's volunteers: their approvals, packed (`route` opens it).
+VOLUNTEERS_IMPORTED = packs.VOLUNTEERS_IMPORTED
 
 
 def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
@@ -45,7 +48,7 @@ def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="identity-volunteer-badges",
             stream="VOLUNTEERS",
-            subjects=[VOLUNTEER_APPROVED, VOLUNTEER_LEFT],
+            subjects=[VOLUNTEER_APPROVED, VOLUNTEER_LEFT, VOLUNTEERS_IMPORTED],
             handler=route(
                 {
                     VOLUNTEER_APPROVED: (vol_ev.VolunteerApproved, approved),

@@ -3,7 +3,7 @@ transaction through the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,8 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as ev
-from shequtong_kit.outbox import Outbox
+from shequtong_kit import packs
+from shequtong_kit.outbox import Outbox, packed
 from shequtong_kit.proto import ts
 from shequtong_volunteers.models import (
     Activity,
@@ -27,6 +28,8 @@ from shequtong_volunteers.models import (
 
 VOLUNTEER_APPLIED = "volunteers.volunteer.applied"
 VOLUNTEER_APPROVED = "volunteers.volunteer.approved"
+# Volunteers an import wrote: each one's applied + approved events, packed together (kit `packs`).
+VOLUNTEERS_IMPORTED = packs.VOLUNTEERS_IMPORTED
 VOLUNTEER_REJECTED = "volunteers.volunteer.rejected"
 VOLUNTEER_LEFT = "volunteers.volunteer.left"
 TEAM_CREATED = "volunteers.team.created"
@@ -83,21 +86,23 @@ class Events:
         )
 
     @staticmethod
-    def volunteer_imported(v: Mapping[str, Any]) -> list[tuple[str, Message]]:
-        """The events of apply + approve for an imported volunteer (a row of `volunteers`), for `Outbox.add_many`."""
+    def volunteer_imported(v: Mapping[str, Any]) -> ev.ImportedVolunteer:
+        """The events of apply + approve for an imported volunteer (a row of `volunteers`), as one item of
+        `volunteers.volunteer.imported`."""
         ids = {
             "volunteer_id": v["id"],
             "person_id": v["person_id"],
             "neighbourhood_id": v["neighbourhood_id"],
             "team_id": v["team_id"],
         }
-        return [
-            (VOLUNTEER_APPLIED, ev.VolunteerApplied(**ids, skills=v["skills"], applied_at=ts(v["applied_at"]))),
-            (
-                VOLUNTEER_APPROVED,
-                ev.VolunteerApproved(**ids, approved_by=v["decided_by"] or "", approved_at=ts(v["decided_at"])),
-            ),
-        ]
+        return ev.ImportedVolunteer(
+            applied=ev.VolunteerApplied(**ids, skills=v["skills"], applied_at=ts(v["applied_at"])),
+            approved=ev.VolunteerApproved(**ids, approved_by=v["decided_by"] or "", approved_at=ts(v["decided_at"])),
+        )
+
+    @staticmethod
+    def volunteers_imported(items: Sequence[ev.ImportedVolunteer]) -> list[tuple[str, Message]]:
+        return [(VOLUNTEERS_IMPORTED, ev.VolunteersImported(volunteers=chunk)) for chunk in packed(items)]
 
     async def volunteer_rejected(self, session: AsyncSession, v: Volunteer) -> None:
         await self.outbox.add(

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 from shequtong_kit import regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
@@ -1410,7 +1410,7 @@ class VolunteersService:
         actor = principal.subject
         volunteers: list[dict[str, object]] = []
         refs: list[dict[str, object]] = []
-        outgoing: list[tuple[str, Message]] = []
+        outgoing: list[volunteers_ev.ImportedVolunteer] = []
         made: dict[str, ImportedRecord] = {}
         for r, team_id in plan.create:
             # Plain rows, not ORM objects: constructing 1,000 mapped instances cost more than inserting them.
@@ -1441,7 +1441,7 @@ class VolunteersService:
                     "created_at": now,
                 }
             )
-            outgoing.extend(self.events.volunteer_imported(volunteer))
+            outgoing.append(self.events.volunteer_imported(volunteer))
             made[r.external_ref] = ImportedRecord(r.external_ref, str(volunteer["id"]), "", True)
         try:
             await repo.insert(Volunteer, volunteers)
@@ -1453,7 +1453,7 @@ class VolunteersService:
         await repo.upsert_people(
             {r.person_id: residents.get((r.person_id, r.neighbourhood_id), "") for r, _ in plan.create}, now
         )
-        await self.outbox.add_many(session, outgoing)
+        await self.outbox.add_many(session, self.events.volunteers_imported(outgoing))
         await self.import_statistics.wrote(session, len(plan.create), "volunteers", "people", "import_refs", "outbox")
         for r in plan.skipped:
             earlier = imported.get(r.external_ref)

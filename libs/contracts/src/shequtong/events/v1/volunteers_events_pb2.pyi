@@ -623,3 +623,46 @@ class MutualAidLinked(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["issue_id", b"issue_id", "link_id", b"link_id", "linked_at", b"linked_at", "linked_by", b"linked_by", "neighbourhood_id", b"neighbourhood_id", "organisation_id", b"organisation_id", "target", b"target", "target_id", b"target_id"]) -> None: ...
 
 Global___MutualAidLinked: typing_extensions.TypeAlias = MutualAidLinked
+
+@typing.final
+class ImportedVolunteer(google.protobuf.message.Message):
+    """One volunteer of an import: the events of applying and being approved, in that order."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: builtins.int
+    APPROVED_FIELD_NUMBER: builtins.int
+    @property
+    def applied(self) -> Global___VolunteerApplied: ...
+    @property
+    def approved(self) -> Global___VolunteerApproved: ...
+    def __init__(
+        self,
+        *,
+        applied: Global___VolunteerApplied | None = ...,
+        approved: Global___VolunteerApproved | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["applied", b"applied", "approved", b"approved"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["applied", b"applied", "approved", b"approved"]) -> None: ...
+
+Global___ImportedVolunteer: typing_extensions.TypeAlias = ImportedVolunteer
+
+@typing.final
+class VolunteersImported(google.protobuf.message.Message):
+    """Subject volunteers.volunteer.imported — volunteers an operator imported, in the batch's order.
+    Consumers apply each item as the events it holds (identity grants each badge as on an approval).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOLUNTEERS_FIELD_NUMBER: builtins.int
+    @property
+    def volunteers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedVolunteer]: ...
+    def __init__(
+        self,
+        *,
+        volunteers: collections.abc.Iterable[Global___ImportedVolunteer] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["volunteers", b"volunteers"]) -> None: ...
+
+Global___VolunteersImported: typing_extensions.TypeAlias = VolunteersImported

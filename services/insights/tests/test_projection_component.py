@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message
-from shequtong_insights.consumers import CONSUMER_NAMES, Projector
+from shequtong_insights.consumers import CONSUMER_NAMES, Projector, consumer_specs
 from shequtong_insights.models import Activity, DailyCounter, Member
 from shequtong_insights.repository import drop_projections
 from shequtong_insights.service import InsightsService
@@ -29,7 +29,7 @@ from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
-from shequtong_kit.consumer import PoisonMessage, ReceivedEvent
+from shequtong_kit.consumer import ConsumerRunner, PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, session_factory
 from shequtong_kit.errors import PermissionDenied
 from shequtong_kit.proto import ts
@@ -238,6 +238,16 @@ async def test_portrait_from_a_scripted_week_and_the_same_after_a_shuffled_repla
     await feed(service, projector, shuffled)
     again = await service.portrait(OPERATOR, n1, 7)
     assert comparable(again) == comparable(view)
+
+    # And in fetched batches, as the consumers take them: the rows a batch is about (an issue's many
+    # events among them) read in one statement per table and written once, at the commit.
+    async with service.sessions() as session, session.begin():
+        assert await drop_projections(session, CONSUMER_NAMES) > 0
+    runner = ConsumerRunner(None, service.sessions, consumer_specs(projector)[0])  # type: ignore[arg-type]
+    for start in range(0, len(shuffled), 12):
+        batch = shuffled[start : start + 12]
+        assert await runner.apply_batch(batch) == [True] * len(batch)
+    assert comparable(await service.portrait(OPERATOR, n1, 7)) == comparable(view)
 
     # The daily export carries the same numbers.
     _, content, rows = await service.export(

@@ -66,7 +66,7 @@ CONSUMERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 CONSUMER_NAMES = tuple(name for name, _, _ in CONSUMERS)
 
-# Events about a membership, topic or convention row: their rows are prefetched for a batch.
+# Events about a membership, topic, convention or issue row: their rows are prefetched for a batch.
 PREFETCHED_SUBJECTS = (
     "identity.membership.joined",
     "identity.membership.verified",
@@ -74,6 +74,18 @@ PREFETCHED_SUBJECTS = (
     "identity.membership.rejected",
     "boards.topic.stage_changed",
     "boards.convention.adopted",
+    "issues.issue.reported",
+    "issues.issue.sla_breached",
+    "issues.issue.rated",
+    "issues.record.recategorised",
+    *(ISSUE_PREFIX + transition for transition in issue_rules.KNOWN_TRANSITIONS),
+)
+ISSUE_MESSAGES = (
+    issues_ev.IssueReported,
+    issues_ev.IssueStateChanged,
+    issues_ev.IssueSlaBreached,
+    issues_ev.IssueRated,
+    issues_ev.IssueRecategorised,
 )
 
 Apply = Callable[[ProjectionWriter, Any, ReceivedEvent], Awaitable[None]]
@@ -138,21 +150,25 @@ class Projector:
             raise PoisonMessage(f"{event.subject}: a value does not fit the projection") from exc
 
     async def prefetch(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        """The membership, topic and convention rows the batch's events are about, in one statement each."""
+        """The membership, topic, convention and issue rows the batch's events are about, in one statement
+        each."""
         # Only the events about those rows are decoded here (a batch of comments needs none).
         about_rows = {subject: self.routes[subject][0] for subject in PREFETCHED_SUBJECTS}
         members: list[str] = []
         topics: list[str] = []
         conventions: list[str] = []
+        issues: list[str] = []
         for message in peeked(events, about_rows):
             if isinstance(message, boards_ev.TopicStageChanged):
                 topics.append(message.topic_id)
             elif isinstance(message, boards_ev.ConventionAdopted):
                 conventions.append(message.convention_id)
+            elif isinstance(message, ISSUE_MESSAGES):
+                issues.append(message.issue_id)
             else:
                 members.append(message.membership_id)
-        if members or topics or conventions:
-            await ProjectionWriter(session).prefetch_rows(members, topics, conventions)
+        if members or topics or conventions or issues:
+            await ProjectionWriter(session).prefetch_rows(members, topics, conventions, issues)
 
     async def before_commit(self, session: AsyncSession) -> None:
         """The transaction's counters and activity rows, folded across its events, in two statements."""

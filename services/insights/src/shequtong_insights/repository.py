@@ -172,20 +172,20 @@ class ProjectionWriter:
         prefetch.add(self.session, row)
 
     async def issue(self, issue_id: str) -> IssueFacts:
-        row = await self.session.get(Issue, issue_id, with_for_update=True)
+        row = await prefetch.get(self.session, Issue, issue_id, lock=True)
         if row is None:
             return IssueFacts(issue_id)
         return IssueFacts(**{name: getattr(row, name) for name in FACT_FIELDS})
 
     async def save_issue(self, facts: IssueFacts) -> None:
-        row = await self.session.get(Issue, facts.issue_id)
+        """Written at the handler's flush (per event, or once at the commit of a prefetched batch)."""
+        row = await prefetch.get(self.session, Issue, facts.issue_id)
         values = {name: getattr(facts, name) for name in FACT_FIELDS}
         if row is None:
-            self.session.add(Issue(**values))
+            prefetch.add(self.session, Issue(**values))
         else:
             for name, value in values.items():
                 setattr(row, name, value)
-        await self.session.flush()
 
     async def topic(self, topic_id: str) -> Topic | None:
         return await prefetch.get(self.session, Topic, topic_id, lock=True)
@@ -193,13 +193,16 @@ class ProjectionWriter:
     async def convention(self, convention_id: str) -> Convention | None:
         return await prefetch.get(self.session, Convention, convention_id, lock=True)
 
-    async def prefetch_rows(self, members: Iterable[str], topics: Iterable[str], conventions: Iterable[str]) -> None:
+    async def prefetch_rows(
+        self, members: Iterable[str], topics: Iterable[str], conventions: Iterable[str], issues: Iterable[str]
+    ) -> None:
         """The rows a batch's handlers will lock and change, locked in one statement per table (after the
         projection lock, as the handlers take it: a rebuild holding it never waits on these rows)."""
         await self.share_projection_lock()
         await prefetch.load(self.session, Member, members, lock=True)
         await prefetch.load(self.session, Topic, topics, lock=True)
         await prefetch.load(self.session, Convention, conventions, lock=True)
+        await prefetch.load(self.session, Issue, issues, lock=True)
 
 
 class Reader:

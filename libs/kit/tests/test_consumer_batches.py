@@ -434,10 +434,13 @@ async def tallies(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
 
 
 def _tally_spec(name: str, subject: str, flush_modes: list[bool]) -> ConsumerSpec:
-    """Counts events per code in `Tally`; the code "boom" sets a count the table refuses."""
+    """Counts events per code in `Tally` and sends an event for each; the code "boom" sets a count the table
+    refuses."""
+    effects = Outbox("kit-test")
 
     async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, _event: ReceivedEvent) -> None:
         flush_modes.append(flushes_each_event(session))
+        await effects.add(session, EFFECT, ev.NeighbourhoodCreated(code=message.code))
         row = await prefetch.get(session, Tally, message.code, lock=True)
         if row is None:
             prefetch.add(session, Tally(code=message.code, count=500 if message.code == "boom" else 1))
@@ -471,6 +474,8 @@ def _statements_on_tallies(engine: AsyncEngine) -> list[str]:
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if "kit_test_tallies" in statement:
             seen.append(statement.split()[0].upper())
+        elif statement.startswith("INSERT INTO outbox"):
+            seen.append("INSERT INTO outbox")
 
     sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
     return seen
@@ -497,9 +502,11 @@ async def test_a_prefetched_batch_has_the_effects_of_one_event_at_a_time_in_fewe
     ran = list(statements)
 
     assert await _tallies(engine) == {"a": 3, "b": 2, "c": 1, "new": 1, "old": 12}
+    assert await _effects(engine) == {"a": 3, "b": 2, "c": 1, "new": 1, "old": 2}, "every event sent its own"
     assert modes == [False] * len(codes), "one transaction, its writes flushed at the commit"
-    # One SELECT for the batch, one INSERT of its four new rows, one UPDATE (of the row that existed).
-    assert sorted(ran) == ["INSERT", "SELECT", "UPDATE"], ran
+    # One SELECT for the batch, one INSERT of its four new rows, one UPDATE (of the row that existed), and
+    # the nine events it sent in one INSERT.
+    assert sorted(ran) == ["INSERT", "INSERT INTO outbox", "SELECT", "UPDATE"], ran
 
 
 async def test_a_write_refused_at_the_commit_fails_its_own_event_only(
@@ -520,6 +527,7 @@ async def test_a_write_refused_at_the_commit_fails_its_own_event_only(
     await nc.close()
 
     assert await _tallies(engine) == {"x": 2, "y": 1, "z": 1}, "every other event counted exactly once"
+    assert await _effects(engine) == {"x": 2, "y": 1, "z": 1}, "and sent its event once; the refused one none"
     assert modes[: len(codes)] == [False] * len(codes), "first the batch, flushed at its commit"
     assert set(modes[len(codes) :]) == {True}, "then one event per transaction, each flushed alone"
 

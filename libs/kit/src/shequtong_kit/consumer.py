@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shequtong_kit.clock import Clock, SystemClock
 from shequtong_kit.db import CompiledOnce, UtcDateTime, inbox
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
+from shequtong_kit.outbox import defer_rows, write_deferred
 from shequtong_kit.packs import PACKS
 from shequtong_kit.telemetry import meter, tracer
 
@@ -158,8 +159,9 @@ class ConsumerSpec:
     prefetch: Prefetch | None = None
     # True: each handler's writes are flushed as it returns (a constraint an event breaks is its own at
     # once). False: a transaction's writes are flushed together (one multi-row INSERT per table) at the
-    # commit; if that fails the batch is handled again one event per transaction, where each event's writes
-    # are flushed on their own — handlers can ask `flushes_each_event(session)`.
+    # commit, the events handlers send (`Outbox.add`) with them; if that fails the batch is handled again
+    # one event per transaction, where each event's writes are flushed on their own — handlers can ask
+    # `flushes_each_event(session)`.
     flush_each: bool = True
 
 
@@ -462,6 +464,8 @@ class ConsumerRunner:
                     handled_before = {position for position, event in enumerate(batch) if event.id not in claimed}
                     flush_each = self.spec.flush_each or len(batch) == 1
                     session.info[_DEFERRED_FLUSH] = not flush_each
+                    if not flush_each:
+                        defer_rows(session)
                     if self.spec.prefetch is not None:
                         todo = [event for position, event in enumerate(batch) if position not in handled_before]
                         await self.spec.prefetch(session, todo)
@@ -483,6 +487,7 @@ class ConsumerRunner:
                             raise _RollBack from exc
                     if self.spec.before_commit is not None:
                         await self.spec.before_commit(session)
+                    await write_deferred(session)
             except _RollBack:
                 pass
         return handled_before, failed

@@ -84,7 +84,11 @@ class Outbox:
 
     async def add(self, session: AsyncSession, subject: str, message: Message) -> str:
         row = self._row(subject, message, self.clock.now())
-        await session.execute(_INSERT, row)
+        deferred = session.info.get(_DEFERRED_ROWS)
+        if deferred is not None:
+            deferred.append(row)  # inserted with the transaction's other deferred rows: `write_deferred`
+        else:
+            await session.execute(_INSERT, row)
         self._wake_after_commit(session)
         return str(row["id"])
 
@@ -120,6 +124,23 @@ def packed(items: Sequence[M], limit: int = PACKED_EVENT_BYTES) -> list[list[M]]
         chunks[-1].append(item)
         size += length
     return chunks
+
+
+# The outbox rows a transaction keeps to insert together before its commit (`defer_rows`).
+_DEFERRED_ROWS = "shequtong.outbox.deferred_rows"
+
+
+def defer_rows(session: AsyncSession) -> None:
+    """From here on `Outbox.add` in this session keeps its rows for `write_deferred` (a consumer batch that
+    flushes once, at its commit, sends its events in one multi-row INSERT too)."""
+    session.info.setdefault(_DEFERRED_ROWS, [])
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    """Inserts the rows `Outbox.add` kept since `defer_rows`, 1,000 per statement; call before the commit."""
+    rows = session.info.pop(_DEFERRED_ROWS, None) or []
+    for start in range(0, len(rows), 1000):
+        await session.execute(_INSERT, rows[start : start + 1000])
 
 
 class OutboxRelay:

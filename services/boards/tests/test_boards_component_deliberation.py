@@ -419,3 +419,44 @@ async def test_issue_progress_comes_back_as_system_replies_once(system: Any, pla
     assert "已转为问题工单" in bodies[0] and "已受理" in bodies[1] and "已安排疏通" in bodies[1]
     seen = (await resident.call("GetPost", pb.GetPostRequest(post_id=post.id))).post
     assert seen.issue_id == issue_id and seen.comment_count == 2
+
+
+async def test_an_issue_reported_and_progressed_in_one_batch_replies_on_its_post(system: Any, place: Any) -> None:
+    """The feedback consumer reads a batch's issue links at once (most issues were never a post); an issue
+    linked by an event of the same batch still gets its progress reply."""
+    resident = await system.resident(place)
+    posts = [
+        (
+            await resident.call(
+                "CreatePost",
+                pb.CreatePostRequest(board_id=place.boards["neighbourhood_matters"], title=f"路灯{i}", body="不亮"),
+            )
+        ).post
+        for i in range(2)
+    ]
+    linked_before, linked_now, never_a_post = (str(uuid.uuid4()) for _ in range(3))
+
+    def reported(issue_id: str, post_id: str) -> tuple[str, Any]:
+        message = issues_ev.IssueReported(
+            issue_id=issue_id, neighbourhood_id=place.neighbourhood, source="post", source_post_id=post_id
+        )
+        return "issues.issue.reported", message
+
+    def progressed(issue_id: str, note: str) -> tuple[str, Any]:
+        message = issues_ev.IssueStateChanged(
+            issue_id=issue_id, neighbourhood_id=place.neighbourhood, to_state="in_progress", note=note
+        )
+        return "issues.issue.started", message
+
+    assert await system.deliver(*reported(linked_before, posts[0].id))
+    batch = [
+        progressed(never_a_post, "无关"),
+        progressed(linked_before, "已派人"),
+        reported(linked_now, posts[1].id),
+        progressed(linked_now, "已登记维修"),
+    ]
+    assert await system.deliver_batch(batch) == [True] * len(batch)
+    for post, note in ((posts[0], "已派人"), (posts[1], "已登记维修")):
+        thread = await resident.call("ListComments", pb.ListCommentsRequest(post_id=post.id))
+        bodies = [c.body for c in thread.comments]
+        assert len(bodies) == 2 and "已转为问题工单" in bodies[0] and note in bodies[1], bodies

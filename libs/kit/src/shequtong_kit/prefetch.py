@@ -61,7 +61,18 @@ async def get(session: AsyncSession, model: type[T], key: Any, *, lock: bool = F
     return await session.get(model, key, with_for_update=True if lock else None)
 
 
+def remembered(session: AsyncSession, model: type[T]) -> list[T | None]:
+    """What the batch's prefetches and `add`s know of `model`: its rows, None for each key without one."""
+    return list(_known(session, model).values())
+
+
 def add(session: AsyncSession, row: Any) -> None:
     """A new row: added to the session and remembered under its key for the rest of the batch."""
     session.add(row)
     _known(session, type(row))[getattr(row, _key_column(type(row)).key)] = row
+
+
+def forget(session: AsyncSession, model: type[Any], key: Any) -> None:
+    """A row written behind the prefetch's back (an `INSERT … ON CONFLICT DO NOTHING`, an upsert): later
+    reads of `key` in this batch ask the database."""
+    _known(session, model).pop(key, None)

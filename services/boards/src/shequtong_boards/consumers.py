@@ -35,11 +35,18 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
 
     people = service.projections
 
+    def changes_state(subject: str) -> bool:
+        return subject.startswith("issues.issue.") and subject not in ISSUE_OTHER and subject != ISSUE_REPORTED
+
     async def issue_event(session: AsyncSession, event: ReceivedEvent) -> None:
         if event.subject == ISSUE_REPORTED:
             await people.issue_reported(session, event.parse(issues_ev.IssueReported), event)
-        elif event.subject.startswith("issues.issue.") and event.subject not in ISSUE_OTHER:
+        elif changes_state(event.subject):
             await people.issue_state_changed(session, event.parse(issues_ev.IssueStateChanged), event)
+
+    async def issue_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        changed = (event.peek(issues_ev.IssueStateChanged) for event in events if changes_state(event.subject))
+        await people.issue_batch(session, [message.issue_id for message in changed if message is not None])
 
     people_events = {
         MEMBERSHIP_VERIFIED: identity_ev.MemberVerified,
@@ -86,5 +93,6 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
             stream="ISSUES",
             subjects=["issues.issue.>"],
             handler=issue_event,
+            prefetch=issue_batch,
         ),
     ]

@@ -65,7 +65,7 @@ from shequtong_boards.models import (
     TopicRating,
     TopicStepRow,
 )
-from shequtong_kit import regions
+from shequtong_kit import prefetch, regions
 from shequtong_kit.auth import Lineage
 from shequtong_kit.db import Upsert, UtcDateTime, matches_any, region_directory
 
@@ -1086,16 +1086,25 @@ class IssueLinkRepository:
         self.session = session
 
     async def link(self, issue_id: str, post_id: str, neighbourhood_id: str, when: datetime) -> bool:
-        return await insert_ignore(
+        linked = await insert_ignore(
             self.session,
             IssueLink,
             {"issue_id": issue_id, "post_id": post_id, "neighbourhood_id": neighbourhood_id, "created_at": when},
             ["issue_id"],
         )
+        prefetch.forget(self.session, IssueLink, issue_id)  # a batch's later event about it reads the row
+        return linked
 
     async def post_of(self, issue_id: str) -> str | None:
-        row = await self.session.get(IssueLink, issue_id)
+        row = await prefetch.get(self.session, IssueLink, issue_id)
         return row.post_id if row else None
+
+    async def prefetch_links(self, issue_ids: Sequence[str]) -> None:
+        """The links of a batch's issues and the posts they point to, into the session (one statement each):
+        most issues were never a post, and each of their events would ask."""
+        await prefetch.load(self.session, IssueLink, issue_ids)
+        posts = {link.post_id for link in prefetch.remembered(self.session, IssueLink) if link is not None}
+        await prefetch.load(self.session, Post, posts)
 
 
 __all__ = [

@@ -92,6 +92,10 @@ class ProjectionUseCases:
         """Before a batch of identity events about these people."""
         await prefetch_shown(session, person_ids)
 
+    async def issue_batch(self, session: AsyncSession, issue_ids: Sequence[str]) -> None:
+        """Before a batch of issue events: which of these issues came from a post, and those posts."""
+        await IssueLinkRepository(session).prefetch_links(issue_ids)
+
     async def member_verified(
         self, session: AsyncSession, message: identity_ev.MemberVerified, event: ReceivedEvent
     ) -> None:

@@ -36,7 +36,7 @@ from shequtong_kit.consumer import (
     flushes_each_event,
     route,
 )
-from shequtong_kit.db import create_engine, inbox, kit_metadata, outbox, session_factory
+from shequtong_kit.db import Upsert, create_engine, inbox, kit_metadata, outbox, session_factory
 from shequtong_kit.nats_io import ensure_stream
 from shequtong_kit.outbox import Outbox
 from shequtong_kit.testing import Databases, NatsServer, temp_workdir
@@ -574,3 +574,48 @@ async def test_a_durable_takes_the_subjects_a_new_version_of_its_consumer_filter
     assert sorted(info.config.filter_subjects or []) == ["issues.grow.new", "issues.grow.old"]
     assert sorted(code for code, _ in calls) == ["g-new", "g-old-1", "g-old-2", "g-old-3"]
     assert (await _effects(engine)).get("g-new-early") is None
+
+
+_SET_TALLY = Upsert(Tally.__table__, ["code", "count"], ["code"], ["count"])
+
+
+async def test_upserts_kept_for_the_commit_are_written_once_with_the_last_values_per_key(
+    tallies: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """`Upsert.later` in a batch flushed at its commit: one statement for the batch, the values of the last
+    event per key (as upserting in turn would); a row the table refuses fails its own event only."""
+    engine = tallies
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    await ensure_stream(js, "DLQ")
+    sets = [("a", 5), ("b", 7), ("a", 9), ("c", 500), ("b", 8)]  # c: more than the table takes
+    for index, (code, count) in enumerate(sets):
+        await js.publish(
+            "volunteers.tally.set",
+            ev.NeighbourhoodCreated(code=code, kind=count).SerializeToString(),  # type: ignore[arg-type]
+            headers={"ce-id": f"set-{index}", "ce-type": "x", "Nats-Msg-Id": f"set-{index}"},
+        )
+
+    async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, _event: ReceivedEvent) -> None:
+        await _SET_TALLY.later(session, {"code": message.code, "count": int(message.kind)})
+
+    spec = ConsumerSpec(
+        "kit-test-upsert-later",
+        "VOLUNTEERS",
+        ["volunteers.tally.set"],
+        route({"volunteers.tally.set": (ev.NeighbourhoodCreated, handle)}),
+        flush_each=False,
+        max_deliver=2,
+        backoff=(0.05,),
+    )
+    statements = _statements_on_tallies(engine)
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "VOLUNTEERS", spec.name)
+    await nc.close()
+    ran = list(statements)
+
+    assert await _tallies(engine) == {"a": 9, "b": 8}
+    # The batch's one statement (refused: c), then one event per transaction, each written alone, and c's
+    # second (last) delivery.
+    assert ran == ["INSERT"] * (1 + len(sets) + 1), ran

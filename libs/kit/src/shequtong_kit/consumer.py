@@ -42,7 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
-from shequtong_kit.db import CompiledOnce, UtcDateTime, inbox
+from shequtong_kit.db import CompiledOnce, UtcDateTime, defer_flush, inbox, write_later
+from shequtong_kit.db import flushes_each_event as flushes_each_event
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
 from shequtong_kit.outbox import defer_rows, write_deferred
 from shequtong_kit.packs import PACKS
@@ -188,16 +189,6 @@ def route(
             await table[subject][1](session, message, event)
 
     return handle
-
-
-_DEFERRED_FLUSH = "shequtong.consumer.deferred_flush"
-
-
-def flushes_each_event(session: AsyncSession) -> bool:
-    """False inside a consumer transaction whose writes are flushed together at its commit (a handler that
-    flushes to turn a database error into its own verdict, e.g. a poison message, leaves it to the retry
-    one event per transaction)."""
-    return not session.info.get(_DEFERRED_FLUSH, False)
 
 
 class ConsumerRunner:
@@ -463,7 +454,7 @@ class ConsumerRunner:
                     claimed = await self._claim(session, batch)
                     handled_before = {position for position, event in enumerate(batch) if event.id not in claimed}
                     flush_each = self.spec.flush_each or len(batch) == 1
-                    session.info[_DEFERRED_FLUSH] = not flush_each
+                    defer_flush(session, not flush_each)
                     if not flush_each:
                         defer_rows(session)
                     if self.spec.prefetch is not None:
@@ -485,6 +476,7 @@ class ConsumerRunner:
                                 raise
                             failed = (position, exc)
                             raise _RollBack from exc
+                    await write_later(session)
                     if self.spec.before_commit is not None:
                         await self.spec.before_commit(session)
                     await write_deferred(session)

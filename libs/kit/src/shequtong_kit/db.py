@@ -236,11 +236,62 @@ class Upsert:
             index_elements=list(keys), set_={name: lite.excluded[name] for name in updated}
         )
 
+        self._columns = list(columns)
+        self._keys = list(keys)
+        many = unnested_insert(table, columns)
+        self._postgres_many = CompiledOnce(
+            many.on_conflict_do_update(index_elements=list(keys), set_={name: many.excluded[name] for name in updated})
+        )
+
     async def execute(self, session: AsyncSession, values: dict[str, Any]) -> None:
         if session.get_bind().dialect.name == "postgresql":
             await self._postgres.execute(session, values)
         else:
             await session.execute(self._sqlite, values)
+
+    async def later(self, session: AsyncSession, values: dict[str, Any]) -> None:
+        """In a consumer batch that flushes at its commit: the row is kept and written with the batch's other
+        rows of this upsert in one statement (`write_later`; the last values per key win, as upserting them
+        in turn would). Elsewhere: `execute` now. A repository that also reads or changes the table in such
+        a batch calls `write_later` first."""
+        if flushes_each_event(session):
+            await self.execute(session, values)
+            return
+        kept: dict[Upsert, dict[tuple[Any, ...], dict[str, Any]]] = session.info.setdefault(_LATER, {})
+        kept.setdefault(self, {})[tuple(values[key] for key in self._keys)] = values
+
+    async def _write_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            for start in range(0, len(rows), 1000):
+                chunk = [[row[name] for name in self._columns] for row in rows[start : start + 1000]]
+                await self._postgres_many.execute(session, as_arrays(self._columns, chunk))
+        else:
+            await session.execute(self._sqlite, rows)
+
+
+# True in a consumer transaction whose writes are flushed together at its commit (ConsumerSpec.flush_each).
+_DEFERRED_FLUSH = "shequtong.consumer.deferred_flush"
+# The rows `Upsert.later` keeps until `write_later`.
+_LATER = "shequtong.db.upserts_later"
+
+
+def defer_flush(session: AsyncSession, deferred: bool) -> None:
+    """Marks a consumer transaction whose writes are flushed together at its commit (or not)."""
+    session.info[_DEFERRED_FLUSH] = deferred
+
+
+def flushes_each_event(session: AsyncSession) -> bool:
+    """False inside a consumer transaction whose writes are flushed together at its commit (a handler that
+    flushes to turn a database error into its own verdict, e.g. a poison message, leaves it to the retry
+    one event per transaction)."""
+    return not session.info.get(_DEFERRED_FLUSH, False)
+
+
+async def write_later(session: AsyncSession) -> None:
+    """Writes the rows `Upsert.later` kept in this session, one statement per upsert (and 1,000 rows)."""
+    kept: dict[Upsert, dict[tuple[Any, ...], dict[str, Any]]] = session.info.pop(_LATER, None) or {}
+    for upsert, rows in kept.items():
+        await upsert._write_many(session, list(rows.values()))
 
 
 def unnested_insert(table: Table, columns: Sequence[str]) -> Any:

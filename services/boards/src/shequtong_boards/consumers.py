@@ -87,6 +87,9 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
                 }
             ),
             prefetch=people_batch,
+            # A resident import sends people by the hundred thousand: members and role holders are kept and
+            # upserted once per batch, at its commit (PeopleRepository writes them first when it reads).
+            flush_each=False,
         ),
         ConsumerSpec(
             name="boards-issue-feedback",

@@ -67,7 +67,7 @@ from shequtong_boards.models import (
 )
 from shequtong_kit import prefetch, regions
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import Upsert, UtcDateTime, matches_any, region_directory
+from shequtong_kit.db import Upsert, UtcDateTime, matches_any, region_directory, write_later
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -711,10 +711,17 @@ class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def _current(self) -> None:
+        """Writes the member and role upserts a consumer batch kept for its commit (`Upsert.later`) before
+        this repository reads or changes those tables again."""
+        await write_later(self.session)
+
     async def member(self, person_id: str, neighbourhood_id: str) -> Member | None:
+        await self._current()
         return await self.session.get(Member, (person_id, neighbourhood_id))
 
     async def active_members(self, person_ids: Sequence[str], neighbourhood_ids: Sequence[str]) -> list[Member]:
+        await self._current()
         if not person_ids or not neighbourhood_ids:
             return []
         query = select(Member).where(
@@ -726,6 +733,7 @@ class PeopleRepository:
         self, person_ids: Sequence[str], *, neighbourhood_id: str | None = None, district_id: str | None = None
     ) -> set[str]:
         """Which of these people are members (or office holders) of the neighbourhood, or of the district."""
+        await self._current()
         ids = sorted(set(person_ids))
         if not ids:
             return set()
@@ -751,6 +759,7 @@ class PeopleRepository:
         return found
 
     async def holders(self, scope: str, roles: Iterable[str]) -> list[RoleHolder]:
+        await self._current()
         query = (
             select(RoleHolder)
             .where(RoleHolder.scope == scope, RoleHolder.role.in_(sorted(set(roles))))
@@ -761,6 +770,7 @@ class PeopleRepository:
     async def roles_and_names(self, person_ids: Sequence[str]) -> list[PersonFact]:
         """The roles people hold (with the name the grant carried), then their member names, in one
         statement: every post and comment page shows its authors' names and badges."""
+        await self._current()
         if not person_ids:
             return []
         rows = await self.session.execute(_ROLES_AND_NAMES[_dialect(self.session)], {"person_ids": list(person_ids)})
@@ -789,9 +799,10 @@ class PeopleRepository:
         return {row[0] for row in await self.session.execute(union(authored, mentioned))}
 
     async def record_member(self, values: dict[str, Any]) -> None:
-        await _RECORD_MEMBER.execute(self.session, values)
+        await _RECORD_MEMBER.later(self.session, values)
 
     async def member_left(self, person_id: str, neighbourhood_id: str) -> None:
+        await self._current()
         await self.session.execute(
             update(Member)
             .where(Member.person_id == person_id, Member.neighbourhood_id == neighbourhood_id)
@@ -799,9 +810,10 @@ class PeopleRepository:
         )
 
     async def grant(self, values: dict[str, Any]) -> None:
-        await _GRANT.execute(self.session, values)
+        await _GRANT.later(self.session, values)
 
     async def revoke(self, person_id: str, role: str, scope: str) -> None:
+        await self._current()
         await self.session.execute(
             delete(RoleHolder).where(
                 RoleHolder.person_id == person_id, RoleHolder.role == role, RoleHolder.scope == scope
@@ -809,6 +821,7 @@ class PeopleRepository:
         )
 
     async def rename(self, person_id: str, display_name: str) -> None:
+        await self._current()
         await self.session.execute(
             update(Member).where(Member.person_id == person_id).values(display_name=display_name)
         )

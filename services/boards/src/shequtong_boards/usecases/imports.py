@@ -529,7 +529,6 @@ class ImportUseCases:
             per_post: dict[str, int] = {}
             for row in created:
                 per_post[row["post_id"]] = per_post.get(row["post_id"], 0) + 1
-            await bump_comment_counts(session, per_post)
             kinds = {p.id: p.board_kind for p in posts.values()}
             await self._emit(
                 session,
@@ -539,7 +538,11 @@ class ImportUseCases:
                 len(created),
                 "comments",
             )
-            return await self._outcome(session, Comment, refs, rows, inserted)
+            outcome = await self._outcome(session, Comment, refs, rows, inserted)
+            # Last before the commit: the posts' row locks are held for as short a time as can be (batches
+            # importing at once comment on the same popular posts).
+            await bump_comment_counts(session, per_post)
+            return outcome
 
     async def _posts_of(self, session: AsyncSession, records: Sequence[CommentRecord]) -> dict[str, Any]:
         """The posts commented on (the columns the rules need, not whole ORM objects), by id and by "ref:<ref>"."""

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    column,
     delete,
     event,
     func,
@@ -25,9 +26,9 @@ from sqlalchemy import (
     null,
     select,
     tuple_,
-    union,
     union_all,
     update,
+    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -798,13 +799,21 @@ class PeopleRepository:
         return found.first() is not None
 
     async def on_feeds_among(self, person_ids: Sequence[str]) -> set[str]:
-        """Which of these people any post shows (`on_feeds` for a batch, in one statement)."""
+        """Which of these people any post shows (`on_feeds` for a batch, in one statement): one index probe
+        per person and kind (EXISTS), not every post of theirs — in a district's data set the people who
+        post have written hundreds each, and a batch of role grants asked for all of them."""
         ids = sorted(set(person_ids))
         if not ids:
             return set()
-        authored = select(Post.author_id).where(Post.author_id.in_(ids))
-        mentioned = select(MentionRow.person_id).where(MentionRow.person_id.in_(ids), MentionRow.target_type == POST)
-        return {row[0] for row in await self.session.execute(union(authored, mentioned))}
+        wanted = values(column("person_id", String), name="wanted").data([(person_id,) for person_id in ids])
+        authored = select(Post.id).where(Post.author_id == wanted.c.person_id).exists()
+        mentioned = (
+            select(MentionRow.id)
+            .where(MentionRow.person_id == wanted.c.person_id, MentionRow.target_type == POST)
+            .exists()
+        )
+        found = await self.session.execute(select(wanted.c.person_id).where(authored | mentioned))
+        return {row[0] for row in found}
 
     async def record_member(self, values: dict[str, Any]) -> None:
         await _RECORD_MEMBER.later(self.session, values)

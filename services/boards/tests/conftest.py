@@ -33,7 +33,7 @@ from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import error_info
 from shequtong_kit.grpc_server import build_server
 from shequtong_kit.outbox import Outbox
-from shequtong_kit.testing import Databases, temp_workdir
+from shequtong_kit.testing import Databases, received_event, temp_workdir
 
 KID = "boards-test"
 
@@ -151,16 +151,7 @@ class System:
         return next(r for r in self.runners.values() if any(_matches(s, subject) for s in r.spec.subjects))
 
     def _received(self, subject: str, message: Message, event_id: str | None = None) -> ReceivedEvent:
-        return ReceivedEvent(
-            id=event_id or str(uuid.uuid4()),
-            subject=subject,
-            ce_type=message.DESCRIPTOR.full_name,
-            source="/test",
-            time=self.clock.now().isoformat(),
-            payload=message.SerializeToString(),
-            headers={},
-            delivery=1,
-        )
+        return received_event(subject, message, self.clock.now(), event_id)
 
     async def place(self, district: str | None = None) -> Place:
         """A neighbourhood (in a new district unless one is given), its boards opened from the catalogue."""

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from shequtong_identity.consumers import consumer_specs
@@ -46,7 +45,7 @@ from shequtong_kit.consumer import ConsumerRunner, PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import DomainError, PermissionDenied
 from shequtong_kit.outbox import Outbox
-from shequtong_kit.testing import Databases, signing_keys_json, temp_workdir
+from shequtong_kit.testing import Databases, received_event, signing_keys_json, temp_workdir
 
 OPERATOR = Principal(subject="svc:ops", roles=parse_roles(["operator@*"]))
 
@@ -270,13 +269,13 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
     runner = ConsumerRunner(None, sessions, consumer_specs(service)[0])  # type: ignore[arg-type]
 
     def approved(volunteer: str, person: str, team: str = "t") -> ReceivedEvent:
-        return _volunteer_event(
+        return received_event(
             "volunteers.volunteer.approved",
             vol_ev.VolunteerApproved(volunteer_id=volunteer, person_id=person, neighbourhood_id=place, team_id=team),
         )
 
     def left(volunteer: str, person: str) -> ReceivedEvent:
-        return _volunteer_event(
+        return received_event(
             "volunteers.volunteer.left",
             vol_ev.VolunteerLeft(volunteer_id=volunteer, person_id=person, neighbourhood_id=place),
         )
@@ -290,7 +289,7 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
                     applied=vol_ev.VolunteerApplied(**ids), approved=vol_ev.VolunteerApproved(**ids)
                 )
             )
-        return _volunteer_event("volunteers.volunteer.imported", vol_ev.VolunteersImported(volunteers=items))
+        return received_event("volunteers.volunteer.imported", vol_ev.VolunteersImported(volunteers=items))
 
     v1, v2, v3 = (str(uuid.uuid4()) for _ in range(3))
     reads: list[str] = []
@@ -336,19 +335,6 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
             .all()
         )
     assert held == [], "p's last team left: the badge goes, though a poisoned event shared the batch"
-
-
-def _volunteer_event(subject: str, message: Any) -> ReceivedEvent:
-    return ReceivedEvent(
-        id=str(uuid.uuid4()),
-        subject=subject,
-        ce_type=message.DESCRIPTOR.full_name,
-        source="/test",
-        time=datetime.now(UTC).isoformat(),
-        payload=message.SerializeToString(),
-        headers={},
-        delivery=1,
-    )
 
 
 async def imports_lookup(session: AsyncSession, code: str) -> str:

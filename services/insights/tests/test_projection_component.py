@@ -33,7 +33,7 @@ from shequtong_kit.consumer import ConsumerRunner, PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, session_factory
 from shequtong_kit.errors import PermissionDenied
 from shequtong_kit.proto import ts
-from shequtong_kit.testing import Databases, postgres_available, temp_workdir
+from shequtong_kit.testing import Databases, postgres_available, received_event, temp_workdir
 
 NOW = datetime(2026, 3, 20, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai
 H = timedelta(hours=1)
@@ -70,16 +70,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def event(subject: str, message: Message, at: datetime) -> ReceivedEvent:
-    return ReceivedEvent(
-        id=uuid.uuid4().hex,
-        subject=subject,
-        ce_type=message.DESCRIPTOR.full_name,
-        source="/test",
-        time=at.isoformat(),
-        payload=message.SerializeToString(),
-        headers={},
-        delivery=1,
-    )
+    return received_event(subject, message, at)
 
 
 def scripted_week(n1: str, n2: str, sub: str, district: str) -> list[ReceivedEvent]:

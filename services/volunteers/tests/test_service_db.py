@@ -28,11 +28,11 @@ from shequtong.events.v1 import volunteers_events_pb2 as ev
 from shequtong_kit import regions
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
-from shequtong_kit.consumer import ConsumerRunner, ReceivedEvent
+from shequtong_kit.consumer import ConsumerRunner
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import AlreadyExists, DomainError, FailedPrecondition, PermissionDenied
 from shequtong_kit.outbox import Outbox
-from shequtong_kit.testing import Databases, temp_workdir
+from shequtong_kit.testing import Databases, received_event, temp_workdir
 
 T = TypeVar("T")
 
@@ -567,18 +567,6 @@ async def test_an_import_of_residents_in_one_packed_event_records_each_person_as
     )
     people = [f"p-{uuid.uuid4().hex[:10]}" for _ in range(4)]
 
-    def received(subject: str, message: Any) -> ReceivedEvent:
-        return ReceivedEvent(
-            id=str(uuid.uuid4()),
-            subject=subject,
-            ce_type=message.DESCRIPTOR.full_name,
-            source="/test",
-            time=clock.now().isoformat(),
-            payload=message.SerializeToString(),
-            headers={},
-            delivery=1,
-        )
-
     def resident(person_id: str, name: str) -> identity_ev.ImportedResident:
         ids = {"person_id": person_id, "neighbourhood_id": world.n1, "membership_id": f"m-{person_id}"}
         return identity_ev.ImportedResident(
@@ -588,11 +576,11 @@ async def test_an_import_of_residents_in_one_packed_event_records_each_person_as
     pack = identity_ev.ResidentsImported(residents=[resident(p, f"王*{i}") for i, p in enumerate(people[:3])])
     outcomes = await runner.apply_batch(
         [
-            received("identity.membership.imported", pack),
-            received(
+            received_event("identity.membership.imported", pack),
+            received_event(
                 "identity.person.updated", identity_ev.PersonProfileUpdated(person_id=people[1], display_name="李*")
             ),
-            received(
+            received_event(
                 "identity.membership.verified",
                 identity_ev.MemberVerified(person_id=people[3], neighbourhood_id=world.n1, display_name="赵*"),
             ),

@@ -20,12 +20,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.message import Message
+
+from shequtong_kit.consumer import ReceivedEvent
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -44,6 +48,22 @@ _LAUNCHER = (
     "    sys.exit(0)\n"
     "os.execvp(sys.argv[1], sys.argv[1:])\n"
 )
+
+
+def received_event(
+    subject: str, message: Message, at: datetime | None = None, event_id: str | None = None
+) -> ReceivedEvent:
+    """An incoming event as a consumer's handler gets it, for tests that drive handlers without NATS."""
+    return ReceivedEvent(
+        id=event_id or str(uuid.uuid4()),
+        subject=subject,
+        ce_type=message.DESCRIPTOR.full_name,
+        source="/test",
+        time=(at or datetime.now(UTC)).isoformat(),
+        payload=message.SerializeToString(),
+        headers={},
+        delivery=1,
+    )
 
 
 def dies_with_parent(argv: list[str], python: str | None = None) -> list[str]:

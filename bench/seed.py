@@ -479,6 +479,9 @@ class Seeder:
         self.log = log
         self.rng = random.Random(7)
         self.imported: list[tuple[str, str]] = []  # (neighbourhood id, person id) of imported residents
+        # ID numbers and phones of the accounts made one by one: hashed from their seed, so among the full
+        # district's ~4,000 a repeat is likely (~1 in 3 runs for ID numbers); a repeat draws again.
+        self._drawn: set[str] = set()
 
     def _deadline(self) -> float:
         return min(time.monotonic() + self.budget, self.total_deadline)
@@ -563,16 +566,24 @@ class Seeder:
 
         return await self._part(report, ("POST /v1/regions",), body)
 
+    def _distinct(self, draw: Callable[[str], str], seed: str) -> str:
+        """`draw(seed)`, or `draw` of a salted seed when an account of this run already has that value."""
+        salt = 0
+        while (value := draw(f"{seed}#{salt}" if salt else seed)) in self._drawn:
+            salt += 1
+        self._drawn.add(value)
+        return value
+
     # committees -----------------------------------------------------------------------------------
     async def _person(self, seed: str) -> Account:
-        account = Account("", phone(seed), PASSWORD)
+        account = Account("", self._distinct(phone, seed), PASSWORD)
         made = await self.api.call(
             "POST",
             "/v1/people",
             {
                 "real_name": chinese_name(seed),
                 "phone": account.phone,
-                "id_number": id_number(seed),
+                "id_number": self._distinct(id_number, seed),
                 "password": PASSWORD,
             },
             self.api.ops,
@@ -677,7 +688,7 @@ class Seeder:
                 "room": f"{house % 12 + 101}",
             }
             party = i % party_every == 0
-            account = Account("", phone(seed), PASSWORD)
+            account = Account("", self._distinct(phone, seed), PASSWORD)
             made = await self.api.call(
                 "POST",
                 "/v1/registrations",
@@ -685,7 +696,7 @@ class Seeder:
                     "join_code": n.join_code,
                     "real_name": chinese_name(seed),
                     "phone": account.phone,
-                    "id_number": id_number(seed),
+                    "id_number": self._distinct(id_number, seed),
                     "password": PASSWORD,
                     "address": address,
                     "party_member": party,

@@ -8,10 +8,19 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shequtong_kit.db import CompiledOnce, create_engine, inbox, kit_metadata, session_factory
+from shequtong_kit.db import (
+    CompiledOnce,
+    Upsert,
+    create_engine,
+    defer_flush,
+    inbox,
+    kit_metadata,
+    session_factory,
+    write_later,
+)
 
 
 @pytest.fixture(scope="module", params=["database", "sqlite"])
@@ -91,4 +100,34 @@ async def test_rows_as_arrays_unnested_add_up_on_conflict(database_url: str) -> 
         stored = (await session.execute(text("SELECT place, count FROM tally ORDER BY place"))).all()
     assert [tuple(row) for row in stored] == [("n1", 5), ("n2", 5), ("n3", 1), ("n4", 9)]
     assert add._compiled is not None and "unnest" in add._compiled[0]
+    await engine.dispose()
+
+
+async def test_upserts_kept_for_the_commit_end_with_the_last_values_per_key_on_either_database(url: str) -> None:
+    """`Upsert.later` in a transaction flushed at its commit keeps the rows; `write_later` writes them in one
+    statement (an unnested multi-row upsert on PostgreSQL); outside such a transaction it writes at once."""
+    tally = Table("kit_test_later", MetaData(), Column("code", String(10), primary_key=True), Column("n", Integer))
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(tally.drop, checkfirst=True)
+        await connection.run_sync(tally.create)
+    upsert = Upsert(tally, ["code", "n"], ["code"], ["n"])
+    sessions = session_factory(engine)
+
+    async def stored() -> list[tuple[str, int]]:
+        async with sessions() as session:
+            return [tuple(row) for row in await session.execute(select(tally.c.code, tally.c.n).order_by("code"))]
+
+    async with sessions() as session, session.begin():
+        await upsert.later(session, {"code": "a", "n": 0})  # no batch: written at once
+    assert await stored() == [("a", 0)]
+    async with sessions() as session, session.begin():
+        defer_flush(session, True)
+        for code, n in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)]:
+            await upsert.later(session, {"code": code, "n": n})
+        async with sessions() as other:  # nothing written yet
+            assert [tuple(row) for row in await other.execute(select(tally.c.code, tally.c.n))] == [("a", 0)]
+        await write_later(session)
+        await write_later(session)  # nothing kept twice
+    assert await stored() == [("a", 3), ("b", 5), ("c", 4)]
     await engine.dispose()

@@ -34,6 +34,7 @@ run: env
 
 test: env proto-check
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+	TEST_DATABASE=sqlite $(BIN)/pytest -q libs services $(PYTEST_ARGS)  # the services on make run's SQLite
 
 test-unit: env
 	$(BIN)/pytest -q libs services $(PYTEST_ARGS)

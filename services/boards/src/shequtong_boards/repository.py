@@ -26,6 +26,7 @@ from sqlalchemy import (
     null,
     select,
     tuple_,
+    union,
     union_all,
     update,
     values,
@@ -805,6 +806,12 @@ class PeopleRepository:
         ids = sorted(set(person_ids))
         if not ids:
             return set()
+        if _dialect(self.session) == "sqlite":  # no column names for a VALUES list there; small data sets
+            authored_by = select(Post.author_id).where(Post.author_id.in_(ids))
+            mentioned_in = select(MentionRow.person_id).where(
+                MentionRow.person_id.in_(ids), MentionRow.target_type == POST
+            )
+            return {row[0] for row in await self.session.execute(union(authored_by, mentioned_in))}
         wanted = values(column("person_id", String), name="wanted").data([(person_id,) for person_id in ids])
         authored = select(Post.id).where(Post.author_id == wanted.c.person_id).exists()
         mentioned = (

@@ -45,7 +45,7 @@ from shequtong_kit.clock import Clock, SystemClock
 from shequtong_kit.db import CompiledOnce, UtcDateTime, defer_flush, inbox, write_later
 from shequtong_kit.db import flushes_each_event as flushes_each_event
 from shequtong_kit.nats_io import DLQ_STREAM, ensure_stream
-from shequtong_kit.outbox import defer_rows, write_deferred
+from shequtong_kit.outbox import write_deferred
 from shequtong_kit.packs import PACKS
 from shequtong_kit.telemetry import meter, tracer
 
@@ -92,19 +92,27 @@ Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
 Prefetch = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
 
 
+def _held(
+    event: ReceivedEvent,
+    kinds: Mapping[str, type[Message]],
+    decode: Callable[[ReceivedEvent, type[Message]], Message | None],
+) -> list[tuple[str, Message]]:
+    """The events a delivery stands for whose subject is in `kinds`: itself, or the items of a packed event
+    (`shequtong_kit.packs`) in order; none when `decode` gives None."""
+    pack = PACKS.get(event.subject)
+    if pack is not None:
+        held = decode(event, pack.message)
+        return [] if held is None else [(subject, item) for subject, item in pack.items(held) if subject in kinds]
+    if event.subject in kinds:
+        message = decode(event, kinds[event.subject])
+        return [] if message is None else [(event.subject, message)]
+    return []  # a subject we filter for but do not (yet) care about
+
+
 def peeked(events: Sequence[ReceivedEvent], kinds: Mapping[str, type[Message]]) -> list[Any]:
     """For a prefetch: the payloads of the events whose subject is in `kinds`, decoded as its message type,
-    and the items of packed events (`shequtong_kit.packs`) that stand for such events (those that do not
-    decode are left to their handler, which refuses them)."""
-    messages: list[Any] = []
-    for event in events:
-        if event.subject in kinds:
-            message = event.peek(kinds[event.subject])
-            if message is not None:
-                messages.append(message)
-        elif (pack := PACKS.get(event.subject)) is not None and (held := event.peek(pack.message)) is not None:
-            messages.extend(message for subject, message in pack.items(held) if subject in kinds)
-    return messages
+    packed items included (those that do not decode are left to their handler, which refuses them)."""
+    return [message for event in events for _, message in _held(event, kinds, ReceivedEvent.peek)]
 
 
 # What became of one delivery: True handled now, False handled before (inbox), or the handler's error.
@@ -169,12 +177,7 @@ class ConsumerSpec:
 def opened(event: ReceivedEvent, kinds: Mapping[str, type[Message]]) -> list[tuple[str, Message]]:
     """The events a delivery stands for whose subject is in `kinds`, decoded: itself, or the items of a packed
     event (`shequtong_kit.packs`) in order. A payload that does not decode raises PoisonMessage."""
-    pack = PACKS.get(event.subject)
-    if pack is not None:
-        return [(subject, message) for subject, message in pack.items(event.parse(pack.message)) if subject in kinds]
-    if event.subject in kinds:
-        return [(event.subject, event.parse(kinds[event.subject]))]
-    return []  # a subject we filter for but do not (yet) care about
+    return _held(event, kinds, ReceivedEvent.parse)
 
 
 def route(
@@ -455,8 +458,6 @@ class ConsumerRunner:
                     handled_before = {position for position, event in enumerate(batch) if event.id not in claimed}
                     flush_each = self.spec.flush_each or len(batch) == 1
                     defer_flush(session, not flush_each)
-                    if not flush_each:
-                        defer_rows(session)
                     if self.spec.prefetch is not None:
                         todo = [event for position, event in enumerate(batch) if position not in handled_before]
                         await self.spec.prefetch(session, todo)

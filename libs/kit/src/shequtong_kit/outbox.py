@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
-from shequtong_kit.db import is_sqlite, outbox
+from shequtong_kit.db import flushes_each_event, is_sqlite, outbox
 from shequtong_kit.ids import new_id
 from shequtong_kit.telemetry import meter, tracer
 
@@ -84,11 +84,10 @@ class Outbox:
 
     async def add(self, session: AsyncSession, subject: str, message: Message) -> str:
         row = self._row(subject, message, self.clock.now())
-        deferred = session.info.get(_DEFERRED_ROWS)
-        if deferred is not None:
-            deferred.append(row)  # inserted with the transaction's other deferred rows: `write_deferred`
-        else:
+        if flushes_each_event(session):
             await session.execute(_INSERT, row)
+        else:  # a consumer batch flushed at its commit: inserted with its other events (`write_deferred`)
+            session.info.setdefault(_DEFERRED_ROWS, []).append(row)
         self._wake_after_commit(session)
         return str(row["id"])
 
@@ -126,18 +125,12 @@ def packed(items: Sequence[M], limit: int = PACKED_EVENT_BYTES) -> list[list[M]]
     return chunks
 
 
-# The outbox rows a transaction keeps to insert together before its commit (`defer_rows`).
+# The events `Outbox.add` keeps in a consumer batch flushed at its commit (`db.flushes_each_event`).
 _DEFERRED_ROWS = "shequtong.outbox.deferred_rows"
 
 
-def defer_rows(session: AsyncSession) -> None:
-    """From here on `Outbox.add` in this session keeps its rows for `write_deferred` (a consumer batch that
-    flushes once, at its commit, sends its events in one multi-row INSERT too)."""
-    session.info.setdefault(_DEFERRED_ROWS, [])
-
-
 async def write_deferred(session: AsyncSession) -> None:
-    """Inserts the rows `Outbox.add` kept since `defer_rows`, 1,000 per statement; call before the commit."""
+    """Inserts the rows `Outbox.add` kept in this session, 1,000 per statement; called before the commit."""
     rows = session.info.pop(_DEFERRED_ROWS, None) or []
     for start in range(0, len(rows), 1000):
         await session.execute(_INSERT, rows[start : start + 1000])

@@ -389,9 +389,7 @@ def _move_pending_versions(session: Session) -> None:
             [{"place": place, "version": 1} for place in places[start : start + 1000]]
         )
         session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["place"], set_={"version": FeedVersion.__table__.c.version + 1}
-            )
+            statement.on_conflict_do_update(index_elements=["place"], set_={"version": FeedVersion.version + 1})
         )
 
 

@@ -1,5 +1,5 @@
 """Component-test harness: grid-gateway's service on a real database (migrated with its own
-Alembic revisions; SQLite file, or PostgreSQL when GRID_TEST_POSTGRES=1 and it answers) and the
+Alembic revisions; PostgreSQL when it answers, SQLite files otherwise or with TEST_DATABASE=sqlite) and the
 real grid-platform simulator, in-process over httpx's ASGI transport.
 
 Exposed as fixtures because test modules are imported with --import-mode=importlib.
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +32,7 @@ from shequtong_kit.clock import ManualClock
 from shequtong_kit.db import create_engine, outbox, region_directory, session_factory
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
+from shequtong_kit.testing import Databases
 
 API_KEY = "test-grid-key"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -63,27 +63,23 @@ def migrate(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SQLite file migrated once; each test gets a copy."""
-    path = tmp_path_factory.mktemp("grid-template") / "grid.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(tmp_path_factory.mktemp("grid-databases"))
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated(databases: Databases) -> str:
+    """One database migrated once; each test gets a copy of it."""
+    url = databases.create("grid_template")
+    migrate(url)
+    return url
 
 
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_sqlite: Path) -> Iterator[str]:
-    if os.environ.get("GRID_TEST_POSTGRES") == "1":
-        from shequtong_kit.testing import Databases
-
-        dbs = Databases(tmp_path)
-        if dbs.use_postgres:
-            url = dbs.create("grid_component")
-            migrate(url)
-            yield url
-            dbs.drop_all()
-            return
-    shutil.copyfile(migrated_sqlite, tmp_path / "grid.db")
-    yield f"sqlite+aiosqlite:///{tmp_path / 'grid.db'}"
+def database_url(databases: Databases, migrated: str) -> str:
+    return databases.create(f"grid_{uuid.uuid4().hex[:8]}", template=migrated)
 
 
 def settings_for(url: str, **changes: Any) -> GridGatewaySettings:
@@ -131,6 +127,11 @@ class Harness:
             )
 
     async def dispatch(self, **changes: Any) -> Ticket:
+        async with self.sessions() as session, session.begin():
+            return await self.service.accept_dispatch(session, self.request(**changes))
+
+    @staticmethod
+    def request(**changes: Any) -> issues_ev.IssueDispatchRequested:
         values: dict[str, Any] = {
             "issue_id": new_id(),
             "dispatch_id": new_id(),
@@ -143,9 +144,7 @@ class Harness:
             "lon": 121.48,
         }
         values.update(changes)
-        message = issues_ev.IssueDispatchRequested(**values)
-        async with self.sessions() as session, session.begin():
-            return await self.service.accept_dispatch(session, message)
+        return issues_ev.IssueDispatchRequested(**values)
 
     async def ticket(self, ticket_id: str) -> Ticket:
         async with self.sessions() as session:

@@ -3,9 +3,11 @@ refusals and lost answers, with the circuit breaker and claims shared by replica
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from shequtong_grid_gateway.domain import tickets as rules
 from shequtong_grid_gateway.domain.catalogue import CatalogueSpec
 from shequtong_grid_gateway.domain.delivery import CLOSED, OPEN
@@ -69,6 +71,35 @@ async def test_a_ticket_whose_neighbourhood_arrived_while_it_was_made_gets_its_d
     assert ((await harness.ticket(ticket.id)).district_id, (await harness.ticket(ticket.id)).subdistrict_id) == (
         "D7",
         "S-D7",
+    )
+
+
+async def test_a_ticket_and_its_neighbourhood_made_at_the_same_moment_take_turns(harness: Any) -> None:
+    """The two consumers at once (the fault suite saw it on a slow machine: the ticket was claimed and sent
+    before the neighbourhood's commit, with no district, and never listed under it). Held on the
+    neighbourhood, the second transaction waits for the first and sees its row. PostgreSQL only: SQLite
+    runs one writer at a time, and a writer that read before the other's commit fails and is retried."""
+    if not harness.service.skip_locked:
+        pytest.skip("PostgreSQL's concurrent writers only")
+    message = identity_ev.NeighbourhoodCreated(neighbourhood_id="N-same", subdistrict_id="S5", district_id="D5")
+    dispatching = harness.sessions()
+    async with dispatching as session:
+        transaction = await session.begin()
+        made = await harness.service.accept_dispatch(session, harness.request(neighbourhood_id="N-same"))
+        assert made.district_id is None
+
+        async def learn() -> None:
+            async with harness.sessions() as other, other.begin():
+                await harness.service.neighbourhood_known(other, message)
+
+        learning = asyncio.create_task(learn())
+        done, _ = await asyncio.wait({learning}, timeout=1.0)
+        assert not done, "the neighbourhood was recorded while a ticket of it was being made"
+        await transaction.commit()
+    await learning
+    assert ((await harness.ticket(made.id)).district_id, (await harness.ticket(made.id)).subdistrict_id) == (
+        "D5",
+        "S5",
     )
 
 

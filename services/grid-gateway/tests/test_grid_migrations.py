@@ -1,5 +1,5 @@
-"""The hand-written migrations go up, down and up again (SQLite here; PostgreSQL in the
-integration run, and here too with GRID_TEST_POSTGRES=1)."""
+"""The hand-written migrations go up, down and up again, on PostgreSQL and on SQLite (make test runs
+both)."""
 
 from __future__ import annotations
 

@@ -179,15 +179,21 @@ class Databases:
     def kind(self) -> str:
         return "postgresql" if self.use_postgres else "sqlite"
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, template: str | None = None) -> str:
+        """A new database's URL; `template` (a URL this object returned) is copied into it: PostgreSQL's
+        CREATE DATABASE … TEMPLATE, a file copy on SQLite (nothing may be connected to it meanwhile)."""
         safe = name.replace("-", "_")
         if not self.use_postgres:
-            return f"sqlite+aiosqlite:///{self.workdir / f'{safe}.db'}"
+            path = self.workdir / f"{safe}.db"
+            if template is not None:
+                shutil.copyfile(template.split(":///", 1)[1], path)
+            return f"sqlite+aiosqlite:///{path}"
         import psycopg
 
         db = f"shq_{self.run_id}_{safe}"
+        copied = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template is not None else ""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db}"')
+            conn.execute(f'CREATE DATABASE "{db}"{copied}')
         self.created.append(db)
         base = self.admin_url.rsplit("/", 1)[0]
         return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"

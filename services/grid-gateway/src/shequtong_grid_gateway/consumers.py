@@ -16,9 +16,8 @@ DISPATCH_REQUESTED = "issues.issue.dispatch_requested"
 
 def consumer_specs(service: GridService) -> list[ConsumerSpec]:
     async def neighbourhood_created(
-        session: AsyncSession, message: identity_ev.NeighbourhoodCreated, event: ReceivedEvent
+        session: AsyncSession, message: identity_ev.NeighbourhoodCreated, _event: ReceivedEvent
     ) -> None:
-        await regions.record_neighbourhood(session, message, event)
         await service.neighbourhood_known(session, message)
 
     async def dispatch_requested(

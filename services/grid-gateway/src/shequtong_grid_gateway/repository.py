@@ -182,6 +182,15 @@ class TicketRepository:
         ).first()
         return str(row[0]) if row and row[0] else None
 
+    async def hold_neighbourhood(self, neighbourhood_id: str) -> None:
+        """Until the commit, the one transaction here that makes a ticket of, or learns of, this neighbourhood
+        (PostgreSQL: a transaction advisory lock; SQLite serialises writers itself, and a writer whose reads
+        are stale fails and is retried)."""
+        if self.skip_locked:
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended("grid-lineage:" + neighbourhood_id, 0)))
+            )
+
     async def fill_lineage(self, neighbourhood_id: str, subdistrict_id: str, district_id: str) -> None:
         await self.session.execute(
             update(Ticket)

@@ -182,6 +182,11 @@ class GridService:
         if existing is not None:
             return existing
         lineage = await regions.find_lineage(session, neighbourhood_id)
+        if lineage is None:
+            # Not known yet: its neighbourhood event may be handled at this moment by the other consumer,
+            # whose fill of lineages cannot see this ticket before it commits. Held, the two take turns.
+            await repo.hold_neighbourhood(neighbourhood_id)
+            lineage = await regions.find_lineage(session, neighbourhood_id)
         now = self.clock.now()
         address = message.address.strip()
         if rules.location_of(address, message.lat, message.lon) is None:
@@ -244,8 +249,12 @@ class GridService:
         return ticket
 
     async def neighbourhood_known(self, session: AsyncSession, message: identity_ev.NeighbourhoodCreated) -> None:
-        """Tickets that arrived before their neighbourhood get its sub-district and district."""
-        await self._repo(session).fill_lineage(message.neighbourhood_id, message.subdistrict_id, message.district_id)
+        """Records the neighbourhood in the region directory, and the tickets that arrived before it get its
+        sub-district and district (held: a ticket being made of it now waits for this commit, or is seen)."""
+        repo = self._repo(session)
+        await repo.hold_neighbourhood(message.neighbourhood_id)
+        await regions.record_neighbourhood(session, message)
+        await repo.fill_lineage(message.neighbourhood_id, message.subdistrict_id, message.district_id)
 
     # --- delivery -----------------------------------------------------------------------------
     async def claim_due(self, platform: str, limit: int) -> list[Ticket]:

@@ -131,3 +131,39 @@ async def test_upserts_kept_for_the_commit_end_with_the_last_values_per_key_on_e
         await write_later(session)  # nothing kept twice
     assert await stored() == [("a", 3), ("b", 5), ("c", 4)]
     await engine.dispose()
+
+
+async def test_new_rows_inserted_once_by_key_and_read_back_among_a_long_list_on_either_database(url: str) -> None:
+    """`InsertMany`: rows whose key exists are skipped, the ids of those inserted are returned, JSON values
+    and times are stored as SQLAlchemy would; `rows_among` finds them among more values than one statement
+    takes (1,000)."""
+    from sqlalchemy import JSON
+
+    from shequtong_kit.db import InsertMany, UtcDateTime, rows_among
+
+    table = Table(
+        "kit_test_insert_new",
+        MetaData(),
+        Column("id", String(36), primary_key=True),
+        Column("ref", String(100), unique=True),
+        Column("tags", JSON),
+        Column("at", UtcDateTime, nullable=True),
+    )
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(table.drop, checkfirst=True)
+        await connection.run_sync(table.create)
+    insert = InsertMany(table, ["ref"], "id")
+    sessions = session_factory(engine)
+    at = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+    first = [{"id": f"i{n}", "ref": f"r{n}", "tags": ["邻里", n], "at": at} for n in range(1500)]
+    async with sessions() as session, session.begin():
+        assert await insert.rows(session, first) == {f"i{n}" for n in range(1500)}
+    again = [{"id": "x1", "ref": "r1", "tags": [], "at": None}, {"id": "x2", "ref": "new", "tags": [], "at": None}]
+    async with sessions() as session, session.begin():
+        assert await insert.rows(session, again) == {"x2"}, "r1 was inserted before"
+    async with sessions() as session:
+        wanted = [f"r{n}" for n in range(0, 1500, 2)] + ["missing"] * 600
+        found = await rows_among(session, (table.c.ref, table.c.tags, table.c.at), table.c.ref, wanted)
+    assert sorted((row[0], row[1][1], row[2]) for row in found) == sorted((f"r{n}", n, at) for n in range(0, 1500, 2))
+    await engine.dispose()

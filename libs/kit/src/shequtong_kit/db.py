@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     Column,
@@ -269,6 +270,59 @@ class Upsert:
             await session.execute(self._sqlite, rows)
 
 
+class InsertMany:
+    """A bulk import's `INSERT` of many rows, built once per dialect: with `keys`, `ON CONFLICT (keys) DO
+    NOTHING` (a re-sent batch inserts nothing twice); with `returned`, the values of that column of the rows
+    this call inserted. On PostgreSQL one unnested statement per 1,000 rows, compiled once
+    (`unnested_insert`): SQLAlchemy's multi-row VALUES renders and processes every row's parameters again
+    on each call, most of an import's own CPU. The rows give every column of the table, as values asyncpg
+    takes natively (see `CompiledOnce`); JSON columns' values are encoded here. On SQLite SQLAlchemy's
+    insert."""
+
+    def __init__(self, table: Table, keys: Sequence[str] = (), returned: str | None = None) -> None:
+        self._table = table
+        self._columns = [column.name for column in table.columns]
+        # As SQLAlchemy binds them: None is JSON's null unless the column says none_as_null.
+        self._json = {
+            column.name: bool(column.type.none_as_null) for column in table.columns if isinstance(column.type, JSON)
+        }
+        self._returned = returned
+        many: Any = unnested_insert(table, self._columns)
+        lite: Any = sqlite.insert(table)
+        if keys:
+            many = many.on_conflict_do_nothing(index_elements=list(keys))
+            lite = lite.on_conflict_do_nothing(index_elements=list(keys))
+        if returned is not None:
+            many = many.returning(table.c[returned])
+            lite = lite.returning(table.c[returned])
+        self._postgres = CompiledOnce(many)
+        self._sqlite = lite
+
+    async def rows(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[Any]:
+        """Inserts the rows; returns the `returned` values of those this call inserted (none without it)."""
+        inserted: set[Any] = set()
+        postgres = session.get_bind().dialect.name == "postgresql"
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            if not postgres:
+                result = await session.execute(self._sqlite, list(chunk))
+                if self._returned is not None:
+                    inserted.update(result.scalars().all())
+                continue
+            arrays = {name: [row[name] for row in chunk] for name in self._columns}
+            for name, none_as_null in self._json.items():
+                arrays[name] = [None if value is None and none_as_null else _json_text(value) for value in arrays[name]]
+            if self._returned is None:
+                await self._postgres.execute(session, arrays)
+            else:
+                inserted.update(row[0] for row in await self._postgres.rows(session, arrays))
+        return inserted
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 # True in a consumer transaction whose writes are flushed together at its commit (ConsumerSpec.flush_each).
 _DEFERRED_FLUSH = "shequtong.consumer.deferred_flush"
 # The rows `Upsert.later` keeps until `write_later`.
@@ -317,6 +371,21 @@ def matches_any(column: ColumnElement[Any], name: str, dialect: str) -> ColumnEl
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+async def rows_among(
+    session: AsyncSession, columns: Sequence[ColumnElement[Any]], key: ColumnElement[Any], values: Sequence[Any]
+) -> list[Any]:
+    """`SELECT columns WHERE key IN values` for a long list (a bulk import's keys), 1,000 values per
+    statement through `matches_any`. Give Core columns (`Model.__table__.c`): ORM attributes make SQLAlchemy
+    build result objects per row."""
+    if not values:
+        return []
+    statement = select(*columns).where(matches_any(key, "values", session.get_bind().dialect.name))
+    found: list[Any] = []
+    for start in range(0, len(values), 1000):
+        found.extend((await session.execute(statement, {"values": list(values[start : start + 1000])})).all())
+    return found
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -22,7 +22,6 @@ from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shequtong_issues import events
@@ -35,7 +34,7 @@ from shequtong_issues.repository import IssueRepository, category_rule
 from shequtong_kit import auth, regions
 from shequtong_kit.auth import Lineage, Principal
 from shequtong_kit.clock import Clock
-from shequtong_kit.db import PlannerStatistics
+from shequtong_kit.db import InsertMany, PlannerStatistics, rows_among
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied
 from shequtong_kit.ids import new_id
 from shequtong_kit.outbox import Outbox
@@ -547,9 +546,11 @@ def _position(issue: Issue) -> Position:
     )
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(model)
+# An issue and its record as rows (every column: `_new`), in one statement per table and 1,000 rows.
+_NEW_ISSUES = InsertMany(Issue.__table__, ["external_ref"], "id")
+_TIMELINE, _CLOCKS, _BREACHES, _DISPATCHES, _FEEDBACK = (
+    InsertMany(model.__table__) for model in (TimelineEntry, SlaClock, SlaBreach, Dispatch, Feedback)
+)
 
 
 class IssueImports:
@@ -616,25 +617,16 @@ class IssueImports:
                     built.append(replay.build(refs[index], record, now))
             existing = await self._existing(session, refs)
             fresh = [b for b in built if b.issue.external_ref not in existing]
-            inserted: set[str] = set()
-            statement = (
-                _insert(session, Issue).on_conflict_do_nothing(index_elements=["external_ref"]).returning(Issue.id)
-            )
-            rows = [_row(b.issue) for b in fresh]
-            for start in range(0, len(rows), 1000):
-                result = await session.execute(statement, rows[start : start + 1000])
-                inserted.update(result.scalars().all())
+            inserted = await _NEW_ISSUES.rows(session, [_row(b.issue) for b in fresh])
             mine = [b for b in fresh if b.issue.id in inserted]
-            for model, pick in (
-                (TimelineEntry, lambda b: b.entries),
-                (SlaClock, lambda b: b.clocks),
-                (SlaBreach, lambda b: b.breaches),
-                (Dispatch, lambda b: b.dispatches),
-                (Feedback, lambda b: b.feedback),
+            for insert, pick in (
+                (_TIMELINE, lambda b: b.entries),
+                (_CLOCKS, lambda b: b.clocks),
+                (_BREACHES, lambda b: b.breaches),
+                (_DISPATCHES, lambda b: b.dispatches),
+                (_FEEDBACK, lambda b: b.feedback),
             ):
-                children = [_row(obj) for b in mine for obj in pick(b)]
-                for start in range(0, len(children), 1000):
-                    await session.execute(_insert(session, model.__table__), children[start : start + 1000])
+                await insert.rows(session, [_row(obj) for b in mine for obj in pick(b)])
             await self.outbox.add_many(session, [e for b in mine for e in b.events])
             await self.statistics.wrote(
                 session, len(mine), "issues", "issue_timeline", "sla_clocks", "issue_dispatches", "outbox"
@@ -654,15 +646,9 @@ class IssueImports:
 
     @staticmethod
     async def _existing(session: AsyncSession, refs: Sequence[str]) -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(refs), 1000):
-            rows = await session.execute(
-                select(Issue.external_ref, Issue.id, Issue.state).where(
-                    Issue.external_ref.in_(refs[start : start + 1000])
-                )
-            )
-            found.update({row[0]: (row[1], row[2]) for row in rows})
-        return found
+        issues = Issue.__table__.c
+        rows = await rows_among(session, (issues.external_ref, issues.id, issues.state), issues.external_ref, refs)
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     @staticmethod
     async def _targets(session: AsyncSession, neighbourhoods: list[str]) -> dict[tuple[str, str], float]:

@@ -63,7 +63,7 @@ from shequtong_boards.usecases.topics import STAGE_NAMES
 from shequtong_boards.views import SYSTEM_AUTHOR
 from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
-from shequtong_kit.db import PlannerStatistics
+from shequtong_kit.db import InsertMany, PlannerStatistics, rows_among
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
 
@@ -214,20 +214,16 @@ class People:
     async def load(cls, session: AsyncSession, person_ids: set[str]) -> People:
         ids = sorted(person_ids)
         roles: dict[str, set[tuple[str, str]]] = {pid: set() for pid in ids}
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            members = await session.execute(
-                select(Member.person_id, Member.neighbourhood_id).where(
-                    Member.person_id.in_(chunk), Member.active.is_(True)
-                )
-            )
-            for pid, nid in members:
+        members, holders = Member.__table__.c, RoleHolder.__table__.c
+        for pid, nid, active in await rows_among(
+            session, (members.person_id, members.neighbourhood_id, members.active), members.person_id, ids
+        ):
+            if active:
                 roles[pid].add((auth.RESIDENT, f"n:{nid}"))
-            holders = await session.execute(
-                select(RoleHolder.person_id, RoleHolder.role, RoleHolder.scope).where(RoleHolder.person_id.in_(chunk))
-            )
-            for pid, role, scope in holders:
-                roles[pid].add((role, scope))
+        for pid, role, scope in await rows_among(
+            session, (holders.person_id, holders.role, holders.scope), holders.person_id, ids
+        ):
+            roles[pid].add((role, scope))
         return cls({pid: Principal(subject=pid, roles=frozenset(r)) for pid, r in roles.items()})
 
     def of(self, person: str) -> Principal:
@@ -313,19 +309,23 @@ class Boards:
 
 
 async def existing_refs(session: AsyncSession, model: Any, refs: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(refs), 1000):
-        rows = await session.execute(
-            select(model.external_ref, model.id).where(model.external_ref.in_(refs[start : start + 1000]))
-        )
-        found.update({row[0]: row[1] for row in rows})
-    return found
+    table = model.__table__
+    return {
+        row[0]: row[1]
+        for row in await rows_among(session, (table.c.external_ref, table.c.id), table.c.external_ref, refs)
+    }
+
+
+# Posts and comments come by the million: their rows go in as arrays, one statement compiled once.
+_INSERT_MANY = {model: InsertMany(model.__table__, ["external_ref"], "id") for model in (Post, Comment)}
 
 
 async def insert_new(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> set[str]:
     """Bulk INSERT … ON CONFLICT (external_ref) DO NOTHING RETURNING id: the ids this call inserted."""
     if not rows:
         return set()
+    if model in _INSERT_MANY:
+        return await _INSERT_MANY[model].rows(session, rows)
     table = model.__table__  # Core, not the ORM's bulk path: plain rows in, ids out
     statement = _insert(session, table).on_conflict_do_nothing(index_elements=["external_ref"]).returning(table.c.id)
     inserted: set[str] = set()
@@ -548,23 +548,19 @@ class ImportUseCases:
         """The posts commented on (the columns the rules need, not whole ORM objects), by id and by "ref:<ref>"."""
         ids = sorted({r.post_id.strip() for r in records if r.post_id.strip()})
         refs = sorted({r.post_external_ref.strip() for r in records if r.post_external_ref.strip()})
+        posts = Post.__table__.c
         columns = (
-            Post.id,
-            Post.board_id,
-            Post.board_kind,
-            Post.neighbourhood_id,
-            Post.status,
-            Post.locked,
-            Post.created_at,
-            Post.external_ref,
+            posts.id,
+            posts.board_id,
+            posts.board_kind,
+            posts.neighbourhood_id,
+            posts.status,
+            posts.locked,
+            posts.created_at,
+            posts.external_ref,
         )
-        found: dict[str, Any] = {}
-        for start in range(0, len(ids), 1000):
-            rows = await session.execute(select(*columns).where(Post.id.in_(ids[start : start + 1000])))
-            found.update({p.id: p for p in rows})
-        for start in range(0, len(refs), 1000):
-            rows = await session.execute(select(*columns).where(Post.external_ref.in_(refs[start : start + 1000])))
-            found.update({f"ref:{p.external_ref}": p for p in rows})
+        found: dict[str, Any] = {p.id: p for p in await rows_among(session, columns, posts.id, ids)}
+        found.update({f"ref:{p.external_ref}": p for p in await rows_among(session, columns, posts.external_ref, refs)})
         return found
 
     # --- topics and conventions ----------------------------------------------------------------------

@@ -84,3 +84,26 @@ def test_domain_error_carries_a_stable_code() -> None:
     status.details[0].Unpack(info)
     assert info.reason == "issue_not_found" and info.metadata["issue"] == "I1"
     assert status_pb2.Status.FromString(status.SerializeToString()) == status
+
+
+def test_timestamps_convert_as_protobuf_itself_does() -> None:
+    from datetime import timezone
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from shequtong_kit.proto import from_ts, ts
+
+    shanghai = timezone(timedelta(hours=8))
+    moments = [
+        datetime(2026, 11, 27, 18, 42, 53, 123456, tzinfo=UTC),
+        datetime(2026, 11, 28, 2, 42, 53, 999999, tzinfo=shanghai),
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+        datetime(1949, 10, 1, 15, 0, tzinfo=shanghai),
+        datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC),
+    ]
+    for moment in moments:
+        theirs = Timestamp()
+        theirs.FromDatetime(moment)
+        assert ts(moment) == theirs, moment
+        assert from_ts(theirs) == theirs.ToDatetime(tzinfo=UTC) == moment
+    assert ts(None) is None and from_ts(None) is None and from_ts(Timestamp()) is None

@@ -96,17 +96,30 @@ async def test_posts_and_comments_import_once_backdated_with_counts_and_events(s
             )
             for i in range(4)
         ]
+        + [
+            pb.ImportComment(
+                external_ref=f"{run}-c{i}",
+                post_external_ref=f"{run}-p{i % 2 + 1}",
+                author_id=author.id,
+                body=f"回复{i}",
+                created_at=stamp(system, 20),
+            )
+            for i in range(4, 7)
+        ]
     )
     made = await ops.call("ImportComments", comments)
-    assert made.result.created == 4
+    assert made.result.created == 7
     assert (await ops.call("ImportComments", comments)).result.created == 0
-    got = await author.call("GetPost", pb.GetPostRequest(post_id=post_id))
-    assert got.post.comment_count == 4
+    counts = [
+        (await author.call("GetPost", pb.GetPostRequest(post_id=record.id))).post.comment_count
+        for record in first.result.records
+    ]
+    assert counts == [4, 2, 1], "each post's count raised by its own comments of the batch, once"
     listed = await author.call("ListComments", pb.ListCommentsRequest(post_id=post_id))
     assert len(listed.comments) == 4
     packs = await system.events("boards.comment.imported", ev.CommentsImported)
     created = [c for pack in packs for c in pack.comments if c.post_id == post_id]
-    assert [c.comment_id for c in created] == ids(made)
+    assert [c.comment_id for c in created] == ids(made)[:4]
     assert {(c.author_id, c.kind, c.board_kind) for c in created} == {(author.id, "member", "deliberation_hall")}
 
 

@@ -24,7 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Integer, String, any_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.access import override_kind, policy_of
@@ -63,7 +64,7 @@ from shequtong_boards.usecases.topics import STAGE_NAMES
 from shequtong_boards.views import SYSTEM_AUTHOR
 from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
-from shequtong_kit.db import InsertMany, PlannerStatistics, rows_among
+from shequtong_kit.db import CompiledOnce, InsertMany, PlannerStatistics, rows_among
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
 
@@ -408,15 +409,42 @@ def comment_row(
 
 
 async def bump_comment_counts(session: AsyncSession, per_post: dict[str, int]) -> None:
-    """comment_count += n per post, in post-id order (two batches never lock the same posts crosswise)."""
+    """comment_count += n per post, the posts locked in post-id order (two batches never lock the same posts
+    crosswise). PostgreSQL: the locks in one statement, the counts in another (a statement per post was a
+    tenth of the comment import's database time)."""
     if not per_post:
         return
+    posts = Post.__table__
+    ordered = sorted(per_post.items())
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [pid for pid, _ in ordered]
+        await _LOCK_POSTS.execute(session, {"ids": ids})
+        await _ADD_COMMENTS.execute(session, {"ids": ids, "counts": [n for _, n in ordered]})
+        return
     statement = (
-        update(Post.__table__)
-        .where(Post.__table__.c.id == bindparam("pid"))
-        .values(comment_count=Post.__table__.c.comment_count + bindparam("n"))
+        update(posts).where(posts.c.id == bindparam("pid")).values(comment_count=posts.c.comment_count + bindparam("n"))
     )
-    await session.execute(statement, [{"pid": pid, "n": n} for pid, n in sorted(per_post.items())])
+    await session.execute(statement, [{"pid": pid, "n": n} for pid, n in ordered])
+
+
+_LOCK_POSTS = CompiledOnce(
+    select(Post.__table__.c.id)
+    .where(Post.__table__.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(String()))))
+    .order_by(Post.__table__.c.id)
+    .with_for_update()
+)
+_ADDED = (
+    func.unnest(
+        bindparam("ids", type_=postgresql.ARRAY(String())), bindparam("counts", type_=postgresql.ARRAY(Integer()))
+    )
+    .table_valued("id", "n")
+    .render_derived()
+)
+_ADD_COMMENTS = CompiledOnce(
+    update(Post.__table__)
+    .where(Post.__table__.c.id == _ADDED.c.id)
+    .values(comment_count=Post.__table__.c.comment_count + _ADDED.c.n)
+)
 
 
 class ImportUseCases:

@@ -619,3 +619,43 @@ async def test_upserts_kept_for_the_commit_are_written_once_with_the_last_values
     # The batch's one statement (refused: c), then one event per transaction, each written alone, and c's
     # second (last) delivery.
     assert ran == ["INSERT"] * (1 + len(sets) + 1), ran
+
+
+def test_a_batch_sends_runs_of_grants_packed_in_order_and_within_the_size() -> None:
+    """`outbox.packed_runs`: two or more `identity.role.granted` in a row become `identity.role.granted_many`
+    events holding them in order (split by size); a lone one, and every other subject, stay as they were."""
+    from shequtong_kit.outbox import packed_runs
+    from shequtong_kit.packs import PACKS, ROLES_GRANTED_MANY
+
+    def row(subject: str, message: Any, n: int) -> dict[str, Any]:
+        return {"id": f"e{n:02d}", "subject": subject, "payload": message.SerializeToString(), "headers": {"n": n}}
+
+    def grant(n: int) -> dict[str, Any]:
+        person = f"p{n:02d}-" + "x" * 40
+        return row("identity.role.granted", ev.RoleGranted(person_id=person, role="volunteer", scope="n:1"), n)
+
+    revoked = row("identity.role.revoked", ev.RoleRevoked(person_id="p03", role="volunteer"), 3)
+    rows = [grant(1), grant(2), revoked, grant(4), row("identity.person.updated", ev.PersonProfileUpdated(), 5)]
+    rows += [grant(n) for n in range(6, 16)]
+    one_grant = len(rows[-1]["payload"]) + 8
+    sent = packed_runs(rows, limit=4 * one_grant)
+    assert [(r["subject"].rsplit(".", 1)[1], r["id"]) for r in sent] == [
+        ("granted_many", "e01"),
+        ("revoked", "e03"),
+        ("granted", "e04"),
+        ("updated", "e05"),
+        ("granted_many", "e06"),
+        ("granted_many", "e10"),
+        ("granted_many", "e14"),
+    ]
+    packed = [r for r in sent if r["subject"] == ROLES_GRANTED_MANY]
+    assert {r["type"] for r in packed} == {"shequtong.events.v1.RolesGranted"}
+    assert [r["headers"]["n"] for r in packed] == [1, 6, 10, 14], "the first item's trace headers"
+    assert {(r["headers"]["ce-subject"], r["headers"]["ce-type"]) for r in packed} == {
+        (ROLES_GRANTED_MANY, "shequtong.events.v1.RolesGranted")
+    }
+    held = [list(PACKS[ROLES_GRANTED_MANY].items(ev.RolesGranted.FromString(r["payload"]))) for r in packed]
+    assert [len(items) for items in held] == [2, 4, 4, 2]
+    persons = [item.person_id[:3] for items in held for _, item in items]
+    assert persons == ["p01", "p02"] + [f"p{n:02d}" for n in range(6, 16)]
+    assert {subject for items in held for subject, _ in items} == {"identity.role.granted"}

@@ -336,3 +336,37 @@ async def test_an_import_of_residents_in_one_packed_event_records_each_as_its_ow
     pack = identity_ev.ResidentsImported(residents=[resident(str(uuid.uuid4()), "新3"), resident(author.id, RENAMED)])
     assert await system.deliver_batch([("identity.membership.imported", pack)]) == [True]
     assert (await first_page())[0].author.display_name == RENAMED
+
+
+async def test_grants_sent_packed_show_each_badge_as_if_it_had_come_alone(system: Any) -> None:
+    """Identity sends a batch's run of grants packed (`identity.role.granted_many`: the volunteer badges of an
+    imported team): boards records each, and the author's badge shows on the kept page at once."""
+    place = await system.place()
+    author = await system.resident(place, name="赵*")
+    post = await author.call(
+        "CreatePost", pb.CreatePostRequest(board_id=place.boards[MATTERS], title="路灯", body="不亮")
+    )
+    replica = BoardsService(system.sessions, Outbox("boards", system.clock), system.clock)
+
+    async def badges() -> list[str]:
+        page = await replica.posts.home_feed(principal(author), place.neighbourhood, Page.of("", 20))
+        return [
+            badge for view in page.items if view.post.id == post.post.id for badge in post_to_proto(view).author.badges
+        ]
+
+    assert "volunteer" not in await badges()
+    newcomer = str(uuid.uuid4())
+    scope = f"n:{place.neighbourhood}"
+    pack = identity_ev.RolesGranted(
+        grants=[
+            identity_ev.RoleGranted(person_id=person, role="volunteer", scope=scope, granted_by="svc:volunteers")
+            for person in (newcomer, author.id)
+        ]
+    )
+    assert await system.deliver_batch([("identity.role.granted_many", pack)]) == [True]
+    assert "volunteer" in await badges(), "the kept page moved: its author's badge shows"
+    async with system.sessions() as session:
+        facts = await PeopleRepository(session).roles_and_names([newcomer, author.id])
+    assert sorted((f.person_id, f.role, f.scope) for f in facts if f.role is not None) == sorted(
+        [(newcomer, "volunteer", scope), (author.id, "volunteer", scope)]
+    )

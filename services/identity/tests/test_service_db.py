@@ -324,6 +324,27 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
         (True, "grant"),
     ]
     assert (records[v1], records[v2], records[v3]) == (False, True, False)
+    # The batch's two grants in a row travel as one packed event, the revocation after them on its own.
+    async with sessions() as session:
+        sent = (
+            await session.execute(
+                select(outbox.c.subject, outbox.c.payload)
+                .where(outbox.c.subject.like("identity.role.%"))
+                .order_by(outbox.c.id)
+            )
+        ).all()
+    decoded = {
+        "identity.role.granted": ev.RoleGranted,
+        "identity.role.granted_many": ev.RolesGranted,
+        "identity.role.revoked": ev.RoleRevoked,
+    }
+    ours = []
+    for subject, payload in sent:
+        message = decoded[subject].FromString(payload)
+        people_in = [g.person_id for g in message.grants] if subject.endswith("_many") else [message.person_id]
+        if set(people_in) & {p, q}:
+            ours.append((subject.rsplit(".", 1)[1], people_in))
+    assert ours == [("granted_many", [p, q]), ("revoked", [q])]
 
     ghost = str(uuid.uuid4())
     outcomes = await runner.apply_batch([approved(str(uuid.uuid4()), ghost), left(v2, p)])

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -30,8 +30,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shequtong_kit.clock import Clock, SystemClock
-from shequtong_kit.db import flushes_each_event, is_sqlite, outbox
+from shequtong_kit.db import InsertMany, flushes_each_event, is_sqlite, outbox
 from shequtong_kit.ids import new_id
+from shequtong_kit.packs import PACKED_RUNS, PACKS
 from shequtong_kit.telemetry import meter, tracer
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 _wakeups: set[asyncio.Event] = set()
 # Built once: a statement made per event (`.values(**row)`) had its cache key generated on every write.
 _INSERT = insert(outbox)
+# Many rows at once (an import's events, a batch's deferred ones): one unnested statement per 1,000 rows.
+_INSERT_MANY = InsertMany(outbox)
 
 
 def _wake_relays(_session: Any) -> None:
@@ -96,8 +99,7 @@ class Outbox:
         one round trip instead of one per event). Order is kept: ids are time-ordered in the given order."""
         now = self.clock.now()
         rows = [self._row(subject, message, now) for subject, message in events]
-        for start in range(0, len(rows), 1000):
-            await session.execute(_INSERT, rows[start : start + 1000])
+        await _INSERT_MANY.rows(session, rows)
         if rows:
             self._wake_after_commit(session)
         return [str(row["id"]) for row in rows]
@@ -130,10 +132,59 @@ _DEFERRED_ROWS = "shequtong.outbox.deferred_rows"
 
 
 async def write_deferred(session: AsyncSession) -> None:
-    """Inserts the rows `Outbox.add` kept in this session, 1,000 per statement; called before the commit."""
-    rows = session.info.pop(_DEFERRED_ROWS, None) or []
-    for start in range(0, len(rows), 1000):
-        await session.execute(_INSERT, rows[start : start + 1000])
+    """Inserts the rows `Outbox.add` kept in this session, 1,000 per statement; called before the commit.
+    Runs of two or more events of a subject in `packs.PACKED_RUNS` go as its packed events."""
+    await _INSERT_MANY.rows(session, packed_runs(session.info.pop(_DEFERRED_ROWS, None) or []))
+
+
+def packed_runs(rows: list[dict[str, Any]], limit: int = PACKED_EVENT_BYTES) -> list[dict[str, Any]]:
+    """The rows, with each run of two or more consecutive events of a subject in `PACKED_RUNS` replaced by
+    packed events of at most about `limit` bytes (the first item's id, time and trace headers; the order of
+    all events kept)."""
+    written: list[dict[str, Any]] = []
+    start = 0
+    while start < len(rows):
+        subject = rows[start]["subject"]
+        end = start + 1
+        while end < len(rows) and rows[end]["subject"] == subject:
+            end += 1
+        packed_as = PACKED_RUNS.get(subject)
+        if packed_as is None or end - start < 2:
+            written.extend(rows[start:end])
+        else:
+            written.extend(_packed_rows(rows[start:end], packed_as, limit))
+        start = end
+    return written
+
+
+def _packed_rows(run: list[dict[str, Any]], packed_as: str, limit: int) -> Iterator[dict[str, Any]]:
+    message_type = PACKS[packed_as].message
+    [field] = message_type.DESCRIPTOR.fields  # the one repeated field of the items
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for row in [*run, None]:
+        if row is not None and (not chunk or size + len(row["payload"]) + 8 <= limit):
+            chunk.append(row)
+            size += len(row["payload"]) + 8
+            continue
+        if len(chunk) == 1:
+            yield chunk[0]
+        else:
+            pack = message_type()
+            items = getattr(pack, field.name)
+            for item in chunk:
+                items.add().MergeFromString(item["payload"])
+            kind = message_type.DESCRIPTOR.full_name
+            headers = {**chunk[0]["headers"], "ce-type": kind, "ce-subject": packed_as}
+            yield {
+                **chunk[0],
+                "subject": packed_as,
+                "type": kind,
+                "payload": pack.SerializeToString(),
+                "headers": headers,
+            }
+        if row is not None:
+            chunk, size = [row], len(row["payload"]) + 8
 
 
 class OutboxRelay:

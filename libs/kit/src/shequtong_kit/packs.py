@@ -1,5 +1,6 @@
-"""Packed import events: a bulk import's created events travel many to one event (built with
-`outbox.packed`), and a consumer applies each item exactly as the event it stands for.
+"""Packed events: a bulk import's created events travel many to one event (built with `outbox.packed`),
+and so do runs of the events in `PACKED_RUNS` a consumer batch sends; a consumer applies each item exactly
+as the event it stands for.
 
 `route` and `peeked` (shequtong_kit.consumer) open these packs by themselves: a consumer that handles
 `identity.membership.verified` handles an imported resident's verification by also filtering the packed
@@ -22,6 +23,7 @@ RESIDENTS_IMPORTED = "identity.membership.imported"
 POSTS_IMPORTED = "boards.post.imported"
 COMMENTS_IMPORTED = "boards.comment.imported"
 VOLUNTEERS_IMPORTED = "volunteers.volunteer.imported"
+ROLES_GRANTED_MANY = "identity.role.granted_many"
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,19 @@ def _volunteers(pack: volunteers_ev.VolunteersImported) -> Iterator[tuple[str, M
         yield "volunteers.volunteer.approved", volunteer.approved
 
 
+def _grants(pack: identity_ev.RolesGranted) -> Iterator[tuple[str, Message]]:
+    for grant in pack.grants:
+        yield "identity.role.granted", grant
+
+
 PACKS: dict[str, Pack] = {
     RESIDENTS_IMPORTED: Pack(identity_ev.ResidentsImported, _residents),
     POSTS_IMPORTED: Pack(boards_ev.PostsImported, _posts),
     COMMENTS_IMPORTED: Pack(boards_ev.CommentsImported, _comments),
     VOLUNTEERS_IMPORTED: Pack(volunteers_ev.VolunteersImported, _volunteers),
+    ROLES_GRANTED_MANY: Pack(identity_ev.RolesGranted, _grants),
 }
+
+# Events a consumer batch sends packed when two or more of them come in a row (its outbox rows, written at
+# the batch's commit: `outbox.write_deferred`), as the packed subject whose one repeated field holds them.
+PACKED_RUNS: dict[str, str] = {"identity.role.granted": ROLES_GRANTED_MANY}

@@ -20,6 +20,7 @@ ROLE_REVOKED = "identity.role.revoked"
 PERSON_UPDATED = "identity.person.updated"
 # An import's residents: their verifications and party-member badges, packed (`route` opens it).
 RESIDENTS_IMPORTED = packs.RESIDENTS_IMPORTED
+ROLES_GRANTED_MANY = packs.ROLES_GRANTED_MANY
 
 ISSUE_REPORTED = "issues.issue.reported"
 # issues.issue.<transition> carry IssueStateChanged, except these, which have payloads of their own.
@@ -76,6 +77,7 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
                 ROLE_REVOKED,
                 PERSON_UPDATED,
                 RESIDENTS_IMPORTED,
+                ROLES_GRANTED_MANY,
             ],
             handler=route(
                 {

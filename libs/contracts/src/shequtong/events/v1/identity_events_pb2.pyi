@@ -193,6 +193,27 @@ class RoleGranted(google.protobuf.message.Message):
 Global___RoleGranted: typing_extensions.TypeAlias = RoleGranted
 
 @typing.final
+class RolesGranted(google.protobuf.message.Message):
+    """Subject identity.role.granted_many — two or more roles granted in a row by one transaction that handled
+    a batch of events (the volunteer badges of an imported team: one per volunteer), in order. Consumers
+    apply each item as the identity.role.granted it stands for (see shequtong_kit.packs).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: builtins.int
+    @property
+    def grants(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___RoleGranted]: ...
+    def __init__(
+        self,
+        *,
+        grants: collections.abc.Iterable[Global___RoleGranted] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["grants", b"grants"]) -> None: ...
+
+Global___RolesGranted: typing_extensions.TypeAlias = RolesGranted
+
+@typing.final
 class RoleRevoked(google.protobuf.message.Message):
     """Subject identity.role.revoked"""
 

@@ -261,6 +261,12 @@ class Upsert:
         kept: dict[Upsert, dict[tuple[Any, ...], dict[str, Any]]] = session.info.setdefault(_LATER, {})
         kept.setdefault(self, {})[tuple(values[key] for key in self._keys)] = values
 
+    async def many(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """Upserts the rows now, one statement per 1,000 on PostgreSQL (a key given twice: the last values)."""
+        latest = {tuple(row[key] for key in self._keys): row for row in rows}
+        if latest:
+            await self._write_many(session, list(latest.values()))
+
     async def _write_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if session.get_bind().dialect.name == "postgresql":
             for start in range(0, len(rows), 1000):
@@ -279,12 +285,18 @@ class InsertMany:
     takes natively (see `CompiledOnce`); JSON columns' values are encoded here. On SQLite SQLAlchemy's
     insert."""
 
-    def __init__(self, table: Table, keys: Sequence[str] = (), returned: str | None = None) -> None:
+    def __init__(
+        self,
+        table: Table,
+        keys: Sequence[str] = (),
+        returned: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         self._table = table
-        self._columns = [column.name for column in table.columns]
+        self._columns = list(columns) if columns is not None else [column.name for column in table.columns]
         # As SQLAlchemy binds them: None is JSON's null unless the column says none_as_null.
         self._json = {
-            column.name: bool(column.type.none_as_null) for column in table.columns if isinstance(column.type, JSON)
+            name: bool(table.c[name].type.none_as_null) for name in self._columns if isinstance(table.c[name].type, JSON)
         }
         self._returned = returned
         many: Any = unnested_insert(table, self._columns)
@@ -299,7 +311,8 @@ class InsertMany:
         self._sqlite = lite
 
     async def rows(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[Any]:
-        """Inserts the rows; returns the `returned` values of those this call inserted (none without it)."""
+        """Inserts the rows (each with a value for every column named: by default all); returns the `returned`
+        values of those this call inserted (none without it)."""
         inserted: set[Any] = set()
         postgres = session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(rows), 1000):

@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from shequtong_kit import prefetch
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import region_directory
+from shequtong_kit.db import InsertMany, Upsert, region_directory
 from shequtong_kit.errors import InvalidArgument, NotFound
 from shequtong_kit.pagination import decode_cursor
 from shequtong_volunteers.domain import activities as activity_rules
@@ -584,22 +583,20 @@ class ImportRepository:
         return found
 
     async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(rows, 1000):
-            if chunk:
-                await self.session.execute(insert(model), list(chunk))
+        if rows:
+            await _insert_many(model.__table__, tuple(rows[0])).rows(self.session, rows)
 
     async def upsert_people(self, names: dict[str, str], now: datetime) -> None:
         """The display-name projection (as identity.membership.verified would write it), in one statement per chunk."""
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
-        make = pg_insert if dialect == "postgresql" else sqlite_insert
         rows = [{"person_id": p, "display_name": n, "updated_at": now} for p, n in sorted(names.items()) if n]
-        if not rows:
-            return
-        # One cached statement, executed for many rows (a 1,000-row VALUES clause is slow to compile).
-        table: Any = Person.__table__
-        statement = make(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["person_id"],
-            set_={"display_name": statement.excluded.display_name, "updated_at": statement.excluded.updated_at},
-        )
-        await self.session.execute(statement, rows)
+        await _PEOPLE.many(self.session, rows)
+
+
+@functools.cache
+def _insert_many(table: Any, columns: tuple[str, ...]) -> InsertMany:
+    return InsertMany(table, columns=columns)
+
+
+_PEOPLE = Upsert(
+    Person.__table__, ["person_id", "display_name", "updated_at"], ["person_id"], ["display_name", "updated_at"]
+)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from shequtong_identity.models import (
 )
 from shequtong_kit import auth, prefetch
 from shequtong_kit.consumer import flushes_each_event
+from shequtong_kit.db import InsertMany, matches_any
 
 IN_BATCH = 500  # values per IN (...) list
 
@@ -370,10 +372,11 @@ class ResidentImportRepository:
         self.session = session
 
     async def _pairs(self, query: Any, column: Any, values: Iterable[str]) -> list[Any]:
+        wanted = sorted(set(values))
+        statement = query.where(matches_any(column, "values", self.session.get_bind().dialect.name))
         found: list[Any] = []
-        for chunk in _chunks(sorted(set(values))):
-            if chunk:
-                found.extend((await self.session.execute(query.where(column.in_(chunk)))).all())
+        for start in range(0, len(wanted), 1000):
+            found.extend((await self.session.execute(statement, {"values": wanted[start : start + 1000]})).all())
         return found
 
     async def imported(self, kind: str, refs: Iterable[str]) -> dict[str, str]:
@@ -427,20 +430,12 @@ class ResidentImportRepository:
         if not rows:
             return []
         rows = sorted(rows, key=lambda r: (r["neighbourhood_id"], r["address_key"]))
-        table = Household.__table__
-        # executemany of one cached statement (batched by SQLAlchemy's insertmanyvalues), not .values(list):
-        # compiling a 1,000-row VALUES clause costs more than the insert itself.
-        statement = (
-            _insert_ignoring_conflicts(self.session, table)
-            .on_conflict_do_nothing(index_elements=["neighbourhood_id", "address_key"])
-            .returning(table.c.id)
-        )
-        return [row[0] for row in await self.session.execute(statement, rows)]
+        return list(await _NEW_HOUSEHOLDS.rows(self.session, rows))
 
     async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(rows, 1000):
-            if chunk:
-                await self.session.execute(insert(model), list(chunk))
+        """The rows (each with every column of the table) in one statement per 1,000 (`InsertMany`)."""
+        if rows:
+            await _insert_all(model.__table__).rows(self.session, rows)
 
     async def verified_of(self, person_ids: Iterable[str]) -> list[tuple[str, str, str, str]]:
         """(person id, neighbourhood id, household id, display name) of every verified membership."""
@@ -661,3 +656,11 @@ class VolunteerBadgeBatch:
     def granted(self, grant: RoleGrant) -> None:
         if grant.role == auth.VOLUNTEER and grant.person_id in self.people:
             self.grants[(grant.person_id, grant.scope)] = grant
+
+
+@functools.cache
+def _insert_all(table: Any) -> InsertMany:
+    return InsertMany(table)
+
+
+_NEW_HOUSEHOLDS = InsertMany(Household.__table__, ["neighbourhood_id", "address_key"], "id")

@@ -431,7 +431,9 @@ _LOCK_POSTS = CompiledOnce(
     select(Post.__table__.c.id)
     .where(Post.__table__.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(String()))))
     .order_by(Post.__table__.c.id)
-    .with_for_update()
+    # The lock the UPDATE takes (FOR UPDATE would also wait on other batches' foreign-key checks of their
+    # new comments, which hold KEY SHARE on the same posts: a deadlock).
+    .with_for_update(key_share=True)
 )
 _ADDED = (
     func.unnest(

@@ -295,9 +295,8 @@ class InsertMany:
         self._table = table
         self._columns = list(columns) if columns is not None else [column.name for column in table.columns]
         # As SQLAlchemy binds them: None is JSON's null unless the column says none_as_null.
-        self._json = {
-            name: bool(table.c[name].type.none_as_null) for name in self._columns if isinstance(table.c[name].type, JSON)
-        }
+        types = {name: table.c[name].type for name in self._columns}
+        self._json = {name: bool(kind.none_as_null) for name, kind in types.items() if isinstance(kind, JSON)}
         self._returned = returned
         many: Any = unnested_insert(table, self._columns)
         lite: Any = sqlite.insert(table)

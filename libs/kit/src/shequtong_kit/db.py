@@ -4,6 +4,7 @@ plus the kit's own tables (outbox, inbox, idempotency, region directory) and Ale
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -285,18 +286,13 @@ class InsertMany:
     takes natively (see `CompiledOnce`); JSON columns' values are encoded here. On SQLite SQLAlchemy's
     insert."""
 
-    def __init__(
-        self,
-        table: Table,
-        keys: Sequence[str] = (),
-        returned: str | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> None:
+    def __init__(self, table: Table, keys: Sequence[str] = (), returned: str | None = None) -> None:
         self._table = table
-        self._columns = list(columns) if columns is not None else [column.name for column in table.columns]
+        self._columns = [column.name for column in table.columns]
         # As SQLAlchemy binds them: None is JSON's null unless the column says none_as_null.
-        types = {name: table.c[name].type for name in self._columns}
-        self._json = {name: bool(kind.none_as_null) for name, kind in types.items() if isinstance(kind, JSON)}
+        self._json = {
+            column.name: bool(column.type.none_as_null) for column in table.columns if isinstance(column.type, JSON)
+        }
         self._returned = returned
         many: Any = unnested_insert(table, self._columns)
         lite: Any = sqlite.insert(table)
@@ -310,8 +306,8 @@ class InsertMany:
         self._sqlite = lite
 
     async def rows(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[Any]:
-        """Inserts the rows (each with a value for every column named: by default all); returns the `returned`
-        values of those this call inserted (none without it)."""
+        """Inserts the rows (each with a value for every column of the table); returns the `returned` values of
+        those this call inserted (none without it)."""
         inserted: set[Any] = set()
         postgres = session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(rows), 1000):
@@ -329,6 +325,13 @@ class InsertMany:
             else:
                 inserted.update(row[0] for row in await self._postgres.rows(session, arrays))
         return inserted
+
+
+@functools.cache
+def insert_many(table: Table, keys: tuple[str, ...] = (), returned: str | None = None) -> InsertMany:
+    """The table's `InsertMany` of that shape, built on first use (for a repository that inserts into any of
+    its tables)."""
+    return InsertMany(table, keys, returned)
 
 
 def _json_text(value: Any) -> str:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,7 @@ from shequtong_identity.models import (
 )
 from shequtong_kit import auth, prefetch
 from shequtong_kit.consumer import flushes_each_event
-from shequtong_kit.db import InsertMany, matches_any
+from shequtong_kit.db import InsertMany, insert_many, matches_any
 
 IN_BATCH = 500  # values per IN (...) list
 
@@ -435,7 +434,7 @@ class ResidentImportRepository:
     async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
         """The rows (each with every column of the table) in one statement per 1,000 (`InsertMany`)."""
         if rows:
-            await _insert_all(model.__table__).rows(self.session, rows)
+            await insert_many(model.__table__).rows(self.session, rows)
 
     async def verified_of(self, person_ids: Iterable[str]) -> list[tuple[str, str, str, str]]:
         """(person id, neighbourhood id, household id, display name) of every verified membership."""
@@ -656,11 +655,6 @@ class VolunteerBadgeBatch:
     def granted(self, grant: RoleGrant) -> None:
         if grant.role == auth.VOLUNTEER and grant.person_id in self.people:
             self.grants[(grant.person_id, grant.scope)] = grant
-
-
-@functools.cache
-def _insert_all(table: Any) -> InsertMany:
-    return InsertMany(table)
 
 
 _NEW_HOUSEHOLDS = InsertMany(Household.__table__, ["neighbourhood_id", "address_key"], "id")

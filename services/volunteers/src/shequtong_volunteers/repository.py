@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from sqlalchemy.sql import Select
 
 from shequtong_kit import prefetch
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import InsertMany, Upsert, region_directory
+from shequtong_kit.db import Upsert, insert_many, region_directory
 from shequtong_kit.errors import InvalidArgument, NotFound
 from shequtong_kit.pagination import decode_cursor
 from shequtong_volunteers.domain import activities as activity_rules
@@ -584,17 +583,12 @@ class ImportRepository:
 
     async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await _insert_many(model.__table__, tuple(rows[0])).rows(self.session, rows)
+            await insert_many(model.__table__).rows(self.session, rows)
 
     async def upsert_people(self, names: dict[str, str], now: datetime) -> None:
         """The display-name projection (as identity.membership.verified would write it), in one statement per chunk."""
         rows = [{"person_id": p, "display_name": n, "updated_at": now} for p, n in sorted(names.items()) if n]
         await _PEOPLE.many(self.session, rows)
-
-
-@functools.cache
-def _insert_many(table: Any, columns: tuple[str, ...]) -> InsertMany:
-    return InsertMany(table, columns=columns)
 
 
 _PEOPLE = Upsert(

@@ -64,7 +64,7 @@ from shequtong_boards.usecases.topics import STAGE_NAMES
 from shequtong_boards.views import SYSTEM_AUTHOR
 from shequtong_kit import auth
 from shequtong_kit.auth import Lineage, Principal
-from shequtong_kit.db import CompiledOnce, InsertMany, PlannerStatistics, rows_among
+from shequtong_kit.db import CompiledOnce, PlannerStatistics, insert_many, rows_among
 from shequtong_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shequtong_kit.ids import new_id
 
@@ -317,23 +317,10 @@ async def existing_refs(session: AsyncSession, model: Any, refs: Sequence[str]) 
     }
 
 
-# Posts and comments come by the million: their rows go in as arrays, one statement compiled once.
-_INSERT_MANY = {model: InsertMany(model.__table__, ["external_ref"], "id") for model in (Post, Comment)}
-
-
 async def insert_new(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> set[str]:
-    """Bulk INSERT … ON CONFLICT (external_ref) DO NOTHING RETURNING id: the ids this call inserted."""
-    if not rows:
-        return set()
-    if model in _INSERT_MANY:
-        return await _INSERT_MANY[model].rows(session, rows)
-    table = model.__table__  # Core, not the ORM's bulk path: plain rows in, ids out
-    statement = _insert(session, table).on_conflict_do_nothing(index_elements=["external_ref"]).returning(table.c.id)
-    inserted: set[str] = set()
-    for start in range(0, len(rows), 1000):
-        result = await session.execute(statement, rows[start : start + 1000])
-        inserted.update(result.scalars().all())
-    return inserted
+    """Bulk INSERT … ON CONFLICT (external_ref) DO NOTHING RETURNING id: the ids this call inserted (posts and
+    comments come by the million: their rows go in as arrays, one statement compiled once)."""
+    return await insert_many(model.__table__, ("external_ref",), "id").rows(session, rows)
 
 
 async def posts_imported(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

@@ -19,8 +19,10 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
@@ -158,33 +160,24 @@ def packed_runs(rows: list[dict[str, Any]], limit: int = PACKED_EVENT_BYTES) -> 
 
 
 def _packed_rows(run: list[dict[str, Any]], packed_as: str, limit: int) -> Iterator[dict[str, Any]]:
+    """The run's rows as packed events, split by size as `packed` splits an import's items."""
     message_type = PACKS[packed_as].message
     [field] = message_type.DESCRIPTOR.fields  # the one repeated field of the items
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for row in [*run, None]:
-        if row is not None and (not chunk or size + len(row["payload"]) + 8 <= limit):
-            chunk.append(row)
-            size += len(row["payload"]) + 8
-            continue
+    item_type = message_factory.GetMessageClass(cast(Descriptor, field.message_type))
+    kind = message_type.DESCRIPTOR.full_name
+    first = 0
+    for chunk in packed([item_type.FromString(row["payload"]) for row in run], limit):
+        row, first = run[first], first + len(chunk)
         if len(chunk) == 1:
-            yield chunk[0]
-        else:
-            pack = message_type()
-            items = getattr(pack, field.name)
-            for item in chunk:
-                items.add().MergeFromString(item["payload"])
-            kind = message_type.DESCRIPTOR.full_name
-            headers = {**chunk[0]["headers"], "ce-type": kind, "ce-subject": packed_as}
-            yield {
-                **chunk[0],
-                "subject": packed_as,
-                "type": kind,
-                "payload": pack.SerializeToString(),
-                "headers": headers,
-            }
-        if row is not None:
-            chunk, size = [row], len(row["payload"]) + 8
+            yield row
+            continue
+        yield {
+            **row,
+            "subject": packed_as,
+            "type": kind,
+            "payload": message_type(**{field.name: chunk}).SerializeToString(),
+            "headers": {**row["headers"], "ce-type": kind, "ce-subject": packed_as},
+        }
 
 
 class OutboxRelay:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +26,25 @@ def test_ids_are_time_ordered_and_unique() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(i[14] == "7" for i in ids)  # UUID version 7
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(str(u) == i and u.version == 7 and u.variant == uuid.RFC_4122 for u, i in zip(parsed, ids, strict=True))
+    assert len({i[-12:] for i in ids}) == len(ids)  # the random part differs every time, not only the clock
+
+
+def test_a_forked_child_does_not_repeat_its_parents_random_bits() -> None:
+    new_id()  # the parent holds random bytes it has not used yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, " ".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 1 << 16).decode().split()
+    os.close(read)
+    parent = [new_id() for _ in range(50)]
+    assert len(child) == 50
+    assert not {i[-12:] for i in child} & {i[-12:] for i in parent}
 
 
 def test_manual_clock_moves_only_when_told() -> None:

@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
-    column,
     delete,
     event,
     func,
@@ -29,7 +28,6 @@ from sqlalchemy import (
     union,
     union_all,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -699,6 +697,30 @@ def _roles_and_names_statement(dialect: str) -> CompoundSelect:
 _ROLES_AND_NAMES = {dialect: _roles_and_names_statement(dialect) for dialect in DIALECTS}
 
 
+def _on_feeds_among_statement(dialect: str) -> Select[Any] | CompoundSelect:
+    """Built once per dialect: the people's ids are one array parameter on PostgreSQL (a VALUES list of
+    them was compiled again on every call, most of the people consumer's CPU under a resident import)."""
+    if dialect != "postgresql":  # SQLite has no arrays (nor column names for a VALUES list); small data sets
+        ids = bindparam("person_ids", expanding=True)
+        return union(
+            select(Post.author_id).where(Post.author_id.in_(ids)),
+            select(MentionRow.person_id).where(MentionRow.person_id.in_(ids), MentionRow.target_type == POST),
+        )
+    wanted = (
+        func.unnest(bindparam("person_ids", type_=postgresql.ARRAY(String)))
+        .table_valued("person_id")
+        .render_derived(name="wanted", with_types=False)
+    )
+    authored = select(Post.id).where(Post.author_id == wanted.c.person_id).exists()
+    mentioned = (
+        select(MentionRow.id).where(MentionRow.person_id == wanted.c.person_id, MentionRow.target_type == POST).exists()
+    )
+    return select(wanted.c.person_id).where(authored | mentioned)
+
+
+_ON_FEEDS_AMONG = {dialect: _on_feeds_among_statement(dialect) for dialect in DIALECTS}
+
+
 # The people projections are written once per identity event (a resident import sends them by the
 # hundred thousand): statements built and compiled once.
 _RECORD_MEMBER = Upsert(
@@ -804,21 +826,8 @@ class PeopleRepository:
         ids = sorted(set(person_ids))
         if not ids:
             return set()
-        if _dialect(self.session) == "sqlite":  # no column names for a VALUES list there; small data sets
-            authored_by = select(Post.author_id).where(Post.author_id.in_(ids))
-            mentioned_in = select(MentionRow.person_id).where(
-                MentionRow.person_id.in_(ids), MentionRow.target_type == POST
-            )
-            return {row[0] for row in await self.session.execute(union(authored_by, mentioned_in))}
-        wanted = values(column("person_id", String), name="wanted").data([(person_id,) for person_id in ids])
-        authored = select(Post.id).where(Post.author_id == wanted.c.person_id).exists()
-        mentioned = (
-            select(MentionRow.id)
-            .where(MentionRow.person_id == wanted.c.person_id, MentionRow.target_type == POST)
-            .exists()
-        )
-        found = await self.session.execute(select(wanted.c.person_id).where(authored | mentioned))
-        return {row[0] for row in found}
+        dialect = _dialect(self.session)
+        return {row[0] for row in await self.session.execute(_ON_FEEDS_AMONG[dialect], {"person_ids": ids})}
 
     async def record_member(self, values: dict[str, Any]) -> None:
         await _RECORD_MEMBER.later(self.session, values)

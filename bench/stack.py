@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -43,7 +43,11 @@ def process_groups(stack: Stack, nats: NatsServer | None = None) -> dict[str, li
 
 
 @contextlib.contextmanager
-def running_stack(log_level: str = "WARNING") -> Iterator[tuple[Stack, dict[str, str]]]:
+def running_stack(
+    log_level: str = "WARNING", replicas: Mapping[str, int] | None = None
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """`replicas`: how many processes a gRPC service runs (1 when not named); the others share its
+    database, outbox relay and durable consumers, as the chart's replicas do."""
     with temp_workdir("shequtong-bench-") as workdir:
         databases = Databases(workdir)
         nats = NatsServer(workdir).start()
@@ -58,6 +62,9 @@ def running_stack(log_level: str = "WARNING") -> Iterator[tuple[Stack, dict[str,
             stack.migrate()
             stack.start_all()
             stack.wait_ready()
+            for name, count in (replicas or {}).items():
+                for _ in range(count - 1):
+                    stack.start_replica(name)
             yield stack, operator_headers(stack)
         finally:
             stack.stop_all()

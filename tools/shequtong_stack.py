@@ -110,6 +110,8 @@ class Stack:
     metrics_ports: dict[str, int] = field(default_factory=dict)
     http_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Further replicas of a service (the chart runs several): their gRPC ports, in start order.
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for index, svc in enumerate((*GRPC_SERVICES, GATEWAY, SIMULATOR)):
@@ -123,6 +125,11 @@ class Stack:
     # --- addresses -------------------------------------------------------------------------------
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.grpc_ports[name]}"
+
+    def balanced_addr(self, name: str) -> str:
+        """A gRPC target over every replica of `name` (use with the round_robin load-balancing policy)."""
+        ports = [self.grpc_ports[name], *self.replica_ports.get(name, [])]
+        return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
 
     @property
     def gateway_url(self) -> str:
@@ -226,6 +233,22 @@ class Stack:
         self.processes[name] = proc
         if wait:
             self.wait(name)
+        return proc
+
+    def start_replica(self, name: str, timeout: float = 90) -> ServiceProcess:
+        """One more replica of a gRPC service: the same database and NATS, its own ports (it shares the
+        outbox relay and the durable consumers with the others, as the chart's replicas do)."""
+        svc = next(s for s in GRPC_SERVICES if s.name == name)
+        ports = self.replica_ports.setdefault(name, [])
+        index = len(ports) + 2
+        port = free_port()
+        env = {**self.env_for(name), "GRPC_PORT": str(port), "METRICS_PORT": str(free_port())}
+        if svc.http:
+            env["HTTP_PORT"] = str(free_port())
+        proc = ServiceProcess(f"{name}-{index}", svc.module, env, self.log_dir or self.workdir).start()
+        self.processes[proc.name] = proc
+        ports.append(port)
+        wait_grpc_serving(port, timeout, proc)
         return proc
 
     def wait(self, name: str, timeout: float = 90) -> None:

@@ -659,3 +659,41 @@ def test_a_batch_sends_runs_of_grants_packed_in_order_and_within_the_size() -> N
     persons = [item.person_id[:3] for items in held for _, item in items]
     assert persons == ["p01", "p02"] + [f"p{n:02d}" for n in range(6, 16)]
     assert {subject for items in held for subject, _ in items} == {"identity.role.granted"}
+
+
+def test_pack_items_gives_every_event_a_pack_stands_for_in_order_whatever_its_subject() -> None:
+    """A consumer that reads subjects by pattern (every `issues.issue.<transition>` is a state change) opens
+    a pack with `pack_items`: every item with the subject it stands for, in order; an item of a kind this
+    reader does not know is left out; a delivery that is not a pack gives None; a pack that does not decode
+    is poison (a prefetch's peek gives nothing instead)."""
+    from shequtong.events.v1 import issues_events_pb2 as iss
+    from shequtong_kit.consumer import pack_items
+    from shequtong_kit.packs import ISSUES_IMPORTED
+
+    def received(subject: str, payload: bytes) -> ReceivedEvent:
+        return ReceivedEvent("e1", subject, "", "issues", "2026-01-01T00:00:00+00:00", payload, {}, 1)
+
+    pack = iss.IssueEventsImported(
+        events=[
+            iss.ImportedIssueEvent(subject="issues.issue.reported", reported=iss.IssueReported(issue_id="i1")),
+            iss.ImportedIssueEvent(subject="issues.record.assigned", assigned=iss.IssueAssigned(issue_id="i1")),
+            iss.ImportedIssueEvent(subject="issues.issue.from_the_future"),  # no payload this reader knows
+            iss.ImportedIssueEvent(
+                subject="issues.issue.acknowledged", state_changed=iss.IssueStateChanged(issue_id="i1", round=1)
+            ),
+            iss.ImportedIssueEvent(subject="issues.issue.rated", rated=iss.IssueRated(issue_id="i2", rating=5)),
+        ]
+    )
+    items = pack_items(received(ISSUES_IMPORTED, pack.SerializeToString()))
+    assert items is not None
+    assert [(subject, type(message).__name__, message.issue_id) for subject, message in items] == [
+        ("issues.issue.reported", "IssueReported", "i1"),
+        ("issues.record.assigned", "IssueAssigned", "i1"),
+        ("issues.issue.acknowledged", "IssueStateChanged", "i1"),
+        ("issues.issue.rated", "IssueRated", "i2"),
+    ]
+    single = iss.IssueReported(issue_id="i3").SerializeToString()
+    assert pack_items(received("issues.issue.reported", single)) is None
+    with pytest.raises(PoisonMessage):
+        pack_items(received(ISSUES_IMPORTED, b"\xff\xff"))
+    assert pack_items(received(ISSUES_IMPORTED, b"\xff\xff"), peek=True) == []

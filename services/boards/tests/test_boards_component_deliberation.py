@@ -460,3 +460,43 @@ async def test_an_issue_reported_and_progressed_in_one_batch_replies_on_its_post
         thread = await resident.call("ListComments", pb.ListCommentsRequest(post_id=post.id))
         bodies = [c.body for c in thread.comments]
         assert len(bodies) == 2 and "已转为问题工单" in bodies[0] and note in bodies[1], bodies
+
+
+async def test_an_imported_issues_events_in_one_pack_reply_as_if_each_had_come_alone(
+    system: Any, place: Any
+) -> None:
+    """An import of issues sends their events packed (`issues.record.imported`): each item is handled as the
+    event it stands for — the post shows it became an issue and each progress reply; two state changes of
+    one pack are two replies (each item its own source event); the rest (assigned, rated) changes nothing."""
+    resident = await system.resident(place)
+    board = place.boards["neighbourhood_matters"]
+    post = (await resident.call("CreatePost", pb.CreatePostRequest(board_id=board, title="井盖", body="松动"))).post
+    issue_id = str(uuid.uuid4())
+
+    def item(subject: str, **event: Any) -> issues_ev.ImportedIssueEvent:
+        return issues_ev.ImportedIssueEvent(subject=subject, **event)
+
+    def changed(note: str) -> issues_ev.IssueStateChanged:
+        return issues_ev.IssueStateChanged(issue_id=issue_id, neighbourhood_id=place.neighbourhood, note=note)
+
+    pack = issues_ev.IssueEventsImported(
+        events=[
+            item("issues.record.assigned", assigned=issues_ev.IssueAssigned(issue_id=issue_id)),
+            item(
+                "issues.issue.reported",
+                reported=issues_ev.IssueReported(
+                    issue_id=issue_id, neighbourhood_id=place.neighbourhood, source="post", source_post_id=post.id
+                ),
+            ),
+            item("issues.issue.acknowledged", state_changed=changed("已受理")),
+            item("issues.issue.rated", rated=issues_ev.IssueRated(issue_id=issue_id, rating=5)),
+            item("issues.issue.resolved", state_changed=changed("已更换井盖")),
+        ]
+    )
+    assert await system.deliver_batch([("issues.record.imported", pack)]) == [True]
+    thread = await resident.call("ListComments", pb.ListCommentsRequest(post_id=post.id))
+    bodies = [c.body for c in thread.comments]
+    assert len(bodies) == 3 and all(c.kind == pb.COMMENT_KIND_SYSTEM for c in thread.comments), bodies
+    assert "已转为问题工单" in bodies[0] and "已受理" in bodies[1] and "已更换井盖" in bodies[2]
+    seen = (await resident.call("GetPost", pb.GetPostRequest(post_id=post.id))).post
+    assert seen.issue_id == issue_id and seen.comment_count == 3

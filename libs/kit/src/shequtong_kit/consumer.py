@@ -180,6 +180,17 @@ def opened(event: ReceivedEvent, kinds: Mapping[str, type[Message]]) -> list[tup
     return _held(event, kinds, ReceivedEvent.parse)
 
 
+def pack_items(event: ReceivedEvent, *, peek: bool = False) -> list[tuple[str, Message]] | None:
+    """Every event a packed delivery stands for, as (subject, message) in order, whatever their subjects —
+    for a consumer that reads subjects by pattern (`issues.issue.<transition>`), not from a table; None when
+    the delivery is not a pack. A pack that does not decode raises PoisonMessage (`peek`: gives [])."""
+    pack = PACKS.get(event.subject)
+    if pack is None:
+        return None
+    held = event.peek(pack.message) if peek else event.parse(pack.message)
+    return [] if held is None else list(pack.items(held))
+
+
 def route(
     table: dict[str, tuple[type[Message], Callable[[AsyncSession, Any, ReceivedEvent], Awaitable[None]]]],
 ) -> Handler:

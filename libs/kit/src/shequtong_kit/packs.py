@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
+from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 
 RESIDENTS_IMPORTED = "identity.membership.imported"
@@ -24,6 +25,7 @@ POSTS_IMPORTED = "boards.post.imported"
 COMMENTS_IMPORTED = "boards.comment.imported"
 VOLUNTEERS_IMPORTED = "volunteers.volunteer.imported"
 ROLES_GRANTED_MANY = "identity.role.granted_many"
+ISSUES_IMPORTED = "issues.record.imported"
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,20 @@ def _grants(pack: identity_ev.RolesGranted) -> Iterator[tuple[str, Message]]:
         yield "identity.role.granted", grant
 
 
+def _issue_events(pack: issues_ev.IssueEventsImported) -> Iterator[tuple[str, Message]]:
+    for item in pack.events:
+        kind = item.WhichOneof("event")
+        if kind is not None:  # an item of a kind added later than this reader: not for it
+            yield item.subject, getattr(item, kind)
+
+
 PACKS: dict[str, Pack] = {
     RESIDENTS_IMPORTED: Pack(identity_ev.ResidentsImported, _residents),
     POSTS_IMPORTED: Pack(boards_ev.PostsImported, _posts),
     COMMENTS_IMPORTED: Pack(boards_ev.CommentsImported, _comments),
     VOLUNTEERS_IMPORTED: Pack(volunteers_ev.VolunteersImported, _volunteers),
     ROLES_GRANTED_MANY: Pack(identity_ev.RolesGranted, _grants),
+    ISSUES_IMPORTED: Pack(issues_ev.IssueEventsImported, _issue_events),
 }
 
 # Events a consumer batch sends packed when two or more of them come in a row (its outbox rows, written at

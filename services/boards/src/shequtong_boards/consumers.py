@@ -4,6 +4,8 @@ its own unique keys (upserts for projections, one system reply per source event)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +13,7 @@ from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong_boards.service import BoardsService
 from shequtong_kit import packs, regions
-from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, peeked, route
+from shequtong_kit.consumer import ConsumerSpec, ReceivedEvent, pack_items, peeked, route
 
 MEMBERSHIP_VERIFIED = "identity.membership.verified"
 MEMBERSHIP_LEFT = "identity.membership.left"
@@ -25,6 +27,8 @@ ROLES_GRANTED_MANY = packs.ROLES_GRANTED_MANY
 ISSUE_REPORTED = "issues.issue.reported"
 # issues.issue.<transition> carry IssueStateChanged, except these, which have payloads of their own.
 ISSUE_OTHER = {"issues.issue.dispatch_requested", "issues.issue.sla_breached", "issues.issue.rated"}
+# An import's historic issues: their events, packed (under issues.record.*: not a state change).
+ISSUES_IMPORTED = packs.ISSUES_IMPORTED
 
 
 def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
@@ -40,14 +44,30 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
         return subject.startswith("issues.issue.") and subject not in ISSUE_OTHER and subject != ISSUE_REPORTED
 
     async def issue_event(session: AsyncSession, event: ReceivedEvent) -> None:
-        if event.subject == ISSUE_REPORTED:
-            await people.issue_reported(session, event.parse(issues_ev.IssueReported), event)
-        elif changes_state(event.subject):
-            await people.issue_state_changed(session, event.parse(issues_ev.IssueStateChanged), event)
+        items = pack_items(event)
+        if items is None:
+            if event.subject == ISSUE_REPORTED:
+                await people.issue_reported(session, event.parse(issues_ev.IssueReported), event)
+            elif changes_state(event.subject):
+                await people.issue_state_changed(session, event.parse(issues_ev.IssueStateChanged), event)
+            return
+        for index, (subject, message) in enumerate(items):
+            # Each item its own event id: a status reply is made once per source event.
+            item = replace(event, id=f"{event.id}#{index}", subject=subject)
+            if subject == ISSUE_REPORTED:
+                await people.issue_reported(session, cast(issues_ev.IssueReported, message), item)
+            elif changes_state(subject):
+                await people.issue_state_changed(session, cast(issues_ev.IssueStateChanged, message), item)
 
     async def issue_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        changed = (event.peek(issues_ev.IssueStateChanged) for event in events if changes_state(event.subject))
-        await people.issue_batch(session, [message.issue_id for message in changed if message is not None])
+        changed: list[str] = []
+        for event in events:
+            items = pack_items(event, peek=True)
+            if items is not None:
+                changed += [cast(issues_ev.IssueStateChanged, m).issue_id for s, m in items if changes_state(s)]
+            elif changes_state(event.subject) and (message := event.peek(issues_ev.IssueStateChanged)) is not None:
+                changed.append(message.issue_id)
+        await people.issue_batch(session, changed)
 
     people_events = {
         MEMBERSHIP_VERIFIED: identity_ev.MemberVerified,
@@ -96,7 +116,7 @@ def consumer_specs(service: BoardsService) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="boards-issue-feedback",
             stream="ISSUES",
-            subjects=["issues.issue.>"],
+            subjects=["issues.issue.>", ISSUES_IMPORTED],
             handler=issue_event,
             prefetch=issue_batch,
         ),

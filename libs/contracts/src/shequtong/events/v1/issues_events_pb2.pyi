@@ -435,3 +435,67 @@ class IssueRecategorised(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["actor_id", b"actor_id", "from_category_code", b"from_category_code", "issue_id", b"issue_id", "neighbourhood_id", b"neighbourhood_id", "occurred_at", b"occurred_at", "to_category_code", b"to_category_code"]) -> None: ...
 
 Global___IssueRecategorised: typing_extensions.TypeAlias = IssueRecategorised
+
+@typing.final
+class IssueEventsImported(google.protobuf.message.Message):
+    """Subject issues.record.imported — an import's historic issues, their events packed in the order the
+    issues' records hold them (a district's history is hundreds of thousands of events). Under
+    issues.record.*, not issues.issue.*, so a consumer that does not know it never reads it as a state
+    change. Each item is handled exactly as the event it stands for.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: builtins.int
+    @property
+    def events(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ImportedIssueEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: collections.abc.Iterable[Global___ImportedIssueEvent] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["events", b"events"]) -> None: ...
+
+Global___IssueEventsImported: typing_extensions.TypeAlias = IssueEventsImported
+
+@typing.final
+class ImportedIssueEvent(google.protobuf.message.Message):
+    """One event of an import: the subject it stands for, and its message."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: builtins.int
+    REPORTED_FIELD_NUMBER: builtins.int
+    STATE_CHANGED_FIELD_NUMBER: builtins.int
+    SLA_BREACHED_FIELD_NUMBER: builtins.int
+    RATED_FIELD_NUMBER: builtins.int
+    ASSIGNED_FIELD_NUMBER: builtins.int
+    subject: builtins.str
+    """issues.issue.reported, issues.issue.<transition>, issues.issue.sla_breached, issues.issue.rated or
+    issues.record.assigned.
+    """
+    @property
+    def reported(self) -> Global___IssueReported: ...
+    @property
+    def state_changed(self) -> Global___IssueStateChanged: ...
+    @property
+    def sla_breached(self) -> Global___IssueSlaBreached: ...
+    @property
+    def rated(self) -> Global___IssueRated: ...
+    @property
+    def assigned(self) -> Global___IssueAssigned: ...
+    def __init__(
+        self,
+        *,
+        subject: builtins.str = ...,
+        reported: Global___IssueReported | None = ...,
+        state_changed: Global___IssueStateChanged | None = ...,
+        sla_breached: Global___IssueSlaBreached | None = ...,
+        rated: Global___IssueRated | None = ...,
+        assigned: Global___IssueAssigned | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["assigned", b"assigned", "event", b"event", "rated", b"rated", "reported", b"reported", "sla_breached", b"sla_breached", "state_changed", b"state_changed"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["assigned", b"assigned", "event", b"event", "rated", b"rated", "reported", b"reported", "sla_breached", b"sla_breached", "state_changed", b"state_changed", "subject", b"subject"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["event", b"event"]) -> typing.Literal["reported", "state_changed", "sla_breached", "rated", "assigned"] | None: ...
+
+Global___ImportedIssueEvent: typing_extensions.TypeAlias = ImportedIssueEvent

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -356,6 +357,229 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
             .all()
         )
     assert held == [], "p's last team left: the badge goes, though a poisoned event shared the batch"
+
+
+async def _badge_world(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession], suffix: str, names: tuple[str, ...]
+) -> list[str]:
+    """People of these names (a world of the test), fresh phones and ID numbers."""
+    people = []
+    for name in names:
+        phone = "135" + str(uuid.uuid4().int % 10**8).zfill(8)
+        async with sessions() as session, session.begin():
+            person = await service._new_person(session, name, phone, _id_number(suffix + uuid.uuid4().hex), "pw-long-x")
+        people.append(person.id)
+    return people
+
+
+async def _badges_of(sessions: async_sessionmaker[AsyncSession], people: list[str], volunteers: list[str]) -> object:
+    """Everything the badge rule wrote for these people and volunteers, in order, named by their index in the
+    lists (two worlds compare equal when they did the same): grants, audits, records, events (packed runs
+    of grants opened)."""
+    who = {person: f"P{i}" for i, person in enumerate(people)}
+    async with sessions() as session:
+        grants = (
+            (await session.execute(select(RoleGrant).where(RoleGrant.person_id.in_(people)).order_by(RoleGrant.id)))
+            .scalars()
+            .all()
+        )
+        grant_no = {g.id: i for i, g in enumerate(grants)}
+        audits = (
+            (await session.execute(select(RoleAudit).where(RoleAudit.person_id.in_(people)).order_by(RoleAudit.id)))
+            .scalars()
+            .all()
+        )
+        records = (
+            (await session.execute(select(VolunteerRecord).where(VolunteerRecord.volunteer_id.in_(volunteers))))
+            .scalars()
+            .all()
+        )
+        sent = (
+            await session.execute(
+                select(outbox.c.subject, outbox.c.payload)
+                .where(outbox.c.subject.like("identity.role.%"))
+                .order_by(outbox.c.id)
+            )
+        ).all()
+    items: list[tuple[str, ev.RoleGranted | ev.RoleRevoked]] = []
+    for subject, payload in sent:
+        if subject == "identity.role.granted_many":
+            items.extend(("identity.role.granted", g) for g in ev.RolesGranted.FromString(payload).grants)
+        elif subject == "identity.role.granted":
+            items.append((subject, ev.RoleGranted.FromString(payload)))
+        else:
+            items.append((subject, ev.RoleRevoked.FromString(payload)))
+    return (
+        [
+            (who[g.person_id], g.role, g.scope, g.granted_by, g.reason, g.revoked_at is None, g.revoked_by)
+            for g in grants
+        ],
+        [(who[a.person_id], a.action, grant_no[a.grant_id], a.scope, a.actor, a.reason) for a in audits],
+        sorted(
+            (volunteers.index(r.volunteer_id), who.get(r.person_id), r.neighbourhood_id, r.team_id, r.active)
+            for r in records
+        ),
+        [
+            (
+                subject,
+                who[m.person_id],
+                m.role,
+                m.scope,
+                m.granted_by if isinstance(m, ev.RoleGranted) else m.revoked_by,
+                m.display_name if isinstance(m, ev.RoleGranted) else "",
+            )
+            for subject, m in items
+            if m.person_id in who
+        ],
+    )
+
+
+async def test_a_batch_of_approvals_and_departures_writes_what_its_events_write_one_by_one(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two worlds get the same events: one in a single consumer transaction (decided together, written in
+    bulk), the other one event per transaction. A person in two neighbourhoods joins and leaves teams; a badge
+    held before the batch is revoked and granted anew in it (the unique active grant holds at every
+    statement); a badge granted in the batch is revoked in it; a late approval after a departure is
+    ignored. Same grants, audits, records and events (runs of grants packed in the batch). Replayed, the
+    batch changes nothing."""
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 2), dry_run=False)
+    async with sessions() as session:
+        n1, n2 = [await imports_lookup(session, f"N{suffix}-{i}") for i in range(2)]
+    runner = ConsumerRunner(None, sessions, consumer_specs(service)[0])  # type: ignore[arg-type]
+
+    def script(p: str, q: str, v: list[str]) -> list[ReceivedEvent]:
+        def approved(vid: str, person: str, place: str, team: str) -> ReceivedEvent:
+            message = vol_ev.VolunteerApproved(volunteer_id=vid, person_id=person, neighbourhood_id=place, team_id=team)
+            return received_event("volunteers.volunteer.approved", message)
+
+        def left(vid: str, person: str, place: str) -> ReceivedEvent:
+            message = vol_ev.VolunteerLeft(volunteer_id=vid, person_id=person, neighbourhood_id=place)
+            return received_event("volunteers.volunteer.left", message)
+
+        imported = []
+        for vid, person, place, team in ((v[3], q, n1, "t"), (v[4], p, n2, "c")):
+            ids = {"volunteer_id": vid, "person_id": person, "neighbourhood_id": place, "team_id": team}
+            imported.append(
+                vol_ev.ImportedVolunteer(
+                    applied=vol_ev.VolunteerApplied(**ids), approved=vol_ev.VolunteerApproved(**ids)
+                )
+            )
+        return [
+            approved(v[1], p, n1, "a"),  # p holds n1's badge already (v0): nothing
+            approved(v[2], p, n2, "b"),  # granted
+            received_event("volunteers.volunteer.imported", vol_ev.VolunteersImported(volunteers=imported)),
+            left(v[0], p, n1),  # p still in team a of n1
+            left(v[1], p, n1),  # p's last team of n1: the badge held before the batch goes
+            approved(v[5], p, n1, "d"),  # and a new one is granted
+            left(v[2], p, n2),
+            left(v[4], p, n2),  # the badge granted in this batch goes
+            left(v[3], q, n1),
+            approved(v[3], q, n1, "t"),  # late: left wins
+            left(v[6], q, n2),  # a departure never seen approved: a tombstone, no badge
+        ]
+
+    worlds = []
+    for _ in range(2):
+        p, q = await _badge_world(service, sessions, suffix, ("志愿者丙", "志愿者丁"))
+        v = [str(uuid.uuid4()) for _ in range(7)]
+        first = received_event(
+            "volunteers.volunteer.approved",
+            vol_ev.VolunteerApproved(volunteer_id=v[0], person_id=p, neighbourhood_id=n1, team_id="z"),
+        )
+        assert await runner.apply_batch([first]) == [True]
+        worlds.append(([p, q], v, script(p, q, v)))
+    (batch_people, batch_volunteers, batch), (alone_people, alone_volunteers, alone) = worlds
+
+    assert await runner.apply_batch(batch) == [True] * len(batch)
+    for event in alone:
+        assert await runner.apply_batch([event]) == [True]
+    in_batch = await _badges_of(sessions, batch_people, batch_volunteers)
+    assert in_batch == await _badges_of(sessions, alone_people, alone_volunteers)
+    grants, audits, records, sent = in_batch  # type: ignore[misc]
+    assert [(g[0], g[2] == f"n:{n1}", g[5]) for g in grants] == [
+        ("P0", True, False),  # before the batch (v0)
+        ("P0", False, False),  # n2, granted and revoked in the batch
+        ("P1", True, False),  # q, n1
+        ("P0", True, True),  # n1 anew
+    ]
+    assert [a[1] for a in audits] == ["grant", "grant", "grant", "revoke", "grant", "revoke", "revoke"]
+    assert [r[4] for r in records] == [False, False, False, False, False, True, False]
+    assert len(sent) == 7
+
+    async with sessions() as session:
+        subjects = (
+            await session.execute(
+                select(outbox.c.subject, outbox.c.payload)
+                .where(outbox.c.subject.in_(["identity.role.granted_many", "identity.role.granted"]))
+                .order_by(outbox.c.id)
+            )
+        ).all()
+    packs = [
+        [g.person_id for g in ev.RolesGranted.FromString(payload).grants]
+        for subject, payload in subjects
+        if subject == "identity.role.granted_many"
+    ]
+    assert batch_people in packs, "the batch committed as one: its two grants in a row went packed"
+
+    counts = await _outbox_count(sessions)
+    copies = [dataclasses.replace(event, id=str(uuid.uuid4())) for event in batch]  # past the inbox
+    assert await runner.apply_batch(copies) == [True] * len(copies)
+    assert await runner.apply_batch(batch) == [False] * len(batch), "the inbox knows these ids"
+    assert await _badges_of(sessions, batch_people, batch_volunteers) == in_batch
+    assert await _outbox_count(sessions) == counts
+
+
+async def _outbox_count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
+
+
+async def test_poisoned_badge_events_fail_alone_and_write_nothing(
+    service: IdentityService, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """An approval of an unknown person, or in a place that is no known neighbourhood, is poison once a badge
+    is due: the batch goes back one event per transaction, those two fail, and the others are handled."""
+    suffix = uuid.uuid4().hex[:6]
+    await service.import_regions(OPERATOR, tree_csv(suffix, 1), dry_run=False)
+    async with sessions() as session:
+        place, subdistrict = (
+            await imports_lookup(session, f"N{suffix}-0"),
+            await imports_lookup(session, f"S{suffix}-0"),
+        )
+    (p,) = await _badge_world(service, sessions, suffix, ("志愿者戊",))
+    runner = ConsumerRunner(None, sessions, consumer_specs(service)[0])  # type: ignore[arg-type]
+    v = [str(uuid.uuid4()) for _ in range(4)]
+
+    def approved(vid: str, person: str, where: str) -> ReceivedEvent:
+        message = vol_ev.VolunteerApproved(volunteer_id=vid, person_id=person, neighbourhood_id=where, team_id="t")
+        return received_event("volunteers.volunteer.approved", message)
+
+    ghost = str(uuid.uuid4())
+    outcomes = await runner.apply_batch(
+        [
+            approved(v[0], p, place),
+            approved(v[1], ghost, place),
+            approved(v[2], p, subdistrict),
+            approved(v[3], p, str(uuid.uuid4())),
+            received_event(
+                "volunteers.volunteer.left",
+                vol_ev.VolunteerLeft(volunteer_id=str(uuid.uuid4()), person_id=ghost, neighbourhood_id=place),
+            ),  # no badge due: an unknown person's departure is only a tombstone
+        ]
+    )
+    assert outcomes[0] is True and outcomes[4] is True
+    assert all(isinstance(outcome, PoisonMessage) for outcome in outcomes[1:4])
+    async with sessions() as session:
+        grants = (await session.execute(select(RoleGrant).where(RoleGrant.person_id.in_([p, ghost])))).scalars().all()
+        written = set(
+            (await session.execute(select(VolunteerRecord.volunteer_id).where(VolunteerRecord.volunteer_id.in_(v))))
+            .scalars()
+            .all()
+        )
+    assert [(g.person_id, g.scope) for g in grants] == [(p, f"n:{place}")]
+    assert written == {v[0]}, "a poisoned event's record is not written"
 
 
 async def imports_lookup(session: AsyncSession, code: str) -> str:

@@ -6,43 +6,43 @@ the volunteers service's volunteer id) plus the unique active grant make a repla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import volunteers_events_pb2 as vol_ev
+from shequtong_identity.domain import badges
 from shequtong_identity.service import IdentityService
 from shequtong_kit import packs
-from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, peeked, route
+from shequtong_kit.consumer import ConsumerSpec, PoisonMessage, ReceivedEvent, route
 
 VOLUNTEER_APPROVED = "volunteers.volunteer.approved"
 VOLUNTEER_LEFT = "volunteers.volunteer.left"
 # An import's volunteers: their approvals, packed (`route` opens it).
 VOLUNTEERS_IMPORTED = packs.VOLUNTEERS_IMPORTED
 
+# The badge events a consumer transaction's handlers took, in order, for its `before_commit`.
+_BADGE_EVENTS = "identity.volunteer_badge_events"
+
+
+def _taken(session: AsyncSession) -> list[badges.VolunteerEvent]:
+    taken: list[badges.VolunteerEvent] = session.info.setdefault(_BADGE_EVENTS, [])
+    return taken
+
 
 def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
     async def approved(session: AsyncSession, message: vol_ev.VolunteerApproved, _event: ReceivedEvent) -> None:
         if not (message.volunteer_id and message.person_id and message.neighbourhood_id):
             raise PoisonMessage("a volunteer approval without volunteer, person or neighbourhood")
-        await service.volunteer_approved(
-            session, message.volunteer_id, message.person_id, message.neighbourhood_id, message.team_id
+        _taken(session).append(
+            badges.approval(message.volunteer_id, message.person_id, message.neighbourhood_id, message.team_id)
         )
 
     async def left(session: AsyncSession, message: vol_ev.VolunteerLeft, _event: ReceivedEvent) -> None:
         if not (message.volunteer_id and message.person_id and message.neighbourhood_id):
             raise PoisonMessage("a volunteer departure without volunteer, person or neighbourhood")
-        await service.volunteer_left(session, message.volunteer_id, message.person_id, message.neighbourhood_id)
+        _taken(session).append(badges.departure(message.volunteer_id, message.person_id, message.neighbourhood_id))
 
-    async def badge_batch(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        kinds = {VOLUNTEER_APPROVED: vol_ev.VolunteerApproved, VOLUNTEER_LEFT: vol_ev.VolunteerLeft}
-        messages = peeked(events, kinds)
-        await service.volunteer_badge_batch(
-            session,
-            [m.volunteer_id for m in messages],
-            [m.person_id for m in messages],
-            [m.neighbourhood_id for m in messages],
-        )
+    async def badges_of_the_batch(session: AsyncSession) -> None:
+        await service.volunteer_events(session, session.info.pop(_BADGE_EVENTS, None) or [])
 
     return [
         ConsumerSpec(
@@ -55,9 +55,12 @@ def consumer_specs(service: IdentityService) -> list[ConsumerSpec]:
                     VOLUNTEER_LEFT: (vol_ev.VolunteerLeft, left),
                 }
             ),
-            # An import of volunteers sends approvals by the hundred thousand: the badge rule's rows are
-            # read once per batch and its writes flushed at the commit.
-            prefetch=badge_batch,
+            # An import of volunteers sends approvals by the hundred thousand: the handlers only take each
+            # event, and the transaction's events are decided together before its commit — the badge rule's
+            # rows read once, its writes one statement per table (a failure there, a poisoned event's
+            # included, sends the batch back one event per transaction, where each runs this alone).
+            before_commit=badges_of_the_batch,
+            # The batch's events (`Outbox.add`) are written at its commit, runs of grants packed.
             flush_each=False,
         )
     ]

@@ -35,6 +35,7 @@ from shequtong_kit.consumer import ReceivedEvent
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import DomainError
 from shequtong_kit.outbox import Outbox
+from shequtong_kit.packs import PACKS
 from shequtong_kit.proto import ts
 from shequtong_kit.testing import Databases, postgres_available, temp_workdir
 
@@ -183,9 +184,17 @@ async def step(w: World, who: Principal, issue_id: str, t: Transition, **kw: str
 
 
 async def events_of(w: World, issue_id: str) -> list[str]:
+    """The subjects of the events sent about the issue, in order (an import's packs opened)."""
     async with w.service.sessions() as session:
         rows = (await session.execute(select(outbox.c.subject, outbox.c.payload).order_by(outbox.c.id))).all()
-    return [subject for subject, payload in rows if issue_id.encode() in payload]
+    subjects: list[str] = []
+    for subject, payload in rows:
+        if subject in PACKS:
+            held = PACKS[subject].items(PACKS[subject].message.FromString(payload))
+            subjects += [item_subject for item_subject, message in held if message.issue_id == issue_id]
+        elif issue_id.encode() in payload:
+            subjects.append(subject)
+    return subjects
 
 
 async def timeline(w: World, issue_id: str) -> list[TimelineEntry]:

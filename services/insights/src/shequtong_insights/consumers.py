@@ -307,7 +307,8 @@ class Projector:
     async def issue_transition(
         self, w: ProjectionWriter, msg: issues_ev.IssueStateChanged, event: ReceivedEvent
     ) -> None:
-        transition = event.subject[len(ISSUE_PREFIX) :]
+        # The message names its transition (an import's packed item arrives under the pack's subject).
+        transition = msg.transition or event.subject[len(ISSUE_PREFIX) :]
         at = _when(msg.occurred_at, event)
         facts = await w.issue(msg.issue_id)
         facts = issue_rules.transitioned(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong.events.v1 import issues_events_pb2 as ev
 from shequtong_issues.domain.states import Step
 from shequtong_issues.models import Dispatch, Feedback, Issue, SlaBreach
-from shequtong_kit.outbox import Outbox
+from shequtong_kit.outbox import Outbox, packed
+from shequtong_kit.packs import ISSUES_IMPORTED
 from shequtong_kit.proto import ts
 
 PREFIX = "issues.issue."
@@ -218,3 +221,21 @@ async def recategorised(
             occurred_at=ts(at),
         ),
     )
+
+
+# The field of `ImportedIssueEvent` each message an import sends goes in.
+_IMPORTED_AS = {
+    ev.IssueReported: "reported",
+    ev.IssueStateChanged: "state_changed",
+    ev.IssueSlaBreached: "sla_breached",
+    ev.IssueRated: "rated",
+    ev.IssueAssigned: "assigned",
+}
+
+
+def imported_messages(items: Sequence[tuple[str, Message]]) -> list[tuple[str, Message]]:
+    """An import's events (subject, message), in order, as packed `issues.record.imported` events."""
+    held = [
+        ev.ImportedIssueEvent(subject=subject, **{_IMPORTED_AS[type(message)]: message}) for subject, message in items
+    ]
+    return [(ISSUES_IMPORTED, ev.IssueEventsImported(events=chunk)) for chunk in packed(held)]

@@ -5,8 +5,9 @@ then every step planned by the state machine (`plan`), allowed by the same level
 (`access.ensure_may_handle`) and timed by the same SLA maths (`sla.on_step`, late stops recorded as
 breaches) at the step's own time — so an impossible timeline is refused, never written. The batch is then
 written with bulk INSERTs in one transaction (`ON CONFLICT (external_ref) DO NOTHING RETURNING id`: a re-sent
-batch creates nothing twice) with one outbox row per fact (reported, assigned, each state change, breaches,
-verdicts), the events insights and boards read. A historic dispatch writes no `dispatch_requested` (the
+batch creates nothing twice) with an event per fact (reported, assigned, each state change, breaches,
+verdicts), the events insights and boards read, packed in order (`issues.record.imported`: a district's
+history is hundreds of thousands of them). A historic dispatch writes no `dispatch_requested` (the
 grid handled it long ago, the grid gateway must not send it again) and must end with the grid's answer.
 Who may import: platform operators and our own services.
 """
@@ -627,7 +628,7 @@ class IssueImports:
                 (_FEEDBACK, lambda b: b.feedback),
             ):
                 await insert.rows(session, [_row(obj) for b in mine for obj in pick(b)])
-            await self.outbox.add_many(session, [e for b in mine for e in b.events])
+            await self.outbox.add_many(session, events.imported_messages([e for b in mine for e in b.events]))
             await self.statistics.wrote(
                 session, len(mine), "issues", "issue_timeline", "sla_clocks", "issue_dispatches", "outbox"
             )

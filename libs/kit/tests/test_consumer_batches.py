@@ -697,3 +697,35 @@ def test_pack_items_gives_every_event_a_pack_stands_for_in_order_whatever_its_su
     with pytest.raises(PoisonMessage):
         pack_items(received(ISSUES_IMPORTED, b"\xff\xff"))
     assert pack_items(received(ISSUES_IMPORTED, b"\xff\xff"), peek=True) == []
+
+
+def test_events_packed_before_they_are_written_come_out_as_the_rows_packed_at_the_commit() -> None:
+    """`outbox.packed_events` (a batch that builds its events itself: `Outbox.add_all`) packs exactly as
+    `packed_runs` packs the rows `Outbox.add` kept: the same subjects in the same order, the same items."""
+    from shequtong_kit.outbox import packed_events, packed_runs
+    from shequtong_kit.packs import PACKS, ROLES_GRANTED_MANY
+
+    def grant(n: int) -> tuple[str, Any]:
+        return "identity.role.granted", ev.RoleGranted(person_id=f"p{n:02d}-" + "x" * 40, role="volunteer")
+
+    events = [grant(1), grant(2), ("identity.role.revoked", ev.RoleRevoked(person_id="p03")), grant(4)]
+    events += [("identity.person.updated", ev.PersonProfileUpdated(person_id="p05"))]
+    events += [grant(n) for n in range(6, 16)]
+    limit = 4 * (events[-1][1].ByteSize() + 8)
+    rows = [
+        {"id": f"e{n:02d}", "subject": subject, "payload": message.SerializeToString(), "headers": {}}
+        for n, (subject, message) in enumerate(events)
+    ]
+
+    def opened(subject: str, payload: bytes) -> list[tuple[str, bytes]]:
+        if subject in PACKS:
+            pack = PACKS[subject]
+            return [(s, m.SerializeToString()) for s, m in pack.items(pack.message.FromString(payload))]
+        return [(subject, payload)]
+
+    built = packed_events(events, limit=limit)
+    assert [subject for subject, _ in built] == [row["subject"] for row in packed_runs(rows, limit=limit)]
+    assert [s for s, _ in built].count(ROLES_GRANTED_MANY) == 4
+    assert [opened(s, m.SerializeToString()) for s, m in built] == [
+        opened(row["subject"], row["payload"]) for row in packed_runs(rows, limit=limit)
+    ]

@@ -19,6 +19,8 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypeVar, cast
 
 from google.protobuf import message_factory
@@ -106,6 +108,12 @@ class Outbox:
             self._wake_after_commit(session)
         return [str(row["id"]) for row in rows]
 
+    async def add_all(self, session: AsyncSession, events: Sequence[tuple[str, Message]]) -> None:
+        """`add_many`, and in a consumer batch flushed at its commit each run of two or more events of a
+        subject in `packs.PACKED_RUNS` packed (`packed_events`), as `write_deferred` packs `add`'s rows — for a
+        batch that builds its events itself, without a row per event to be parsed again at the commit."""
+        await self.add_many(session, events if flushes_each_event(session) else packed_events(events))
+
 
 # A bulk import's created events travel packed, many items per event of at most about this size (the NATS
 # server refuses a message over its max_payload, 1 MiB by default). See docs/DEVELOPING.md, "Imports".
@@ -127,6 +135,23 @@ def packed(items: Sequence[M], limit: int = PACKED_EVENT_BYTES) -> list[list[M]]
         chunks[-1].append(item)
         size += length
     return chunks
+
+
+def packed_events(events: Sequence[tuple[str, Message]], limit: int = PACKED_EVENT_BYTES) -> list[tuple[str, Message]]:
+    """The (subject, message) events with each run of two or more consecutive events of a subject in
+    `PACKED_RUNS` replaced by its packed events (split by `packed`; a chunk of one stays as it was)."""
+    sent: list[tuple[str, Message]] = []
+    for subject, run in groupby(events, key=itemgetter(0)):
+        messages = [message for _, message in run]
+        packed_as = PACKED_RUNS.get(subject)
+        if packed_as is None or len(messages) < 2:
+            sent += [(subject, message) for message in messages]
+            continue
+        message_type = PACKS[packed_as].message
+        [field] = message_type.DESCRIPTOR.fields  # the one repeated field of the items
+        for chunk in packed(messages, limit):
+            sent.append((subject, chunk[0]) if len(chunk) == 1 else (packed_as, message_type(**{field.name: chunk})))
+    return sent
 
 
 # The events `Outbox.add` keeps in a consumer batch flushed at its commit (`db.flushes_each_event`).

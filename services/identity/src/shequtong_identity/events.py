@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 from google.protobuf.message import Message
@@ -14,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shequtong.events.v1 import identity_events_pb2 as ev
 from shequtong_identity.models import Household, Membership, Region, RoleGrant
 from shequtong_kit import packs
-from shequtong_kit.db import flushes_each_event
 from shequtong_kit.outbox import Outbox, packed
 from shequtong_kit.proto import ts
 
@@ -31,8 +28,6 @@ SESSION_REVOKED = "identity.session.revoked"
 # Residents an import wrote: for each, the events above the per-person path publishes, packed together
 # (kit `outbox.packed`; consumers open it with kit `packs`).
 RESIDENTS_IMPORTED = packs.RESIDENTS_IMPORTED
-# Runs of grants a consumer batch sends, packed (kit `packs.PACKED_RUNS`).
-ROLES_GRANTED_MANY = packs.PACKED_RUNS[ROLE_GRANTED]
 
 
 async def neighbourhood_created(outbox: Outbox, session: AsyncSession, region: Region) -> None:
@@ -153,29 +148,6 @@ def granted(person_id: str, role: str, scope: str, granted_by: str, display_name
 def revoked(person_id: str, role: str, scope: str, revoked_by: str) -> tuple[str, Message]:
     """`identity.role.revoked` from plain values."""
     return ROLE_REVOKED, ev.RoleRevoked(person_id=person_id, role=role, scope=scope, revoked_by=revoked_by)
-
-
-async def send_all(outbox: Outbox, session: AsyncSession, events: Sequence[tuple[str, Message]]) -> None:
-    """The events in order, as `Outbox.add` one after the other would write them, built without an outbox row
-    per event. In a consumer batch flushed at its commit, each run of two or more grants goes as the packed
-    events the kit would make of it at the commit (`packs.PACKED_RUNS`, split by `packed`'s size rule);
-    elsewhere (a request, an event handled alone) every event on its own, all in one statement."""
-    if not events:
-        return
-    if flushes_each_event(session):
-        await outbox.add_many(session, events)
-        return
-    for subject, run in groupby(events, key=itemgetter(0)):
-        messages = [message for _, message in run]
-        if subject != ROLE_GRANTED or len(messages) < 2:
-            for message in messages:
-                await outbox.add(session, subject, message)
-            continue
-        for chunk in packed(messages):
-            if len(chunk) == 1:
-                await outbox.add(session, subject, chunk[0])
-            else:
-                await outbox.add(session, ROLES_GRANTED_MANY, ev.RolesGranted(grants=chunk))
 
 
 async def person_updated(

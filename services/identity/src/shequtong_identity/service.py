@@ -1041,7 +1041,7 @@ class IdentityService:
         )
         await repo.revoke(revoked, now, actor)
         await repo.add_grants(list(new_grants.values()), audits)
-        await events.send_all(self.outbox, session, outgoing)
+        await self.outbox.add_all(session, outgoing)
         # An import of volunteers grows these tables by the hundred thousand: their look-ups by person must
         # not keep the plans of an empty table.
         await self.import_statistics.wrote(session, len(decided.added), "volunteer_records")

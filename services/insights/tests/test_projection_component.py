@@ -10,7 +10,8 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from shequtong_insights.models import Activity, DailyCounter, Member
 from shequtong_insights.repository import drop_projections
 from shequtong_insights.service import InsightsService
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shequtong.events.v1 import boards_events_pb2 as boards_ev
 from shequtong.events.v1 import identity_events_pb2 as identity_ev
@@ -428,3 +429,216 @@ async def test_imported_residents_content_and_volunteers_count_as_if_each_had_it
     assert [(p, h) for p, h, *_ in expected[2]] == [("a0", "h0"), ("a1", "h0"), ("a2", "h1")]
     assert all(joined is not None and verified is not None for *_, joined, verified in expected[2])
     assert await figures(packed) == expected
+
+
+def imported_residents(neighbourhood: str, first: int, count: int) -> list[identity_ev.ImportedResident]:
+    """An import's residents of one neighbourhood (ids end with its id), three to a household."""
+    residents = []
+    for i in range(first, first + count):
+        household = f"h{i // 3}-{neighbourhood}"
+        ids = {
+            "person_id": f"p{i}-{neighbourhood}",
+            "neighbourhood_id": neighbourhood,
+            "household_id": household,
+            "membership_id": f"m{i}-{neighbourhood}",
+        }
+        resident = identity_ev.ImportedResident(
+            joined=identity_ev.MemberJoined(**ids),
+            verified=identity_ev.MemberVerified(**ids, display_name=f"王*{i}", verified_by="svc:import"),
+        )
+        if i % 3 == 0:
+            resident.household.CopyFrom(
+                identity_ev.HouseholdCreated(household_id=household, neighbourhood_id=neighbourhood)
+            )
+        if i % 4 == 0:
+            resident.party_member.CopyFrom(
+                identity_ev.RoleGranted(person_id=ids["person_id"], role="party_member", scope=f"n:{neighbourhood}")
+            )
+        residents.append(resident)
+    return residents
+
+
+async def membership_figures(service: InsightsService, neighbourhood: str) -> tuple[list[tuple[object, ...]], ...]:
+    """A neighbourhood's counters and members, its own id cut from the ids (to compare two neighbourhoods)."""
+
+    def bare(value: object) -> object:
+        return value.removesuffix(f"-{neighbourhood}") if isinstance(value, str) else value
+
+    async with service.sessions() as session:
+        counters = await session.execute(
+            select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
+            .where(DailyCounter.neighbourhood_id == neighbourhood)
+            .order_by(DailyCounter.day, DailyCounter.metric)
+        )
+        members = await session.execute(
+            select(
+                Member.membership_id,
+                Member.person_id,
+                Member.household_id,
+                Member.joined_at,
+                Member.verified_at,
+                Member.left_at,
+                Member.rejected_at,
+            )
+            .where(Member.neighbourhood_id == neighbourhood)
+            .order_by(Member.membership_id)
+        )
+        return [tuple(row) for row in counters], [tuple(map(bare, row)) for row in members]
+
+
+def identity_runner(service: InsightsService) -> ConsumerRunner:
+    spec = next(spec for spec in consumer_specs(Projector(480)) if spec.name == "insights-identity")
+    return ConsumerRunner(None, service.sessions, spec)  # type: ignore[arg-type]
+
+
+async def test_an_import_through_the_consumer_gives_the_rows_and_counters_of_its_events_one_by_one(
+    engine: AsyncEngine,
+) -> None:
+    """Packs handled together (one transaction, new members inserted together at its commit), a pack alone in
+    its batch (written at the end of its handler) and the same residents' events one per transaction: the same
+    members and counters; a redelivery changes nothing; later events about imported residents apply to their
+    rows, in the batch that made them or after."""
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    runner = identity_runner(service)
+    singly, together, alone = (f"n-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    imported_at, later = NOW - 48 * H, NOW - 2 * H
+
+    def packs(neighbourhood: str) -> list[ReceivedEvent]:
+        return [
+            event(
+                "identity.membership.imported",
+                identity_ev.ResidentsImported(residents=imported_residents(neighbourhood, first, 7)),
+                imported_at + first * timedelta(minutes=1),
+            )
+            for first in (0, 7, 14)
+        ]
+
+    def after_import(neighbourhood: str) -> list[ReceivedEvent]:
+        """A resident of the first pack leaves; another's verification is sent again, earlier, with another
+        household (its earliest time and, processed after the pack's, that household win)."""
+        ids = {
+            "person_id": f"p1-{neighbourhood}",
+            "neighbourhood_id": neighbourhood,
+            "membership_id": f"m1-{neighbourhood}",
+        }
+        again = {**ids, "person_id": f"p5-{neighbourhood}", "membership_id": f"m5-{neighbourhood}"}
+        return [
+            event("identity.membership.left", identity_ev.MemberLeft(**ids), later),
+            event(
+                "identity.membership.verified",
+                identity_ev.MemberVerified(**again, household_id=f"h-moved-{neighbourhood}"),
+                imported_at - H,
+            ),
+        ]
+
+    # One event per resident's join and verification, each in its own transaction.
+    for pack in packs(singly):
+        message = identity_ev.ResidentsImported.FromString(pack.payload)
+        for resident in message.residents:
+            for subject, item in (
+                ("identity.membership.joined", resident.joined),
+                ("identity.membership.verified", resident.verified),
+            ):
+                assert await runner.apply_batch([event(subject, item, datetime.fromisoformat(pack.time))]) == [True]
+    for single in after_import(singly):
+        assert await runner.apply_batch([single]) == [True]
+    # The packs in one batch, the later events among them (after the pack that made their rows).
+    first, *rest = packs(together)
+    batch = [first, *after_import(together), *rest]
+    assert await runner.apply_batch(batch) == [True] * len(batch)
+    # Each pack alone, then the later events in a batch of their own.
+    for pack in packs(alone):
+        assert await runner.apply_batch([pack]) == [True]
+    assert await runner.apply_batch(after_import(alone)) == [True, True]
+
+    expected = await membership_figures(service, singly)
+    counters, members = expected
+    assert {metric: sum(v for _, m, v in counters if m == metric) for _, metric, _ in counters} == {
+        "residents_joined": 21,
+        "residents_verified": 22,
+        "residents_left": 1,
+    }
+    assert len(members) == 21
+    by_id = {row[0]: row for row in members}
+    assert by_id["m1"][5] == later and by_id["m2"][5] is None
+    assert (by_id["m5"][2], by_id["m5"][4]) == ("h-moved", imported_at - H)
+    assert by_id["m2"][2] == "h0" and all(row[3] is not None and row[4] is not None for row in members)
+    assert await membership_figures(service, together) == expected
+    assert await membership_figures(service, alone) == expected
+
+    # Redelivered (the inbox knows them): nothing changes.
+    assert await runner.apply_batch(batch) == [False] * len(batch)
+    assert await membership_figures(service, together) == expected
+
+
+@pytest.mark.skipif(not postgres_available(), reason="concurrent writers need PostgreSQL")
+async def test_a_membership_another_transaction_makes_meanwhile_is_merged_not_overwritten(
+    engine: AsyncEngine,
+) -> None:
+    """New members are inserted with a plain INSERT at the batch's commit: when another replica's batch made
+    one of the rows after this batch found none, the batch fails and its events are applied one by one, each
+    to the row it finds (an upsert would have overwritten that replica's values)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    projector = Projector(480)
+    neighbourhood = f"n-{uuid.uuid4().hex[:8]}"
+    residents = imported_residents(neighbourhood, 0, 3)
+    pack = event("identity.membership.imported", identity_ev.ResidentsImported(residents=residents), NOW - 48 * H)
+    rejected = event(
+        "identity.membership.rejected",
+        identity_ev.MemberRejected(
+            person_id=f"p0-{neighbourhood}", neighbourhood_id=neighbourhood, membership_id=f"m0-{neighbourhood}"
+        ),
+        NOW - H,
+    )
+    spec = next(spec for spec in consumer_specs(projector) if spec.name == "insights-identity")
+    prefetch = spec.prefetch
+    assert prefetch is not None
+    raced = []
+
+    async def prefetch_then_another_replica(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        await prefetch(session, events)
+        if not raced:  # the first attempt only: its retries find the row
+            raced.append(True)
+            async with service.sessions() as other, other.begin():
+                await projector.handle(other, rejected)
+                await projector.before_commit(other)
+
+    runner = ConsumerRunner(None, service.sessions, replace(spec, prefetch=prefetch_then_another_replica))  # type: ignore[arg-type]
+    other_pack = event(
+        "identity.membership.imported",
+        identity_ev.ResidentsImported(residents=imported_residents(neighbourhood, 3, 2)),
+        NOW - 48 * H,
+    )
+    assert await runner.apply_batch([pack, other_pack]) == [True, True]
+    _, members = await membership_figures(service, neighbourhood)
+    assert [row[0] for row in members] == ["m0", "m1", "m2", "m3", "m4"]
+    assert members[0][3:] == (NOW - 48 * H, NOW - 48 * H, None, NOW - H)  # joined, verified, left, rejected
+    assert members[0][2] == "h0"
+
+
+async def test_an_over_long_id_in_an_import_is_dead_lettered_on_postgresql_as_it_was(engine: AsyncEngine) -> None:
+    """PostgreSQL refuses a membership id longer than its column (the pack can never be applied: dead-lettered;
+    the batch's other packs commit). SQLite keeps it, as it always did."""
+    service = InsightsService(session_factory(engine), ManualClock(NOW), NoJetStream(), 480)  # type: ignore[arg-type]
+    runner = identity_runner(service)
+    neighbourhood = f"n-{uuid.uuid4().hex[:8]}"
+    good = imported_residents(neighbourhood, 0, 2)
+    bad = imported_residents(neighbourhood, 2, 2)
+    bad[1].joined.membership_id = bad[1].verified.membership_id = "m" * 37
+    packs = [
+        event("identity.membership.imported", identity_ev.ResidentsImported(residents=residents), NOW - H)
+        for residents in (good, bad)
+    ]
+    for batch in ([packs[0], packs[1]], [packs[1]]):  # in a batch, and alone (each written by its handler)
+        outcomes = await runner.apply_batch(batch)
+        if engine.dialect.name == "postgresql":
+            assert isinstance(outcomes[-1], PoisonMessage) and outcomes[:-1] == [True] * (len(batch) - 1)
+        elif len(batch) == 2:
+            assert outcomes == [True, True]
+        else:
+            assert outcomes == [False]  # handled before
+    _, members = await membership_figures(service, neighbourhood)
+    ids = [row[0] for row in members]
+    assert ids == (["m0", "m1"] if engine.dialect.name == "postgresql" else ["m0", "m1", "m2", "m" * 37])

@@ -26,9 +26,11 @@ from shequtong.events.v1 import identity_events_pb2 as identity_ev
 from shequtong.events.v1 import issues_events_pb2 as issues_ev
 from shequtong.events.v1 import volunteers_events_pb2 as volunteers_ev
 from shequtong_insights.domain import facts as issue_rules
+from shequtong_insights.domain import members as member_rules
 from shequtong_insights.domain import metrics as m
+from shequtong_insights.domain.members import MemberFacts
 from shequtong_insights.domain.periods import local_day
-from shequtong_insights.models import Convention, Member, Topic
+from shequtong_insights.models import Convention, Topic
 from shequtong_insights.repository import DoesNotFit, ProjectionWriter
 from shequtong_kit import regions
 from shequtong_kit.consumer import (
@@ -39,6 +41,7 @@ from shequtong_kit.consumer import (
     opened,
     peeked,
 )
+from shequtong_kit.db import PlannerStatistics
 from shequtong_kit.proto import from_ts
 
 ISSUE_PREFIX = "issues.issue."
@@ -80,12 +83,8 @@ PREFETCHED_SUBJECTS = (
     "issues.record.recategorised",
     *(ISSUE_PREFIX + transition for transition in issue_rules.KNOWN_TRANSITIONS),
 )
-ISSUE_MESSAGES = (
-    issues_ev.IssueReported,
-    issues_ev.IssueStateChanged,
-    issues_ev.IssueSlaBreached,
-    issues_ev.IssueRated,
-    issues_ev.IssueRecategorised,
+MEMBERSHIP_MESSAGES = frozenset(
+    {identity_ev.MemberJoined, identity_ev.MemberVerified, identity_ev.MemberLeft, identity_ev.MemberRejected}
 )
 
 Apply = Callable[[ProjectionWriter, Any, ReceivedEvent], Awaitable[None]]
@@ -96,6 +95,8 @@ class Projector:
 
     def __init__(self, day_offset_minutes: int) -> None:
         self.offset = day_offset_minutes
+        self.statistics = PlannerStatistics()
+        self._last_day: tuple[datetime, date] | None = None
         self.routes: dict[str, tuple[type[Message], Apply]] = {
             regions.NEIGHBOURHOOD_CREATED: (identity_ev.NeighbourhoodCreated, self.neighbourhood_created),
             "identity.membership.joined": (identity_ev.MemberJoined, self.member_joined),
@@ -127,18 +128,25 @@ class Projector:
         self.kinds = {subject: cls for subject, (cls, _) in self.routes.items()}
 
     def day(self, moment: datetime) -> date:
-        return local_day(moment, self.offset)
+        # The events an import packs share their time: the last day reckoned is kept.
+        last = self._last_day
+        if last is not None and last[0] == moment:
+            return last[1]
+        day = local_day(moment, self.offset)
+        self._last_day = (moment, day)
+        return day
 
     async def handle(self, session: AsyncSession, event: ReceivedEvent) -> None:
         applies = opened(event, self.kinds)
         if not applies:
             return  # an event of an aggregate we read but do not project (yet)
-        writer = ProjectionWriter(session)
+        writer = ProjectionWriter(session, self.statistics)
         await writer.share_projection_lock()
         try:
             for subject, message in applies:
                 await self.routes[subject][1](writer, message, event)
             if flushes_each_event(session):
+                await writer.write_members()
                 await session.flush()
         except DoesNotFit as exc:
             raise PoisonMessage(f"{event.subject}: {exc}") from exc
@@ -159,20 +167,21 @@ class Projector:
         conventions: list[str] = []
         issues: list[str] = []
         for message in peeked(events, about_rows):
-            if isinstance(message, boards_ev.TopicStageChanged):
-                topics.append(message.topic_id)
-            elif isinstance(message, boards_ev.ConventionAdopted):
-                conventions.append(message.convention_id)
-            elif isinstance(message, ISSUE_MESSAGES):
-                issues.append(message.issue_id)
-            else:
+            kind = type(message)  # an import's residents first: two memberships' events each
+            if kind in MEMBERSHIP_MESSAGES:
                 members.append(message.membership_id)
+            elif kind is boards_ev.TopicStageChanged:
+                topics.append(message.topic_id)
+            elif kind is boards_ev.ConventionAdopted:
+                conventions.append(message.convention_id)
+            else:
+                issues.append(message.issue_id)
         if members or topics or conventions or issues:
             await ProjectionWriter(session).prefetch_rows(members, topics, conventions, issues)
 
     async def before_commit(self, session: AsyncSession) -> None:
         """The transaction's counters and activity rows, folded across its events, in two statements."""
-        await ProjectionWriter(session).write_pending()
+        await ProjectionWriter(session, self.statistics).write_pending()
 
     # --- identity ----------------------------------------------------------------------------------
     async def neighbourhood_created(
@@ -193,41 +202,30 @@ class Projector:
 
     async def _membership(
         self, w: ProjectionWriter, membership_id: str, neighbourhood_id: str, person_id: str
-    ) -> Member:
-        row = await w.member(membership_id)
-        if row is None:
-            row = Member(
-                membership_id=membership_id,
-                neighbourhood_id=neighbourhood_id,
-                person_id=person_id,
-                household_id="",
-            )
-            w.add_row(row)
-        return row
+    ) -> MemberFacts:
+        return member_rules.known(await w.member(membership_id), membership_id, neighbourhood_id, person_id)
 
     async def member_joined(self, w: ProjectionWriter, msg: identity_ev.MemberJoined, event: ReceivedEvent) -> None:
         at = event.occurred_at
-        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
-        row.joined_at = _earliest(row.joined_at, at)
-        row.household_id = row.household_id or msg.household_id
+        facts = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        w.save_member(member_rules.joined(facts, household_id=msg.household_id, at=at))
         await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_JOINED)
 
     async def member_verified(self, w: ProjectionWriter, msg: identity_ev.MemberVerified, event: ReceivedEvent) -> None:
         at = event.occurred_at
-        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
-        row.verified_at = _earliest(row.verified_at, at)
-        row.household_id = msg.household_id or row.household_id
+        facts = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        w.save_member(member_rules.verified(facts, household_id=msg.household_id, at=at))
         await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_VERIFIED)
 
     async def member_left(self, w: ProjectionWriter, msg: identity_ev.MemberLeft, event: ReceivedEvent) -> None:
         at = event.occurred_at
-        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
-        row.left_at = _latest(row.left_at, at)
+        facts = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        w.save_member(member_rules.left(facts, at=at))
         await w.add(msg.neighbourhood_id, self.day(at), m.RESIDENTS_LEFT)
 
     async def member_rejected(self, w: ProjectionWriter, msg: identity_ev.MemberRejected, event: ReceivedEvent) -> None:
-        row = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
-        row.rejected_at = _latest(row.rejected_at, event.occurred_at)
+        facts = await self._membership(w, msg.membership_id, msg.neighbourhood_id, msg.person_id)
+        w.save_member(member_rules.rejected(facts, at=event.occurred_at))
 
     # --- boards ------------------------------------------------------------------------------------
     async def post_created(self, w: ProjectionWriter, msg: boards_ev.PostCreated, event: ReceivedEvent) -> None:
@@ -427,14 +425,6 @@ def _is_data_error(exc: DBAPIError) -> bool:
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
     return str(code or "").startswith("22")
-
-
-def _earliest(current: datetime | None, candidate: datetime) -> datetime:
-    return candidate if current is None or candidate < current else current
-
-
-def _latest(current: datetime | None, candidate: datetime) -> datetime:
-    return candidate if current is None or candidate > current else current
 
 
 def consumer_specs(projector: Projector) -> list[ConsumerSpec]:

@@ -3,6 +3,7 @@ the reads behind portraits, comparisons, exports, detection and prompts."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from shequtong_insights.domain import painpoints as pp
 from shequtong_insights.domain.access import PromptScope
 from shequtong_insights.domain.facts import NOT_OPEN, IssueFacts
 from shequtong_insights.domain.figures import RawFigures
+from shequtong_insights.domain.members import MemberFacts
 from shequtong_insights.domain.periods import Period
 from shequtong_insights.models import (
     PROJECTION_TABLES,
@@ -32,11 +34,25 @@ from shequtong_insights.models import (
     Topic,
 )
 from shequtong_kit import prefetch
-from shequtong_kit.db import CompiledOnce, as_arrays, inbox, once_per_transaction, region_directory, unnested_insert
+from shequtong_kit.db import (
+    CompiledOnce,
+    PlannerStatistics,
+    Upsert,
+    as_arrays,
+    inbox,
+    insert_many,
+    matches_any,
+    once_per_transaction,
+    region_directory,
+    unnested_insert,
+)
 
 CHUNK = 500
 PROJECTION_LOCK = "projection"
 PENDING_FIGURES = "insights.pending_figures"
+# The memberships a transaction read and saved (`MemberRows`).
+MEMBERS = "insights.members"
+CHUNK_MEMBERS = 1000
 DETECTOR_LOCK = "detector"
 FACT_FIELDS = tuple(IssueFacts.__dataclass_fields__)
 
@@ -57,6 +73,10 @@ def _fits(table: Any, **values: str) -> None:
             raise DoesNotFit(f"{table.name}.{name} holds at most {length} characters")
 
 
+def _width(table: Any, name: str) -> int:
+    return int(table.c[name].type.length)
+
+
 @dataclass
 class PendingFigures:
     counters: Counter[tuple[str, date, str]] = field(default_factory=Counter)
@@ -69,6 +89,9 @@ def _chunks(ids: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 _COUNTER_COLUMNS = ("neighbourhood_id", "day", "metric", "value")
+# What `_fits` checks, read once: a counter is added twice per imported resident.
+_COUNTER_NEIGHBOURHOOD = _width(DailyCounter.__table__, "neighbourhood_id")
+_COUNTER_METRIC = _width(DailyCounter.__table__, "metric")
 _ACTIVITY_COLUMNS = ("neighbourhood_id", "day", "person_id")
 
 
@@ -85,11 +108,45 @@ _ADD_COUNTERS = _add_counters()
 _ADD_ACTIVITY = CompiledOnce(unnested_insert(Activity.__table__, _ACTIVITY_COLUMNS).on_conflict_do_nothing())
 
 
+@dataclass
+class MemberRows:
+    """The memberships of one transaction as plain values, not ORM objects: an import's pack makes a
+    thousand at a time, and building, tracking and flushing them as objects cost more than everything else
+    insights does with its residents."""
+
+    known: dict[str, MemberFacts | None] = field(default_factory=dict)  # read or saved; None: no row
+    stored: set[str] = field(default_factory=set)  # those with a row in the database
+    changed: set[str] = field(default_factory=set)  # saved since they were last written
+
+
+@functools.cache
+def _members_among(dialect: str) -> Any:
+    """The membership rows among `ids`, locked (FOR UPDATE on PostgreSQL), in key order."""
+    members = Member.__table__
+    columns = [members.c[name] for name in MemberFacts._fields]
+    return (
+        select(*columns)
+        .where(matches_any(members.c.membership_id, "ids", dialect))
+        .order_by(members.c.membership_id)
+        .with_for_update()
+    )
+
+
+# The width of a membership's ids (its first four fields).
+_MEMBER_ID_WIDTH = min(_width(Member.__table__, name) for name in MemberFacts._fields[:4])
+# A changed membership's row, locked since it was read: its new values.
+_UPDATE_MEMBERS = Upsert(Member.__table__, MemberFacts._fields, ["membership_id"], MemberFacts._fields[3:])
+
+
 class ProjectionWriter:
     """Writes of the event handlers; each handler runs in one transaction with its inbox row."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, statistics: PlannerStatistics | None = None) -> None:
         self.session = session
+        # The process's account of the rows it inserted (an import's residents grow the members' table by
+        # hundreds of thousands): analyzed as it grows, so the batches' look-ups keep using its index.
+        self.statistics = statistics
+        self._member_rows: MemberRows | None = None  # the session's, once asked for
 
     async def share_projection_lock(self) -> None:
         """Handlers share this row lock; a rebuild takes it exclusively while it drops everything.
@@ -104,7 +161,8 @@ class ProjectionWriter:
     async def add(self, neighbourhood_id: str, day: date, metric: str, delta: int = 1) -> None:
         if not neighbourhood_id or delta == 0:
             return
-        _fits(DailyCounter.__table__, neighbourhood_id=neighbourhood_id, metric=metric)
+        if len(neighbourhood_id) > _COUNTER_NEIGHBOURHOOD or len(metric) > _COUNTER_METRIC:
+            _fits(DailyCounter.__table__, neighbourhood_id=neighbourhood_id, metric=metric)
         self._pending.counters[(neighbourhood_id, day, metric)] += delta
 
     async def took_part(self, neighbourhood_id: str, day: date, person_id: str) -> None:
@@ -122,7 +180,9 @@ class ProjectionWriter:
         return pending
 
     async def write_pending(self) -> None:
-        """One upsert of every counter delta and one insert of every activity row of the transaction."""
+        """The transaction's new memberships, one upsert of every counter delta and one insert of every
+        activity row."""
+        await self.write_members()
         pending = self.session.info.pop(PENDING_FIGURES, None)
         if pending is None:
             return
@@ -165,8 +225,71 @@ class ProjectionWriter:
             setattr(found, key, values[key])
         found.created_at = min(found.created_at, values["created_at"])
 
-    async def member(self, membership_id: str) -> Member | None:
-        return await prefetch.get(self.session, Member, membership_id, lock=True)
+    async def member(self, membership_id: str) -> MemberFacts | None:
+        """The membership as this transaction knows it (its row locked, or as a handler saved it), None when
+        it has none."""
+        known = self._members.known
+        if membership_id not in known:
+            await self._load_members([membership_id])
+        return known[membership_id]
+
+    def save_member(self, facts: MemberFacts) -> None:
+        """Kept until `write_members` (at the end of the event's handler, or of a batch flushed at its commit)."""
+        members = self._members
+        members.known[facts.membership_id] = facts
+        members.changed.add(facts.membership_id)
+
+    @property
+    def _members(self) -> MemberRows:
+        members = self._member_rows
+        if members is None:
+            members = self.session.info.get(MEMBERS)
+            if members is None:
+                members = self.session.info[MEMBERS] = MemberRows()
+            self._member_rows = members
+        return members
+
+    async def _load_members(self, membership_ids: Iterable[str]) -> None:
+        """The rows of these memberships not known yet, locked (in key order, as every writer takes them), and
+        which of them have none; one statement per 1,000."""
+        members = self._members
+        wanted = sorted({key for key in membership_ids if key not in members.known})
+        statement = _members_among(self.session.get_bind().dialect.name)
+        for start in range(0, len(wanted), CHUNK_MEMBERS):
+            chunk = wanted[start : start + CHUNK_MEMBERS]
+            found = {row[0]: MemberFacts(*row) for row in await self.session.execute(statement, {"ids": chunk})}
+            members.stored.update(found)
+            for key in chunk:
+                members.known[key] = found.get(key)
+
+    async def write_members(self) -> None:
+        """Writes the memberships saved since the last call: new ones in one plain INSERT per 1,000 (a row
+        another transaction made meanwhile fails the batch, whose events are then applied one per transaction,
+        each to the row it finds), changed ones (locked since they were read) in one upsert per 1,000."""
+        members: MemberRows | None = self.session.info.get(MEMBERS)
+        if members is None or not members.changed:
+            return
+        changed = sorted(members.changed)
+        members.changed.clear()
+        # PostgreSQL refused an over-long id at the ORM's INSERT; the arrays below are cast to the columns'
+        # types, which cuts it short instead: refused here (the event is dead-lettered, as it was).
+        checked = self.session.get_bind().dialect.name == "postgresql"
+        new: list[dict[str, Any]] = []
+        stored: list[dict[str, Any]] = []
+        for key in changed:
+            facts = members.known[key]
+            if facts is None:
+                continue
+            if checked and max(map(len, facts[:4])) > _MEMBER_ID_WIDTH:
+                _fits(Member.__table__, **dict(zip(MemberFacts._fields[:4], facts[:4], strict=True)))
+            (stored if key in members.stored else new).append(facts._asdict())
+        if new:
+            await insert_many(Member.__table__).rows(self.session, new)
+            members.stored.update(row["membership_id"] for row in new)
+            if self.statistics is not None:
+                await self.statistics.wrote(self.session, len(new), Member.__tablename__)
+        if stored:
+            await _UPDATE_MEMBERS.many(self.session, stored)
 
     def add_row(self, row: Any) -> None:
         prefetch.add(self.session, row)
@@ -199,7 +322,7 @@ class ProjectionWriter:
         """The rows a batch's handlers will lock and change, locked in one statement per table (after the
         projection lock, as the handlers take it: a rebuild holding it never waits on these rows)."""
         await self.share_projection_lock()
-        await prefetch.load(self.session, Member, members, lock=True)
+        await self._load_members(members)
         await prefetch.load(self.session, Topic, topics, lock=True)
         await prefetch.load(self.session, Convention, conventions, lock=True)
         await prefetch.load(self.session, Issue, issues, lock=True)

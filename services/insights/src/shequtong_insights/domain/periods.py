@@ -7,6 +7,7 @@ A period is `days` whole local days ending with the day of "now", today included
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -17,6 +18,7 @@ DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366
 
 
+@functools.cache
 def zone(offset_minutes: int) -> timezone:
     return timezone(timedelta(minutes=offset_minutes))
 

@@ -18,7 +18,7 @@ import pytest
 from shequtong_volunteers.consumers import consumer_specs
 from shequtong_volunteers.domain import activities as activity_rules
 from shequtong_volunteers.domain import imports
-from shequtong_volunteers.models import Activity, HoursEntry, Slot
+from shequtong_volunteers.models import Activity, HoursEntry, Person, Slot
 from shequtong_volunteers.service import VolunteersService
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,7 +28,7 @@ from shequtong.events.v1 import volunteers_events_pb2 as ev
 from shequtong_kit import regions
 from shequtong_kit.auth import Principal, parse_roles
 from shequtong_kit.clock import ManualClock
-from shequtong_kit.consumer import ConsumerRunner
+from shequtong_kit.consumer import ConsumerRunner, PoisonMessage
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import AlreadyExists, DomainError, FailedPrecondition, PermissionDenied
 from shequtong_kit.outbox import Outbox
@@ -589,3 +589,123 @@ async def test_an_import_of_residents_in_one_packed_event_records_each_person_as
     assert outcomes == [True, True, True]
     names = await tx(service, lambda s: service.names(s, people))
     assert [names.get(p) for p in people] == ["王*0", "李*", "王*2", "赵*"]
+
+
+def imported_residents(prefix: str, neighbourhood: str, first: int, count: int) -> list[identity_ev.ImportedResident]:
+    residents = []
+    for i in range(first, first + count):
+        ids = {"person_id": f"{prefix}{i}", "neighbourhood_id": neighbourhood, "membership_id": f"m-{prefix}{i}"}
+        resident = identity_ev.ImportedResident(
+            joined=identity_ev.MemberJoined(**ids),
+            verified=identity_ev.MemberVerified(**ids, display_name=f"王*{i}", verified_by="svc:import"),
+        )
+        if i % 3 == 0:
+            resident.party_member.CopyFrom(
+                identity_ev.RoleGranted(person_id=ids["person_id"], role="party_member", scope=f"n:{neighbourhood}")
+            )
+        residents.append(resident)
+    return residents
+
+
+async def people_rows(sessions: async_sessionmaker[AsyncSession], prefix: str) -> list[tuple[object, ...]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Person.person_id, Person.display_name, Person.updated_at)
+            .where(Person.person_id.startswith(prefix))
+            .order_by(Person.person_id)
+        )
+        return [(person_id.removeprefix(prefix), *rest) for person_id, *rest in rows]
+
+
+async def test_an_import_through_the_people_consumer_writes_the_names_its_events_one_by_one_would(
+    service: VolunteersService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock, world: World
+) -> None:
+    """Packs in one batch (the names written together at its commit), a pack alone in its batch (written when its
+    handler returns) and the residents' verifications one per transaction: the same people; later events about
+    imported residents apply in the batch that made them or after; a redelivery changes nothing."""
+    runner = next(
+        ConsumerRunner(None, sessions, spec, clock)  # type: ignore[arg-type]
+        for spec in consumer_specs(service)
+        if spec.name == "volunteers-people"
+    )
+    singly, together, alone = (f"p-{uuid.uuid4().hex[:8]}-" for _ in range(3))
+
+    def packs(prefix: str) -> list[Any]:
+        return [
+            received_event(
+                "identity.membership.imported",
+                identity_ev.ResidentsImported(residents=imported_residents(prefix, world.n1, first, 5)),
+            )
+            for first in (0, 5, 10)
+        ]
+
+    def after_import(prefix: str) -> list[Any]:
+        """A resident renamed; another verified again without a name (which names nobody)."""
+        return [
+            received_event(
+                "identity.person.updated", identity_ev.PersonProfileUpdated(person_id=f"{prefix}1", display_name="李*")
+            ),
+            received_event(
+                "identity.membership.verified",
+                identity_ev.MemberVerified(person_id=f"{prefix}2", neighbourhood_id=world.n1),
+            ),
+        ]
+
+    for pack in packs(singly):
+        for resident in identity_ev.ResidentsImported.FromString(pack.payload).residents:
+            assert await runner.apply_batch([received_event("identity.membership.verified", resident.verified)]) == [
+                True
+            ]
+    for single in after_import(singly):
+        assert await runner.apply_batch([single]) == [True]
+    first, *rest = packs(together)
+    batch = [first, *after_import(together), *rest]
+    assert await runner.apply_batch(batch) == [True] * len(batch)
+    for pack in packs(alone):
+        assert await runner.apply_batch([pack]) == [True]
+    assert await runner.apply_batch(after_import(alone)) == [True, True]
+
+    expected = await people_rows(sessions, singly)
+    assert [(person, name) for person, name, _ in expected][:3] == [("0", "王*0"), ("1", "李*"), ("10", "王*10")]
+    assert len(expected) == 15 and {at for *_, at in expected} == {clock.now()}
+    assert await people_rows(sessions, together) == expected
+    assert await people_rows(sessions, alone) == expected
+
+    clock.advance(minutes=5)
+    assert await runner.apply_batch(batch) == [False] * len(batch)  # redelivered: the inbox knows them
+    assert await people_rows(sessions, together) == expected
+
+
+async def test_a_name_longer_than_its_column_is_refused_on_postgresql_not_cut_short(
+    service: VolunteersService, sessions: async_sessionmaker[AsyncSession], clock: ManualClock, world: World
+) -> None:
+    """PostgreSQL refused a display name longer than its column (the event is retried, then dead-lettered; its
+    batch's other events commit): it is not stored cut short. SQLite keeps it whole, as it always did."""
+    runner = next(
+        ConsumerRunner(None, sessions, spec, clock)  # type: ignore[arg-type]
+        for spec in consumer_specs(service)
+        if spec.name == "volunteers-people"
+    )
+    prefix = f"p-{uuid.uuid4().hex[:8]}-"
+    good = imported_residents(prefix, world.n1, 0, 2)
+    bad = imported_residents(prefix, world.n1, 2, 2)
+    bad[1].verified.display_name = "王" * 101
+    events = [
+        received_event("identity.membership.imported", identity_ev.ResidentsImported(residents=residents))
+        for residents in (good, bad)
+    ]
+    for batch in (events, events[1:]):  # in a batch, and alone
+        outcomes = await runner.apply_batch(batch)
+        if postgres(sessions):
+            refused = outcomes[-1]  # an error of its own (nak, retried), never a poison message
+            assert isinstance(refused, Exception) and not isinstance(refused, PoisonMessage)
+            assert outcomes[:-1] == [True] * (len(batch) - 1)
+        else:
+            assert outcomes == ([True, True] if len(batch) == 2 else [False])
+    names = [name for _, name, _ in await people_rows(sessions, prefix)]
+    assert names == (["王*0", "王*1"] if postgres(sessions) else ["王*0", "王*1", "王*2", "王" * 101])
+
+
+def postgres(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    bind = sessions.kw["bind"]
+    return bool(bind.dialect.name == "postgresql")

@@ -11,9 +11,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from shequtong_kit import prefetch
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import Upsert, insert_many, region_directory
+from shequtong_kit.db import Upsert, flushes_each_event, insert_many, region_directory, write_later
 from shequtong_kit.errors import InvalidArgument, NotFound
 from shequtong_kit.pagination import decode_cursor
 from shequtong_volunteers.domain import activities as activity_rules
@@ -110,21 +109,24 @@ class Repository:
         wanted = sorted(set(person_ids))
         if not wanted:
             return {}
+        await write_later(self.session)  # names a consumer batch kept for its commit (`record_people`)
         query = select(Person.person_id, Person.display_name).where(Person.person_id.in_(wanted))
         rows = await self.session.execute(query)
         return {row[0]: row[1] for row in rows}
 
-    async def upsert_person(self, person_id: str, display_name: str, now: datetime) -> None:
-        person = await prefetch.get(self.session, Person, person_id)
-        if person is None:
-            prefetch.add(self.session, Person(person_id=person_id, display_name=display_name, updated_at=now))
-        else:
-            person.display_name = display_name
-            person.updated_at = now
-
-    async def prefetch_people(self, person_ids: Iterable[str]) -> None:
-        """The people a consumer batch names, in one statement (see `shequtong_kit.prefetch`)."""
-        await prefetch.load(self.session, Person, person_ids)
+    async def record_people(self, people: Sequence[tuple[str, str]], now: datetime) -> None:
+        """The display-name projection: each (person id, name) upserted in turn, so a person's last name
+        stands. In a consumer batch flushed at its commit the rows are kept and written with the batch's
+        others in one statement (`Upsert.later`, the last per person); otherwise (an event alone, an import's
+        pack alone in its batch) now, one statement per 1,000."""
+        rows = [{"person_id": person_id, "display_name": name, "updated_at": now} for person_id, name in people]
+        if self.session.get_bind().dialect.name == "postgresql":
+            _fit_people(rows)
+        if flushes_each_event(self.session):
+            await _PEOPLE.many(self.session, rows)
+            return
+        for row in rows:
+            await _PEOPLE.later(self.session, row)
 
     # --- teams -------------------------------------------------------------------------------------------
     async def team(self, team_id: str) -> Team:
@@ -594,3 +596,14 @@ class ImportRepository:
 _PEOPLE = Upsert(
     Person.__table__, ["person_id", "display_name", "updated_at"], ["person_id"], ["display_name", "updated_at"]
 )
+_PERSON_ID_WIDTH = int(Person.__table__.c.person_id.type.length)  # type: ignore[attr-defined]
+_NAME_WIDTH = int(Person.__table__.c.display_name.type.length)  # type: ignore[attr-defined]
+
+
+def _fit_people(rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL refused an id or a name longer than its column when the ORM inserted people; the upsert's
+    parameters are cast to the columns' types, which would cut them short instead. Refused here as it was
+    (the event is retried, then dead-lettered)."""
+    for row in rows:
+        if len(row["person_id"]) > _PERSON_ID_WIDTH or len(row["display_name"]) > _NAME_WIDTH:
+            raise ValueError("a person id or display name longer than the people table holds")

@@ -4,7 +4,7 @@ opens it through `idempotency.run_once`), so a state change and its outbox event
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -349,12 +349,12 @@ class VolunteersService:
     async def names(self, session: AsyncSession, person_ids: Sequence[str]) -> dict[str, str]:
         return await Repository(session).display_names(person_ids)
 
-    async def record_person(self, session: AsyncSession, person_id: str, display_name: str) -> None:
-        if person_id and display_name:
-            await Repository(session).upsert_person(person_id, display_name, self.clock.now())
-
-    async def prefetch_people(self, session: AsyncSession, person_ids: Iterable[str]) -> None:
-        await Repository(session).prefetch_people(person_ids)
+    async def record_people(self, session: AsyncSession, people: Sequence[tuple[str, str]]) -> None:
+        """Identity's display names, (person id, name) in the order its events came: a person's last one
+        stands. An event without either names nobody."""
+        named = [(person_id, name) for person_id, name in people if person_id and name]
+        if named:
+            await Repository(session).record_people(named, self.clock.now())
 
     # ================================================================================================
     # activities

@@ -167,3 +167,39 @@ async def test_new_rows_inserted_once_by_key_and_read_back_among_a_long_list_on_
         found = await rows_among(session, (table.c.ref, table.c.tags, table.c.at), table.c.ref, wanted)
     assert sorted((row[0], row[1][1], row[2]) for row in found) == sorted((f"r{n}", n, at) for n in range(0, 1500, 2))
     await engine.dispose()
+
+
+async def test_a_value_longer_than_its_column_is_refused_never_cut_on_either_database(url: str) -> None:
+    """Array parameters keep no string length: PostgreSQL's cast to `VARCHAR(n)[]` would cut a longer value
+    silently — an insert storing the cut value, a look-up matching another key. The column refuses it
+    (SQLite keeps no length, and stores it whole); a look-up by a longer key finds nothing on either."""
+    from sqlalchemy.exc import DBAPIError
+
+    from shequtong_kit.db import InsertMany, rows_among
+
+    table = Table("kit_test_lengths", MetaData(), Column("code", String(5), primary_key=True), Column("n", Integer))
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(table.drop, checkfirst=True)
+        await connection.run_sync(table.create)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await InsertMany(table).rows(session, [{"code": "abcde", "n": 1}])
+    postgres = engine.dialect.name == "postgresql"
+    for write in (
+        lambda session: InsertMany(table, ["code"]).rows(session, [{"code": "abcdefgh", "n": 2}]),
+        lambda session: Upsert(table, ["code", "n"], ["code"], ["n"]).many(session, [{"code": "abcdefgh", "n": 3}]),
+    ):
+        if postgres:
+            with pytest.raises(DBAPIError, match="too long"):
+                async with sessions() as session, session.begin():
+                    await write(session)
+        else:
+            async with sessions() as session, session.begin():
+                await write(session)
+    async with sessions() as session:
+        stored = {tuple(row) for row in (await session.execute(select(table.c.code, table.c.n))).all()}
+        found = await rows_among(session, (table.c.code,), table.c.code, ["abcdefgh", "abcdexyz"])
+    assert stored == ({("abcde", 1)} if postgres else {("abcde", 1), ("abcdefgh", 3)})
+    assert [tuple(row) for row in found] == ([] if postgres else [("abcdefgh",)])
+    await engine.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Enum,
     Index,
     Integer,
     LargeBinary,
@@ -363,12 +364,21 @@ async def write_later(session: AsyncSession) -> None:
         await upsert._write_many(session, list(rows.values()))
 
 
+def array_of(item_type: Any) -> postgresql.ARRAY:
+    """The type of an array parameter of a column's values. A string keeps no length: PostgreSQL's cast to
+    `VARCHAR(n)[]` cuts a longer value silently (a look-up would then match another key, an insert store a
+    cut value), where the column itself refuses it ("value too long")."""
+    if isinstance(item_type, String) and not isinstance(item_type, Enum) and item_type.length is not None:
+        item_type = String()
+    return postgresql.ARRAY(item_type)
+
+
 def unnested_insert(table: Table, columns: Sequence[str]) -> Any:
     """PostgreSQL's `INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`: each parameter, named as
     its column, is the array of that column's values — one statement text for any number of rows (a
     multi-row VALUES is a statement per row count). Add `.on_conflict_…` and run it with `CompiledOnce`,
     the parameters from `as_arrays`."""
-    arrays = (bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns)
+    arrays = (bindparam(name, type_=array_of(table.c[name].type)) for name in columns)
     rows = func.unnest(*arrays).table_valued(*columns).render_derived()
     return postgresql.insert(table).from_select(list(columns), select(*rows.c))
 
@@ -384,7 +394,7 @@ def matches_any(column: ColumnElement[Any], name: str, dialect: str) -> ColumnEl
     every execution (a twelfth of boards' event loop on a kept home-feed page), and each list length is a
     statement of its own. Elsewhere (SQLite has no arrays) the expanding `IN`."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        return column == any_(bindparam(name, type_=array_of(column.type)))
     return column.in_(bindparam(name, expanding=True))
 
 

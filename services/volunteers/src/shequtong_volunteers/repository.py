@@ -120,8 +120,6 @@ class Repository:
         others in one statement (`Upsert.later`, the last per person); otherwise (an event alone, an import's
         pack alone in its batch) now, one statement per 1,000."""
         rows = [{"person_id": person_id, "display_name": name, "updated_at": now} for person_id, name in people]
-        if self.session.get_bind().dialect.name == "postgresql":
-            _fit_people(rows)
         if flushes_each_event(self.session):
             await _PEOPLE.many(self.session, rows)
             return
@@ -596,14 +594,3 @@ class ImportRepository:
 _PEOPLE = Upsert(
     Person.__table__, ["person_id", "display_name", "updated_at"], ["person_id"], ["display_name", "updated_at"]
 )
-_PERSON_ID_WIDTH = int(Person.__table__.c.person_id.type.length)  # type: ignore[attr-defined]
-_NAME_WIDTH = int(Person.__table__.c.display_name.type.length)  # type: ignore[attr-defined]
-
-
-def _fit_people(rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL refused an id or a name longer than its column when the ORM inserted people; the upsert's
-    parameters are cast to the columns' types, which would cut them short instead. Refused here as it was
-    (the event is retried, then dead-lettered)."""
-    for row in rows:
-        if len(row["person_id"]) > _PERSON_ID_WIDTH or len(row["display_name"]) > _NAME_WIDTH:
-            raise ValueError("a person id or display name longer than the people table holds")

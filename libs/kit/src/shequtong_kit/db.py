@@ -270,6 +270,9 @@ class Upsert:
             await self._write_many(session, list(latest.values()))
 
     async def _write_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        # In key order: two replicas' batches upserting overlapping keys then wait for each other instead of
+        # each holding a row the other needs (a deadlock, and the batch handled again one event at a time).
+        rows = sorted(rows, key=lambda row: tuple("" if row[key] is None else row[key] for key in self._keys))
         if session.get_bind().dialect.name == "postgresql":
             for start in range(0, len(rows), 1000):
                 chunk = [[row[name] for name in self._columns] for row in rows[start : start + 1000]]

@@ -462,9 +462,7 @@ async def test_an_issue_reported_and_progressed_in_one_batch_replies_on_its_post
         assert len(bodies) == 2 and "已转为问题工单" in bodies[0] and note in bodies[1], bodies
 
 
-async def test_an_imported_issues_events_in_one_pack_reply_as_if_each_had_come_alone(
-    system: Any, place: Any
-) -> None:
+async def test_an_imported_issues_events_in_one_pack_reply_as_if_each_had_come_alone(system: Any, place: Any) -> None:
     """An import of issues sends their events packed (`issues.record.imported`): each item is handled as the
     event it stands for — the post shows it became an issue and each progress reply; two state changes of
     one pack are two replies (each item its own source event); the rest (assigned, rated) changes nothing."""

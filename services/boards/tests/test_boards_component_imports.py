@@ -9,8 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from shequtong_boards.models import Comment, Post, Topic
+from shequtong_boards.repository import PeopleRepository
 from sqlalchemy import func, select
 
 from shequtong.boards.v1 import boards_pb2 as pb
@@ -267,3 +269,35 @@ async def test_topics_import_through_the_chain_with_conventions(system: System, 
     async with system.sessions() as session:
         refs = (await session.execute(select(Topic.external_ref).where(Topic.external_ref.like(f"{run}-%")))).scalars()
         assert sorted(refs) == [f"{run}-a", f"{run}-b", f"{run}-c"]
+
+
+async def test_which_people_a_feed_shows_is_asked_by_index_when_a_few_authors_wrote_everything(
+    system: System, place: Place
+) -> None:
+    """A district's imported history has a few authors with thousands of posts each. Asking which of a batch
+    of people any post shows (the people consumer, for every batch of role grants) must probe the authors'
+    index per person: as `EXISTS`, the planner expected a match early in a sequential scan and read every
+    post for each person who never posted (seconds a batch)."""
+    if system.sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's; SQLite runs the other form of the statement (no arrays)")
+    from shequtong_boards.repository import _ON_FEEDS_AMONG
+    from sqlalchemy import text
+
+    authors = [await system.resident(place) for _ in range(2)]
+    ops, run = system.operator(), uuid.uuid4().hex[:8]
+    for author in authors:
+        for batch in range(3):
+            made = await ops.call("ImportPosts", posts(system, place, author, 1000, f"{run}-{author.id}-{batch}"))
+            assert made.result.created == 1000
+    never_posted = [str(uuid.uuid4()) for _ in range(200)]
+    wanted = [*never_posted[:100], authors[0].id, *never_posted[100:], authors[1].id]
+    async with system.sessions() as session:
+        await session.execute(text("ANALYZE posts"))
+        shown = await PeopleRepository(session).on_feeds_among(wanted)
+        assert shown == {authors[0].id, authors[1].id}
+        connection = await session.connection()
+        statement = str(_ON_FEEDS_AMONG["postgresql"].compile(dialect=connection.dialect))
+        plan = await connection.exec_driver_sql("EXPLAIN " + statement, (wanted, "post"))
+        lines = [row[0] for row in plan]
+    assert not any("Seq Scan on posts" in line for line in lines), lines
+    assert any("ix_posts_author" in line for line in lines), lines

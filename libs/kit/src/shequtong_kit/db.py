@@ -367,7 +367,7 @@ async def write_later(session: AsyncSession) -> None:
         await upsert._write_many(session, list(rows.values()))
 
 
-def array_of(item_type: Any) -> postgresql.ARRAY:
+def array_of(item_type: Any) -> postgresql.ARRAY[Any]:
     """The type of an array parameter of a column's values. A string keeps no length: PostgreSQL's cast to
     `VARCHAR(n)[]` cuts a longer value silently (a look-up would then match another key, an insert store a
     cut value), where the column itself refuses it ("value too long")."""

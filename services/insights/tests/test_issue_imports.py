@@ -18,7 +18,7 @@ from shequtong_kit.db import session_factory
 from shequtong_kit.packs import ISSUES_IMPORTED
 from shequtong_kit.proto import ts
 
-from .test_projection_component import NOW, H, NoJetStream, database_url, engine, event  # noqa: F401
+from .test_projection_component import NOW, H, NoJetStream, database_url, engine, event, project  # noqa: F401
 
 
 def history(neighbourhood: str) -> list[tuple[str, issues_ev.ImportedIssueEvent]]:
@@ -90,11 +90,7 @@ async def test_an_imported_issues_packed_events_give_the_figures_and_facts_of_it
     # Split in two packs (as an import's batch is split by size), delivered in one consumer batch.
     packs = [event(ISSUES_IMPORTED, issues_ev.IssueEventsImported(events=part), NOW) for part in (items[:4], items[4:])]
     for batch in (singles, packs):
-        async with service.sessions() as session, session.begin():
-            await projector.prefetch(session, batch)
-            for received in batch:
-                await projector.handle(session, received)
-            await projector.before_commit(session)
+        await project(service, projector, batch)
 
     async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
         async with service.sessions() as session:

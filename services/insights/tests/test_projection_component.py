@@ -74,6 +74,15 @@ def event(subject: str, message: Message, at: datetime) -> ReceivedEvent:
     return received_event(subject, message, at)
 
 
+async def project(service: InsightsService, projector: Projector, batch: Sequence[ReceivedEvent]) -> None:
+    """A batch of events through the projector in one transaction, as its consumer runs it."""
+    async with service.sessions() as session, session.begin():
+        await projector.prefetch(session, batch)
+        for received in batch:
+            await projector.handle(session, received)
+        await projector.before_commit(session)
+
+
 def scripted_week(n1: str, n2: str, sub: str, district: str) -> list[ReceivedEvent]:
     events = []
     for nid, code in ((n1, "A"), (n2, "B")):
@@ -392,11 +401,7 @@ async def test_imported_residents_content_and_volunteers_count_as_if_each_had_it
         event("volunteers.volunteer.imported", volunteers_ev.VolunteersImported(volunteers=volunteers(packed)), NOW),
     ]
     for batch in (singles, packs):
-        async with service.sessions() as session, session.begin():
-            await projector.prefetch(session, batch)
-            for received in batch:
-                await projector.handle(session, received)
-            await projector.before_commit(session)
+        await project(service, projector, batch)
 
     async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], ...]:
         async with service.sessions() as session:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shequtong_identity.consumers import consumer_specs
@@ -326,14 +327,7 @@ async def test_a_batch_of_volunteer_events_decides_each_badge_as_one_event_at_a_
     ]
     assert (records[v1], records[v2], records[v3]) == (False, True, False)
     # The batch's two grants in a row travel as one packed event, the revocation after them on its own.
-    async with sessions() as session:
-        sent = (
-            await session.execute(
-                select(outbox.c.subject, outbox.c.payload)
-                .where(outbox.c.subject.like("identity.role.%"))
-                .order_by(outbox.c.id)
-            )
-        ).all()
+    sent = await role_events(sessions)
     decoded = {
         "identity.role.granted": ev.RoleGranted,
         "identity.role.granted_many": ev.RolesGranted,
@@ -394,13 +388,7 @@ async def _badges_of(sessions: async_sessionmaker[AsyncSession], people: list[st
             .scalars()
             .all()
         )
-        sent = (
-            await session.execute(
-                select(outbox.c.subject, outbox.c.payload)
-                .where(outbox.c.subject.like("identity.role.%"))
-                .order_by(outbox.c.id)
-            )
-        ).all()
+    sent = await role_events(sessions)
     items: list[tuple[str, ev.RoleGranted | ev.RoleRevoked]] = []
     for subject, payload in sent:
         if subject == "identity.role.granted_many":
@@ -817,3 +805,10 @@ async def test_concurrent_resident_batches_share_households_without_doubles(
     async with sessions() as session:
         count = await session.scalar(select(func.count()).select_from(Household).where(Household.id.in_(households)))
     assert len(households) == count == 10
+
+
+async def role_events(sessions: Any) -> list[Any]:
+    """The identity.role.* events in the outbox, (subject, payload), in the order they were written."""
+    async with sessions() as session:
+        query = select(outbox.c.subject, outbox.c.payload).where(outbox.c.subject.like("identity.role.%"))
+        return list((await session.execute(query.order_by(outbox.c.id))).all())

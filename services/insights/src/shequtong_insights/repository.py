@@ -132,8 +132,6 @@ def _members_among(dialect: str) -> Any:
     )
 
 
-# The width of a membership's ids (its first four fields).
-_MEMBER_ID_WIDTH = min(_width(Member.__table__, name) for name in MemberFacts._fields[:4])
 # A changed membership's row, locked since it was read: its new values.
 _UPDATE_MEMBERS = Upsert(Member.__table__, MemberFacts._fields, ["membership_id"], MemberFacts._fields[3:])
 
@@ -271,17 +269,12 @@ class ProjectionWriter:
             return
         changed = sorted(members.changed)
         members.changed.clear()
-        # PostgreSQL refused an over-long id at the ORM's INSERT; the arrays below are cast to the columns'
-        # types, which cuts it short instead: refused here (the event is dead-lettered, as it was).
-        checked = self.session.get_bind().dialect.name == "postgresql"
         new: list[dict[str, Any]] = []
         stored: list[dict[str, Any]] = []
         for key in changed:
             facts = members.known[key]
             if facts is None:
                 continue
-            if checked and max(map(len, facts[:4])) > _MEMBER_ID_WIDTH:
-                _fits(Member.__table__, **dict(zip(MemberFacts._fields[:4], facts[:4], strict=True)))
             (stored if key in members.stored else new).append(facts._asdict())
         if new:
             await insert_many(Member.__table__).rows(self.session, new)

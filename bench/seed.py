@@ -170,6 +170,10 @@ class PartReport:
     # Set by a part whose pieces scale differently (the residents: a per-item head per neighbourhood,
     # the rest in bulk); otherwise the full target at the part's overall rate.
     full_scale_estimate_s: float | None = None
+    # CPU each process spent while the part ran (core-seconds; replicas apart, "generator" is this
+    # process) and the machine's busy cores over the part: which process a slow part waits on.
+    cpu_core_seconds: dict[str, float] = field(default_factory=dict)
+    machine_busy_cores: float | None = None
 
     @property
     def rate(self) -> float:
@@ -473,8 +477,10 @@ class Seeder:
         total_budget: float | None = None,
         grpc_addrs: dict[str, str] | None = None,
         ops_refresh: Callable[[], dict[str, str]] | None = None,
+        cpu_meter: Callable[[], Any] | None = None,
     ) -> None:
         self.api = api
+        self.cpu_meter = cpu_meter
         self.rpc = Rpc(grpc_addrs or {}, api.ops, ops_refresh)
         self.total_deadline = time.monotonic() + total_budget if total_budget else float("inf")
         self.targets = targets
@@ -502,6 +508,8 @@ class Seeder:
             report.status = "unavailable"
             report.note = "routes not in the gateway yet: " + ", ".join(missing)
         else:
+            meter = self.cpu_meter().start() if self.cpu_meter else None
+            own0 = time.process_time()
             t0 = time.monotonic()
             try:
                 await body(report)
@@ -509,11 +517,22 @@ class Seeder:
                 report.status = "failed"
                 report.error_samples.append(str(exc)[:300])
             report.seconds = round(time.monotonic() - t0, 2)
+            if meter is not None:
+                used = meter.stop()
+                report.machine_busy_cores = used["machine_busy_cores"]
+                spent = {name: cores * report.seconds for name, cores in used["cores_by_process"].items()}
+                spent["generator"] = time.process_time() - own0
+                report.cpu_core_seconds = {
+                    name: round(secs, 1) for name, secs in sorted(spent.items(), key=lambda kv: -kv[1])
+                }
         self.reports.append(report)
         self.log(
             f"  {report.part:13} {report.status:11} {report.created:>8}/{report.target:<8} "
             f"{report.seconds:7.1f}s {report.rate:8.1f}/s {report.note}"
         )
+        if report.cpu_core_seconds:
+            top = ", ".join(f"{name} {secs:g}" for name, secs in list(report.cpu_core_seconds.items())[:6])
+            self.log(f"  {'':13} cpu-s: {top} (machine {report.machine_busy_cores} cores busy)")
         return report
 
     # regions ---------------------------------------------------------------------------------------
@@ -1500,6 +1519,7 @@ async def seed(
     total_budget: float | None = None,
     grpc_addrs: dict[str, str] | None = None,
     ops_refresh: Callable[[], dict[str, str]] | None = None,
+    cpu_meter: Callable[[], Any] | None = None,
 ) -> tuple[dict[str, Any], World]:
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=_limits(concurrency * 2)) as client:
         seeder = Seeder(
@@ -1512,6 +1532,7 @@ async def seed(
             total_budget,
             grpc_addrs,
             ops_refresh,
+            cpu_meter,
         )
         try:
             report = await seeder.run(parts)
@@ -1566,6 +1587,7 @@ def main(
                 total_budget=total_budget or None,
                 grpc_addrs=bulk_addrs(stack),
                 ops_refresh=lambda: operator_headers(stack),
+                cpu_meter=lambda: CpuMeter(process_groups(stack, stack.nats)),  # type: ignore[attr-defined]
             )
         )
         report["cpu_while_seeding"] = meter.stop()

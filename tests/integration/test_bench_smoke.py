@@ -25,8 +25,9 @@ if str(ROOT) not in sys.path:
 
 from bench import baselines, journeys, run  # noqa: E402
 from bench.loadgen import LoadSpec, run_load  # noqa: E402
+from bench.procs import CpuMeter  # noqa: E402
 from bench.seed import BULK_SERVICES, FULL, bulk_addrs, plan, seed  # noqa: E402
-from bench.stack import backlog, operator_headers, running_stack, wait_until_drained  # noqa: E402
+from bench.stack import backlog, operator_headers, process_groups, running_stack, wait_until_drained  # noqa: E402
 
 READ_JOURNEYS = ("home_feed", "post_with_comments", "board_list", "my_profile")
 
@@ -63,6 +64,7 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
             log=lambda _line: None,
             grpc_addrs=bulk_addrs(system),
             ops_refresh=lambda: operator_headers(system),
+            cpu_meter=lambda: CpuMeter(process_groups(system, system.nats)),  # type: ignore[attr-defined]
         )
     )
     parts = {p["part"]: p for p in report["parts"]}
@@ -85,6 +87,12 @@ def test_one_percent_district_and_a_journey_under_open_loop_load(
             assert part["note"], part
         if part["status"] in ("done", "partial"):
             assert part["created"] > 0 and part["seconds"] > 0, part
+            # Each part says which processes it kept busy (the generator's own CPU among them).
+            assert part["cpu_core_seconds"]["generator"] > 0 and part["machine_busy_cores"] > 0, part
+    for name, service in (("posts", "boards"), ("comments", "boards"), ("residents", "identity")):
+        if parts[name]["status"] in ("done", "partial"):
+            spent = parts[name]["cpu_core_seconds"]
+            assert spent[service] + spent.get(f"{service}-2", 0) > 0, parts[name]
     if parts["committees"]["status"] != "unavailable":
         assert parts["committees"]["created"] == 12
         assert all(n.cadre and n.cadre.token for n in world.neighbourhoods)

@@ -203,3 +203,67 @@ async def test_a_value_longer_than_its_column_is_refused_never_cut_on_either_dat
     assert stored == ({("abcde", 1)} if postgres else {("abcde", 1), ("abcdefgh", 3)})
     assert [tuple(row) for row in found] == ([] if postgres else [("abcdefgh",)])
     await engine.dispose()
+
+
+async def test_columns_every_row_of_a_chunk_shares_are_sent_once_and_stored_as_given_on_either_database(
+    url: str,
+) -> None:
+    """`InsertMany` sends a column whose value every row of a chunk shares as one value (asyncpg encoded
+    each copy again): strings, numbers, flags, times, JSON and NULLs are stored exactly as sent as arrays,
+    and a shared string longer than its column is refused, never cut."""
+    from sqlalchemy import JSON, Boolean
+    from sqlalchemy.exc import DBAPIError
+
+    from shequtong_kit.db import InsertMany, UtcDateTime
+
+    table = Table(
+        "kit_test_shared_columns",
+        MetaData(),
+        Column("id", String(36), primary_key=True),
+        Column("status", String(8)),
+        Column("n", Integer),
+        Column("flag", Boolean),
+        Column("at", UtcDateTime, nullable=True),
+        Column("tags", JSON),
+        Column("note", String(20), nullable=True),
+    )
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(table.drop, checkfirst=True)
+        await connection.run_sync(table.create)
+    insert = InsertMany(table, ["id"], "id")
+    sessions = session_factory(engine)
+    at = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+    shared = [
+        {"id": f"s{n}", "status": "visible", "n": 0, "flag": False, "at": at, "tags": ["邻里"], "note": None}
+        for n in range(3)
+    ]
+    mixed = [
+        {"id": "m0", "status": "hidden", "n": 1, "flag": True, "at": None, "tags": [], "note": "a"},
+        {"id": "m1", "status": "visible", "n": 1, "flag": False, "at": at, "tags": [], "note": None},
+    ]
+    async with sessions() as session, session.begin():
+        assert await insert.rows(session, shared) == {"s0", "s1", "s2"}
+        assert await insert.rows(session, mixed) == {"m0", "m1"}
+        assert await insert.rows(session, shared[:1]) == set(), "a row of one: every column shared, its key too"
+    async with sessions() as session:
+        stored = [tuple(row) for row in await session.execute(select(table).order_by(table.c.id))]
+    assert stored == [
+        ("m0", "hidden", 1, True, None, [], "a"),
+        ("m1", "visible", 1, False, at, [], None),
+        *[(f"s{n}", "visible", 0, False, at, ["邻里"], None) for n in range(3)],
+    ]
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:  # the shapes the chunks had: which columns went as one value
+        assert set(insert._postgres) == {
+            frozenset({"status", "n", "flag", "at", "tags", "note"}),
+            frozenset({"n", "tags"}),
+        }
+    too_long = [{**row, "id": f"t{n}", "status": "far too long"} for n, row in enumerate(shared)]
+    if postgres:  # SQLite keeps no length
+        with pytest.raises(DBAPIError, match="too long"):
+            async with sessions() as session, session.begin():
+                await insert.rows(session, too_long)
+        async with sessions() as session:
+            assert (await session.execute(select(table.c.id).where(table.c.id.like("t%")))).all() == []
+    await engine.dispose()

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    cast,
     event,
     func,
     select,
@@ -298,16 +299,31 @@ class InsertMany:
             column.name: bool(column.type.none_as_null) for column in table.columns if isinstance(column.type, JSON)
         }
         self._returned = returned
-        many: Any = unnested_insert(table, self._columns)
+        self._keys = list(keys)
+        # One statement per set of columns whose value a chunk shares (see `_postgres_for`).
+        self._postgres: dict[frozenset[str], CompiledOnce] = {}
         lite: Any = sqlite.insert(table)
         if keys:
-            many = many.on_conflict_do_nothing(index_elements=list(keys))
             lite = lite.on_conflict_do_nothing(index_elements=list(keys))
         if returned is not None:
-            many = many.returning(table.c[returned])
             lite = lite.returning(table.c[returned])
-        self._postgres = CompiledOnce(many)
         self._sqlite = lite
+
+    def _postgres_for(self, shared: frozenset[str]) -> CompiledOnce:
+        """The statement taking the `shared` columns as one value each and the rest as arrays. An import's
+        rows share many columns (a status, zero counts, NULLs, an empty list): sent as arrays, asyncpg encoded
+        each of those values again — half of the comment import's columns and most of a post's."""
+        statement = self._postgres.get(shared)
+        if statement is None:
+            many: Any = unnested_insert(self._table, self._columns, shared)
+            if self._keys:
+                many = many.on_conflict_do_nothing(index_elements=self._keys)
+            if self._returned is not None:
+                many = many.returning(self._table.c[self._returned])
+            statement = CompiledOnce(many)
+            if len(self._postgres) < _SHAPES_KEPT:
+                self._postgres[shared] = statement
+        return statement
 
     async def rows(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[Any]:
         """Inserts the rows (each with a value for every column of the table); returns the `returned` values of
@@ -324,10 +340,16 @@ class InsertMany:
             arrays = {name: [row[name] for row in chunk] for name in self._columns}
             for name, none_as_null in self._json.items():
                 arrays[name] = [None if value is None and none_as_null else _json_text(value) for value in arrays[name]]
+            # The first column always varies: unnest needs an array, and a chunk of one row shares every column.
+            shared = frozenset(
+                name for name in self._columns[1:] if arrays[name].count(arrays[name][0]) == len(arrays[name])
+            )
+            params = {name: values[0] if name in shared else values for name, values in arrays.items()}
+            statement = self._postgres_for(shared)
             if self._returned is None:
-                await self._postgres.execute(session, arrays)
+                await statement.execute(session, params)
             else:
-                inserted.update(row[0] for row in await self._postgres.rows(session, arrays))
+                inserted.update(row[0] for row in await statement.rows(session, params))
         return inserted
 
 
@@ -336,6 +358,10 @@ def insert_many(table: Table, keys: tuple[str, ...] = (), returned: str | None =
     """The table's `InsertMany` of that shape, built on first use (for a repository that inserts into any of
     its tables)."""
     return InsertMany(table, keys, returned)
+
+
+# Statements an InsertMany keeps per table (sets of shared columns); a rarer shape is compiled each time.
+_SHAPES_KEPT = 32
 
 
 def _json_text(value: Any) -> str:
@@ -367,23 +393,36 @@ async def write_later(session: AsyncSession) -> None:
         await upsert._write_many(session, list(rows.values()))
 
 
-def array_of(item_type: Any) -> postgresql.ARRAY[Any]:
-    """The type of an array parameter of a column's values. A string keeps no length: PostgreSQL's cast to
-    `VARCHAR(n)[]` cuts a longer value silently (a look-up would then match another key, an insert store a
-    cut value), where the column itself refuses it ("value too long")."""
+def _unbounded(item_type: Any) -> Any:
+    """A string keeps no length: PostgreSQL's cast to `VARCHAR(n)` cuts a longer value silently (a look-up
+    would then match another key, an insert store a cut value), where the column itself refuses it ("value
+    too long")."""
     if isinstance(item_type, String) and not isinstance(item_type, Enum) and item_type.length is not None:
-        item_type = String()
-    return postgresql.ARRAY(item_type)
+        return String()
+    return item_type
 
 
-def unnested_insert(table: Table, columns: Sequence[str]) -> Any:
+def array_of(item_type: Any) -> postgresql.ARRAY[Any]:
+    """The type of an array parameter of a column's values (strings without their length: `_unbounded`)."""
+    return postgresql.ARRAY(_unbounded(item_type))
+
+
+def unnested_insert(table: Table, columns: Sequence[str], shared: frozenset[str] = frozenset()) -> Any:
     """PostgreSQL's `INSERT INTO table (columns) SELECT * FROM unnest(:column, …)`: each parameter, named as
     its column, is the array of that column's values — one statement text for any number of rows (a
-    multi-row VALUES is a statement per row count). Add `.on_conflict_…` and run it with `CompiledOnce`,
-    the parameters from `as_arrays`."""
-    arrays = (bindparam(name, type_=array_of(table.c[name].type)) for name in columns)
-    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
-    return postgresql.insert(table).from_select(list(columns), select(*rows.c))
+    multi-row VALUES is a statement per row count). The `shared` columns (not all of them) take one value,
+    the same for every row. Add `.on_conflict_…` and run it with `CompiledOnce`, the parameters from
+    `as_arrays`."""
+    varying = [name for name in columns if name not in shared]
+    arrays = (bindparam(name, type_=array_of(table.c[name].type)) for name in varying)
+    rows = func.unnest(*arrays).table_valued(*varying).render_derived()
+    values = [
+        cast(bindparam(name, type_=_unbounded(table.c[name].type)), _unbounded(table.c[name].type))
+        if name in shared
+        else rows.c[name]
+        for name in columns
+    ]
+    return postgresql.insert(table).from_select(list(columns), select(*values))
 
 
 def as_arrays(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
@@ -409,11 +448,18 @@ async def rows_among(
     build result objects per row."""
     if not values:
         return []
-    statement = select(*columns).where(matches_any(key, "values", session.get_bind().dialect.name))
+    statement = _among(tuple(columns), key, session.get_bind().dialect.name)
     found: list[Any] = []
     for start in range(0, len(values), 1000):
         found.extend((await session.execute(statement, {"values": list(values[start : start + 1000])})).all())
     return found
+
+
+@functools.lru_cache(maxsize=512)
+def _among(columns: tuple[ColumnElement[Any], ...], key: ColumnElement[Any], dialect: str) -> Any:
+    """`rows_among`'s statement, built once: SQLAlchemy keeps a statement's cache key with the statement, and
+    built per call its key was computed again each time (a thirtieth of the comment import's CPU)."""
+    return select(*columns).where(matches_any(key, "values", dialect))
 
 
 class UtcDateTime(TypeDecorator[datetime]):

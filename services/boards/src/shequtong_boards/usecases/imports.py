@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
 from sqlalchemy import Integer, String, any_, bindparam, func, select, update
@@ -77,8 +77,8 @@ FUTURE_SKEW = timedelta(minutes=5)
 # --- what the servicer hands over (plain values) ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PostRecord:
+# Posts and comments come by the million: tuples (a frozen dataclass sets each field through object.__setattr__).
+class PostRecord(NamedTuple):
     external_ref: str
     board_id: str
     author_id: str
@@ -88,8 +88,7 @@ class PostRecord:
     created_at: datetime | None
 
 
-@dataclass(frozen=True)
-class CommentRecord:
+class CommentRecord(NamedTuple):
     external_ref: str
     post_id: str
     post_external_ref: str
@@ -371,15 +370,21 @@ def post_row(
 
 
 def comment_row(
-    post: dict[str, Any] | Post, author: str, body: str, kind: str, at: datetime, ref: str | None
+    post_id: str,
+    board_id: str,
+    neighbourhood_id: str | None,
+    author: str,
+    body: str,
+    kind: str,
+    at: datetime,
+    ref: str | None,
 ) -> dict[str, Any]:
-    get = post.get if isinstance(post, dict) else (lambda name: getattr(post, name))
     return {
         "id": new_id(),
-        "post_id": get("id"),
+        "post_id": post_id,
         "parent_id": None,
-        "board_id": get("board_id"),
-        "neighbourhood_id": get("neighbourhood_id"),
+        "board_id": board_id,
+        "neighbourhood_id": neighbourhood_id,
         "author_id": author,
         "body": body,
         "kind": kind,
@@ -477,10 +482,8 @@ class ImportUseCases:
                         )
                     boards.require(people.of(authors[index]), board, "post")
                     rows.append(post_row(board, authors[index], drafts[index], times[index], refs[index]))
-            before = await existing_refs(session, Post, refs)
-            fresh = [row for row in rows if row["external_ref"] not in before]
-            inserted = await insert_new(session, Post, fresh)
-            created = [row for row in fresh if row["id"] in inserted]
+            inserted = await insert_new(session, Post, rows)
+            created = [row for row in rows if row["id"] in inserted]
             await posts_imported(session, created)
             await self._emit(
                 session,
@@ -536,13 +539,18 @@ class ImportUseCases:
                     boards.require(people.of(authors[index]), boards.board(post.board_id), "comment")
                     rows.append(
                         comment_row(
-                            post, authors[index], bodies[index], content.MEMBER_COMMENT, times[index], refs[index]
+                            post.id,
+                            post.board_id,
+                            post.neighbourhood_id,
+                            authors[index],
+                            bodies[index],
+                            content.MEMBER_COMMENT,
+                            times[index],
+                            refs[index],
                         )
                     )
-            before = await existing_refs(session, Comment, refs)
-            fresh = [row for row in rows if row["external_ref"] not in before]
-            inserted = await insert_new(session, Comment, fresh)
-            created = [row for row in fresh if row["id"] in inserted]
+            inserted = await insert_new(session, Comment, rows)
+            created = [row for row in rows if row["id"] in inserted]
             per_post: dict[str, int] = {}
             for row in created:
                 per_post[row["post_id"]] = per_post.get(row["post_id"], 0) + 1
@@ -667,7 +675,14 @@ class ImportUseCases:
                     if from_stage:
                         text = f"议题进入「{STAGE_NAMES[to_stage]}」阶段：{reason}"
                         row = comment_row(
-                            post, SYSTEM_AUTHOR, text[: content.COMMENT_BODY_MAX], content.SYSTEM_COMMENT, at, None
+                            post["id"],
+                            post["board_id"],
+                            post["neighbourhood_id"],
+                            SYSTEM_AUTHOR,
+                            text[: content.COMMENT_BODY_MAX],
+                            content.SYSTEM_COMMENT,
+                            at,
+                            None,
                         )
                         comments.append(row)
                         events.append((COMMENT_CREATED, comment_created_message(_obj(**row), post["board_kind"], [])))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shequtong_kit.db import (
     CompiledOnce,
@@ -31,6 +32,15 @@ def url(request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pyt
         if request.param == "database"
         else f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('once') / 'once.db'}"
     )
+
+
+async def with_new_table(url: str, table: Table) -> AsyncEngine:
+    """An engine on the database with `table` created anew (left from an earlier run: dropped first)."""
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(table.drop, checkfirst=True)
+        await connection.run_sync(table.create)
+    return engine
 
 
 async def test_an_upsert_compiled_once_inserts_and_skips_as_sqlalchemy_would(
@@ -107,10 +117,7 @@ async def test_upserts_kept_for_the_commit_end_with_the_last_values_per_key_on_e
     """`Upsert.later` in a transaction flushed at its commit keeps the rows; `write_later` writes them in one
     statement (an unnested multi-row upsert on PostgreSQL); outside such a transaction it writes at once."""
     tally = Table("kit_test_later", MetaData(), Column("code", String(10), primary_key=True), Column("n", Integer))
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(tally.drop, checkfirst=True)
-        await connection.run_sync(tally.create)
+    engine = await with_new_table(url, tally)
     upsert = Upsert(tally, ["code", "n"], ["code"], ["n"])
     sessions = session_factory(engine)
 
@@ -149,10 +156,7 @@ async def test_new_rows_inserted_once_by_key_and_read_back_among_a_long_list_on_
         Column("tags", JSON),
         Column("at", UtcDateTime, nullable=True),
     )
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(table.drop, checkfirst=True)
-        await connection.run_sync(table.create)
+    engine = await with_new_table(url, table)
     insert = InsertMany(table, ["ref"], "id")
     sessions = session_factory(engine)
     at = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
@@ -178,10 +182,7 @@ async def test_a_value_longer_than_its_column_is_refused_never_cut_on_either_dat
     from shequtong_kit.db import InsertMany, rows_among
 
     table = Table("kit_test_lengths", MetaData(), Column("code", String(5), primary_key=True), Column("n", Integer))
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(table.drop, checkfirst=True)
-        await connection.run_sync(table.create)
+    engine = await with_new_table(url, table)
     sessions = session_factory(engine)
     async with sessions() as session, session.begin():
         await InsertMany(table).rows(session, [{"code": "abcde", "n": 1}])
@@ -227,10 +228,7 @@ async def test_columns_every_row_of_a_chunk_shares_are_sent_once_and_stored_as_g
         Column("tags", JSON),
         Column("note", String(20), nullable=True),
     )
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(table.drop, checkfirst=True)
-        await connection.run_sync(table.create)
+    engine = await with_new_table(url, table)
     insert = InsertMany(table, ["id"], "id")
     sessions = session_factory(engine)
     at = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)

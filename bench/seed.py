@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import time
 import uuid
@@ -390,6 +391,14 @@ def _ts(moment: datetime) -> Any:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def _ts_seconds(seconds: float) -> Any:
+    """A Timestamp from seconds since the epoch (`_ts` through a datetime is ~8 µs; this ~1)."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    whole = math.floor(seconds)
+    return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
 
 def chinese_name(seed: str) -> str:
@@ -1179,10 +1188,12 @@ class Seeder:
         """Per neighbourhood with boards, its verified residents' person ids (the authors of its history)."""
         return [(n, [r.person_id for r in n.residents]) for n in self.world.neighbourhoods if n.boards and n.residents]
 
-    def _history_time(self, i: int, count: int) -> datetime:
-        """Item i of `count` spread evenly over the last two years, oldest first (the feed gets months deep)."""
-        span = timedelta(days=self.HISTORY_DAYS)
-        return self._now - span + span * (i + 0.5) / max(1, count)
+    def _history_second(self, i: int, count: int) -> float:
+        """Item i of `count` spread evenly over the last two years, oldest first (the feed gets months deep), in
+        seconds since the epoch: millions of times, without datetime arithmetic (a third of the generator's
+        CPU per comment went to datetimes and their conversion)."""
+        span = self.HISTORY_DAYS * 86400
+        return self._now_s - span + span * (i + 0.5) / max(1, count)
 
     def _bulk_concurrency(self) -> int:
         return max(1, min(5, self.concurrency))
@@ -1195,7 +1206,7 @@ class Seeder:
         members = self._members()
         if not members:
             return await self._skip(report, "no verified residents with boards")
-        self._now = datetime.now(UTC) - timedelta(minutes=1)
+        self._now_s = (datetime.now(UTC) - timedelta(minutes=1)).timestamp()
         kinds = ["deliberation_hall", "property_window", "owners_committee_line", "police_line", "family_doctor"]
         target, run = report.target, self.world.run
         self.posts_made = 0
@@ -1211,7 +1222,7 @@ class Seeder:
                 title=f"邻里话题 {i}",
                 body=f"大家好，关于小区第{i}件事，想听听大家的意见。",
                 tags=["邻里"],
-                created_at=_ts(self._history_time(i, target)),
+                created_at=_ts_seconds(self._history_second(i, target)),
             )
 
         async def batch(b: int) -> int:
@@ -1252,18 +1263,19 @@ class Seeder:
             lo = first * posts // target
             hi = max(lo + 1, last * posts // target)
             rng = random.Random(f"{run}-comments-{b}")
-            picks = sorted(rng.randrange(lo, hi) for _ in range(first, last))
+            draw = rng.random
+            picks = sorted(lo + int(draw() * (hi - lo)) for _ in range(first, last))
             items = []
             for i, j in zip(range(first, last), picks, strict=True):
                 people = members[j % len(members)][1]
-                delay = timedelta(minutes=rng.randrange(1, 3 * 24 * 60))
+                delay = 60 * (1 + int(draw() * (3 * 24 * 60 - 1)))  # a minute to three days after the post
                 items.append(
                     bpb.ImportComment(
                         external_ref=f"bench-{run}-comment-{i}",
                         post_external_ref=f"bench-{run}-post-{j}",
                         author_id=people[(i * 7 + j) % len(people)],
                         body=f"赞同，第{i}条回复",
-                        created_at=_ts(min(self._history_time(j, total_posts) + delay, self._now)),
+                        created_at=_ts_seconds(min(self._history_second(j, total_posts) + delay, self._now_s)),
                     )
                 )
             return items

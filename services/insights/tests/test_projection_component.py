@@ -34,7 +34,7 @@ from shequtong_kit.consumer import ConsumerRunner, PoisonMessage, ReceivedEvent
 from shequtong_kit.db import create_engine, session_factory
 from shequtong_kit.errors import PermissionDenied
 from shequtong_kit.proto import ts
-from shequtong_kit.testing import Databases, postgres_available, received_event, temp_workdir
+from shequtong_kit.testing import Databases, deliver_packs, postgres_available, received_event, temp_workdir
 
 NOW = datetime(2026, 3, 20, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai
 H = timedelta(hours=1)
@@ -405,11 +405,7 @@ async def test_imported_residents_content_and_volunteers_count_as_if_each_had_it
 
     async def figures(neighbourhood: str) -> tuple[list[tuple[object, ...]], ...]:
         async with service.sessions() as session:
-            counters = await session.execute(
-                select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
-                .where(DailyCounter.neighbourhood_id == neighbourhood)
-                .order_by(DailyCounter.day, DailyCounter.metric)
-            )
+            counters = await daily_counters(session, neighbourhood)
             activity = await session.execute(
                 select(Activity.day, Activity.person_id)
                 .where(Activity.neighbourhood_id == neighbourhood)
@@ -421,7 +417,7 @@ async def test_imported_residents_content_and_volunteers_count_as_if_each_had_it
                 .order_by(Member.person_id)
             )
             return (
-                [tuple(row) for row in counters],
+                counters,
                 [(day, person.split("-")[0]) for day, person in activity],  # the person, without the place
                 [(person.split("-")[0], household.split("-")[0], *rest) for person, household, *rest in members],
             )
@@ -463,6 +459,16 @@ def imported_residents(neighbourhood: str, first: int, count: int) -> list[ident
     return residents
 
 
+async def daily_counters(session: AsyncSession, neighbourhood: str) -> list[tuple[object, ...]]:
+    """A neighbourhood's counters as (day, metric, value), in day and metric order."""
+    rows = await session.execute(
+        select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
+        .where(DailyCounter.neighbourhood_id == neighbourhood)
+        .order_by(DailyCounter.day, DailyCounter.metric)
+    )
+    return [tuple(row) for row in rows]
+
+
 async def membership_figures(service: InsightsService, neighbourhood: str) -> tuple[list[tuple[object, ...]], ...]:
     """A neighbourhood's counters and members, its own id cut from the ids (to compare two neighbourhoods)."""
 
@@ -470,11 +476,7 @@ async def membership_figures(service: InsightsService, neighbourhood: str) -> tu
         return value.removesuffix(f"-{neighbourhood}") if isinstance(value, str) else value
 
     async with service.sessions() as session:
-        counters = await session.execute(
-            select(DailyCounter.day, DailyCounter.metric, DailyCounter.value)
-            .where(DailyCounter.neighbourhood_id == neighbourhood)
-            .order_by(DailyCounter.day, DailyCounter.metric)
-        )
+        counters = await daily_counters(session, neighbourhood)
         members = await session.execute(
             select(
                 Member.membership_id,
@@ -488,7 +490,7 @@ async def membership_figures(service: InsightsService, neighbourhood: str) -> tu
             .where(Member.neighbourhood_id == neighbourhood)
             .order_by(Member.membership_id)
         )
-        return [tuple(row) for row in counters], [tuple(map(bare, row)) for row in members]
+        return counters, [tuple(map(bare, row)) for row in members]
 
 
 def identity_runner(service: InsightsService) -> ConsumerRunner:
@@ -547,14 +549,8 @@ async def test_an_import_through_the_consumer_gives_the_rows_and_counters_of_its
                 assert await runner.apply_batch([event(subject, item, datetime.fromisoformat(pack.time))]) == [True]
     for single in after_import(singly):
         assert await runner.apply_batch([single]) == [True]
-    # The packs in one batch, the later events among them (after the pack that made their rows).
-    first, *rest = packs(together)
-    batch = [first, *after_import(together), *rest]
-    assert await runner.apply_batch(batch) == [True] * len(batch)
-    # Each pack alone, then the later events in a batch of their own.
-    for pack in packs(alone):
-        assert await runner.apply_batch([pack]) == [True]
-    assert await runner.apply_batch(after_import(alone)) == [True, True]
+    [batch] = await deliver_packs(runner, packs(together), after_import(together), together=True)
+    await deliver_packs(runner, packs(alone), after_import(alone), together=False)
 
     expected = await membership_figures(service, singly)
     counters, members = expected

@@ -32,7 +32,7 @@ from shequtong_kit.consumer import ConsumerRunner, PoisonMessage
 from shequtong_kit.db import create_engine, outbox, session_factory
 from shequtong_kit.errors import AlreadyExists, DomainError, FailedPrecondition, PermissionDenied
 from shequtong_kit.outbox import Outbox
-from shequtong_kit.testing import Databases, received_event, temp_workdir
+from shequtong_kit.testing import Databases, deliver_packs, received_event, temp_workdir
 
 T = TypeVar("T")
 
@@ -658,12 +658,8 @@ async def test_an_import_through_the_people_consumer_writes_the_names_its_events
             ]
     for single in after_import(singly):
         assert await runner.apply_batch([single]) == [True]
-    first, *rest = packs(together)
-    batch = [first, *after_import(together), *rest]
-    assert await runner.apply_batch(batch) == [True] * len(batch)
-    for pack in packs(alone):
-        assert await runner.apply_batch([pack]) == [True]
-    assert await runner.apply_batch(after_import(alone)) == [True, True]
+    [batch] = await deliver_packs(runner, packs(together), after_import(together), together=True)
+    await deliver_packs(runner, packs(alone), after_import(alone), together=False)
 
     expected = await people_rows(sessions, singly)
     assert [(person, name) for person, name, _ in expected][:3] == [("0", "王*0"), ("1", "李*"), ("10", "王*10")]

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
-from shequtong_kit.consumer import ReceivedEvent
+from shequtong_kit.consumer import ConsumerRunner, ReceivedEvent
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -66,6 +66,24 @@ def received_event(
         headers={},
         delivery=1,
     )
+
+
+async def deliver_packs(
+    runner: ConsumerRunner, packs: Sequence[ReceivedEvent], later: Sequence[ReceivedEvent], *, together: bool
+) -> list[list[ReceivedEvent]]:
+    """Delivers an import's packs and the events that came after them as a consumer may get them: `together`,
+    in one batch with the later events right after the first pack (the one that made their rows); otherwise
+    each pack in a batch of its own, then the later events in one. Every event must be handled. Returns the
+    batches (to deliver again)."""
+    if together:
+        first, *rest = packs
+        batches = [[first, *later, *rest]]
+    else:
+        batches = [[pack] for pack in packs] + [list(later)]
+    for batch in batches:
+        outcomes = await runner.apply_batch(batch)
+        assert outcomes == [True] * len(batch), outcomes
+    return batches
 
 
 def dies_with_parent(argv: list[str], python: str | None = None) -> list[str]:

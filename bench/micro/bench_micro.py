@@ -3,7 +3,8 @@ machine moves both alike (the whole-stack bench cannot separate a 10% change fro
 
   * sessions: a use case of two small reads through `sessions()` (a transaction: BEGIN … ROLLBACK) and
     through `reading_sessions()` (autocommit), on PostgreSQL;
-  * a list parameter: 20 ids looked up by an expanding `IN` and by `matches_any` (one array parameter);
+  * a list parameter: 20 ids looked up by an expanding `IN` and by `matches_any` (one array parameter), and
+    that statement sent straight to asyncpg (`DriverRead`), alone and with the reading session around it;
   * routing: matching gateway paths against the app's flat table of shaped routes and against the same
     routers included the FastAPI way (matched twice, with scope bookkeeping per candidate);
   * counter deltas: insights' upsert of a transaction's counters as a multi-row `INSERT … ON CONFLICT`
@@ -36,6 +37,7 @@ from starlette.routing import Match
 
 from shequtong_kit.db import (
     CompiledOnce,
+    DriverRead,
     as_arrays,
     create_engine,
     matches_any,
@@ -61,10 +63,29 @@ async def _use(factory: async_sessionmaker[AsyncSession], uses: int) -> tuple[fl
 async def _lookups(factory: async_sessionmaker[AsyncSession], statement: Any, uses: int) -> tuple[float, float]:
     """Microseconds of CPU and of wall time per lookup of 20 ids."""
     ids = [f"id-{i:03d}" for i in range(0, 200, 10)]
+    read = statement.rows if isinstance(statement, DriverRead) else None
     cpu, wall = time.process_time(), time.perf_counter()
     async with factory() as session:
         for _ in range(uses):
-            assert len((await session.execute(statement, {"ids": ids})).all()) == len(ids)
+            found = (
+                await read(session, {"ids": ids}) if read else (await session.execute(statement, {"ids": ids})).all()
+            )
+            assert len(found) == len(ids)
+    return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
+
+
+async def _page_reads(factory: async_sessionmaker[AsyncSession], statement: Any, uses: int) -> tuple[float, float]:
+    """Microseconds of CPU and of wall time per use case of one session and one lookup of 20 ids (what a
+    kept feed page does twice: its versions, its counters)."""
+    ids = [f"id-{i:03d}" for i in range(0, 200, 10)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(uses):
+        async with factory() as session:
+            if isinstance(statement, DriverRead):
+                found = await statement.rows(session, {"ids": ids})
+            else:
+                found = list(await session.execute(statement, {"ids": ids}))
+            assert len(found) == len(ids)
     return (time.process_time() - cpu) / uses * 1e6, (time.perf_counter() - wall) / uses * 1e6
 
 
@@ -126,6 +147,8 @@ async def compare_database(rounds: int, uses: int) -> dict[str, list[tuple[float
             await connection.execute(table.insert(), [{"id": f"id-{i:03d}", "n": i} for i in range(1000)])
         sessions = session_factory(engine, cache_lineages=True)
         reads = reading_sessions(sessions)
+        by_sqlalchemy = select(table).where(matches_any(table.c.id, "ids", "postgresql"))
+        by_driver = DriverRead(by_sqlalchemy)
         ways: dict[str, Callable[[int], Awaitable[tuple[float, float]]]] = {
             "transaction (sessions)": lambda n: _use(sessions, n),
             "autocommit (reading_sessions)": lambda n: _use(reads, n),
@@ -135,6 +158,9 @@ async def compare_database(rounds: int, uses: int) -> dict[str, list[tuple[float
             "20 ids by matches_any (= ANY(:array))": lambda n: _lookups(
                 sessions, select(table).where(matches_any(table.c.id, "ids", "postgresql")), n
             ),
+            "20 ids by matches_any, sent to asyncpg (DriverRead)": lambda n: _lookups(sessions, by_driver, n),
+            "a reading session and 20 ids through SQLAlchemy": lambda n: _page_reads(reads, by_sqlalchemy, n),
+            "a reading session and 20 ids sent to asyncpg (DriverRead)": lambda n: _page_reads(reads, by_driver, n),
             **{
                 name: (lambda n, write=write: _upserts(sessions, write, n))
                 for name, write in _counter_writes(counters).items()

@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -264,4 +264,70 @@ async def test_columns_every_row_of_a_chunk_shares_are_sent_once_and_stored_as_g
                 await insert.rows(session, too_long)
         async with sessions() as session:
             assert (await session.execute(select(table.c.id).where(table.c.id.like("t%")))).all() == []
+    await engine.dispose()
+
+
+async def test_a_driver_read_answers_what_sqlalchemy_answers_by_position_on_either_database(url: str) -> None:
+    """`DriverRead`: a union with a literal in it and an array parameter, read in autocommit and inside a
+    transaction that wrote first (its own write is seen: same connection), the same rows as SQLAlchemy's."""
+    from sqlalchemy import literal, union_all
+
+    from shequtong_kit.db import DriverRead, matches_any, reading_sessions
+
+    places = Table(
+        "kit_test_driver_read", MetaData(), Column("place", String(10), primary_key=True), Column("n", Integer)
+    )
+    engine = await with_new_table(url, places)
+    dialect = engine.dialect.name
+    statement = union_all(
+        select(literal("total").label("place"), bindparam("total", type_=Integer).label("n")),
+        select(places.c.place, places.c.n).where(matches_any(places.c.place, "wanted", dialect)),
+    )
+    read = DriverRead(statement)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        await session.execute(places.insert(), [{"place": p, "n": n} for p, n in [("a", 1), ("b", 2), ("c", 3)]])
+    params = {"total": 7, "wanted": ["a", "c", "z"]}
+    async with reading_sessions(sessions)() as session:
+        driven = sorted(tuple(row) for row in await read.rows(session, params))
+        through_sqlalchemy = sorted(tuple(row) for row in await session.execute(statement, params))
+    assert driven == through_sqlalchemy == [("a", 1), ("c", 3), ("total", 7)]
+    async with sessions() as session, session.begin():
+        await session.execute(places.update().where(places.c.place == "a").values(n=10))
+        assert sorted(tuple(row) for row in await read.rows(session, params)) == [("a", 10), ("c", 3), ("total", 7)]
+        await session.rollback()
+    async with reading_sessions(sessions)() as session:
+        assert [row[1] for row in await read.rows(session, {"total": 0, "wanted": ["a"]}) if row[0] == "a"] == [1]
+    await engine.dispose()
+
+
+async def test_a_driver_read_on_a_connection_gone_is_unavailable_and_the_next_read_gets_a_new_one(
+    database_url: str,
+) -> None:
+    """The connection a `DriverRead` finds closed (PostgreSQL restarted, the backend terminated) leaves the
+    pool, and the read raises the OperationalError the kit answers UNAVAILABLE (retryable)."""
+    from sqlalchemy.exc import OperationalError
+
+    from shequtong_kit.db import DriverRead
+    from shequtong_kit.grpc_server import database_unavailable
+
+    engine = create_engine(database_url, pool_size=1)  # the next read would get the first connection again
+    if engine.dialect.name != "postgresql":
+        await engine.dispose()
+        pytest.skip("the driver is only bypassed on PostgreSQL (on SQLite a DriverRead is SQLAlchemy's read)")
+    backend = DriverRead(select(func.pg_backend_pid()))
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        first = (await backend.rows(session, {}))[0][0]
+    killer = create_engine(database_url, null_pool=True)
+    async with killer.connect() as connection:
+        assert (await connection.execute(text(f"SELECT pg_terminate_backend({int(first)})"))).scalar_one()
+    await killer.dispose()
+    with pytest.raises(OperationalError) as raised:
+        async with sessions() as session:
+            await backend.rows(session, {})
+    assert database_unavailable(raised.value)
+    async with sessions() as session:
+        second = (await backend.rows(session, {}))[0][0]
+    assert second != first
     await engine.dispose()

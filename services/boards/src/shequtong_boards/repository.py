@@ -70,7 +70,7 @@ from shequtong_boards.models import (
 )
 from shequtong_kit import prefetch, regions
 from shequtong_kit.auth import Lineage
-from shequtong_kit.db import Upsert, UtcDateTime, matches_any, region_directory, write_later
+from shequtong_kit.db import DriverRead, Upsert, UtcDateTime, matches_any, region_directory, write_later
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -327,11 +327,13 @@ def _home_feed_statement(neighbourhood: int, district: int, after: bool) -> Sele
 
 # The catalogue's version and the feed versions of a page's places, read first on every feed page.
 _PAGE_VERSIONS = {
-    dialect: union_all(
-        select(literal("catalogue").label("place"), CatalogueVersion.version.label("version")).where(
-            CatalogueVersion.district_id == bindparam("district_id")
-        ),
-        select(FeedVersion.place, FeedVersion.version).where(matches_any(FeedVersion.place, "places", dialect)),
+    dialect: DriverRead(
+        union_all(
+            select(literal("catalogue").label("place"), CatalogueVersion.version.label("version")).where(
+                CatalogueVersion.district_id == bindparam("district_id")
+            ),
+            select(FeedVersion.place, FeedVersion.version).where(matches_any(FeedVersion.place, "places", dialect)),
+        )
     )
     for dialect in DIALECTS
 }
@@ -350,9 +352,9 @@ class FeedVersionRepository:
     async def read(self, district_id: str, places: Sequence[str]) -> PageVersions:
         """The district's catalogue version and the given places' feed versions (0 for one never moved)."""
         found = {
-            row.place: int(row.version)
-            for row in await self.session.execute(
-                _PAGE_VERSIONS[_dialect(self.session)], {"district_id": district_id, "places": list(places)}
+            place: int(version)
+            for place, version in await _PAGE_VERSIONS[_dialect(self.session)].rows(
+                self.session, {"district_id": district_id, "places": list(places)}
             )
         }
         return PageVersions(found.get("catalogue", 0), tuple(found.get(place, 0) for place in places))
@@ -407,15 +409,19 @@ class LiveCounts:
 
 
 _LIVE_COUNTS = {
-    dialect: select(
-        Post.id,
-        Post.like_count,
-        Post.comment_count,
-        Post.official_answer_count,
-        Like.person_id.is_not(None).label("liked"),
+    dialect: DriverRead(
+        select(
+            Post.id,
+            Post.like_count,
+            Post.comment_count,
+            Post.official_answer_count,
+            Like.person_id.is_not(None).label("liked"),
+        )
+        .outerjoin(
+            Like, (Like.target_type == POST) & (Like.target_id == Post.id) & (Like.person_id == bindparam("viewer"))
+        )
+        .where(matches_any(Post.id, "post_ids", dialect))
     )
-    .outerjoin(Like, (Like.target_type == POST) & (Like.target_id == Post.id) & (Like.person_id == bindparam("viewer")))
-    .where(matches_any(Post.id, "post_ids", dialect))
     for dialect in DIALECTS
 }
 
@@ -475,12 +481,12 @@ class PostRepository:
     async def live_counts(self, post_ids: Sequence[str], viewer: str) -> dict[str, LiveCounts]:
         """What a cached page refreshes per request: the counters (they move with every comment and like,
         too often to move a feed version) and whether the viewer liked each post."""
-        rows = await self.session.execute(
-            _LIVE_COUNTS[_dialect(self.session)], {"post_ids": list(post_ids), "viewer": viewer}
+        rows = await _LIVE_COUNTS[_dialect(self.session)].rows(
+            self.session, {"post_ids": list(post_ids), "viewer": viewer}
         )
         return {
-            row.id: LiveCounts(row.like_count, row.comment_count, row.official_answer_count, bool(row.liked))
-            for row in rows
+            post_id: LiveCounts(likes, comments, official_answers, bool(liked))
+            for post_id, likes, comments, official_answers, liked in rows
         }
 
     async def bump(self, post_id: str, **deltas: int) -> None:

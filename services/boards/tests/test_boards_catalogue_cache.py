@@ -86,3 +86,33 @@ async def test_a_post_read_on_a_replica_follows_a_read_rule_changed_on_the_other
         await replica.posts.get(principal(resident), post.id)
     with pytest.raises(NotFound):
         await replica.posts.get(principal(resident), str(uuid.uuid4()))
+
+
+async def test_a_board_feed_on_a_replica_follows_a_read_rule_changed_on_the_other(system: Any) -> None:
+    """A board's feed takes the board from the kept catalogue once the replica knows where the board sits:
+    the rule changed since on the other replica still closes it, at once, first page and deeper pages alike;
+    an unknown board is still not found."""
+    district, home, resident, staff, replica = await _district_with_a_second_replica(system)
+    boards = await replica.boards.list_boards(principal(resident), home.neighbourhood)
+    matters = next(v.board.id for v in boards if v.board.kind == "neighbourhood_matters")
+    for title in ("路灯", "井盖"):
+        await resident.call("CreatePost", pb.CreatePostRequest(board_id=matters, title=title, body="坏了"))
+    first = await replica.posts.board_feed(principal(resident), matters, Page.of("", 1))
+    deeper = Page.of(first.next_cursor or "", 1)
+    assert [v.post.title for v in first.items] == ["井盖"]
+    assert [v.post.title for v in (await replica.posts.board_feed(principal(resident), matters, deeper)).items] == [
+        "路灯"
+    ]
+
+    committee_only = pb.BoardPolicy(read=["committee", "staff"], post=["committee"], moderate=["committee", "staff"])
+    await staff.call(
+        "PutCatalogueEntry",
+        pb.PutCatalogueEntryRequest(
+            district_id=district, kind="neighbourhood_matters", name="身边事", policy=committee_only
+        ),
+    )
+    for page in (Page.of("", 1), deeper):
+        with pytest.raises(PermissionDenied):
+            await replica.posts.board_feed(principal(resident), matters, page)
+    with pytest.raises(NotFound):
+        await replica.posts.board_feed(principal(resident), str(uuid.uuid4()), Page.of("", 1))

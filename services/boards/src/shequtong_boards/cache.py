@@ -50,6 +50,15 @@ class Catalogue:
 class CatalogueCache:
     def __init__(self) -> None:
         self._districts: dict[str, DistrictBoards] = {}
+        self._places: dict[str, tuple[str | None, str]] = {}
+
+    def place_of(self, board_id: str) -> tuple[str | None, str] | None:
+        """The (neighbourhood or None, district) of a board this process has loaded: a board never moves,
+        so this needs no version (what the board is now still comes from the catalogue at a version)."""
+        return self._places.get(board_id)
+
+    def learn_place(self, board: Board) -> None:
+        self._places[board.id] = (board.neighbourhood_id, board.district_id or "")
 
     async def overrides(self, session: AsyncSession, district_id: str, version: int) -> dict[str, catalogue.BoardKind]:
         """The district's catalogue overrides at `version` (just read by the caller)."""

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shequtong_boards.access import BoardAccess, access_to, accesses, board_access, load_board
 from shequtong_boards.cache import FeedPage
-from shequtong_boards.domain import content
+from shequtong_boards.domain import catalogue, content
 from shequtong_boards.domain import moderation as rules
 from shequtong_boards.domain.content import (
     COMMENT,
@@ -35,6 +35,7 @@ from shequtong_boards.repository import (
     LikeRepository,
     MentionRepository,
     ModerationRepository,
+    PageVersions,
     PeopleRepository,
     PostRepository,
 )
@@ -343,11 +344,7 @@ class PostUseCases:
     async def board_feed(self, principal: Principal, board_id: str, page: Page) -> Paged:
         after = feed_key(page.cursor)
         async with self.ctx.reads() as session:
-            board = await load_board(session, board_id)
-            versions = await FeedVersionRepository(session).read(
-                board.district_id or "", (PEOPLE_PLACE, feed_place(board.neighbourhood_id, board.district_id or ""))
-            )
-            overrides = await self.ctx.catalogues.overrides(session, board.district_id or "", versions.catalogue)
+            board, overrides, versions = await self._feed_board(session, board_id)
             access = await board_access(session, principal, board, overrides)
             access.require_read()
             return await self._feed_page(
@@ -358,6 +355,31 @@ class PostUseCases:
                 lambda: PostRepository(session).board_feed(board_id, after, page.size + 1),
                 page.size,
             )
+
+    async def _feed_board(
+        self, session: AsyncSession, board_id: str
+    ) -> tuple[Board, dict[str, catalogue.BoardKind], PageVersions]:
+        """The board, its district's overrides and its feed's versions. Where a board sits never changes:
+        once this process has seen it, the versions are read first and the board comes from the catalogue
+        kept at the version read, without loading the board on every page (an eighth of boards' CPU on a
+        kept board page)."""
+        catalogues = self.ctx.catalogues
+        place = catalogues.place_of(board_id)
+        if place is not None:
+            neighbourhood_id, district_id = place
+            versions = await FeedVersionRepository(session).read(
+                district_id, (PEOPLE_PLACE, feed_place(neighbourhood_id, district_id))
+            )
+            kept = await catalogues.board(session, board_id, neighbourhood_id, district_id, versions.catalogue)
+            if kept is not None:
+                return kept[0], kept[1], versions
+        board = await load_board(session, board_id)
+        district_id = board.district_id or ""
+        versions = await FeedVersionRepository(session).read(
+            district_id, (PEOPLE_PLACE, feed_place(board.neighbourhood_id, district_id))
+        )
+        catalogues.learn_place(board)
+        return board, await catalogues.overrides(session, district_id, versions.catalogue), versions
 
     async def home_feed(self, principal: Principal, neighbourhood_id: str, page: Page) -> Paged:
         """Every board of the neighbourhood and of its district that the caller reads: pinned first, then

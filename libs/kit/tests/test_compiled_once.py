@@ -271,6 +271,7 @@ async def test_a_driver_read_answers_what_sqlalchemy_answers_by_position_on_eith
     """`DriverRead`: a union with a literal in it and an array parameter, read in autocommit and inside a
     transaction that wrote first (its own write is seen: same connection), the same rows as SQLAlchemy's."""
     from sqlalchemy import literal, union_all
+    from sqlalchemy.orm import registry
 
     from shequtong_kit.db import DriverRead, matches_any, reading_sessions
 
@@ -298,6 +299,19 @@ async def test_a_driver_read_answers_what_sqlalchemy_answers_by_position_on_eith
         await session.rollback()
     async with reading_sessions(sessions)() as session:
         assert [row[1] for row in await read.rows(session, {"total": 0, "wanted": ["a"]}) if row[0] == "a"] == [1]
+
+    class Place:  # an ORM object added and not flushed: the read flushes it first, as autoflush would
+        def __init__(self, place: str, n: int) -> None:
+            self.place, self.n = place, n
+
+    registry().map_imperatively(Place, places)
+    async with sessions() as session, session.begin():
+        session.add(Place("d", 4))
+        assert sorted(tuple(row) for row in await read.rows(session, {"total": 0, "wanted": ["d"]})) == [
+            ("d", 4),
+            ("total", 0),
+        ]
+        await session.rollback()
     await engine.dispose()
 
 

@@ -264,14 +264,17 @@ class DriverRead(CompiledOnce):
     Through SQLAlchemy two such statements were a quarter of boards' CPU on a kept home-feed page
     (bench/micro compares the ways).
 
-    Only for reads, and only of values asyncpg returns as they are meant (text, numbers, flags): no type of
-    ours processes the results. A statement sent outside SQLAlchemy is not inside a transaction SQLAlchemy
-    has not begun yet; under READ COMMITTED a read sees the same either way (what was committed when it
-    started, and on the same connection this session's own writes, if it made any — then its transaction
-    has begun). Rows answer by position (`row[0]`), on both databases; elsewhere (SQLite) the statement
-    runs through SQLAlchemy."""
+    Only for reads, and only of values asyncpg returns as they are meant (text, numbers, flags, times the
+    caller only compares): no type of ours processes the results. A statement sent outside SQLAlchemy is
+    not inside a transaction SQLAlchemy has not begun yet; under READ COMMITTED a read sees the same either
+    way (what was committed when it started, and on the same connection this session's own writes, if it
+    made any — then its transaction has begun). Objects added and not flushed yet are flushed first, as
+    autoflush would. Rows answer by position (`row[0]`), on both databases; elsewhere (SQLite) the
+    statement runs through SQLAlchemy."""
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        if session.autoflush and (session.new or session.dirty or session.deleted):
+            await session.flush()  # what autoflush does before an ORM statement (a Core one would not flush)
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
             return list((await session.execute(self.statement, params)).all())

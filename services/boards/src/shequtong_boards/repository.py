@@ -566,8 +566,9 @@ def _page_facts_statement(dialect: str) -> CompoundSelect:
 
 # Built once: SQLAlchemy keeps a statement object's cache key, but works it out anew for every statement
 # built per call — for these unions, a visible share of a feed page's CPU.
-_PAGE_FACTS = {dialect: _page_facts_statement(dialect) for dialect in DIALECTS}
-_COMMENT_FACTS = {dialect: union_all(*_mention_and_like_arms(COMMENT, dialect)) for dialect in DIALECTS}
+# Sent straight to the driver (`DriverRead`): every page of posts or comments reads them.
+_PAGE_FACTS = {dialect: DriverRead(_page_facts_statement(dialect)) for dialect in DIALECTS}
+_COMMENT_FACTS = {dialect: DriverRead(union_all(*_mention_and_like_arms(COMMENT, dialect))) for dialect in DIALECTS}
 
 
 async def page_facts(session: AsyncSession, post_ids: Sequence[str], viewer: str) -> PageFacts:
@@ -582,26 +583,27 @@ async def comment_facts(session: AsyncSession, comment_ids: Sequence[str], viewe
 
 
 async def _facts(
-    session: AsyncSession, statements: dict[str, CompoundSelect], ids: Sequence[str], viewer: str
+    session: AsyncSession, statements: dict[str, DriverRead], ids: Sequence[str], viewer: str
 ) -> PageFacts:
     facts = PageFacts()
     if not ids:
         return facts
-    mentions: list[Any] = []
-    polls: list[Any] = []
-    for row in await session.execute(statements[_dialect(session)], {"target_ids": list(ids), "viewer": viewer}):
-        if row.fact == _FACT_MENTION:
-            mentions.append(row)
-        elif row.fact == _FACT_LIKE:
-            facts.liked.add(row.target_id)
-        elif row.fact == _FACT_POLL:
-            polls.append(row)
+    mentions: list[tuple[Any, ...]] = []
+    polls: list[tuple[Any, ...]] = []
+    rows = await statements[_dialect(session)].rows(session, {"target_ids": list(ids), "viewer": viewer})
+    for fact, target_id, value, extra, at, tie in rows:
+        if fact == _FACT_MENTION:
+            mentions.append((at, tie, target_id, value, extra))
+        elif fact == _FACT_LIKE:
+            facts.liked.add(target_id)
+        elif fact == _FACT_POLL:
+            polls.append((at, tie, target_id, value))
         else:
-            facts.issues[row.target_id] = row.value
-    for row in sorted(mentions, key=lambda r: (r.at, r.tie)):  # the order they were written in
-        facts.mentions.setdefault(row.target_id, []).append(Mentioned(row.value, row.extra or ""))
-    for row in sorted(polls, key=lambda r: (r.at, r.tie)):
-        facts.polls.setdefault(row.target_id, []).append(row.value)
+            facts.issues[target_id] = value
+    for _, _, target_id, value, extra in sorted(mentions, key=lambda r: (r[0], r[1])):  # the order they were written in
+        facts.mentions.setdefault(target_id, []).append(Mentioned(value, extra or ""))
+    for _, _, target_id, value in sorted(polls, key=lambda r: (r[0], r[1])):
+        facts.polls.setdefault(target_id, []).append(value)
     return facts
 
 
@@ -703,7 +705,7 @@ def _roles_and_names_statement(dialect: str) -> CompoundSelect:
     )
 
 
-_ROLES_AND_NAMES = {dialect: _roles_and_names_statement(dialect) for dialect in DIALECTS}
+_ROLES_AND_NAMES = {dialect: DriverRead(_roles_and_names_statement(dialect)) for dialect in DIALECTS}
 
 
 # LIMIT 1 written into the statement, not bound: a plan made for any limit (a prepared statement's
@@ -835,9 +837,9 @@ class PeopleRepository:
         await self._current()
         if not person_ids:
             return []
-        rows = await self.session.execute(_ROLES_AND_NAMES[_dialect(self.session)], {"person_ids": list(person_ids)})
+        rows = await _ROLES_AND_NAMES[_dialect(self.session)].rows(self.session, {"person_ids": list(person_ids)})
         return sorted(
-            (PersonFact(row.person_id, row.role, row.scope, row.display_name or "") for row in rows),
+            (PersonFact(person_id, role, scope, name or "") for _, person_id, role, scope, name in rows),
             key=lambda fact: fact.role is None,  # grants first: a member name wins over a grant's
         )
 

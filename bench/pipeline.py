@@ -201,13 +201,19 @@ def _consumer(consumer_url: str, nats_url: str, stream: str, subject: str, expec
 
         engine = create_engine(consumer_url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         lags: list[float] = []
+        # Each lag's two parts: written → stored in the stream (the relay's), stored → committed (the consumer's).
+        to_stream: list[float] = []
+        in_consumer: list[float] = []
         handled_at: list[float] = []
         done = asyncio.Event()
 
-        def committed(written: list[datetime]) -> None:
+        def committed(written: list[tuple[datetime, datetime | None]]) -> None:
             now, wall = datetime.now(UTC), time.time()
-            for at in written:
+            for at, stored in written:
                 lags.append((now - at).total_seconds() * 1000)
+                if stored is not None:
+                    to_stream.append((stored - at).total_seconds() * 1000)
+                    in_consumer.append((now - stored).total_seconds() * 1000)
                 handled_at.append(wall)
             if len(lags) >= expected.value:
                 done.set()
@@ -219,7 +225,7 @@ def _consumer(consumer_url: str, nats_url: str, stream: str, subject: str, expec
             if written is None:
                 written = session.info["bench_written"] = []
                 sa_event.listen(session.sync_session, "after_commit", lambda _s: committed(written), once=True)
-            written.append(event.occurred_at)
+            written.append((event.occurred_at, event.stored_at))
 
         # The kit's defaults (batch, max_ack_pending): what every service runs.
         spec = ConsumerSpec(name=f"bench-pipeline-{stream.lower()}", stream=stream, subjects=[subject], handler=handle)
@@ -240,7 +246,13 @@ def _consumer(consumer_url: str, nats_url: str, stream: str, subject: str, expec
         await asyncio.gather(task, return_exceptions=True)
         await nc.close()
         await engine.dispose()
-        return {"lags": lags, "first": min(handled_at, default=0.0), "last": max(handled_at, default=0.0)}
+        return {
+            "lags": lags,
+            "to_stream": to_stream,
+            "in_consumer": in_consumer,
+            "first": min(handled_at, default=0.0),
+            "last": max(handled_at, default=0.0),
+        }
 
     queue.put(("consumer", 0, asyncio.run(go())))
 
@@ -359,6 +371,12 @@ def _phase(
         "lag_p95_ms": _round(percentile(lags, 95)),
         "lag_p99_ms": _round(percentile(lags, 99)),
         "lag_max_ms": _round(lags[-1] if lags else None),
+        # Where the lag is spent: until the stream stored the event (the outbox and the relay), then until
+        # its handling committed (the consumer).
+        "to_stream_p50_ms": _round(percentile(sorted(consumed.get("to_stream", [])), 50)),
+        "to_stream_p99_ms": _round(percentile(sorted(consumed.get("to_stream", [])), 99)),
+        "in_consumer_p50_ms": _round(percentile(sorted(consumed.get("in_consumer", [])), 50)),
+        "in_consumer_p99_ms": _round(percentile(sorted(consumed.get("in_consumer", [])), 99)),
         "replicas": results["replicas"],
         "cpu": cpu,
     }

@@ -410,6 +410,98 @@ async def test_a_trickle_of_events_shares_transactions_when_the_consumer_lingers
     assert shared <= 6 and shared < alone, (shared, alone)
 
 
+async def _ack_pending_reaches(nats_url: str, stream: str, durable: str, count: int, within: float = 10) -> bool:
+    """Whether the durable comes to hold `count` messages delivered and not yet acked, within `within` s."""
+    nc = await nats.connect(nats_url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            if (await nc.jetstream().consumer_info(stream, durable)).num_ack_pending >= count:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+    finally:
+        await nc.close()
+
+
+def _ahead_spec(name: str, subject: str, handled: list[str], at_batch_end: Any) -> ConsumerSpec:
+    """Batches of 4; records each code handled and awaits `at_batch_end()` after the first batch's last."""
+    effects = Outbox("kit-test")
+
+    async def handle(session: AsyncSession, message: ev.NeighbourhoodCreated, _event: ReceivedEvent) -> None:
+        await effects.add(session, EFFECT, ev.NeighbourhoodCreated(code=message.code))
+        handled.append(message.code)
+        if len(handled) == 4:
+            await at_batch_end()
+
+    return ConsumerSpec(
+        name, "VOLUNTEERS", [subject], route({subject: (ev.NeighbourhoodCreated, handle)}), batch=4, ack_wait=60
+    )
+
+
+async def test_under_load_the_next_batch_is_fetched_while_one_is_handled_and_order_is_kept(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """A full batch: the next one is delivered while it is handled (8 messages out at once, not 4), and is
+    handled after it — every event once, in the order published."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    codes = [f"ahead{i:02d}" for i in range(12)]
+    for code in codes:
+        await _publish(js, "volunteers.ahead.event", code, f"ahead-{code}")
+    await nc.close()
+    handled: list[str] = []
+    overlapped: list[bool] = []
+    name = "kit-test-fetch-ahead"
+
+    async def at_batch_end() -> None:
+        overlapped.append(await _ack_pending_reaches(nats_server.url, "VOLUNTEERS", name, 8))
+
+    spec = _ahead_spec(name, "volunteers.ahead.event", handled, at_batch_end)
+    async with Running(engine, nats_server.url, spec):
+        await _settled(nats_server.url, "VOLUNTEERS", name)
+    assert overlapped == [True]
+    assert handled == codes
+    assert await _effects(engine) == dict.fromkeys(codes, 1)
+
+
+async def test_a_batch_fetched_ahead_goes_back_at_once_when_the_runner_stops(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    """Stopped while a batch waits behind the one being handled: the waiting batch is nak'd, so the next
+    runner handles it now, not after the 60 s ack_wait — and nothing is handled twice."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    codes = [f"back{i:02d}" for i in range(8)]
+    for code in codes:
+        await _publish(js, "volunteers.back.event", code, f"back-{code}")
+    await nc.close()
+    name = "kit-test-fetch-ahead-stop"
+    handled: list[str] = []
+    first = Running(engine, nats_server.url, ConsumerSpec(name, "VOLUNTEERS", [], route({})))
+
+    async def stop_when_the_next_batch_is_out() -> None:
+        assert await _ack_pending_reaches(nats_server.url, "VOLUNTEERS", name, 8)
+        first.runner.stop()
+
+    first.spec = _ahead_spec(name, "volunteers.back.event", handled, stop_when_the_next_batch_is_out)
+    await first.__aenter__()
+    await asyncio.wait_for(first.task, 20)  # returns by itself once stopped
+    await first.nc.close()
+    assert handled == codes[:4]
+    async with Running(engine, nats_server.url, _ahead_spec(name, "volunteers.back.event", handled, _nothing)):
+        await _settled(nats_server.url, "VOLUNTEERS", name, within=20)
+    assert handled == codes
+    assert await _effects(engine) == dict.fromkeys(codes, 1)
+
+
+async def _nothing() -> None:
+    return None
+
+
 # --- prefetching consumers: rows loaded for the batch, writes flushed at the commit --------------------
 
 

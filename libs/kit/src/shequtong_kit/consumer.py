@@ -68,6 +68,9 @@ class ReceivedEvent:
     payload: bytes
     headers: dict[str, str]
     delivery: int
+    # When the stream stored it (JetStream's timestamp): the time from `time` to here is the relay's part of
+    # an event's lag, the rest the consumer's.
+    stored_at: datetime | None = None
 
     def parse(self, cls: type[M]) -> M:
         try:
@@ -269,48 +272,70 @@ class ConsumerRunner:
     async def run(self) -> None:
         await self._ensure_consumer()
         sub = await self._js.pull_subscribe_bind(durable=self.spec.name, stream=self.spec.stream)
-        batch = max(1, min(self.spec.batch, self.spec.max_ack_pending))
+        # Two batches may be out at once (one handled, the next fetched): both within max_ack_pending.
+        batch = max(1, min(self.spec.batch, self.spec.max_ack_pending // 2))
         loop = asyncio.get_running_loop()
         lag_read_at = -LAG_INTERVAL
-        while not self._stopping.is_set():
-            try:
-                messages = await sub.fetch(batch=batch, timeout=1.0)
-            except TimeoutError:
-                messages = []
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("fetch failed", extra={"consumer": self.spec.name, "error": type(exc).__name__})
-                await asyncio.sleep(1.0)
-                continue
-            if messages:
-                await self.handle_batch(messages)
-            if not messages or loop.time() - lag_read_at >= LAG_INTERVAL:
-                lag_read_at = loop.time()
-                try:
-                    info = await sub.consumer_info()
-                    self._lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-                except Exception:  # noqa: S110 - lag is best effort
-                    pass
-            if messages and len(messages) < batch and self._linger > 0:
-                await asyncio.sleep(self._linger)
+        upcoming: asyncio.Task[list[Msg]] | None = None
+        try:
+            while not self._stopping.is_set():
+                messages = await (upcoming or self._fetch(sub, batch))
+                upcoming = None
+                if len(messages) == batch and not self._stopping.is_set():
+                    # Under load the next batch travels while this one is handled; it waits behind it, so
+                    # order is kept. A short batch is not followed at once: the linger below gathers more.
+                    upcoming = asyncio.ensure_future(self._fetch(sub, batch))
+                if messages:
+                    await self.handle_batch(messages)
+                if not messages or loop.time() - lag_read_at >= LAG_INTERVAL:
+                    lag_read_at = loop.time()
+                    try:
+                        info = await sub.consumer_info()
+                        self._lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+                    except Exception:  # noqa: S110 - lag is best effort
+                        pass
+                if messages and len(messages) < batch and self._linger > 0:
+                    await asyncio.sleep(self._linger)
+        finally:
+            if upcoming is not None:
+                await self._release(upcoming)
+
+    async def _fetch(self, sub: Any, batch: int) -> list[Msg]:
+        try:
+            return list(await sub.fetch(batch=batch, timeout=1.0))
+        except TimeoutError:
+            return []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("fetch failed", extra={"consumer": self.spec.name, "error": type(exc).__name__})
+            await asyncio.sleep(1.0)
+            return []
+
+    async def _release(self, upcoming: asyncio.Task[list[Msg]]) -> None:
+        """On the way out, a batch fetched and not handled goes back at once (nak), not after ack_wait."""
+        if not upcoming.done():
+            upcoming.cancel()
+        with contextlib.suppress(BaseException):
+            for msg in await upcoming:
+                await msg.nak()
 
     def stop(self) -> None:
         self._stopping.set()
 
     def _event(self, msg: Msg) -> ReceivedEvent:
         headers = dict(msg.headers or {})
+        metadata = msg.metadata
         return ReceivedEvent(
-            id=headers.get("ce-id")
-            or headers.get("Nats-Msg-Id")
-            or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}",
+            id=headers.get("ce-id") or headers.get("Nats-Msg-Id") or f"{metadata.stream}:{metadata.sequence.stream}",
             subject=msg.subject,
             ce_type=headers.get("ce-type", ""),
             source=headers.get("ce-source", ""),
             time=headers.get("ce-time") or self._clock.now().isoformat(),
             payload=msg.data,
             headers=headers,
-            delivery=int(msg.metadata.num_delivered),
+            delivery=int(metadata.num_delivered),
+            stored_at=metadata.timestamp,
         )
 
     async def handle_batch(self, messages: Sequence[Msg]) -> None:

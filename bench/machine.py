@@ -52,6 +52,35 @@ def postgres_version() -> str:
     return "not reachable"
 
 
+# The server settings a run's numbers depend on. This machine kind's PostgreSQL runs with autovacuum off,
+# for one: updated rows are then pruned only by the statements that meet them, and no table is analyzed
+# unless the services do it themselves (the kit analyzes tables its bulk paths grow).
+POSTGRES_SETTINGS = (
+    "autovacuum",
+    "shared_buffers",
+    "synchronous_commit",
+    "fsync",
+    "wal_level",
+    "max_connections",
+    "jit",
+)
+
+
+def postgres_settings() -> dict[str, str]:
+    with contextlib.suppress(Exception):
+        import psycopg
+
+        from shequtong_kit.testing import POSTGRES_ADMIN_URL
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
+            rows = conn.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                [list(POSTGRES_SETTINGS)],
+            ).fetchall()
+            return {str(name): str(value) for name, value in rows}
+    return {}
+
+
 def describe(postgres: str | None = None) -> dict[str, Any]:
     load1, load5, _ = os.getloadavg()
     return {
@@ -62,6 +91,7 @@ def describe(postgres: str | None = None) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "postgresql": postgres or postgres_version(),
+        "postgresql_settings": postgres_settings(),
         "nats_server": nats_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),

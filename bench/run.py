@@ -413,7 +413,8 @@ def evaluate(results: dict[str, Any], rate_scale: float) -> dict[str, Any]:
         verdicts["pipeline"] = {
             "met": all(s["throughput"] >= 5000 and (s["lag_p99_ms"] or 1e9) < 500 and not s["lost"] for _, s in steady),
             "detail": "; ".join(
-                f"{svc}: {s['throughput']} ev/s of {s['offered_rate']:.0f} offered, lag p99 {s['lag_p99_ms']} ms, "
+                f"{svc}: {s['throughput']} ev/s of {s['offered_rate']:.0f} offered, lag p99 {s['lag_p99_ms']} ms "
+                f"(to the stream p99 {s.get('to_stream_p99_ms')}, in the consumer p99 {s.get('in_consumer_p99_ms')}), "
                 f"drain {pipe[svc].get('drain', {}).get('throughput')} ev/s"
                 for svc, s in steady
             ),

@@ -425,6 +425,18 @@ async def _ack_pending_reaches(nats_url: str, stream: str, durable: str, count: 
         await nc.close()
 
 
+async def _published(nats_url: str, word: str, count: int) -> list[str]:
+    """`count` events on `volunteers.<word>.event`, stored before any consumer starts; their codes in order."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, "VOLUNTEERS")
+    codes = [f"{word}{i:02d}" for i in range(count)]
+    for code in codes:
+        await _publish(js, f"volunteers.{word}.event", code, f"{word}-{code}")
+    await nc.close()
+    return codes
+
+
 def _ahead_spec(name: str, subject: str, handled: list[str], at_batch_end: Any) -> ConsumerSpec:
     """Batches of 4; records each code handled and awaits `at_batch_end()` after the first batch's last."""
     effects = Outbox("kit-test")
@@ -445,13 +457,7 @@ async def test_under_load_the_next_batch_is_fetched_while_one_is_handled_and_ord
 ) -> None:
     """A full batch: the next one is delivered while it is handled (8 messages out at once, not 4), and is
     handled after it — every event once, in the order published."""
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await ensure_stream(js, "VOLUNTEERS")
-    codes = [f"ahead{i:02d}" for i in range(12)]
-    for code in codes:
-        await _publish(js, "volunteers.ahead.event", code, f"ahead-{code}")
-    await nc.close()
+    codes = await _published(nats_server.url, "ahead", 12)
     handled: list[str] = []
     overlapped: list[bool] = []
     name = "kit-test-fetch-ahead"
@@ -472,13 +478,7 @@ async def test_a_batch_fetched_ahead_goes_back_at_once_when_the_runner_stops(
 ) -> None:
     """Stopped while a batch waits behind the one being handled: the waiting batch is nak'd, so the next
     runner handles it now, not after the 60 s ack_wait — and nothing is handled twice."""
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await ensure_stream(js, "VOLUNTEERS")
-    codes = [f"back{i:02d}" for i in range(8)]
-    for code in codes:
-        await _publish(js, "volunteers.back.event", code, f"back-{code}")
-    await nc.close()
+    codes = await _published(nats_server.url, "back", 8)
     name = "kit-test-fetch-ahead-stop"
     handled: list[str] = []
     first = Running(engine, nats_server.url, ConsumerSpec(name, "VOLUNTEERS", [], route({})))

@@ -40,16 +40,23 @@ def nats_version() -> str:
     return "unknown"
 
 
-def postgres_version() -> str:
+def _ask_postgres(query: str, *params: Any) -> list[Any] | None:
+    """The rows of one query to the bench's PostgreSQL, or None when it cannot be reached."""
     with contextlib.suppress(Exception):
         import psycopg
 
         from shequtong_kit.testing import POSTGRES_ADMIN_URL
 
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else "unknown"
-    return "not reachable"
+            return list(conn.execute(query, list(params) or None).fetchall())
+    return None
+
+
+def postgres_version() -> str:
+    rows = _ask_postgres("SHOW server_version")
+    if rows is None:
+        return "not reachable"
+    return str(rows[0][0]) if rows else "unknown"
 
 
 # The server settings a run's numbers depend on. This machine kind's PostgreSQL runs with autovacuum off,
@@ -67,18 +74,10 @@ POSTGRES_SETTINGS = (
 
 
 def postgres_settings() -> dict[str, str]:
-    with contextlib.suppress(Exception):
-        import psycopg
-
-        from shequtong_kit.testing import POSTGRES_ADMIN_URL
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
-            rows = conn.execute(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
-                [list(POSTGRES_SETTINGS)],
-            ).fetchall()
-            return {str(name): str(value) for name, value in rows}
-    return {}
+    rows = _ask_postgres(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", list(POSTGRES_SETTINGS)
+    )
+    return {str(name): str(value) for name, value in rows or []}
 
 
 def describe(postgres: str | None = None) -> dict[str, Any]:

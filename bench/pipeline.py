@@ -353,6 +353,7 @@ def _phase(
             proc.kill()
     consumed = results.get("consumer", {"lags": [], "first": 0, "last": 0})
     lags = sorted(consumed["lags"])
+    to_stream, in_consumer = sorted(consumed.get("to_stream", [])), sorted(consumed.get("in_consumer", []))
     span = max(consumed["last"] - start_at, 1e-6)
     produced = [r for r in results["replicas"].values() if r.get("produce_seconds")]
     total_written = backlog or sum(written.values())
@@ -373,10 +374,10 @@ def _phase(
         "lag_max_ms": _round(lags[-1] if lags else None),
         # Where the lag is spent: until the stream stored the event (the outbox and the relay), then until
         # its handling committed (the consumer).
-        "to_stream_p50_ms": _round(percentile(sorted(consumed.get("to_stream", [])), 50)),
-        "to_stream_p99_ms": _round(percentile(sorted(consumed.get("to_stream", [])), 99)),
-        "in_consumer_p50_ms": _round(percentile(sorted(consumed.get("in_consumer", [])), 50)),
-        "in_consumer_p99_ms": _round(percentile(sorted(consumed.get("in_consumer", [])), 99)),
+        "to_stream_p50_ms": _round(percentile(to_stream, 50)),
+        "to_stream_p99_ms": _round(percentile(to_stream, 99)),
+        "in_consumer_p50_ms": _round(percentile(in_consumer, 50)),
+        "in_consumer_p99_ms": _round(percentile(in_consumer, 99)),
         "replicas": results["replicas"],
         "cpu": cpu,
     }

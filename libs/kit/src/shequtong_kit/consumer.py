@@ -316,7 +316,8 @@ class ConsumerRunner:
         """On the way out, a batch fetched and not handled goes back at once (nak), not after ack_wait."""
         if not upcoming.done():
             upcoming.cancel()
-        with contextlib.suppress(BaseException):
+        # Best effort: a nak that fails leaves the batch to ack_wait, as a crash would.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             for msg in await upcoming:
                 await msg.nak()
 
